@@ -1,1 +1,51 @@
-fn main() {}
+//! `cairn`: an etcd v3 compatible key-value store.
+//!
+//! Start-up: parse etcd's flags → check io_uring → open (or create) the member's data →
+//! start one glommio executor per core. Core 0 also runs the raft core (Raft node, WAL,
+//! apply loop); every core listens on the client URLs with `SO_REUSEPORT`. SIGTERM/SIGINT
+//! stop accepting, let in-flight requests finish, sync the WAL and exit 0.
+
+#![deny(missing_docs)]
+
+mod config;
+mod errors;
+mod http;
+mod ids;
+mod kv;
+mod member;
+mod raft_core;
+mod runtime;
+mod service;
+
+use clap::Parser;
+
+fn main() {
+    let cli = config::Config::parse();
+    if cli.version {
+        println!("cairn Version: {}", service::CAIRN_VERSION);
+        println!("etcd API Version: {}", service::ETCD_API_VERSION);
+        println!("OS/Arch: {}/{}", std::env::consts::OS, std::env::consts::ARCH);
+        return;
+    }
+    let config = match cli.validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            std::process::exit(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Err(e) = runtime::check_io_uring() {
+        eprintln!("cairn: {e}");
+        std::process::exit(1);
+    }
+    match runtime::run(config) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Checkpoint files: a durable image of the key index, the store revisions, the
+//! value-segment tails, the applied index and the server's opaque `meta`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::key_index::{Generation, KeyIndex, Rev};
+use crate::codec::{PutLe, Reader};
+
+/// File extension of checkpoints.
+pub(crate) const CHECKPOINT_EXT: &str = "ckpt";
+
+/// Location of one revision's record in the value segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) seg: u64,
+    pub(crate) offset: u64,
+    pub(crate) bytes: u32,
+}
+
+/// One value segment as recorded by a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentTail {
+    pub(crate) seq: u64,
+    /// Bytes of the segment that hold records referenced or written before the
+    /// checkpoint; anything after is discarded on open.
+    pub(crate) tail: u64,
+}
+
+/// Everything a checkpoint holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Image {
+    pub(crate) applied_index: u64,
+    pub(crate) current_revision: i64,
+    pub(crate) compact_revision: i64,
+    pub(crate) meta: Bytes,
+    pub(crate) segments: Vec<SegmentTail>,
+    pub(crate) keys: BTreeMap<Bytes, KeyIndex>,
+    pub(crate) locs: BTreeMap<Rev, Loc>,
+}
+
+/// Encoding of checkpoint files `NNNNNNNNNNNNNNNN.ckpt` (all integers little-endian).
+///
+/// ```text
+///   0  magic           8  b"CAIRNCKP"
+///   8  version         4  1
+///  12  reserved        4  0
+///  16  body_len        8  bytes of the body
+///  24  body            body_len bytes:
+///        applied_index u64, current_revision i64, compact_revision i64,
+///        meta_len u32, meta bytes,
+///        segment_count u32, per segment: seq u64, tail u64,
+///        key_count u64, per key:
+///          key_len u32, key bytes, modified (main i64, sub i64),
+///          generation_count u32, per generation:
+///            created (main i64, sub i64), ver i64, rev_count u32, per revision:
+///              main i64, sub i64, segment seq u64, offset u64, record bytes u32
+///  24+body_len  crc32   4  crc32 (IEEE) of every byte before it
+/// ```
+///
+/// Written to `NNNN.ckpt.tmp`, fsynced, renamed, directory fsynced. Decoding checks
+/// the CRC first, then every count against the bytes left, then the key-index
+/// invariants (ascending revisions, tombstone-terminated closed generations).
+pub(crate) struct CheckpointCodec;
+
+impl CheckpointCodec {
+    pub(crate) const MAGIC: [u8; 8] = *b"CAIRNCKP";
+    pub(crate) const VERSION: u32 = 1;
+
+    pub(crate) fn encode(img: &Image) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64 + img.meta.len() + img.locs.len() * 48);
+        b.extend_from_slice(&Self::MAGIC);
+        b.put_u32_le(Self::VERSION);
+        b.put_u32_le(0);
+        b.put_u64_le(0); // body_len, patched below
+        b.put_u64_le(img.applied_index);
+        b.put_i64_le(img.current_revision);
+        b.put_i64_le(img.compact_revision);
+        b.put_u32_le(img.meta.len() as u32);
+        b.extend_from_slice(&img.meta);
+        b.put_u32_le(img.segments.len() as u32);
+        for s in &img.segments {
+            b.put_u64_le(s.seq);
+            b.put_u64_le(s.tail);
+        }
+        b.put_u64_le(img.keys.len() as u64);
+        for (key, ki) in &img.keys {
+            b.put_u32_le(key.len() as u32);
+            b.extend_from_slice(key);
+            b.put_i64_le(ki.modified.main);
+            b.put_i64_le(ki.modified.sub);
+            b.put_u32_le(ki.generations.len() as u32);
+            for g in &ki.generations {
+                b.put_i64_le(g.created.main);
+                b.put_i64_le(g.created.sub);
+                b.put_i64_le(g.ver);
+                b.put_u32_le(g.revs.len() as u32);
+                for r in &g.revs {
+                    let loc = img.locs[r];
+                    b.put_i64_le(r.main);
+                    b.put_i64_le(r.sub);
+                    b.put_u64_le(loc.seg);
+                    b.put_u64_le(loc.offset);
+                    b.put_u32_le(loc.bytes);
+                }
+            }
+        }
+        let body_len = (b.len() - 24) as u64;
+        b[16..24].copy_from_slice(&body_len.to_le_bytes());
+        let crc = crc32fast::hash(&b);
+        b.put_u32_le(crc);
+        b
+    }
+
+    /// Decodes and validates; `Err((offset, reason))` names the first bad byte range.
+    pub(crate) fn decode(data: &[u8]) -> std::result::Result<Image, (u64, String)> {
+        if data.len() < 28 {
+            return Err((0, "checkpoint shorter than its header".into()));
+        }
+        if data[0..8] != Self::MAGIC {
+            return Err((0, "bad magic".into()));
+        }
+        let mut r = Reader::new(data);
+        r.bytes(8);
+        let version = r.u32().unwrap_or(0);
+        if version != Self::VERSION {
+            return Err((8, format!("unsupported version {version}")));
+        }
+        r.u32();
+        let body_len = r.u64().unwrap_or(u64::MAX);
+        if body_len != (data.len() - 28) as u64 {
+            return Err((
+                16,
+                format!("body length {body_len} does not match the file"),
+            ));
+        }
+        let crc_at = data.len() - 4;
+        let crc = u32::from_le_bytes(data[crc_at..].try_into().unwrap_or([0; 4]));
+        if crc != crc32fast::hash(&data[..crc_at]) {
+            return Err((crc_at as u64, "crc mismatch".into()));
+        }
+        let body = &data[24..crc_at];
+        let mut r = Reader::new(body);
+        Self::decode_body(&mut r).map_err(|reason| (24 + r.position() as u64, reason))
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> std::result::Result<Image, String> {
+        let short = || "truncated body".to_string();
+        let mut img = Image {
+            applied_index: r.u64().ok_or_else(short)?,
+            current_revision: r.i64().ok_or_else(short)?,
+            compact_revision: r.i64().ok_or_else(short)?,
+            ..Image::default()
+        };
+        let meta_len = r.u32().ok_or_else(short)? as usize;
+        img.meta = Bytes::copy_from_slice(r.bytes(meta_len).ok_or_else(short)?);
+        let seg_count = r.u32().ok_or_else(short)?;
+        for _ in 0..seg_count {
+            img.segments.push(SegmentTail {
+                seq: r.u64().ok_or_else(short)?,
+                tail: r.u64().ok_or_else(short)?,
+            });
+        }
+        let key_count = r.u64().ok_or_else(short)?;
+        for _ in 0..key_count {
+            let key_len = r.u32().ok_or_else(short)? as usize;
+            let key = Bytes::copy_from_slice(r.bytes(key_len).ok_or_else(short)?);
+            let modified = Rev::new(r.i64().ok_or_else(short)?, r.i64().ok_or_else(short)?);
+            let gen_count = r.u32().ok_or_else(short)?;
+            let mut ki = KeyIndex {
+                modified,
+                generations: Vec::new(),
+            };
+            for _ in 0..gen_count {
+                let created = Rev::new(r.i64().ok_or_else(short)?, r.i64().ok_or_else(short)?);
+                let ver = r.i64().ok_or_else(short)?;
+                let rev_count = r.u32().ok_or_else(short)?;
+                let mut g = Generation {
+                    ver,
+                    created,
+                    revs: Vec::new(),
+                };
+                for _ in 0..rev_count {
+                    let rev = Rev::new(r.i64().ok_or_else(short)?, r.i64().ok_or_else(short)?);
+                    let loc = Loc {
+                        seg: r.u64().ok_or_else(short)?,
+                        offset: r.u64().ok_or_else(short)?,
+                        bytes: r.u32().ok_or_else(short)?,
+                    };
+                    g.revs.push(rev);
+                    if img.locs.insert(rev, loc).is_some() {
+                        return Err(format!("revision {rev:?} stored twice"));
+                    }
+                }
+                ki.generations.push(g);
+            }
+            Self::check_key_index(&ki, img.current_revision)
+                .map_err(|e| format!("key {key:?}: {e}"))?;
+            if img.keys.insert(key, ki).is_some() {
+                return Err("key stored twice".into());
+            }
+        }
+        if r.position() != r.total() {
+            return Err("trailing bytes after the key index".into());
+        }
+        Ok(img)
+    }
+
+    /// Checks the invariants `KeyIndex` relies on (so that later asserts cannot fire).
+    fn check_key_index(ki: &KeyIndex, current_revision: i64) -> std::result::Result<(), String> {
+        let Some((_, closed)) = ki.generations.split_last() else {
+            return Err("no generation".into());
+        };
+        if closed.iter().any(|g| g.revs.is_empty()) {
+            return Err("empty closed generation".into());
+        }
+        if ki.generations.iter().all(|g| g.revs.is_empty()) {
+            return Err("no revision".into());
+        }
+        let mut prev = Rev::default();
+        for g in &ki.generations {
+            for r in &g.revs {
+                if *r <= prev || r.main > current_revision {
+                    return Err(format!("revision {r:?} out of order"));
+                }
+                prev = *r;
+            }
+            if g.ver < g.revs.len() as i64 {
+                return Err("version below the number of revisions".into());
+            }
+        }
+        if ki.modified != prev {
+            return Err("modified is not the last revision".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads a checkpoint file and decodes it.
+pub(crate) fn load(path: &Path) -> crate::Result<Image> {
+    let data = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+    CheckpointCodec::decode(&data)
+        .map_err(|(offset, reason)| crate::Error::corruption(path, offset, reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> Image {
+        let mut keys = BTreeMap::new();
+        let mut ki = KeyIndex::default();
+        ki.put(Rev::new(2, 0));
+        assert!(ki.tombstone(Rev::new(3, 0)));
+        ki.put(Rev::new(4, 1));
+        keys.insert(Bytes::from_static(b"a"), ki);
+        let mut locs = BTreeMap::new();
+        locs.insert(
+            Rev::new(2, 0),
+            Loc {
+                seg: 1,
+                offset: 32,
+                bytes: 64,
+            },
+        );
+        locs.insert(
+            Rev::new(3, 0),
+            Loc {
+                seg: 1,
+                offset: 96,
+                bytes: 56,
+            },
+        );
+        locs.insert(
+            Rev::new(4, 1),
+            Loc {
+                seg: 2,
+                offset: 32,
+                bytes: 64,
+            },
+        );
+        Image {
+            applied_index: 9,
+            current_revision: 4,
+            compact_revision: 1,
+            meta: Bytes::from_static(b"meta"),
+            segments: vec![
+                SegmentTail { seq: 1, tail: 152 },
+                SegmentTail { seq: 2, tail: 96 },
+            ],
+            keys,
+            locs,
+        }
+    }
+
+    #[test]
+    fn roundtrip() {
+        let img = image();
+        let enc = CheckpointCodec::encode(&img);
+        assert_eq!(CheckpointCodec::decode(&enc).unwrap(), img);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let enc = CheckpointCodec::encode(&image());
+        for i in 0..enc.len() {
+            let mut bad = enc.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                CheckpointCodec::decode(&bad).is_err(),
+                "flip at {i} not detected"
+            );
+        }
+        for n in 0..enc.len() {
+            assert!(
+                CheckpointCodec::decode(&enc[..n]).is_err(),
+                "cut at {n} not detected"
+            );
+        }
+    }
+}

@@ -1,0 +1,1116 @@
+//! The MVCC key-value store, with etcd's semantics (etcd mvcc/kvstore.go,
+//! kvstore_txn.go, key_index.go, index.go).
+//!
+//! # Shape
+//! - Key index in memory: an ordered map key → [`KeyIndex`] (generations of revisions,
+//!   exactly etcd's `keyIndex`), plus a revision map (main, sub) → record location used
+//!   for watch catch-up ([`MvccReader::events`]), compaction and hashing.
+//! - Values (with the per-revision metadata: create_revision, version, lease, tombstone
+//!   flag) live in append-only value segments (`values/*.val`, format on
+//!   `values::ValueCodec`), written with pwrite and read through `memmap2`.
+//! - Durability comes from [`Mvcc::checkpoint`]: value segments are fdatasync'ed, then
+//!   the key index is written to a new checkpoint file. On open, the newest valid
+//!   checkpoint is loaded and every value byte written after it is discarded; the server
+//!   re-applies its WAL from `applied_index + 1`.
+//!
+//! # Concurrency choice
+//! One `parking_lot::RwLock` guards the index. The single writer (the apply loop, via
+//! [`WriteTxn`]) takes the write lock for a few microseconds per operation, after the
+//! value bytes were already written to the segment outside the lock. Readers take the
+//! read lock for the duration of one range. A write txn's index entries carry main
+//! revision `current + 1`, which no reader can see until [`WriteTxn::end`] bumps the
+//! current revision under the write lock: that single increment publishes the whole txn
+//! atomically, exactly as etcd's `storeTxnWrite.End` does with `revMu`. This is the
+//! simplest correct scheme; a lock-free structure (skiplist or RCU snapshots, design §2)
+//! can replace it once benchmarks show reader/writer contention.
+//!
+//! # Revisions
+//! An empty store is at revision 1 (etcd). `compact_revision` is 0 before the first
+//! compaction (etcd keeps -1 internally; both mean "nothing compacted").
+
+mod checkpoint;
+mod key_index;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use self::checkpoint::{CheckpointCodec, Image, Loc, SegmentTail, CHECKPOINT_EXT};
+use self::key_index::{KeyIndex, Rev};
+use self::values::{ValueCodec, ValueRecord, ValueSegment, VALUE_EXT};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// A key-value pair at one revision (etcd mvccpb.KeyValue).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct KeyValue {
+    /// The key.
+    pub key: Bytes,
+    /// Revision of the put that created the key's current generation.
+    pub create_revision: i64,
+    /// Revision of the last modification.
+    pub mod_revision: i64,
+    /// Number of puts since the generation was created (1 after the creating put).
+    pub version: i64,
+    /// The value (empty for `keys_only` reads and delete events).
+    pub value: Bytes,
+    /// Lease id attached to the key, 0 for none.
+    pub lease: i64,
+}
+
+/// Kind of an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// A put.
+    Put,
+    /// A delete (tombstone).
+    Delete,
+}
+
+/// One change, as a watcher sees it (etcd mvccpb.Event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Put or delete.
+    pub event_type: EventType,
+    /// For a put, the new kv. For a delete, only `key` and `mod_revision` (the deletion
+    /// revision) are set, like etcd.
+    pub kv: KeyValue,
+    /// The key's state right before this event, when asked for and still retained.
+    pub prev_kv: Option<KeyValue>,
+}
+
+/// Options of a range read.
+#[derive(Clone, Debug, Default)]
+pub struct RangeOptions {
+    /// Maximum number of kvs returned; 0 = no limit. `count` ignores it.
+    pub limit: usize,
+    /// Revision to read at; 0 (or negative) = current.
+    pub revision: i64,
+    /// Return kvs with empty values.
+    pub keys_only: bool,
+    /// Return no kvs, only `count`.
+    pub count_only: bool,
+}
+
+/// Result of a range read.
+#[derive(Clone, Debug, Default)]
+pub struct RangeResult {
+    /// Matching kvs in ascending key order, at most `limit`.
+    pub kvs: Vec<KeyValue>,
+    /// Number of matching keys, ignoring `limit`.
+    pub count: usize,
+    /// The store revision the read was served at (etcd returns the current revision
+    /// here even for historical reads).
+    pub revision: i64,
+}
+
+/// Options of [`Mvcc::open`].
+#[derive(Clone, Debug)]
+pub struct MvccOptions {
+    /// Preallocated size of each value segment in bytes; a multiple of 4096 in
+    /// [4096, 1 TiB]. Default 64 MiB. A record larger than a segment gets a segment of
+    /// its own, so no value is ever too large for the store.
+    pub segment_bytes: u64,
+    /// After a compaction, a closed value segment whose live bytes are below this
+    /// percentage of its written bytes is rewritten (its live records are copied to
+    /// the active segment) and deleted once two later checkpoints no longer reference
+    /// it. 0 disables garbage collection; at most 100. Default 50.
+    pub gc_live_percent: u8,
+}
+
+impl Default for MvccOptions {
+    fn default() -> MvccOptions {
+        MvccOptions {
+            segment_bytes: 64 << 20,
+            gc_live_percent: 50,
+        }
+    }
+}
+
+impl MvccOptions {
+    /// Checks the ranges; the error names the option and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let b = self.segment_bytes;
+        if !(4096..=(1u64 << 40)).contains(&b) || b % 4096 != 0 {
+            return Err(Error::InvalidOptions(format!(
+                "segment_bytes {b} must be a multiple of 4096 in [4096, {}]",
+                1u64 << 40
+            )));
+        }
+        if self.gc_live_percent > 100 {
+            return Err(Error::InvalidOptions(format!(
+                "gc_live_percent {} must be in [0, 100]",
+                self.gc_live_percent
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where one retained revision lives, plus its key (for revision-ordered scans).
+#[derive(Clone, Debug)]
+struct RevEntry {
+    key: Bytes,
+    loc: Loc,
+}
+
+/// Everything readers see, behind one lock.
+struct State {
+    keys: BTreeMap<Bytes, KeyIndex>,
+    revs: BTreeMap<Rev, RevEntry>,
+    current_revision: i64,
+    compact_revision: i64,
+    segments: BTreeMap<u64, Arc<ValueSegment>>,
+    /// Bytes of retained records per readable segment.
+    live_bytes: BTreeMap<u64, u64>,
+    /// Bytes on disk: value segment capacities (retired ones included until deleted)
+    /// plus the newest checkpoint file.
+    disk_bytes: u64,
+    checkpoint_bytes: u64,
+}
+
+impl State {
+    fn empty() -> State {
+        State {
+            keys: BTreeMap::new(),
+            revs: BTreeMap::new(),
+            current_revision: 1,
+            compact_revision: 0,
+            segments: BTreeMap::new(),
+            live_bytes: BTreeMap::new(),
+            disk_bytes: 0,
+            checkpoint_bytes: 0,
+        }
+    }
+
+    /// Index entries whose key is in `[key, range_end)` (etcd range_end forms: empty =
+    /// the single key, `"\0"` = every key >= key). An empty or inverted range is empty.
+    fn key_range<'a>(
+        &'a self,
+        key: &'a [u8],
+        range_end: &'a [u8],
+    ) -> Box<dyn Iterator<Item = (&'a Bytes, &'a KeyIndex)> + 'a> {
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = if range_end.is_empty() {
+            (Bound::Included(key), Bound::Included(key))
+        } else if range_end == [0] {
+            (Bound::Included(key), Bound::Unbounded)
+        } else if range_end <= key {
+            return Box::new(std::iter::empty());
+        } else {
+            (Bound::Included(key), Bound::Excluded(range_end))
+        };
+        Box::new(self.keys.range::<[u8], _>(bounds))
+    }
+
+    /// Reads and verifies the record of `rev`.
+    fn record(&self, rev: Rev) -> Result<(ValueRecord<'_>, &Bytes)> {
+        let entry = self.revs.get(&rev).ok_or_else(|| {
+            Error::corruption(
+                "",
+                0,
+                format!("revision {}.{} missing from the index", rev.main, rev.sub),
+            )
+        })?;
+        let seg = self.segments.get(&entry.loc.seg).ok_or_else(|| {
+            Error::corruption("", 0, format!("value segment {} missing", entry.loc.seg))
+        })?;
+        let rec = seg.read(entry.loc.offset, entry.loc.bytes)?;
+        if rec.rev != rev || rec.key != entry.key {
+            return Err(Error::corruption(
+                &seg.path,
+                entry.loc.offset,
+                format!("record holds revision {:?}, index says {rev:?}", rec.rev),
+            ));
+        }
+        Ok((rec, &entry.key))
+    }
+
+    /// The kv stored at `rev` (a put).
+    fn kv(&self, rev: Rev, keys_only: bool) -> Result<KeyValue> {
+        let (rec, key) = self.record(rev)?;
+        Ok(KeyValue {
+            key: key.clone(),
+            create_revision: rec.create_revision,
+            mod_revision: rev.main,
+            version: rec.version,
+            value: if keys_only {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(rec.value)
+            },
+            lease: rec.lease,
+        })
+    }
+
+    /// etcd storeTxnRead.rangeKeys: reads at `options.revision` (0 = `cur`).
+    fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+        cur: i64,
+    ) -> Result<RangeResult> {
+        let mut rev = options.revision;
+        if rev > cur {
+            return Err(Error::FutureRevision);
+        }
+        if rev <= 0 {
+            rev = cur;
+        }
+        if rev < self.compact_revision {
+            return Err(Error::Compacted);
+        }
+        let mut result = RangeResult {
+            kvs: Vec::new(),
+            count: 0,
+            revision: cur,
+        };
+        for (_, ki) in self.key_range(key, range_end) {
+            let Some(found) = ki.get(rev) else { continue };
+            result.count += 1;
+            if options.count_only || (options.limit != 0 && result.kvs.len() >= options.limit) {
+                continue;
+            }
+            result.kvs.push(self.kv(found.modified, options.keys_only)?);
+        }
+        Ok(result)
+    }
+
+    fn key_in_range(k: &[u8], key: &[u8], range_end: &[u8]) -> bool {
+        if range_end.is_empty() {
+            k == key
+        } else if range_end == [0] {
+            k >= key
+        } else {
+            k >= key && k < range_end
+        }
+    }
+
+    /// The event of the retained revision `rev` of key index `ki`.
+    fn event(&self, rev: Rev, ki: &KeyIndex, key: &Bytes, with_prev_kv: bool) -> Result<Event> {
+        let prev_kv = match ki.previous(rev) {
+            Some(p) if with_prev_kv => Some(self.kv(p, false)?),
+            _ => None,
+        };
+        if ki.is_tombstone(rev) {
+            return Ok(Event {
+                event_type: EventType::Delete,
+                kv: KeyValue {
+                    key: key.clone(),
+                    mod_revision: rev.main,
+                    ..KeyValue::default()
+                },
+                prev_kv,
+            });
+        }
+        Ok(Event {
+            event_type: EventType::Put,
+            kv: self.kv(rev, false)?,
+            prev_kv,
+        })
+    }
+
+    fn hash_record(&self, h: &mut crc32fast::Hasher, rev: Rev, entry: &RevEntry) -> Result<()> {
+        let seg = self.segments.get(&entry.loc.seg).ok_or_else(|| {
+            Error::corruption("", 0, format!("value segment {} missing", entry.loc.seg))
+        })?;
+        // Verify, then hash the raw record (it encodes every field of the revision).
+        seg.read(entry.loc.offset, entry.loc.bytes)?;
+        h.update(&rev.main.to_le_bytes());
+        h.update(&rev.sub.to_le_bytes());
+        h.update(seg.raw(entry.loc.offset, entry.loc.bytes)?);
+        Ok(())
+    }
+}
+
+/// A cheap, cloneable, thread-safe read handle on the store (`Clone + Send + Sync`).
+/// Sees every write txn that has ended, never a part of one in progress.
+#[derive(Clone)]
+pub struct MvccReader {
+    state: Arc<RwLock<State>>,
+}
+
+impl MvccReader {
+    /// The store's current revision; 1 on an empty store, as etcd.
+    pub fn current_revision(&self) -> i64 {
+        self.state.read().current_revision
+    }
+
+    /// The last compaction revision; 0 when never compacted.
+    pub fn compact_revision(&self) -> i64 {
+        self.state.read().compact_revision
+    }
+
+    /// Range read (etcd storeTxnRead.Range). `range_end`: empty → the single `key`;
+    /// `b"\0"` → every key >= `key`; otherwise `[key, range_end)` (empty when
+    /// `range_end <= key`). Keys ascending. `options.revision` below the compact revision
+    /// → `Err(Compacted)`; above the current one → `Err(FutureRevision)`.
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> Result<RangeResult> {
+        let st = self.state.read();
+        st.range(key, range_end, options, st.current_revision)
+    }
+
+    /// Events (puts and deletes) with main revision in `[from_revision, to_revision]`
+    /// (`to_revision` is capped at the current revision; `from_revision <= 0` means 1) on
+    /// keys in `[key, range_end)` (same forms as [`MvccReader::range`]), ordered by
+    /// (main, sub) revision.
+    ///
+    /// `prev_kv` (when `with_prev_kv`) is the key's previous retained revision in the
+    /// same generation, i.e. its state right before the event; `None` for a creating put.
+    /// `max_events` (0 = no limit) bounds the result by whole revisions: events are
+    /// added revision by revision and no revision is ever split, so the result can
+    /// exceed `max_events` by the events of its last revision.
+    ///
+    /// `from_revision < compact_revision` → `Err(Compacted)`, as etcd's watchable store
+    /// (`w.minRev < compactRev`); starting exactly at the compact revision is allowed.
+    pub fn events(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from_revision: i64,
+        to_revision: i64,
+        with_prev_kv: bool,
+        max_events: usize,
+    ) -> Result<Vec<Event>> {
+        let st = self.state.read();
+        let from = from_revision.max(1);
+        if from < st.compact_revision {
+            return Err(Error::Compacted);
+        }
+        let to = to_revision.min(st.current_revision);
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let mut last_main = 0;
+        for (rev, entry) in st.revs.range(Rev::new(from, 0)..Rev::new(to + 1, 0)) {
+            if !State::key_in_range(&entry.key, key, range_end) {
+                continue;
+            }
+            if rev.main != last_main && max_events != 0 && out.len() >= max_events {
+                break;
+            }
+            last_main = rev.main;
+            let ki = st.keys.get(&entry.key).ok_or_else(|| {
+                Error::corruption(
+                    "",
+                    0,
+                    format!("key of revision {rev:?} missing from the index"),
+                )
+            })?;
+            out.push(st.event(*rev, ki, &entry.key, with_prev_kv)?);
+        }
+        Ok(out)
+    }
+
+    /// etcd HashKV: crc32 (IEEE) over every retained revision with main revision in
+    /// `(compact_revision, revision]`, plus the revisions at or below the compact revision
+    /// that are still each key's visible state at `revision` (as etcd's `keep` set).
+    /// Each revision contributes (main, sub) and its encoded value record. `revision` 0 =
+    /// current. Returns `(hash, compact_revision, revision used)`.
+    /// `0 < revision <= compact_revision` → `Err(Compacted)`; above current →
+    /// `Err(FutureRevision)` (etcd kvstore.go HashByRev).
+    pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64)> {
+        let st = self.state.read();
+        if revision > 0 && revision <= st.compact_revision {
+            return Err(Error::Compacted);
+        }
+        if revision > st.current_revision {
+            return Err(Error::FutureRevision);
+        }
+        let rev = if revision <= 0 {
+            st.current_revision
+        } else {
+            revision
+        };
+        let mut h = crc32fast::Hasher::new();
+        for (r, entry) in st.revs.range(..Rev::new(rev + 1, 0)) {
+            if r.main <= st.compact_revision {
+                let ki = st.keys.get(&entry.key);
+                let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
+                if superseded {
+                    continue;
+                }
+            }
+            st.hash_record(&mut h, *r, entry)?;
+        }
+        Ok((h.finalize(), st.compact_revision, rev))
+    }
+
+    /// crc32 of the whole current state: current and compact revisions and every
+    /// retained revision at or below the current revision.
+    pub fn hash(&self) -> u32 {
+        let st = self.state.read();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&st.current_revision.to_le_bytes());
+        h.update(&st.compact_revision.to_le_bytes());
+        for (r, entry) in st.revs.range(..Rev::new(st.current_revision + 1, 0)) {
+            if let Err(e) = st.hash_record(&mut h, *r, entry) {
+                // A record that fails verification makes the hash differ from every
+                // healthy member's, which is what a hash check is for.
+                tracing::error!(error = %e, "hash over a corrupt value record");
+                h.update(b"corrupt");
+            }
+        }
+        h.finalize()
+    }
+
+    /// Bytes on disk: value segments (preallocated size, segments awaiting deletion
+    /// included) plus the newest checkpoint; etcd's dbSize analogue.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.read().disk_bytes
+    }
+
+    /// Bytes of value records still retained plus the newest checkpoint; etcd's
+    /// dbSizeInUse analogue.
+    pub fn size_in_use_bytes(&self) -> u64 {
+        let st = self.state.read();
+        st.live_bytes.values().sum::<u64>() + st.checkpoint_bytes
+    }
+}
+
+/// The MVCC store. Single writer (the apply loop owns it); readers use
+/// [`Mvcc::reader`]. `Send`.
+pub struct Mvcc {
+    dir: PathBuf,
+    values_dir: PathBuf,
+    options: MvccOptions,
+    state: Arc<RwLock<State>>,
+    active: Arc<ValueSegment>,
+    /// Next write offset in the active segment.
+    tail: u64,
+    /// Written bytes per readable segment.
+    tails: BTreeMap<u64, u64>,
+    /// Segments written since the last checkpoint.
+    unsynced: BTreeSet<u64>,
+    /// (segment seq, checkpoint seq when retired): rewritten by GC, awaiting deletion.
+    retired: Vec<(u64, u64)>,
+    /// Sequence number of the newest checkpoint written or loaded (0 = none).
+    checkpoint_seq: u64,
+    /// Highest checkpoint sequence number seen on disk (corrupt ones included).
+    checkpoint_seq_max: u64,
+    applied_index: u64,
+    meta: Bytes,
+    buf: Vec<u8>,
+}
+
+impl Mvcc {
+    /// Opens `dir` (created if missing): loads the newest valid checkpoint (falling back
+    /// to an older one when the newest fails its CRC or references a broken segment;
+    /// `Err(Corruption)` naming the newest file when none is valid) and discards every
+    /// value-segment byte written after it. Without a checkpoint the store is empty
+    /// (revision 1) and leftover value segments are deleted.
+    pub fn open(dir: &Path, options: MvccOptions) -> Result<Mvcc> {
+        options.validate()?;
+        let values_dir = dir.join("values");
+        fsutil::create_dir(dir)?;
+        fsutil::create_dir(&values_dir)?;
+        fsutil::remove_with_suffix(dir, ".ckpt.tmp")?;
+        fsutil::remove_with_suffix(&values_dir, ".val.tmp")?;
+        let ckpts = fsutil::list_seq_files(dir, CHECKPOINT_EXT)?;
+        let checkpoint_seq_max = ckpts.last().map_or(0, |c| c.0);
+        let mut first_err = None;
+        let mut loaded = None;
+        for (seq, path) in ckpts.iter().rev() {
+            match load_checkpoint(path, &values_dir) {
+                Ok(l) => {
+                    loaded = Some((*seq, l));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "checkpoint unusable, trying an older one");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let (None, Some(e)) = (&loaded, first_err) {
+            return Err(e);
+        }
+        // Older checkpoints may reference segments deleted below; newer ones are corrupt.
+        let loaded_seq = loaded.as_ref().map_or(0, |l| l.0);
+        for (seq, path) in &ckpts {
+            if *seq < loaded_seq {
+                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            } else if *seq > loaded_seq {
+                let aside = path.with_extension("ckpt.corrupt");
+                std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
+            }
+        }
+        let mut state = State::empty();
+        let mut tails = BTreeMap::new();
+        let (mut applied_index, mut meta) = (0, Bytes::new());
+        if let Some((_, (img, segs, ckpt_bytes))) = loaded {
+            applied_index = img.applied_index;
+            meta = img.meta.clone();
+            state.current_revision = img.current_revision;
+            state.compact_revision = img.compact_revision;
+            state.checkpoint_bytes = ckpt_bytes;
+            for (seg, tail) in segs {
+                tails.insert(seg.seq, tail);
+                state.live_bytes.insert(seg.seq, 0);
+                state.segments.insert(seg.seq, Arc::new(seg));
+            }
+            for (key, ki) in &img.keys {
+                for rev in ki.all_revs() {
+                    let loc = img.locs[&rev];
+                    *state.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
+                    state.revs.insert(
+                        rev,
+                        RevEntry {
+                            key: key.clone(),
+                            loc,
+                        },
+                    );
+                }
+            }
+            state.keys = img.keys;
+        }
+        let mut seg_seq_max = 0;
+        for (seq, path) in fsutil::list_seq_files(&values_dir, VALUE_EXT)? {
+            seg_seq_max = seg_seq_max.max(seq);
+            if !state.segments.contains_key(&seq) {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        fsutil::sync_dir(&values_dir)?;
+        fsutil::sync_dir(dir)?;
+        let (active, tail) = match state.segments.last_key_value() {
+            Some((seq, seg)) => (Arc::clone(seg), tails[seq]),
+            None => {
+                let seg = Arc::new(ValueSegment::create(
+                    &values_dir,
+                    seg_seq_max + 1,
+                    options.segment_bytes,
+                )?);
+                state.segments.insert(seg.seq, Arc::clone(&seg));
+                state.live_bytes.insert(seg.seq, 0);
+                tails.insert(seg.seq, ValueCodec::HEADER_BYTES);
+                (seg, ValueCodec::HEADER_BYTES)
+            }
+        };
+        state.disk_bytes =
+            state.segments.values().map(|s| s.capacity).sum::<u64>() + state.checkpoint_bytes;
+        Ok(Mvcc {
+            dir: dir.to_path_buf(),
+            values_dir,
+            options,
+            state: Arc::new(RwLock::new(state)),
+            active,
+            tail,
+            tails,
+            unsynced: BTreeSet::new(),
+            retired: Vec::new(),
+            checkpoint_seq: loaded_seq,
+            checkpoint_seq_max,
+            applied_index,
+            meta,
+            buf: Vec::new(),
+        })
+    }
+
+    /// A read handle; `Clone + Send + Sync`, sees every committed write txn.
+    pub fn reader(&self) -> MvccReader {
+        MvccReader {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// Begins one write request: at most one new main revision (etcd store.Write).
+    /// Dropping the txn without calling [`WriteTxn::end`] commits it all the same.
+    pub fn write(&mut self) -> WriteTxn<'_> {
+        let begin = self.state.read().current_revision;
+        WriteTxn {
+            mvcc: self,
+            begin,
+            events: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// etcd Compact: `revision <= compact_revision` → `Err(Compacted)`; `revision >
+    /// current` → `Err(FutureRevision)`. Drops the history below `revision`, keeping each
+    /// key's latest revision <= `revision` unless it is a tombstone. Costs O(revisions
+    /// written since the previous compaction), then rewrites sparse value segments (see
+    /// [`MvccOptions::gc_live_percent`]). Returns when done. Not durable until the next
+    /// checkpoint (the server replays its WAL, which holds the compaction request).
+    pub fn compact(&mut self, revision: i64) -> Result<()> {
+        {
+            let mut st = self.state.write();
+            if revision <= st.compact_revision {
+                return Err(Error::Compacted);
+            }
+            if revision > st.current_revision {
+                return Err(Error::FutureRevision);
+            }
+            let window = Rev::new(st.compact_revision + 1, 0)..Rev::new(revision + 1, 0);
+            let touched: BTreeSet<Bytes> =
+                st.revs.range(window).map(|(_, e)| e.key.clone()).collect();
+            for key in touched {
+                let Some(ki) = st.keys.get_mut(&key) else {
+                    continue;
+                };
+                let removed = ki.compact(revision);
+                let empty = ki.is_empty();
+                if empty {
+                    st.keys.remove(&key);
+                }
+                for r in removed {
+                    if let Some(e) = st.revs.remove(&r) {
+                        if let Some(live) = st.live_bytes.get_mut(&e.loc.seg) {
+                            *live -= u64::from(e.loc.bytes);
+                        }
+                    }
+                }
+            }
+            st.compact_revision = revision;
+        }
+        self.collect_garbage()
+    }
+
+    /// Durable image of the KV state + `applied_index` + opaque `meta` (the server's
+    /// leases, members, ...). Syncs the value segments written since the previous
+    /// checkpoint, writes `NNNN.ckpt.tmp`, fsyncs, renames, fsyncs the directory; the
+    /// previous checkpoint is kept as a fallback, older ones are deleted. After `Ok`, a
+    /// restart loads this image without replaying the WAL up to `applied_index`.
+    pub fn checkpoint(&mut self, applied_index: u64, meta: &[u8]) -> Result<()> {
+        {
+            let st = self.state.read();
+            for seq in &self.unsynced {
+                if let Some(seg) = st.segments.get(seq) {
+                    seg.sync()?;
+                }
+            }
+        }
+        let meta = Bytes::copy_from_slice(meta);
+        let encoded = {
+            let st = self.state.read();
+            let img = self.image(&st, applied_index, meta.clone());
+            CheckpointCodec::encode(&img)
+        };
+        let seq = self.checkpoint_seq_max + 1;
+        let path = fsutil::seq_path(&self.dir, seq, CHECKPOINT_EXT);
+        write_durably(&path, &encoded)?;
+        self.unsynced.clear();
+        let previous = self.checkpoint_seq;
+        self.checkpoint_seq = seq;
+        self.checkpoint_seq_max = seq;
+        self.applied_index = applied_index;
+        self.meta = meta;
+        for (old, old_path) in fsutil::list_seq_files(&self.dir, CHECKPOINT_EXT)? {
+            if old < previous {
+                std::fs::remove_file(&old_path).map_err(|e| Error::io(&old_path, e))?;
+            }
+        }
+        let mut freed = 0;
+        let mut keep = Vec::new();
+        for (seg, retired_at) in std::mem::take(&mut self.retired) {
+            if seq >= retired_at + 2 {
+                let p = fsutil::seq_path(&self.values_dir, seg, VALUE_EXT);
+                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                freed += len;
+            } else {
+                keep.push((seg, retired_at));
+            }
+        }
+        self.retired = keep;
+        fsutil::sync_dir(&self.values_dir)?;
+        let mut st = self.state.write();
+        st.disk_bytes =
+            (st.disk_bytes + encoded.len() as u64).saturating_sub(freed + st.checkpoint_bytes);
+        st.checkpoint_bytes = encoded.len() as u64;
+        Ok(())
+    }
+
+    /// `(applied_index, meta)` of the checkpoint loaded at open or last written;
+    /// `(0, empty)` when none.
+    pub fn checkpoint_state(&self) -> (u64, Bytes) {
+        (self.applied_index, self.meta.clone())
+    }
+
+    fn image(&self, st: &State, applied_index: u64, meta: Bytes) -> Image {
+        Image {
+            applied_index,
+            current_revision: st.current_revision,
+            compact_revision: st.compact_revision,
+            meta,
+            segments: st
+                .segments
+                .keys()
+                .map(|seq| SegmentTail {
+                    seq: *seq,
+                    tail: self.tails[seq],
+                })
+                .collect(),
+            keys: st.keys.clone(),
+            locs: st.revs.iter().map(|(r, e)| (*r, e.loc)).collect(),
+        }
+    }
+
+    /// Appends one encoded record (in `self.buf` or `raw`) to the active segment,
+    /// rotating first when it does not fit. Returns its location.
+    fn append(&mut self, raw: &[u8]) -> Result<Loc> {
+        let bytes = raw.len() as u64;
+        assert_eq!(bytes % 8, 0);
+        if self.tail + bytes > self.active.capacity {
+            self.rotate(bytes)?;
+        }
+        self.active.write_at(raw, self.tail)?;
+        let loc = Loc {
+            seg: self.active.seq,
+            offset: self.tail,
+            bytes: u32::try_from(bytes).map_err(|_| Error::RecordTooLarge {
+                bytes,
+                limit: ValueCodec::KEY_VALUE_BYTES_MAX,
+            })?,
+        };
+        self.tail += bytes;
+        self.tails.insert(self.active.seq, self.tail);
+        self.unsynced.insert(self.active.seq);
+        Ok(loc)
+    }
+
+    fn rotate(&mut self, record_bytes: u64) -> Result<()> {
+        let need = (ValueCodec::HEADER_BYTES + record_bytes).div_ceil(4096) * 4096;
+        let capacity = self.options.segment_bytes.max(need);
+        let seq = self.active.seq + 1;
+        let seg = Arc::new(ValueSegment::create(&self.values_dir, seq, capacity)?);
+        {
+            let mut st = self.state.write();
+            st.segments.insert(seq, Arc::clone(&seg));
+            st.live_bytes.insert(seq, 0);
+            st.disk_bytes += capacity;
+        }
+        self.active = seg;
+        self.tail = ValueCodec::HEADER_BYTES;
+        self.tails.insert(seq, self.tail);
+        Ok(())
+    }
+
+    /// Rewrites the live records of sparse closed segments into the active segment.
+    fn collect_garbage(&mut self) -> Result<()> {
+        if self.options.gc_live_percent == 0 {
+            return Ok(());
+        }
+        let pct = u64::from(self.options.gc_live_percent);
+        let candidates: Vec<u64> = {
+            let st = self.state.read();
+            st.live_bytes
+                .iter()
+                .filter(|(seq, live)| {
+                    let written = self.tails[*seq] - ValueCodec::HEADER_BYTES;
+                    **seq != self.active.seq && **live * 100 < written * pct
+                })
+                .map(|(seq, _)| *seq)
+                .collect()
+        };
+        for seq in candidates {
+            self.rewrite_segment(seq)?;
+        }
+        Ok(())
+    }
+
+    fn rewrite_segment(&mut self, seq: u64) -> Result<()> {
+        let (seg, entries) = {
+            let st = self.state.read();
+            let seg = Arc::clone(&st.segments[&seq]);
+            let entries: Vec<(Rev, Loc)> = st
+                .revs
+                .iter()
+                .filter(|(_, e)| e.loc.seg == seq)
+                .map(|(r, e)| (*r, e.loc))
+                .collect();
+            (seg, entries)
+        };
+        let mut moved = Vec::with_capacity(entries.len());
+        for (rev, loc) in entries {
+            seg.read(loc.offset, loc.bytes)?;
+            let raw = seg.raw(loc.offset, loc.bytes)?.to_vec();
+            let new_loc = self.append(&raw)?;
+            moved.push((rev, new_loc));
+        }
+        let mut st = self.state.write();
+        for (rev, loc) in moved {
+            if let Some(e) = st.revs.get_mut(&rev) {
+                e.loc = loc;
+            }
+            *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
+        }
+        st.segments.remove(&seq);
+        st.live_bytes.remove(&seq);
+        self.tails.remove(&seq);
+        self.unsynced.remove(&seq);
+        self.retired.push((seq, self.checkpoint_seq));
+        tracing::debug!(segment = seq, "value segment rewritten by gc");
+        Ok(())
+    }
+}
+
+/// Loads a checkpoint and opens every segment it references (checking tails).
+fn load_checkpoint(
+    path: &Path,
+    values_dir: &Path,
+) -> Result<(Image, Vec<(ValueSegment, u64)>, u64)> {
+    let img = checkpoint::load(path)?;
+    let ckpt_bytes = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let mut segs = Vec::new();
+    for st in &img.segments {
+        let p = fsutil::seq_path(values_dir, st.seq, VALUE_EXT);
+        let seg = ValueSegment::open(&p, st.seq)?;
+        if st.tail < ValueCodec::HEADER_BYTES || st.tail > seg.capacity || st.tail % 8 != 0 {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!("bad tail {} for segment {}", st.tail, st.seq),
+            ));
+        }
+        segs.push((seg, st.tail));
+    }
+    for (rev, loc) in &img.locs {
+        let ok = img.segments.iter().any(|s| {
+            s.seq == loc.seg
+                && loc.offset >= ValueCodec::HEADER_BYTES
+                && loc.offset + u64::from(loc.bytes) <= s.tail
+        });
+        if !ok {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!(
+                    "revision {}.{} points outside the recorded segments",
+                    rev.main, rev.sub
+                ),
+            ));
+        }
+    }
+    Ok((img, segs, ckpt_bytes))
+}
+
+/// temp file + fsync + rename + directory fsync.
+fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("ckpt.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// One write request (etcd storeTxnWrite): every write shares main revision
+/// `begin + 1`, with sub revisions 0, 1, 2... in order. Ends with [`WriteTxn::end`]
+/// (or on drop).
+///
+/// Writes go to the value segment at once; a failure to write there (disk full, I/O
+/// error) panics, as etcd's backend does with `lg.Fatal`: the apply loop cannot go on
+/// with a half-applied request, and the WAL replays it after restart.
+pub struct WriteTxn<'a> {
+    mvcc: &'a mut Mvcc,
+    begin: i64,
+    events: Vec<Event>,
+    ended: bool,
+}
+
+impl<'a> WriteTxn<'a> {
+    fn next_rev(&self) -> Rev {
+        Rev::new(self.begin + 1, self.events.len() as i64)
+    }
+
+    fn write_record(&mut self, rec: &ValueRecord<'_>) -> Loc {
+        let mut buf = std::mem::take(&mut self.mvcc.buf);
+        buf.clear();
+        ValueCodec::encode(&mut buf, rec);
+        let loc = self
+            .mvcc
+            .append(&buf)
+            .unwrap_or_else(|e| panic!("mvcc: cannot append to the value segment: {e}"));
+        self.mvcc.buf = buf;
+        loc
+    }
+
+    /// Put (etcd storeTxnWrite.put): version + 1 (1 on a new or deleted key),
+    /// create_revision kept (a new generation after a delete starts at this revision),
+    /// mod_revision = this txn's main revision, sub revision = number of earlier writes in
+    /// the txn. Returns the previous kv (as seen by this txn) if the key was live.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+        assert!(
+            (key.len() + value.len()) as u64 <= ValueCodec::KEY_VALUE_BYTES_MAX,
+            "key + value above {} bytes",
+            ValueCodec::KEY_VALUE_BYTES_MAX
+        );
+        let rev = self.next_rev();
+        let (prev, create_revision, version) = {
+            let st = self.mvcc.state.read();
+            match st.keys.get(key).and_then(|ki| ki.get(rev.main)) {
+                Some(f) => {
+                    let prev = st
+                        .kv(f.modified, false)
+                        .unwrap_or_else(|e| panic!("mvcc: cannot read the previous kv: {e}"));
+                    (Some(prev), f.created.main, f.ver + 1)
+                }
+                None => (None, rev.main, 1),
+            }
+        };
+        let loc = self.write_record(&ValueRecord {
+            rev,
+            create_revision,
+            version,
+            lease,
+            tombstone: false,
+            key,
+            value,
+        });
+        let key = Bytes::copy_from_slice(key);
+        {
+            let mut st = self.mvcc.state.write();
+            st.keys.entry(key.clone()).or_default().put(rev);
+            st.revs.insert(
+                rev,
+                RevEntry {
+                    key: key.clone(),
+                    loc,
+                },
+            );
+            *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
+        }
+        self.events.push(Event {
+            event_type: EventType::Put,
+            kv: KeyValue {
+                key,
+                create_revision,
+                mod_revision: rev.main,
+                version,
+                value: Bytes::copy_from_slice(value),
+                lease,
+            },
+            prev_kv: prev.clone(),
+        });
+        prev
+    }
+
+    /// DeleteRange (etcd storeTxnWrite.deleteRange): writes a tombstone for every key in
+    /// the range that is live as this txn sees it; returns the deleted kvs (their state
+    /// right before the delete), in key order. `range_end` forms as
+    /// [`MvccReader::range`].
+    pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+        let read_rev = self.read_revision();
+        let victims: Vec<KeyValue> = {
+            let st = self.mvcc.state.read();
+            st.key_range(key, range_end)
+                .filter_map(|(_, ki)| ki.get(read_rev))
+                .map(|f| {
+                    st.kv(f.modified, false)
+                        .unwrap_or_else(|e| panic!("mvcc: cannot read a deleted kv: {e}"))
+                })
+                .collect()
+        };
+        for prev in &victims {
+            let rev = self.next_rev();
+            let loc = self.write_record(&ValueRecord {
+                rev,
+                create_revision: 0,
+                version: 0,
+                lease: 0,
+                tombstone: true,
+                key: &prev.key,
+                value: &[],
+            });
+            {
+                let mut st = self.mvcc.state.write();
+                let done = st
+                    .keys
+                    .get_mut(&prev.key)
+                    .is_some_and(|ki| ki.tombstone(rev));
+                assert!(done, "tombstone of a live key failed");
+                st.revs.insert(
+                    rev,
+                    RevEntry {
+                        key: prev.key.clone(),
+                        loc,
+                    },
+                );
+                *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
+            }
+            self.events.push(Event {
+                event_type: EventType::Delete,
+                kv: KeyValue {
+                    key: prev.key.clone(),
+                    mod_revision: rev.main,
+                    ..KeyValue::default()
+                },
+                prev_kv: Some(prev.clone()),
+            });
+        }
+        victims
+    }
+
+    fn read_revision(&self) -> i64 {
+        if self.events.is_empty() {
+            self.begin
+        } else {
+            self.begin + 1
+        }
+    }
+
+    /// Range as etcd's storeTxnWrite.Range: reads at [`WriteTxn::revision`], so it sees
+    /// this txn's own earlier writes; `RangeResult::revision` is that revision too.
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> Result<RangeResult> {
+        let st = self.mvcc.state.read();
+        st.range(key, range_end, options, self.read_revision())
+    }
+
+    /// The revision this txn reads at and that a response should report: the store
+    /// revision at begin, plus one once the txn has written something (then it is also
+    /// the main revision of its writes).
+    pub fn revision(&self) -> i64 {
+        self.read_revision()
+    }
+
+    fn finish(&mut self) -> i64 {
+        self.ended = true;
+        if self.events.is_empty() {
+            return self.begin;
+        }
+        let mut st = self.mvcc.state.write();
+        assert_eq!(st.current_revision, self.begin);
+        st.current_revision = self.begin + 1;
+        self.begin + 1
+    }
+
+    /// Commits: the store revision advances by one only if the txn wrote something; the
+    /// whole txn becomes visible to readers at once. Returns (the store revision after
+    /// the txn, its events in (main, sub) order, each with `prev_kv` = the key's state
+    /// right before that write).
+    pub fn end(mut self) -> (i64, Vec<Event>) {
+        let rev = self.finish();
+        (rev, std::mem::take(&mut self.events))
+    }
+}
+
+impl Drop for WriteTxn<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.finish();
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Listening, accepting, and one connection's protocol: HTTP/2 (gRPC) or HTTP/1.1.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures_lite::AsyncReadExt;
+use glommio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::grpc::{serve_call, CallLimits, GrpcService};
+use crate::http1::{serve_http1, HttpHandler};
+use crate::shutdown::Shutdown;
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Initial HTTP/2 flow-control window per stream, in bytes (grpc-go's BDP estimator grows
+/// to similar sizes; 64 KiB would cap a stream at one window per round trip).
+pub const H2_STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// Initial HTTP/2 flow-control window per connection, in bytes.
+pub const H2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest request header list accepted, in bytes (grpc-go's default is 16 MiB; etcd tokens
+/// and metadata are small).
+pub const H2_HEADER_LIST_BYTES_MAX: u32 = 1024 * 1024;
+/// Bytes a stream may queue for sending before `Outbound::send` waits.
+pub const H2_SEND_BUFFER_BYTES: usize = 1024 * 1024;
+/// Pending connections queued by the kernel per listening socket.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Size limits of the server.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Largest gRPC request message accepted, in bytes; larger → RESOURCE_EXHAUSTED
+    /// "grpc: received message larger than max (N vs. M)". etcd: `--max-request-bytes`
+    /// + 512 KiB (embed/serve.go `grpcOverheadBytes`).
+    pub max_recv_message_bytes: usize,
+    /// Largest gRPC response message sent, in bytes; larger → RESOURCE_EXHAUSTED
+    /// "grpc: trying to send message larger than max (N vs. M)". etcd: `math.MaxInt32`.
+    pub max_send_message_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    /// etcd `--max-concurrent-streams`, default `math.MaxUint32`.
+    pub max_concurrent_streams: u32,
+    /// Largest HTTP/1.1 request body, in bytes; larger → 413.
+    pub http1_max_body_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    /// etcd's defaults: 1.5 MiB requests + 512 KiB overhead, `MaxInt32` responses,
+    /// unlimited streams; HTTP/1.1 bodies up to the same 2 MiB.
+    fn default() -> ServerLimits {
+        ServerLimits {
+            max_recv_message_bytes: 1536 * 1024 + 512 * 1024,
+            max_send_message_bytes: i32::MAX as usize,
+            max_concurrent_streams: u32::MAX,
+            http1_max_body_bytes: 1536 * 1024 + 512 * 1024,
+        }
+    }
+}
+
+/// Binds a TCP listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, so that every
+/// core can bind the same address and the kernel spreads connections among them.
+/// Must be called on a glommio executor thread. Errors: the socket calls' (e.g.
+/// `AddrInUse` when a process without SO_REUSEPORT holds the port).
+pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a listening TCP socket that we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// The accept loop: serves each connection in its own local task. On `shutdown` it stops
+/// accepting, lets every connection drain (GOAWAY for HTTP/2), and returns once all have
+/// ended. Accept errors (e.g. too many open files) are logged and the loop goes on after a
+/// short pause; connection errors are logged at debug level.
+pub async fn serve<G: GrpcService, H: HttpHandler>(
+    listener: TcpListener,
+    grpc: Rc<G>,
+    http: Rc<H>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let gate = glommio::sync::Gate::new();
+    loop {
+        let accepted = {
+            let accept = pin!(listener.accept());
+            let stop = pin!(shutdown.wait());
+            match select(accept, stop).await {
+                Either::Left((accepted, _)) => Some(accepted),
+                Either::Right(((), _)) => None,
+            }
+        };
+        let Some(accepted) = accepted else { break };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "net: accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let connection = serve_connection(
+            stream,
+            grpc.clone(),
+            http.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        );
+        let spawned = gate.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "net: connection ended with an error");
+            }
+        });
+        match spawned {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(error) => tracing::warn!(%error, "net: could not spawn a connection task"),
+        }
+    }
+    gate.close().await.map_err(io::Error::from)
+}
+
+/// Serves one connection. The first bytes decide the protocol: the HTTP/2 client preface
+/// (`"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"`) → gRPC over HTTP/2 with prior knowledge (h2c);
+/// anything else → HTTP/1.1 (keep-alive) to `http`. Returns when the connection ends;
+/// `Ok` for an orderly end (client close, GOAWAY), `Err` for socket errors.
+pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
+    mut stream: TcpStream,
+    grpc: Rc<G>,
+    http: Rc<H>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let peer = stream.peer_addr().ok();
+    stream.set_nodelay(true)?;
+    let mut head = BytesMut::zeroed(H2_PREFACE.len());
+    let mut filled = 0;
+    while filled < H2_PREFACE.len() && head[..filled] == H2_PREFACE[..filled] {
+        let read = {
+            let read = pin!(stream.read(&mut head[filled..]));
+            let stop = pin!(shutdown.wait());
+            match select(read, stop).await {
+                Either::Left((read, _)) => read?,
+                // Nothing complete arrived before shutdown: nothing to serve.
+                Either::Right(((), _)) => return Ok(()),
+            }
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        filled += read;
+    }
+    head.truncate(filled);
+    if &head[..] == H2_PREFACE {
+        let io = Rewind {
+            prefix: head.freeze(),
+            inner: stream.compat(),
+        };
+        serve_h2(io, grpc, &limits, &shutdown, peer).await
+    } else {
+        serve_http1(stream, head, http, limits.http1_max_body_bytes, shutdown, peer).await
+    }
+}
+
+/// Drives one HTTP/2 connection: accepts streams and serves each as a local task.
+async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    grpc: Rc<G>,
+    limits: &ServerLimits,
+    shutdown: &Shutdown,
+    peer: Option<SocketAddr>,
+) -> io::Result<()> {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(H2_HEADER_LIST_BYTES_MAX)
+        .max_send_buffer_size(H2_SEND_BUFFER_BYTES);
+    let mut connection = match builder.handshake::<_, Bytes>(io).await {
+        Ok(connection) => connection,
+        Err(error) => return connection_end(error),
+    };
+    let call_limits = CallLimits {
+        max_recv_message_bytes: limits.max_recv_message_bytes,
+        max_send_message_bytes: limits.max_send_message_bytes,
+    };
+    let mut draining = false;
+    loop {
+        let next = if draining {
+            connection.accept().await
+        } else {
+            let stopped = {
+                let accept = pin!(connection.accept());
+                let stop = pin!(shutdown.wait());
+                match select(accept, stop).await {
+                    Either::Left((next, _)) => Err(next),
+                    Either::Right(((), _)) => Ok(()),
+                }
+            };
+            match stopped {
+                Err(next) => next,
+                Ok(()) => {
+                    connection.graceful_shutdown();
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        match next {
+            None => return Ok(()),
+            Some(Ok((request, respond))) => {
+                let call = serve_call(grpc.clone(), request, respond, call_limits, peer);
+                glommio::spawn_local(call).detach();
+            }
+            Some(Err(error)) => return connection_end(error),
+        }
+    }
+}
+
+/// Maps an h2 connection error: socket errors are errors; protocol errors and GOAWAYs are
+/// the peer's doing and end the connection normally (logged).
+fn connection_end(error: h2::Error) -> io::Result<()> {
+    if error.is_io() {
+        let error = error
+            .into_io()
+            .unwrap_or_else(|| io::Error::other("h2 i/o error"));
+        return match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => Ok(()),
+            _ => Err(error),
+        };
+    }
+    tracing::debug!(%error, "net: http/2 connection ended");
+    Ok(())
+}
+
+/// A stream that first replays bytes already read (the sniffed preface).
+struct Rewind<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,648 @@
+//! gRPC calls on HTTP/2 streams: the service traits and one stream's life.
+//!
+//! A call (grpc doc/PROTOCOL-HTTP2.md) is validated (`:method` POST, `content-type`
+//! `application/grpc[+|;...]`, `grpc-timeout`, `grpc-encoding`), dispatched by path to the
+//! [`GrpcService`], raced against its deadline and against a client reset, and ended with
+//! `grpc-status` trailers (also for OK), or with a Trailers-Only response when it fails before
+//! any message was sent.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+use futures::task::{ArcWake, AtomicWaker};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+
+use crate::framing::{encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
+use crate::status::{encode_grpc_message, Code, Status};
+use crate::timeout::parse_grpc_timeout;
+
+/// Messages up to this size are copied behind their 5-byte prefix into one DATA frame;
+/// larger ones are sent as prefix + the caller's buffer, without a copy.
+const COALESCE_BYTES_MAX: usize = 16 * 1024;
+
+/// What a call knows about its request.
+#[derive(Debug)]
+pub struct CallContext {
+    /// The method path, e.g. `"/etcdserverpb.KV/Range"`.
+    pub path: String,
+    /// When the call must end (from `grpc-timeout`); the server itself ends the call with
+    /// DEADLINE_EXCEEDED "context deadline exceeded" at that instant.
+    pub deadline: Option<Instant>,
+    /// The request headers (gRPC metadata: e.g. `token` for etcd auth), pseudo-headers excluded.
+    pub metadata: HeaderMap,
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+}
+
+/// How a method's messages flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    /// One request message, one response message: [`GrpcService::unary`].
+    Unary,
+    /// Client, server or bidirectional streaming: [`GrpcService::streaming`].
+    Streaming,
+}
+
+/// The application side of the gRPC server (one per core; calls run as local tasks).
+pub trait GrpcService: 'static {
+    /// The kind of the method at `path` (e.g. `"/etcdserverpb.KV/Range"`), or `None` when it
+    /// is not served: the call then ends UNIMPLEMENTED with grpc-go's message ("unknown
+    /// service etcdserverpb.Foo" / "unknown method Bar for service etcdserverpb.KV").
+    /// [`crate::pb::method_kind`] knows every etcd method.
+    fn method_kind(&self, path: &str) -> Option<MethodKind>;
+
+    /// A unary call. `request` is the request message's protobuf bytes (framing removed, not
+    /// yet decoded); `Ok` carries the response message's protobuf bytes.
+    fn unary(
+        self: Rc<Self>,
+        ctx: CallContext,
+        request: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>>;
+
+    /// A streaming call (bidirectional, server or client streaming). The call ends with the
+    /// returned status (`Ok(())` → grpc-status 0) once the future resolves; the future is
+    /// dropped if the deadline passes or the client resets the stream.
+    fn streaming(
+        self: Rc<Self>,
+        ctx: CallContext,
+        inbound: Inbound,
+        outbound: Outbound,
+    ) -> LocalBoxFuture<'static, Result<(), Status>>;
+}
+
+/// The request messages of a streaming call.
+pub struct Inbound {
+    body: RecvStream,
+    decoder: MessageDecoder,
+    done: bool,
+}
+
+impl Inbound {
+    fn new(body: RecvStream, max_message_bytes: usize) -> Inbound {
+        Inbound {
+            body,
+            decoder: MessageDecoder::new(max_message_bytes),
+            done: false,
+        }
+    }
+
+    /// The next request message (protobuf bytes). `None` once the client half-closed (or after
+    /// an error was returned). Errors: RESOURCE_EXHAUSTED "grpc: received message larger than
+    /// max (N vs. M)", INTERNAL for a compressed message, CANCELLED "context canceled" when
+    /// the client reset the stream, UNKNOWN "unexpected EOF" for a truncated message.
+    /// Flow-control window is returned to the client as bytes are taken.
+    pub async fn next(&mut self) -> Option<Result<Bytes, Status>> {
+        if self.done {
+            return None;
+        }
+        let result = next_message(&mut self.body, &mut self.decoder).await;
+        if !matches!(result, Some(Ok(_))) {
+            self.done = true;
+        }
+        result
+    }
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound").field("done", &self.done).finish()
+    }
+}
+
+/// Reads until one whole message is decoded; `None` at a clean end of stream.
+async fn next_message(
+    body: &mut RecvStream,
+    decoder: &mut MessageDecoder,
+) -> Option<Result<Bytes, Status>> {
+    loop {
+        match decoder.next_message() {
+            Ok(Some(message)) => return Some(Ok(message)),
+            Ok(None) => {}
+            Err(status) => return Some(Err(status)),
+        }
+        match body.data().await {
+            Some(Ok(chunk)) => {
+                // Releasing is refused only when the stream is already gone; the next read
+                // reports that.
+                let _ = body.flow_control().release_capacity(chunk.len());
+                decoder.push(chunk);
+            }
+            Some(Err(error)) => return Some(Err(status_from_h2(&error))),
+            None if decoder.is_idle() => return None,
+            None => return Some(Err(Status::new(Code::Unknown, "unexpected EOF"))),
+        }
+    }
+}
+
+/// The response messages of a streaming call.
+pub struct Outbound {
+    call: Rc<RefCell<CallState>>,
+    max_message_bytes: usize,
+}
+
+impl Outbound {
+    /// Sends one response message (protobuf bytes), framed. The response headers go out
+    /// with the first message. Waits for HTTP/2 flow-control capacity, so a slow reader
+    /// slows the sender. Errors: RESOURCE_EXHAUSTED "grpc: trying to send message larger
+    /// than max (N vs. M)"; CANCELLED "context canceled" when the client reset the stream;
+    /// UNAVAILABLE "transport is closing" when the connection is gone or the call ended.
+    pub async fn send(&mut self, message: Bytes) -> Result<(), Status> {
+        if message.len() > self.max_message_bytes {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "grpc: trying to send message larger than max ({} vs. {})",
+                    message.len(),
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        self.call.borrow_mut().start_body()?;
+        if message.len() <= COALESCE_BYTES_MAX {
+            let mut framed = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + message.len());
+            framed.put_slice(&encode_message_header(message.len()));
+            framed.put_slice(&message);
+            self.send_data(framed.freeze()).await
+        } else {
+            let header = Bytes::copy_from_slice(&encode_message_header(message.len()));
+            self.send_data(header).await?;
+            self.send_data(message).await
+        }
+    }
+
+    async fn send_data(&mut self, mut data: Bytes) -> Result<(), Status> {
+        while !data.is_empty() {
+            let want = data.len();
+            let capacity = poll_fn(|cx| self.call.borrow_mut().poll_send_capacity(cx, want)).await?;
+            let piece = data.split_to(capacity.min(data.len()));
+            self.call.borrow_mut().send_data(piece)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+/// Wakes both the sender (which may be another task than the call's) and the call's own
+/// task: h2 keeps one send-side waker per stream, shared by `poll_capacity` and `poll_reset`.
+#[derive(Default)]
+struct Fanout {
+    sender: AtomicWaker,
+    driver: AtomicWaker,
+}
+
+impl ArcWake for Fanout {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.sender.wake();
+        arc_self.driver.wake();
+    }
+}
+
+enum Phase {
+    /// Nothing sent yet.
+    Head(SendResponse<Bytes>),
+    /// Response headers sent; messages may follow.
+    Body(SendStream<Bytes>),
+    /// Trailers sent, or the stream is gone.
+    Closed,
+}
+
+struct CallState {
+    phase: Phase,
+    fanout: Arc<Fanout>,
+    fanout_waker: Waker,
+}
+
+fn gone() -> Status {
+    Status::new(Code::Unavailable, "transport is closing")
+}
+
+impl CallState {
+    fn new(respond: SendResponse<Bytes>) -> CallState {
+        let fanout = Arc::new(Fanout::default());
+        let fanout_waker = futures::task::waker(fanout.clone());
+        CallState {
+            phase: Phase::Head(respond),
+            fanout,
+            fanout_waker,
+        }
+    }
+
+    fn start_body(&mut self) -> Result<(), Status> {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Head(mut respond) => {
+                let stream = respond
+                    .send_response(response_head(), false)
+                    .map_err(|e| status_from_h2(&e))?;
+                self.phase = Phase::Body(stream);
+                Ok(())
+            }
+            Phase::Body(stream) => {
+                self.phase = Phase::Body(stream);
+                Ok(())
+            }
+            Phase::Closed => Err(gone()),
+        }
+    }
+
+    fn poll_send_capacity(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<Result<usize, Status>> {
+        let Phase::Body(stream) = &mut self.phase else {
+            return Poll::Ready(Err(gone()));
+        };
+        self.fanout.sender.register(cx.waker());
+        let mut fanout_cx = Context::from_waker(&self.fanout_waker);
+        stream.reserve_capacity(want);
+        loop {
+            let capacity = stream.capacity();
+            if capacity > 0 {
+                return Poll::Ready(Ok(capacity));
+            }
+            match stream.poll_capacity(&mut fanout_cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(status_from_h2(&error))),
+                Poll::Ready(None) => return Poll::Ready(Err(gone())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        let Phase::Body(stream) = &mut self.phase else {
+            return Err(gone());
+        };
+        stream.send_data(data, false).map_err(|e| status_from_h2(&e))
+    }
+
+    /// Ready when the client reset the stream.
+    fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.fanout.driver.register(cx.waker());
+        let mut fanout_cx = Context::from_waker(&self.fanout_waker);
+        let polled = match &mut self.phase {
+            Phase::Head(respond) => respond.poll_reset(&mut fanout_cx),
+            Phase::Body(stream) => stream.poll_reset(&mut fanout_cx),
+            Phase::Closed => return Poll::Pending,
+        };
+        polled.map(|_| ())
+    }
+
+    /// Ends the call with `status`: trailers after messages, or Trailers-Only.
+    fn finish(&mut self, status: &Status) {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Head(respond) => send_trailers_only(respond, StatusCode::OK, status),
+            Phase::Body(mut stream) => {
+                if let Err(error) = stream.send_trailers(trailers(status)) {
+                    tracing::debug!(%error, "grpc: sending trailers failed");
+                }
+            }
+            Phase::Closed => {}
+        }
+    }
+}
+
+/// `:status 200`, `content-type: application/grpc`.
+fn response_head() -> Response<()> {
+    let mut response = Response::new(());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    response
+}
+
+fn insert_status(headers: &mut HeaderMap, status: &Status) {
+    headers.insert("grpc-status", status.code.header_value());
+    let encoded = encode_grpc_message(&status.message);
+    // The encoding leaves only visible ASCII and spaces, which are always valid header bytes.
+    let value = HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""));
+    headers.insert("grpc-message", value);
+}
+
+fn trailers(status: &Status) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
+    insert_status(&mut headers, status);
+    headers
+}
+
+/// Trailers-Only (grpc PROTOCOL-HTTP2.md): one HEADERS frame with END_STREAM carrying
+/// `:status`, `content-type`, `grpc-status` and `grpc-message`.
+fn send_trailers_only(mut respond: SendResponse<Bytes>, http_status: StatusCode, status: &Status) {
+    let mut response = response_head();
+    *response.status_mut() = http_status;
+    insert_status(response.headers_mut(), status);
+    if let Err(error) = respond.send_response(response, true) {
+        tracing::debug!(%error, "grpc: sending trailers-only response failed");
+    }
+}
+
+/// The status for an h2 stream or connection error, as grpc-go reports a peer's RST_STREAM
+/// (CANCEL → "context canceled") or a broken transport.
+fn status_from_h2(error: &h2::Error) -> Status {
+    if error.is_reset() || error.is_remote() && error.reason().is_some() {
+        Status::cancelled()
+    } else {
+        gone()
+    }
+}
+
+/// Why a call ended before its handler did.
+enum Race<T> {
+    Done(T),
+    DeadlineExceeded,
+    Reset,
+}
+
+/// Runs `call` until it completes, the deadline passes, or `poll_reset` reports a reset.
+async fn race<T>(
+    call: impl Future<Output = T>,
+    deadline: Option<Instant>,
+    mut poll_reset: impl FnMut(&mut Context<'_>) -> Poll<()>,
+) -> Race<T> {
+    let mut call = pin!(call);
+    let mut timer = deadline.map(|deadline| {
+        Box::pin(glommio::timer::sleep(
+            deadline.saturating_duration_since(Instant::now()),
+        ))
+    });
+    poll_fn(|cx| {
+        if let Some(timer) = timer.as_mut() {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Race::DeadlineExceeded);
+            }
+        }
+        if let Poll::Ready(value) = call.as_mut().poll(cx) {
+            return Poll::Ready(Race::Done(value));
+        }
+        if poll_reset(cx).is_ready() {
+            return Poll::Ready(Race::Reset);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Limits that apply to every call of a connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallLimits {
+    pub(crate) max_recv_message_bytes: usize,
+    pub(crate) max_send_message_bytes: usize,
+}
+
+/// A request rejected before dispatch: the HTTP status and gRPC status to answer with.
+type Rejection = (StatusCode, Status);
+
+/// Checks method, content-type, grpc-encoding and grpc-timeout as grpc-go's
+/// `http2_server.go operateHeaders` does; returns the deadline.
+fn check_request(request: &Request<RecvStream>, now: Instant) -> Result<Option<Instant>, Rejection> {
+    if request.method() != http::Method::POST {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            Status::new(
+                Code::Internal,
+                format!(
+                    "http2Server.operateHeaders parsed a :method field: {} which should be POST",
+                    request.method()
+                ),
+            ),
+        ));
+    }
+    let headers = request.headers();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    if !is_grpc_content_type(&content_type) {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Status::new(
+                Code::InvalidArgument,
+                format!("invalid gRPC request content-type {content_type:?}"),
+            ),
+        ));
+    }
+    if let Some(encoding) = headers.get("grpc-encoding") {
+        if encoding.as_bytes() != b"identity" {
+            return Err((
+                StatusCode::OK,
+                Status::new(
+                    Code::Unimplemented,
+                    format!(
+                        "grpc: Decompressor is not installed for grpc-encoding {:?}",
+                        String::from_utf8_lossy(encoding.as_bytes())
+                    ),
+                ),
+            ));
+        }
+    }
+    let Some(timeout) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let parsed = timeout
+        .to_str()
+        .map_err(|_| "transport: timeout value is not ASCII".to_string())
+        .and_then(parse_grpc_timeout);
+    match parsed {
+        Ok(timeout) => Ok(Some(now.checked_add(timeout).unwrap_or(now + std::time::Duration::from_secs(u32::MAX.into())))),
+        Err(message) => Err((
+            StatusCode::BAD_REQUEST,
+            Status::new(Code::Internal, format!("malformed grpc-timeout: {message}")),
+        )),
+    }
+}
+
+/// `application/grpc`, optionally followed by `+subtype` or `;params` (grpc-go
+/// `grpcutil.ContentSubtype`).
+fn is_grpc_content_type(content_type: &str) -> bool {
+    match content_type.strip_prefix("application/grpc") {
+        Some(rest) => rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'),
+        None => false,
+    }
+}
+
+/// The UNIMPLEMENTED status for a path the service does not serve, worded as grpc-go
+/// `server.go handleStream`: a service of etcd's API that the path names but whose method
+/// it lacks → "unknown method M for service S"; otherwise "unknown service S".
+fn unknown_method(path: &str) -> Status {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let Some(pos) = trimmed.rfind('/') else {
+        return Status::new(Code::Unimplemented, format!("malformed method name: {path:?}"));
+    };
+    let (service, method) = (&trimmed[..pos], &trimmed[pos + 1..]);
+    let known_service = crate::pb::SERVICES.contains(&service);
+    if known_service && crate::pb::method_kind(path).is_none() {
+        Status::new(
+            Code::Unimplemented,
+            format!("unknown method {method} for service {service}"),
+        )
+    } else {
+        Status::new(Code::Unimplemented, format!("unknown service {service}"))
+    }
+}
+
+/// Serves one HTTP/2 stream as a gRPC call, start to end.
+pub(crate) async fn serve_call<G: GrpcService>(
+    grpc: Rc<G>,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    limits: CallLimits,
+    peer: Option<SocketAddr>,
+) {
+    let deadline = match check_request(&request, Instant::now()) {
+        Ok(deadline) => deadline,
+        Err((http_status, status)) => return send_trailers_only(respond, http_status, &status),
+    };
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let Some(kind) = grpc.method_kind(&path) else {
+        return send_trailers_only(respond, StatusCode::OK, &unknown_method(&path));
+    };
+    let ctx = CallContext {
+        path,
+        deadline,
+        metadata: parts.headers,
+        peer,
+    };
+    match kind {
+        MethodKind::Unary => {
+            let call = unary_call(grpc, ctx, body, limits);
+            let outcome = race(call, deadline, |cx| respond.poll_reset(cx).map(|_| ())).await;
+            let result = match outcome {
+                Race::Done(result) => result,
+                Race::DeadlineExceeded => Err(Status::deadline_exceeded()),
+                Race::Reset => return,
+            };
+            send_unary_response(respond, result, limits.max_send_message_bytes);
+        }
+        MethodKind::Streaming => {
+            let state = Rc::new(RefCell::new(CallState::new(respond)));
+            let inbound = Inbound::new(body, limits.max_recv_message_bytes);
+            let outbound = Outbound {
+                call: state.clone(),
+                max_message_bytes: limits.max_send_message_bytes,
+            };
+            let call = grpc.streaming(ctx, inbound, outbound);
+            let outcome = race(call, deadline, |cx| state.borrow_mut().poll_reset(cx)).await;
+            let status = match outcome {
+                Race::Done(Ok(())) => Status::new(Code::Ok, ""),
+                Race::Done(Err(status)) => status,
+                Race::DeadlineExceeded => Status::deadline_exceeded(),
+                Race::Reset => {
+                    state.borrow_mut().phase = Phase::Closed;
+                    return;
+                }
+            };
+            state.borrow_mut().finish(&status);
+        }
+    }
+}
+
+async fn unary_call<G: GrpcService>(
+    grpc: Rc<G>,
+    ctx: CallContext,
+    mut body: RecvStream,
+    limits: CallLimits,
+) -> Result<Bytes, Status> {
+    let mut decoder = MessageDecoder::new(limits.max_recv_message_bytes);
+    let request = match next_message(&mut body, &mut decoder).await {
+        Some(result) => result?,
+        None => return Err(Status::new(Code::Unknown, "EOF")),
+    };
+    grpc.unary(ctx, request).await
+}
+
+fn send_unary_response(mut respond: SendResponse<Bytes>, result: Result<Bytes, Status>, max_send: usize) {
+    let message = match result {
+        Ok(message) if message.len() > max_send => {
+            let status = Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "grpc: trying to send message larger than max ({} vs. {})",
+                    message.len(),
+                    max_send
+                ),
+            );
+            return send_trailers_only(respond, StatusCode::OK, &status);
+        }
+        Ok(message) => message,
+        Err(status) => return send_trailers_only(respond, StatusCode::OK, &status),
+    };
+    let mut stream = match respond.send_response(response_head(), false) {
+        Ok(stream) => stream,
+        Err(error) => return tracing::debug!(%error, "grpc: sending response headers failed"),
+    };
+    // Unary responses are bounded by max_send_message_bytes: queue them whole and let h2
+    // release them as the flow-control window allows.
+    let sent = if message.len() <= COALESCE_BYTES_MAX {
+        let mut framed = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + message.len());
+        framed.put_slice(&encode_message_header(message.len()));
+        framed.put_slice(&message);
+        stream.send_data(framed.freeze(), false)
+    } else {
+        let header = Bytes::copy_from_slice(&encode_message_header(message.len()));
+        stream
+            .send_data(header, false)
+            .and_then(|()| stream.send_data(message, false))
+    };
+    let ended = sent.and_then(|()| stream.send_trailers(trailers(&Status::new(Code::Ok, ""))));
+    if let Err(error) = ended {
+        tracing::debug!(%error, "grpc: sending unary response failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert!(is_grpc_content_type("application/grpc"));
+        assert!(is_grpc_content_type("application/grpc+proto"));
+        assert!(is_grpc_content_type("application/grpc;charset=utf-8"));
+        assert!(!is_grpc_content_type("application/grpcx"));
+        assert!(!is_grpc_content_type("application/json"));
+        assert!(!is_grpc_content_type(""));
+    }
+
+    #[test]
+    fn unknown_method_messages() {
+        assert_eq!(
+            unknown_method("/etcdserverpb.KV/Nope"),
+            Status::new(Code::Unimplemented, "unknown method Nope for service etcdserverpb.KV")
+        );
+        assert_eq!(
+            unknown_method("/etcdserverpb.Foo/Bar"),
+            Status::new(Code::Unimplemented, "unknown service etcdserverpb.Foo")
+        );
+        // A known method the service does not serve: its whole service is unknown to it.
+        assert_eq!(
+            unknown_method("/v3lockpb.Lock/Lock"),
+            Status::new(Code::Unimplemented, "unknown service v3lockpb.Lock")
+        );
+        assert_eq!(
+            unknown_method("nopath"),
+            Status::new(Code::Unimplemented, "malformed method name: \"nopath\"")
+        );
+    }
+
+    #[test]
+    fn trailers_carry_encoded_status() {
+        let headers = trailers(&Status::new(Code::NotFound, "100% gone\n"));
+        assert_eq!(headers.get("grpc-status").unwrap(), "5");
+        assert_eq!(headers.get("grpc-message").unwrap(), "100%25 gone%0A");
+        let ok = trailers(&Status::new(Code::Ok, ""));
+        assert_eq!(ok.get("grpc-status").unwrap(), "0");
+        assert_eq!(ok.get("grpc-message").unwrap(), "");
+    }
+}

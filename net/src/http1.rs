@@ -1,0 +1,374 @@
+//! HTTP/1.1 on the client port (etcd serves `/health`, `/version`, `/metrics` and the JSON
+//! gateway `/v3/*` there): requests parsed with `httparse`, bodies by `Content-Length`,
+//! keep-alive, `Connection: close`, pipelining. Chunked request bodies are refused with
+//! 411 Length Required (RFC 9112 §6.3 allows a server to require Content-Length).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either, LocalBoxFuture};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::shutdown::Shutdown;
+
+/// Largest request head (request line + headers) accepted, in bytes; larger → 431.
+pub const HTTP1_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Most headers accepted in one request; more → 431.
+pub const HTTP1_HEADERS_MAX: usize = 100;
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// One HTTP/1.1 request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The method, e.g. `"GET"`.
+    pub method: String,
+    /// The request target as sent, including the query, e.g. `"/metrics?x=1"`.
+    pub path: String,
+    /// The headers in order, names as sent (compare case-insensitively).
+    pub headers: Vec<(String, String)>,
+    /// The body (empty without `Content-Length`).
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The answer to an [`HttpRequest`]; the server adds `Content-Length` and `Connection`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code, e.g. 200.
+    pub status: u16,
+    /// The `Content-Type` header value, e.g. `"application/json"`; empty → none sent.
+    pub content_type: String,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<String>) -> HttpResponse {
+        HttpResponse {
+            status,
+            content_type: "text/plain; charset=utf-8".to_string(),
+            body: Bytes::from(body.into()),
+        }
+    }
+}
+
+/// The application side of the HTTP/1.1 endpoints (one per core).
+pub trait HttpHandler: 'static {
+    /// Answers one request.
+    fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse>;
+}
+
+/// A request head that could not be served; answered, then the connection closes.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Status and message.
+    Status(u16, &'static str),
+}
+
+/// A parsed request head: the request without its body, the body length, and whether the
+/// connection stays open afterwards.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    request: HttpRequest,
+    head_len: usize,
+    body_len: usize,
+    keep_alive: bool,
+}
+
+/// Parses a request head from the start of `buf`: `Ok(None)` when more bytes are needed.
+fn parse_head(buf: &[u8], max_body_bytes: usize) -> Result<Option<Head>, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; HTTP1_HEADERS_MAX];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > HTTP1_HEAD_BYTES_MAX => {
+            return Err(Refusal::Status(431, "request header fields too large"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::Status(431, "request header fields too large"))
+        }
+        Err(_) => return Err(Refusal::Status(400, "malformed request")),
+    };
+    if head_len > HTTP1_HEAD_BYTES_MAX {
+        return Err(Refusal::Status(431, "request header fields too large"));
+    }
+    let version = parsed.version.unwrap_or(1);
+    let mut request = HttpRequest {
+        method: parsed.method.unwrap_or("").to_string(),
+        path: parsed.path.unwrap_or("").to_string(),
+        headers: Vec::with_capacity(parsed.headers.len()),
+        body: Bytes::new(),
+    };
+    let mut body_len: Option<usize> = None;
+    let mut connection_close = version == 0;
+    for header in parsed.headers.iter() {
+        let value = String::from_utf8_lossy(header.value).into_owned();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let len = value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| Refusal::Status(400, "bad content-length"))?;
+            if body_len.is_some_and(|previous| previous != len) {
+                return Err(Refusal::Status(400, "bad content-length"));
+            }
+            body_len = Some(len);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Refusal::Status(411, "length required"));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    connection_close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") && version == 0 {
+                    connection_close = false;
+                }
+            }
+        }
+        request.headers.push((header.name.to_string(), value));
+    }
+    let body_len = body_len.unwrap_or(0);
+    if body_len > max_body_bytes {
+        return Err(Refusal::Status(413, "request body too large"));
+    }
+    Ok(Some(Head {
+        request,
+        head_len,
+        body_len,
+        keep_alive: !connection_close,
+    }))
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// The response head; the body follows unless the request was HEAD.
+fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason_phrase(response.status)
+    );
+    if !response.content_type.is_empty() {
+        head.push_str("Content-Type: ");
+        head.push_str(&response.content_type);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+async fn write_response(
+    stream: &mut TcpStream,
+    response: &HttpResponse,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let head = encode_response_head(response, keep_alive);
+    if head_only || response.body.is_empty() {
+        stream.write_all(&head).await?;
+    } else if response.body.len() <= READ_CHUNK_BYTES {
+        let mut all = head;
+        all.extend_from_slice(&response.body);
+        stream.write_all(&all).await?;
+    } else {
+        stream.write_all(&head).await?;
+        stream.write_all(&response.body).await?;
+    }
+    stream.flush().await
+}
+
+/// Reads more bytes into `buf`; `Ok(0)` at end of stream.
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK_BYTES, 0);
+    let result = stream.read(&mut buf[start..]).await;
+    buf.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+/// Serves HTTP/1.1 requests on `stream` until the client closes, asks to close, a request
+/// is refused, or `shutdown` is triggered (checked between requests). `buf` holds bytes
+/// already read from the connection.
+pub(crate) async fn serve_http1<H: HttpHandler>(
+    mut stream: TcpStream,
+    mut buf: BytesMut,
+    http: Rc<H>,
+    max_body_bytes: usize,
+    shutdown: Shutdown,
+    _peer: Option<SocketAddr>,
+) -> std::io::Result<()> {
+    loop {
+        let head = loop {
+            match parse_head(&buf, max_body_bytes) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(Refusal::Status(status, message)) => {
+                    let response = HttpResponse::text(status, message);
+                    return write_response(&mut stream, &response, false, false).await;
+                }
+            }
+            let idle = buf.is_empty();
+            if idle && shutdown.is_triggered() {
+                return Ok(());
+            }
+            let read = {
+                let read = std::pin::pin!(read_more(&mut stream, &mut buf));
+                let stop = std::pin::pin!(shutdown.wait());
+                match select(read, stop).await {
+                    Either::Left((read, _)) => Some(read?),
+                    Either::Right(((), _)) => None,
+                }
+            };
+            match read {
+                Some(0) => return Ok(()),
+                Some(_) => {}
+                // Shutdown while waiting: an idle connection closes; a partial request
+                // is still read to its end.
+                None if buf.is_empty() => return Ok(()),
+                None => {
+                    if read_more(&mut stream, &mut buf).await? == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let _ = buf.split_to(head.head_len);
+        while buf.len() < head.body_len {
+            if read_more(&mut stream, &mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+        let mut request = head.request;
+        request.body = buf.split_to(head.body_len).freeze();
+        let head_only = request.method == "HEAD";
+        let response = http.clone().handle(request).await;
+        let keep_alive = head.keep_alive && !shutdown.is_triggered();
+        write_response(&mut stream, &response, keep_alive, head_only).await?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_get_with_query() {
+        let raw = b"GET /health?serializable=true HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        let head = parse_head(raw, 10).unwrap().unwrap();
+        assert_eq!(head.request.method, "GET");
+        assert_eq!(head.request.path, "/health?serializable=true");
+        assert_eq!(head.request.headers, vec![("Host".to_string(), "x".to_string())]);
+        assert_eq!(head.request.header("host"), Some("x"));
+        assert_eq!(head.head_len, raw.len() - 4);
+        assert_eq!(head.body_len, 0);
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn partial_head_needs_more() {
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost:", 10), Ok(None));
+        assert_eq!(parse_head(b"", 10), Ok(None));
+    }
+
+    #[test]
+    fn content_length_and_connection() {
+        let raw = b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let head = parse_head(raw, 10).unwrap().unwrap();
+        assert_eq!(head.body_len, 2);
+        assert!(!head.keep_alive);
+        let http10 = parse_head(b"GET / HTTP/1.0\r\n\r\n", 10).unwrap().unwrap();
+        assert!(!http10.keep_alive);
+        let http10_ka = parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 10)
+            .unwrap()
+            .unwrap();
+        assert!(http10_ka.keep_alive);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            parse_head(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 10),
+            Err(Refusal::Status(413, "request body too large"))
+        );
+        assert_eq!(
+            parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 10),
+            Err(Refusal::Status(411, "length required"))
+        );
+        assert_eq!(
+            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 10),
+            Err(Refusal::Status(400, "bad content-length"))
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 10),
+            Err(Refusal::Status(400, "bad content-length"))
+        );
+        assert_eq!(parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", 10), Err(Refusal::Status(400, "malformed request")));
+        let huge = vec![b'a'; HTTP1_HEAD_BYTES_MAX + 1];
+        let mut raw = b"GET /".to_vec();
+        raw.extend(huge);
+        assert_eq!(
+            parse_head(&raw, 10),
+            Err(Refusal::Status(431, "request header fields too large"))
+        );
+    }
+
+    #[test]
+    fn response_head_bytes() {
+        let response = HttpResponse {
+            status: 200,
+            content_type: "application/json".to_string(),
+            body: Bytes::from_static(b"{\"health\":\"true\"}"),
+        };
+        assert_eq!(
+            encode_response_head(&response, true),
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+        );
+        let closing = HttpResponse::text(404, "");
+        assert_eq!(
+            encode_response_head(&closing, false),
+            &b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..]
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! HTTP/1.1 on the same port as gRPC.
+
+mod common;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    // Reads until the body announced by Content-Length is complete.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length: usize = text[..head_end]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= head_end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn get_keep_alive_and_close() {
+    let server = TestServer::start(limits());
+    runtime().block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_response(&mut stream).await,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n{\"health\":\"true\",\"reason\":\"\"}"
+        );
+        // Same connection, a body, pipelined with a request that asks to close.
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_response(&mut stream).await,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(
+            rest,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\nConnection: close\r\n\r\n404 page not found\n"
+        );
+    });
+    server.join();
+}
+
+#[test]
+fn limits_and_chunked_are_refused() {
+    let server = TestServer::start(limits());
+    runtime().block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 2000\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        assert_eq!(
+            reply,
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\n\r\nrequest body too large"
+        );
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 411 Length Required\r\n"), "{reply}");
+    });
+    server.join();
+}
+
+#[test]
+fn idle_keep_alive_connection_closes_on_shutdown() {
+    let server = TestServer::start(limits());
+    let rt = runtime();
+    let mut stream = rt.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        read_response(&mut stream).await;
+        stream
+    });
+    server.join();
+    rt.block_on(async {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    });
+}

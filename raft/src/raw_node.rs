@@ -1,0 +1,349 @@
+//! The application's handle on a Raft node: inputs in, [`Ready`] out
+//! (etcd-io/raft `rawnode.go`, `node.go`; tikv raft-rs `raw_node.rs`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::errors::{Error, Result};
+use crate::message::{
+    ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot,
+};
+use crate::progress::PeerProgress;
+use crate::raft::{Raft, SoftState, StateRole};
+use crate::read_only::ReadState;
+use crate::storage::Storage;
+
+/// Everything the application must do after inputs were given to the node.
+///
+/// # Order contract
+///
+/// Handle a `Ready` in exactly this order (etcd-io/raft `node.go`, raft-rs `Ready`):
+///
+/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any) —
+///    with an fsync first when `must_sync` is true. Append them to the
+///    [`Storage`] raft reads (e.g. [`crate::MemStorage::append`],
+///    [`crate::MemStorage::apply_snapshot`], [`crate::MemStorage::set_hard_state`]).
+/// 2. **Send** `messages` to their `to` nodes (only now: a vote or an append
+///    acknowledgement must not leave before the state it promises is durable).
+/// 3. **Apply** the snapshot's data (if any) and then `committed_entries`, in order,
+///    to the state machine; for a [`EntryType::ConfChange`] entry call
+///    [`RawNode::apply_conf_change`]. Serve `read_states` once the applied index
+///    reaches each one's index.
+/// 4. Call [`RawNode::advance`] with this `Ready`.
+///
+/// `committed_entries` may include entries that are in this very Ready's `entries`
+/// (a leader counts its own log as persisted on append), which is why step 1 comes
+/// before step 3. Call `advance` before asking for the next `ready()`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// New leader/role, if changed since the last Ready. Not persisted.
+    pub soft_state: Option<SoftState>,
+    /// New term/vote/commit, if changed since the last Ready. Persist it.
+    pub hard_state: Option<HardState>,
+    /// Answers to [`RawNode::read_index`] (and forwarded requests): each may be served
+    /// once `applied >= index`.
+    pub read_states: Vec<ReadState>,
+    /// Entries to append to stable storage, contiguous, possibly overwriting the
+    /// stored suffix from `entries[0].index` on.
+    pub entries: Vec<Entry>,
+    /// A snapshot received from the leader, to persist and apply before any entry.
+    pub snapshot: Option<Snapshot>,
+    /// Entries committed and not yet applied, contiguous, to apply in order.
+    pub committed_entries: Vec<Entry>,
+    /// Messages to send after persisting.
+    pub messages: Vec<Message>,
+    /// True when step 1 must fsync: `entries` or `snapshot` are present, or the term or
+    /// vote changed (etcd `MustSync`). A commit index change alone need not sync.
+    pub must_sync: bool,
+}
+
+/// A snapshot of the node's state for monitoring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This node's id.
+    pub id: u64,
+    /// Current term, vote and commit index.
+    pub hard_state: HardState,
+    /// Current leader and role.
+    pub soft_state: SoftState,
+    /// Applied index (as acknowledged through [`RawNode::advance`]).
+    pub applied: u64,
+    /// Current membership.
+    pub conf_state: ConfState,
+    /// Per-member replication progress; `Some` only on the leader.
+    pub progress: Option<BTreeMap<u64, PeerProgress>>,
+}
+
+/// A Raft node driven by the application: feed it ticks, messages and proposals,
+/// then handle its [`Ready`]. Deterministic: no I/O, clock or thread of its own.
+pub struct RawNode<S: Storage> {
+    raft: Raft<S>,
+    prev_ss: SoftState,
+    prev_hs: HardState,
+}
+
+impl<S: Storage> RawNode<S> {
+    /// Builds a node from `store`'s persisted state (hard state, membership, log).
+    /// It starts as a follower; a single voter becomes leader on [`RawNode::campaign`]
+    /// or after its election timeout.
+    ///
+    /// Errors: [`Error::ConfigInvalid`] (see [`Config::validate`], or
+    /// `config.applied` above the commit index), [`Error::Storage`] when the stored
+    /// commit index is outside the stored log, or a storage error.
+    pub fn new(config: &Config, store: S) -> Result<Self> {
+        let raft = Raft::new(config, store)?;
+        let prev_ss = raft.soft_state();
+        let prev_hs = raft.hard_state();
+        Ok(RawNode {
+            raft,
+            prev_ss,
+            prev_hs,
+        })
+    }
+
+    /// The storage raft reads.
+    pub fn store(&self) -> &S {
+        &self.raft.raft_log.store
+    }
+
+    /// The storage raft reads, for appending after persisting a Ready.
+    pub fn mut_store(&mut self) -> &mut S {
+        &mut self.raft.raft_log.store
+    }
+
+    /// Advances the logical clock by one tick (etcd: one `--heartbeat-interval`).
+    /// Returns true if an election, heartbeat or quorum check was triggered.
+    pub fn tick(&mut self) -> bool {
+        self.raft.tick()
+    }
+
+    /// Starts an election now (pre-vote first when enabled). A single voter becomes
+    /// leader at once. No effect on a leader, a learner or a non-member.
+    pub fn campaign(&mut self) -> Result<()> {
+        self.raft.step(Message {
+            from: self.raft.id,
+            ..Message::new(MessageType::Hup)
+        })
+    }
+
+    /// Proposes `data` for the log. `context` is carried on the proposal message only.
+    ///
+    /// Errors: [`Error::ProposalDropped`] when this node is not the leader, there is
+    /// no leader, a leader transfer is in progress, or the leader is no longer a
+    /// member. The entry is committed when it appears in a Ready's
+    /// `committed_entries`.
+    pub fn propose(&mut self, context: Bytes, data: Bytes) -> Result<()> {
+        self.propose_entry(context, EntryType::Normal, data)
+    }
+
+    /// Proposes a membership change (encoded with [`ConfChange::encode`]).
+    ///
+    /// Errors: as [`RawNode::propose`], and [`Error::ProposalDropped`] while an
+    /// earlier conf change is not yet applied.
+    pub fn propose_conf_change(&mut self, context: Bytes, cc: ConfChange) -> Result<()> {
+        self.propose_entry(context, EntryType::ConfChange, cc.encode())
+    }
+
+    fn propose_entry(&mut self, context: Bytes, entry_type: EntryType, data: Bytes) -> Result<()> {
+        self.raft.step(Message {
+            from: self.raft.id,
+            entries: vec![Entry {
+                entry_type,
+                data,
+                ..Default::default()
+            }],
+            context,
+            ..Message::new(MessageType::Propose)
+        })
+    }
+
+    /// Applies a committed conf change (from a `committed_entries` entry) to the
+    /// membership and returns the new membership, to be persisted with the applied
+    /// index. A change with `node_id` 0 changes nothing.
+    ///
+    /// Errors: [`Error::ConfChangeInvalid`] for an AddLearnerNode of a voter.
+    pub fn apply_conf_change(&mut self, cc: &ConfChange) -> Result<ConfState> {
+        self.raft.apply_conf_change(cc)
+    }
+
+    /// Steps a message received from a peer.
+    ///
+    /// Errors: [`Error::StepLocalMsg`] for a local message type,
+    /// [`Error::StepPeerNotFound`] for a response from a non-member,
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, Append entries not
+    /// contiguous after `index` or with terms above the message term, Snapshot without
+    /// snapshot), [`Error::ProposalDropped`] for a forwarded proposal that cannot be
+    /// accepted.
+    pub fn step(&mut self, message: Message) -> Result<()> {
+        if message.msg_type.is_local() {
+            return Err(Error::StepLocalMsg);
+        }
+        if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from)
+        {
+            return Err(Error::StepPeerNotFound);
+        }
+        validate_peer_message(&message)?;
+        self.raft.step(message)
+    }
+
+    /// Requests a linearizable read point identified by `request_ctx` (must be unique
+    /// among outstanding requests). The answer arrives as a [`ReadState`] in a later
+    /// Ready: at once on a single voter; after a heartbeat round confirms leadership on
+    /// a multi-member leader (requests queued meanwhile share the round); via the
+    /// leader on a follower. Dropped silently when there is no leader.
+    pub fn read_index(&mut self, request_ctx: Bytes) {
+        let _ = self.raft.step(Message {
+            from: self.raft.id,
+            entries: vec![Entry {
+                data: request_ctx,
+                ..Default::default()
+            }],
+            ..Message::new(MessageType::ReadIndex)
+        });
+    }
+
+    /// Asks the leader to hand leadership to `transferee` (a voter). Proposals are
+    /// dropped until the transfer ends (success, or an election timeout).
+    pub fn transfer_leader(&mut self, transferee: u64) {
+        let _ = self.raft.step(Message {
+            from: transferee,
+            ..Message::new(MessageType::TransferLeader)
+        });
+    }
+
+    /// Tells the leader that the last message to `id` could not be delivered, so it
+    /// falls back to probing.
+    pub fn report_unreachable(&mut self, id: u64) {
+        let _ = self.raft.step(Message {
+            from: id,
+            ..Message::new(MessageType::Unreachable)
+        });
+    }
+
+    /// Tells the leader whether sending a snapshot to `id` failed.
+    pub fn report_snapshot(&mut self, id: u64, failed: bool) {
+        let _ = self.raft.step(Message {
+            from: id,
+            reject: failed,
+            ..Message::new(MessageType::SnapStatus)
+        });
+    }
+
+    /// True if [`RawNode::ready`] would return something to do.
+    pub fn has_ready(&self) -> bool {
+        let r = &self.raft;
+        let hs = r.hard_state();
+        r.soft_state() != self.prev_ss
+            || (!hs.is_empty() && hs != self.prev_hs)
+            || r.raft_log.unstable.snapshot.is_some()
+            || !r.msgs.is_empty()
+            || !r.raft_log.unstable_entries().is_empty()
+            || r.raft_log.has_next_entries()
+            || !r.read_states.is_empty()
+    }
+
+    /// Collects what the application must do; see [`Ready`] for the order. Messages
+    /// and read states are handed out once; entries, snapshot and committed entries
+    /// until [`RawNode::advance`] acknowledges them.
+    pub fn ready(&mut self) -> Ready {
+        let r = &mut self.raft;
+        let ss = r.soft_state();
+        let hs = r.hard_state();
+        let entries = r.raft_log.unstable_entries().to_vec();
+        let snapshot = r.raft_log.unstable.snapshot.clone();
+        let must_sync = !entries.is_empty()
+            || snapshot.is_some()
+            || hs.term != self.prev_hs.term
+            || hs.vote != self.prev_hs.vote;
+        Ready {
+            soft_state: (ss != self.prev_ss).then_some(ss),
+            hard_state: (hs != self.prev_hs && !hs.is_empty()).then_some(hs),
+            read_states: std::mem::take(&mut r.read_states),
+            entries,
+            snapshot,
+            committed_entries: r.raft_log.next_entries(),
+            messages: std::mem::take(&mut r.msgs),
+            must_sync,
+        }
+    }
+
+    /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
+    /// and snapshot are now stable and its committed entries applied.
+    pub fn advance(&mut self, ready: Ready) {
+        if let Some(ss) = ready.soft_state {
+            self.prev_ss = ss;
+        }
+        if let Some(hs) = ready.hard_state {
+            self.prev_hs = hs;
+        }
+        let log = &mut self.raft.raft_log;
+        if let Some(e) = ready.committed_entries.last() {
+            log.applied_to(e.index);
+        } else if let Some(s) = &ready.snapshot {
+            log.applied_to(s.metadata.index);
+        }
+        if let Some(e) = ready.entries.last() {
+            log.stable_to(e.index, e.term);
+        }
+        if let Some(s) = &ready.snapshot {
+            log.stable_snap_to(s.metadata.index);
+        }
+    }
+
+    /// Current state for monitoring.
+    pub fn status(&self) -> Status {
+        let r = &self.raft;
+        Status {
+            id: r.id,
+            hard_state: r.hard_state(),
+            soft_state: r.soft_state(),
+            applied: r.raft_log.applied,
+            conf_state: r.prs.conf_state(),
+            progress: (r.state == StateRole::Leader).then(|| {
+                r.prs
+                    .progress
+                    .iter()
+                    .map(|(id, p)| (*id, p.view()))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Rejects peer messages that would break the log's invariants if stepped.
+fn validate_peer_message(m: &Message) -> Result<()> {
+    if m.from == 0 {
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from node 0",
+            m.msg_type
+        )));
+    }
+    match m.msg_type {
+        MessageType::Append => {
+            let mut prev_term = m.log_term;
+            for (i, e) in m.entries.iter().enumerate() {
+                if e.index != m.index + 1 + i as u64 {
+                    return Err(Error::MessageInvalid(format!(
+                        "append entry {i} has index {}, expected {}",
+                        e.index,
+                        m.index + 1 + i as u64
+                    )));
+                }
+                if e.term < prev_term || e.term > m.term {
+                    return Err(Error::MessageInvalid(format!(
+                        "append entry {} has term {}, outside [{prev_term}, {}]",
+                        e.index, e.term, m.term
+                    )));
+                }
+                prev_term = e.term;
+            }
+        }
+        MessageType::Snapshot if m.snapshot.is_none() => {
+            return Err(Error::MessageInvalid("snapshot message without snapshot".into()));
+        }
+        _ => {}
+    }
+    Ok(())
+}

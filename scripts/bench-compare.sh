@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Compare Cairn with upstream etcd on this machine, loopback only.
+#
+# Builds the release binaries (cairn, cairn-bench), then runs `cairn-bench compare`:
+# each server in turn in a temporary data dir on free 127.0.0.1 ports, single-client and
+# 100-client put phases, server CPU µs per put and RSS. The markdown table goes to
+# stdout; build output and progress go to stderr.
+#
+# Environment (all optional):
+#   ETCD_BIN   upstream etcd binary            (default: etcd on PATH; Debian etcd-server)
+#   CLIENTS    client counts, comma separated  (default: 1,100)
+#   TOTAL      puts per phase                  (default: 10000; ~15 s per target against etcd 3.4 on 2 cores)
+#   VAL_SIZE   value size in bytes             (default: 256)
+#   CARGO_TARGET_DIR  cargo's target dir       (default: target)
+# Extra arguments are passed to `cairn-bench compare` (e.g. --json, --conns 10).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+etcd_bin="${ETCD_BIN:-etcd}"
+if ! command -v "$etcd_bin" >/dev/null 2>&1; then
+    echo "bench-compare: etcd binary '$etcd_bin' not found (apt-get install etcd-server, or set ETCD_BIN)" >&2
+    exit 1
+fi
+
+cargo build --release -p server -p tools >&2
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+exec "$target_dir/release/cairn-bench" compare \
+    --cairn-bin "$target_dir/release/cairn" \
+    --etcd-bin "$etcd_bin" \
+    --clients "${CLIENTS:-1,100}" \
+    --total "${TOTAL:-10000}" \
+    --val-size "${VAL_SIZE:-256}" \
+    "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs Cairn's default test suite on a fresh machine: installs what the tests need
+# (the real etcdctl and etcd 3.4 from Debian for compatibility tests, protoc for the
+# etcd-client crate's build), then runs every crate's tests.
+#
+# Longer runs sit behind environment variables (see README.md, "Tests").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+
+cargo test --workspace "$@"

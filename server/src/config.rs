@@ -1,0 +1,368 @@
+//! Server configuration: etcd's flags and `ETCD_*` environment variables.
+//!
+//! Flag names, defaults and validation messages follow etcd 3.4/3.6 (`etcdmain/config.go`,
+//! `embed/config.go`). Every flag can also be set through the environment variable etcd
+//! uses for it: `ETCD_` + the flag name upper-cased with `-` replaced by `_`
+//! (e.g. `--data-dir` ↔ `ETCD_DATA_DIR`). A flag given on the command line wins.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// etcd's default `--max-request-bytes` (1.5 MiB, `embed.DefaultMaxRequestBytes`).
+pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 1536 * 1024;
+/// gRPC receive limit slack etcd adds on top of `--max-request-bytes` (`grpcOverheadBytes`, 512 KiB).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// etcd's default backend quota (2 GiB, `etcdserver.DefaultQuotaBytes`).
+pub const DEFAULT_QUOTA_BACKEND_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+/// etcd's largest accepted quota (8 GiB, `etcdserver.MaxQuotaBytes`).
+pub const MAX_QUOTA_BACKEND_BYTES: i64 = 8 * 1024 * 1024 * 1024;
+/// etcd's largest election timeout (`embed.maxElectionMs`).
+pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
+
+/// Command line and environment of `cairn`, as etcd's.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "cairn",
+    about = "Cairn: a strongly consistent key-value store that speaks the etcd v3 API.",
+    disable_version_flag = true
+)]
+pub struct Config {
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: `<name>.etcd`).
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// List of URLs to listen on for client traffic (comma separated).
+    #[arg(long, env = "ETCD_LISTEN_CLIENT_URLS", default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// List of this member's client URLs to advertise to the public.
+    #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// List of URLs to listen on for peer traffic.
+    #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster.
+    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping (`name=peerURL,...`; default: `<name>=<initial-advertise-peer-urls>`).
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster state ('new' or 'existing').
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new", value_parser = ["new", "existing"])]
+    pub initial_cluster_state: String,
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: u32,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: u32,
+    /// Raise alarms when backend size exceeds the given quota (0 means the default quota).
+    #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: i64,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Log level: debug, info, warn, error, panic or fatal.
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error", "panic", "fatal"])]
+    pub log_level: String,
+    /// Number of cores (executors) to run on; default all online cores. Cairn's own flag.
+    #[arg(long, env = "CAIRN_CORES")]
+    pub cores: Option<usize>,
+    /// Print the version and exit.
+    #[arg(long)]
+    pub version: bool,
+}
+
+/// A URL of the `http://host:port` form etcd takes for client and peer URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The URL as written, e.g. `http://localhost:2379`.
+    pub raw: String,
+    /// `host:port` part.
+    pub host_port: String,
+}
+
+impl Url {
+    /// Parses one URL. Errors name the flag and the URL (`etcd types.NewURLs`).
+    pub fn parse(flag: &str, raw: &str) -> Result<Url, String> {
+        let raw = raw.trim();
+        let rest = if let Some(rest) = raw.strip_prefix("http://") {
+            rest
+        } else if raw.starts_with("https://") || raw.starts_with("unixs://") {
+            return Err(format!(
+                "--{flag}: TLS URL {raw:?} is not supported yet (only http:// URLs)"
+            ));
+        } else {
+            return Err(format!(
+                "--{flag}: URL scheme must be http, https, unix or unixs: {raw}"
+            ));
+        };
+        let host_port = rest.trim_end_matches('/');
+        if host_port.is_empty() || host_port.contains('/') {
+            return Err(format!("--{flag}: URL address does not have the form \"host:port\": {raw}"));
+        }
+        if !host_port.contains(':') || host_port.ends_with(':') {
+            return Err(format!("--{flag}: URL address does not have the form \"host:port\": {raw}"));
+        }
+        Ok(Url { raw: raw.to_string(), host_port: host_port.to_string() })
+    }
+
+    /// Parses a comma-separated list; at least one URL.
+    pub fn parse_list(flag: &str, list: &str) -> Result<Vec<Url>, String> {
+        let urls: Result<Vec<Url>, String> = list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Url::parse(flag, s))
+            .collect();
+        let urls = urls?;
+        if urls.is_empty() {
+            return Err(format!("--{flag}: at least one URL is required"));
+        }
+        Ok(urls)
+    }
+
+    /// Resolves the address to listen on (`localhost` → loopback).
+    pub fn socket_addrs(&self) -> Result<Vec<SocketAddr>, String> {
+        let addrs: Vec<SocketAddr> = self
+            .host_port
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", self.raw))?
+            .collect();
+        // etcd listens once per URL; `localhost` resolves to IPv4 first here.
+        let v4: Vec<SocketAddr> = addrs.iter().filter(|a| a.is_ipv4()).copied().collect();
+        Ok(if v4.is_empty() { addrs } else { v4[..1].to_vec() })
+    }
+}
+
+/// Configuration after validation, with derived values.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Member name.
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Addresses every core listens on for clients.
+    pub listen_client_addrs: Vec<SocketAddr>,
+    /// Advertised client URLs (reported by MemberList).
+    pub advertise_client_urls: Vec<String>,
+    /// This member's advertised peer URLs.
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// `(name, peer URLs)` of every initial member.
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    /// Cluster token.
+    pub initial_cluster_token: String,
+    /// etcd `--max-request-bytes`.
+    pub max_request_bytes: usize,
+    /// gRPC receive limit: max_request_bytes + 512 KiB, as etcd.
+    pub max_recv_message_bytes: usize,
+    /// etcd `--max-txn-ops`.
+    pub txn_ops_max: usize,
+    /// Backend quota in bytes (default 2 GiB).
+    pub quota_backend_bytes: i64,
+    /// Applied entries between checkpoints.
+    pub snapshot_count: u64,
+    /// Raft tick in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout in Raft ticks.
+    pub election_ticks: usize,
+    /// Executors to run.
+    pub cores: usize,
+    /// tracing filter directive.
+    pub log_level: String,
+}
+
+impl Config {
+    /// Checks every flag and derives the server configuration. Messages name the flag
+    /// and the allowed range, as etcd's (`embed.Config.Validate`).
+    pub fn validate(&self) -> Result<ServerConfig, String> {
+        if self.heartbeat_interval == 0 {
+            return Err("--heartbeat-interval must be > 0 ms".into());
+        }
+        if 5 * self.heartbeat_interval > self.election_timeout {
+            return Err(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout, self.heartbeat_interval
+            ));
+        }
+        if self.election_timeout > ELECTION_TIMEOUT_MS_MAX {
+            return Err(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than {}ms",
+                self.election_timeout, ELECTION_TIMEOUT_MS_MAX
+            ));
+        }
+        if self.max_txn_ops == 0 {
+            return Err("--max-txn-ops must be > 0".into());
+        }
+        if self.max_request_bytes == 0 {
+            return Err("--max-request-bytes must be > 0".into());
+        }
+        if self.snapshot_count == 0 {
+            return Err("--snapshot-count must be > 0".into());
+        }
+        let quota = match self.quota_backend_bytes {
+            q if q < 0 => return Err("--quota-backend-bytes must be >= 0".into()),
+            0 => DEFAULT_QUOTA_BACKEND_BYTES,
+            q if q > MAX_QUOTA_BACKEND_BYTES => {
+                return Err(format!(
+                    "--quota-backend-bytes {q} exceeds maximum recommended quota {MAX_QUOTA_BACKEND_BYTES}"
+                ))
+            }
+            q => q,
+        };
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = match self.cores {
+            None => online,
+            Some(0) => return Err("--cores must be >= 1".into()),
+            Some(n) if n > online => {
+                return Err(format!("--cores {n} exceeds the {online} online cores"))
+            }
+            Some(n) => n,
+        };
+        let listen = Url::parse_list("listen-client-urls", &self.listen_client_urls)?;
+        let mut listen_client_addrs = Vec::new();
+        for url in &listen {
+            listen_client_addrs.extend(url.socket_addrs()?);
+        }
+        let advertise = Url::parse_list("advertise-client-urls", &self.advertise_client_urls)?;
+        Url::parse_list("listen-peer-urls", &self.listen_peer_urls)?;
+        let peer_urls: Vec<String> =
+            Url::parse_list("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?
+                .into_iter()
+                .map(|u| u.raw)
+                .collect();
+        let initial_cluster = match &self.initial_cluster {
+            Some(spec) => parse_initial_cluster(spec)?,
+            None => vec![(self.name.clone(), peer_urls.clone())],
+        };
+        let own = initial_cluster.iter().find(|(n, _)| *n == self.name).ok_or_else(|| {
+            format!(
+                "couldn't find local name {:?} in the initial cluster configuration",
+                self.name
+            )
+        })?;
+        let mut own_urls = own.1.clone();
+        own_urls.sort();
+        let mut advertised = peer_urls.clone();
+        advertised.sort();
+        if own_urls != advertised {
+            return Err(format!(
+                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: \"{}\" != \"{}\")",
+                self.name,
+                own.1.join(","),
+                peer_urls.join(","),
+                own.1.join(","),
+                peer_urls.join(",")
+            ));
+        }
+        let log_level = match self.log_level.as_str() {
+            "panic" | "fatal" => "error".to_string(),
+            other => other.to_string(),
+        };
+        Ok(ServerConfig {
+            name: self.name.clone(),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name))),
+            listen_client_addrs,
+            advertise_client_urls: advertise.into_iter().map(|u| u.raw).collect(),
+            initial_advertise_peer_urls: peer_urls,
+            initial_cluster,
+            initial_cluster_token: self.initial_cluster_token.clone(),
+            max_request_bytes: self.max_request_bytes as usize,
+            max_recv_message_bytes: self.max_request_bytes as usize + GRPC_OVERHEAD_BYTES,
+            txn_ops_max: self.max_txn_ops as usize,
+            quota_backend_bytes: quota,
+            snapshot_count: self.snapshot_count,
+            heartbeat_interval_ms: self.heartbeat_interval,
+            election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
+            cores,
+            log_level,
+        })
+    }
+}
+
+/// Parses `name=url,name=url2,other=url3` (a name may repeat for several URLs).
+fn parse_initial_cluster(spec: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster: missing '=' in {part:?}"))?;
+        let url = Url::parse("initial-cluster", url)?.raw;
+        match members.iter_mut().find(|(n, _)| n == name) {
+            Some((_, urls)) => urls.push(url),
+            None => members.push((name.to_string(), vec![url])),
+        }
+    }
+    if members.is_empty() {
+        return Err("--initial-cluster: no members".into());
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, String> {
+        let mut argv = vec!["cairn"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).map_err(|e| e.to_string())?.validate()
+    }
+
+    #[test]
+    fn defaults_match_etcd() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
+        assert_eq!(c.listen_client_addrs, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(c.max_request_bytes, 1_572_864);
+        assert_eq!(c.max_recv_message_bytes, 1_572_864 + 524_288);
+        assert_eq!(c.txn_ops_max, 128);
+        assert_eq!(c.quota_backend_bytes, 2_147_483_648);
+        assert_eq!(c.election_ticks, 10);
+        assert_eq!(c.initial_cluster, vec![("default".to_string(), vec!["http://localhost:2380".to_string()])]);
+    }
+
+    #[test]
+    fn data_dir_follows_name() {
+        assert_eq!(parse(&["--name", "n1", "--initial-cluster", "n1=http://localhost:2380"]).unwrap().data_dir, PathBuf::from("n1.etcd"));
+    }
+
+    #[test]
+    fn election_timeout_must_be_five_heartbeats() {
+        let e = parse(&["--heartbeat-interval", "300", "--election-timeout", "1000"]).unwrap_err();
+        assert_eq!(e, "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
+    }
+
+    #[test]
+    fn unknown_flag_is_an_error() {
+        let e = parse(&["--no-such-flag"]).unwrap_err();
+        assert!(e.contains("--no-such-flag"), "{e}");
+    }
+
+    #[test]
+    fn bad_url_is_named() {
+        let e = parse(&["--listen-client-urls", "127.0.0.1:2379"]).unwrap_err();
+        assert_eq!(e, "--listen-client-urls: URL scheme must be http, https, unix or unixs: 127.0.0.1:2379");
+    }
+
+    #[test]
+    fn local_member_must_be_in_initial_cluster() {
+        let e = parse(&["--initial-cluster", "other=http://localhost:2380"]).unwrap_err();
+        assert_eq!(e, "couldn't find local name \"default\" in the initial cluster configuration");
+    }
+}

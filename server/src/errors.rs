@@ -1,0 +1,60 @@
+//! etcd's client-facing errors, with the exact gRPC codes and messages clients match on.
+//!
+//! Source: etcd `api/v3rpc/rpctypes/error.go` (3.4 and 3.6 agree on every one used here).
+
+use net::{Code, Status};
+
+macro_rules! etcd_errors {
+    ($($(#[$doc:meta])* $name:ident => ($code:ident, $msg:literal);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name() -> Status {
+                Status::new(Code::$code, $msg)
+            }
+        )*
+    };
+}
+
+etcd_errors! {
+    /// `ErrGRPCEmptyKey`.
+    empty_key => (InvalidArgument, "etcdserver: key is not provided");
+    /// `ErrGRPCKeyNotFound` (ignore_value/ignore_lease on a missing key, empty request op).
+    key_not_found => (InvalidArgument, "etcdserver: key not found");
+    /// `ErrGRPCValueProvided`.
+    value_provided => (InvalidArgument, "etcdserver: value is provided");
+    /// `ErrGRPCLeaseProvided`.
+    lease_provided => (InvalidArgument, "etcdserver: lease is provided");
+    /// `ErrGRPCTooManyOps`.
+    too_many_ops => (InvalidArgument, "etcdserver: too many operations in txn request");
+    /// `ErrGRPCDuplicateKey`.
+    duplicate_key => (InvalidArgument, "etcdserver: duplicate key given in txn request");
+    /// `ErrGRPCCompacted`.
+    compacted => (OutOfRange, "etcdserver: mvcc: required revision has been compacted");
+    /// `ErrGRPCFutureRev`.
+    future_rev => (OutOfRange, "etcdserver: mvcc: required revision is a future revision");
+    /// `ErrGRPCLeaseNotFound`.
+    lease_not_found => (NotFound, "etcdserver: requested lease not found");
+    /// `ErrGRPCRequestTooLarge`.
+    request_too_large => (InvalidArgument, "etcdserver: request is too large");
+    /// `ErrGRPCNoLeader`.
+    no_leader => (Unavailable, "etcdserver: no leader");
+    /// `ErrGRPCStopped`.
+    stopped => (Unavailable, "etcdserver: server stopped");
+}
+
+/// A protobuf message that does not decode: grpc-go's codec error text.
+pub fn decode_failed(err: prost::DecodeError) -> Status {
+    Status::new(
+        Code::Internal,
+        format!("grpc: error unmarshalling request: {err}"),
+    )
+}
+
+/// Maps an engine error to the status etcd returns for the same failure.
+pub fn from_engine(err: &engine::Error) -> Status {
+    match err {
+        engine::Error::Compacted => compacted(),
+        engine::Error::FutureRevision => future_rev(),
+        other => Status::new(Code::Internal, other.to_string()),
+    }
+}

@@ -1,0 +1,65 @@
+//! HTTP/1.1 endpoints on the client port: `GET /health` and `GET /version`, with etcd's
+//! bodies (etcd 3.4 `etcdserver/api/etcdhttp/metrics.go`, `base.go`).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use net::{HttpHandler, HttpRequest, HttpResponse};
+
+use crate::raft_core::Shared;
+use crate::service::{CAIRN_VERSION, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
+
+/// Serves the HTTP/1.1 endpoints of one core.
+pub struct Endpoints {
+    shared: Arc<Shared>,
+}
+
+impl Endpoints {
+    /// Endpoints reading `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Endpoints { shared }
+    }
+
+    fn respond(&self, request: &HttpRequest) -> HttpResponse {
+        let path = request.path.split('?').next().unwrap_or("");
+        match (request.method.as_str(), path) {
+            ("GET", "/health") => {
+                // etcd: unhealthy while there is no leader (or an alarm is raised).
+                let healthy = self.shared.leader.load(Ordering::Acquire) != 0;
+                let body = if healthy { r#"{"health":"true"}"# } else { r#"{"health":"false"}"# };
+                HttpResponse {
+                    status: if healthy { 200 } else { 503 },
+                    content_type: "text/plain; charset=utf-8".into(),
+                    body: Bytes::from_static(body.as_bytes()),
+                }
+            }
+            ("GET", "/version") => HttpResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: Bytes::from(format!(
+                    r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
+                )),
+            },
+            (_, "/health") | (_, "/version") => HttpResponse {
+                status: 405,
+                content_type: "text/plain; charset=utf-8".into(),
+                body: Bytes::from_static(b"Method Not Allowed"),
+            },
+            _ => HttpResponse {
+                status: 404,
+                content_type: "text/plain; charset=utf-8".into(),
+                body: Bytes::from_static(b"404 page not found\n"),
+            },
+        }
+    }
+}
+
+impl HttpHandler for Endpoints {
+    fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse> {
+        let response = self.respond(&request);
+        Box::pin(async move { response })
+    }
+}

@@ -1,0 +1,245 @@
+//! Thread-per-core runtime (DESIGN.md §2): one pinned glommio executor per core, each
+//! listening on every client address with `SO_REUSEPORT`; core 0 also runs the raft core
+//! in a latency-sensitive task queue. Cross-core traffic uses bounded channels created here.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use tracing::{error, info};
+
+use crate::config::ServerConfig;
+use crate::http::Endpoints;
+use crate::member;
+use crate::raft_core::{self, RaftRequest, RaftSettings, Shared};
+use crate::service::{EtcdService, ServiceConfig};
+
+/// Capacity of the channel every core sends writes and read barriers on.
+pub const RAFT_QUEUE_CAPACITY: usize = 8_192;
+/// Bytes of io_uring registered buffers per executor (Cairn reads and writes through the
+/// page cache, so a small pool suffices and keeps under low RLIMIT_MEMLOCK limits).
+pub const IO_MEMORY_BYTES: usize = 512 * 1024;
+/// Most concurrent HTTP/2 streams per client connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
+
+/// Fails with a message naming the cause and the fix when io_uring cannot be used.
+pub fn check_io_uring() -> Result<(), String> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        if v.trim() != "0" {
+            return Err(format!(
+                "io_uring is disabled by the kernel (kernel.io_uring_disabled = {}); Cairn runs on io_uring: enable it with `sysctl -w kernel.io_uring_disabled=0`",
+                v.trim()
+            ));
+        }
+    }
+    let mut params = [0u8; 120]; // struct io_uring_params
+    // SAFETY: io_uring_setup reads and writes `params`, a buffer of the struct's size.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let fix = match err.raw_os_error() {
+            Some(libc::ENOSYS) => "the kernel has no io_uring: use Linux 5.8 or newer built with CONFIG_IO_URING",
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                "a seccomp profile or sysctl blocks io_uring: allow io_uring_setup/io_uring_enter/io_uring_register (e.g. docker --security-opt seccomp=unconfined) or set kernel.io_uring_disabled=0"
+            }
+            Some(libc::ENOMEM) => "RLIMIT_MEMLOCK is too low: raise it (ulimit -l, or LimitMEMLOCK= in systemd)",
+            _ => "check the kernel's io_uring support and the process limits",
+        };
+        return Err(format!("io_uring is unavailable ({err}); {fix}"));
+    }
+    // SAFETY: fd is a file descriptor this function just opened.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Runs the server until SIGTERM/SIGINT; returns once everything is durable.
+pub fn run(config: ServerConfig) -> Result<(), String> {
+    let identity = member::load_or_bootstrap(&config)?;
+    info!(
+        name = %config.name,
+        member_id = %format!("{:x}", identity.member_id),
+        cluster_id = %format!("{:x}", identity.cluster_id),
+        data_dir = %config.data_dir.display(),
+        "starting cairn"
+    );
+    let (raft_tx, raft_rx) = flume::bounded::<RaftRequest>(RAFT_QUEUE_CAPACITY);
+    let service_config = Arc::new(ServiceConfig {
+        max_request_bytes: config.max_request_bytes,
+        txn_ops_max: config.txn_ops_max,
+        quota_backend_bytes: config.quota_backend_bytes,
+        name: config.name.clone(),
+        peer_urls: config.initial_advertise_peer_urls.clone(),
+        client_urls: config.advertise_client_urls.clone(),
+    });
+    let limits = net::ServerLimits {
+        max_recv_message_bytes: config.max_recv_message_bytes,
+        max_send_message_bytes: usize::MAX >> 1,
+        max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+        http1_max_body_bytes: config.max_recv_message_bytes,
+    };
+    let boot_nonce = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        & 0xffff) as u16;
+
+    // Shutdown plumbing: the signal thread tells every core to stop serving; once every
+    // core has stopped, core 0 stops the raft core.
+    let mut stop_senders = Vec::new();
+    let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
+    let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
+
+    let mut handles = Vec::new();
+    let mut shared0: Option<Arc<Shared>> = None;
+    for core in 0..config.cores {
+        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+        stop_senders.push(stop_tx);
+        let raft_tx = raft_tx.clone();
+        let service_config = service_config.clone();
+        let limits = limits.clone();
+        let addrs = config.listen_client_addrs.clone();
+        let raft_start = (core == 0).then(|| {
+            (
+                identity.member_dir.clone(),
+                identity.member_id,
+                identity.cluster_id,
+                RaftSettings {
+                    voters: identity.voters.clone(),
+                    election_ticks: config.election_ticks,
+                    tick: Duration::from_millis(config.heartbeat_interval_ms),
+                    snapshot_count: config.snapshot_count,
+                },
+                raft_rx.clone(),
+                raft_stop_rx.clone(),
+                shared_tx.clone(),
+            )
+        });
+        let shared_for_core = shared0.clone();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+            .name(&format!("cairn-core-{core}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let shared = match raft_start {
+                    Some((dir, member_id, cluster_id, settings, raft_rx, raft_stop_rx, shared_tx)) => {
+                        let core_state = match raft_core::open(&dir, member_id, cluster_id, settings) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = shared_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let shared = core_state.shared();
+                        let _ = shared_tx.send(Ok(shared.clone()));
+                        let tq = glommio::executor().create_task_queue(
+                            Shares::Static(1000),
+                            Latency::Matters(Duration::from_micros(500)),
+                            "raft",
+                        );
+                        let raft_task = glommio::spawn_local_into(core_state.run(raft_rx), tq)
+                            .expect("raft task queue exists")
+                            .detach();
+                        serve_core(core, shared.clone(), service_config, raft_tx.clone(), limits, addrs, stop_rx, boot_nonce).await;
+                        // Every other core has stopped serving: stop the raft core.
+                        let _ = raft_stop_rx.recv_async().await;
+                        let (done_tx, done_rx) = oneshot::channel();
+                        if raft_tx.send_async(RaftRequest::Shutdown(done_tx)).await.is_ok() {
+                            let _ = done_rx.await;
+                        }
+                        drop(raft_task);
+                        return;
+                    }
+                    None => shared_for_core.expect("shared state for every other core"),
+                };
+                serve_core(core, shared, service_config, raft_tx, limits, addrs, stop_rx, boot_nonce).await;
+            })
+            .map_err(|e| format!("cannot start executor for core {core}: {e}"))?;
+        handles.push(handle);
+        if core == 0 {
+            // Wait for core 0 to open the storage before starting the others.
+            match shared_rx.recv() {
+                Ok(Ok(shared)) => shared0 = Some(shared),
+                Ok(Err(e)) => {
+                    let _ = handles.pop().map(|h| h.join());
+                    return Err(e);
+                }
+                Err(_) => return Err("core 0 stopped during start-up".into()),
+            }
+        }
+    }
+    drop(raft_tx);
+
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("cairn-signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("cairn: second signal {signal}: exiting now");
+                    std::process::exit(130);
+                }
+                info!(signal, "shutting down: finishing in-flight requests");
+                for stop in &stop_senders {
+                    let _ = stop.try_send(());
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+
+    let mut handles = handles.into_iter();
+    let core0 = handles.next().expect("at least one core");
+    for h in handles {
+        if let Err(e) = h.join() {
+            error!("core stopped abnormally: {e:?}");
+        }
+    }
+    let _ = raft_stop_tx.send(());
+    core0.join().map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
+    info!("stopped");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_core(
+    core: usize,
+    shared: Arc<Shared>,
+    service_config: Arc<ServiceConfig>,
+    raft_tx: flume::Sender<RaftRequest>,
+    limits: net::ServerLimits,
+    addrs: Vec<std::net::SocketAddr>,
+    stop_rx: flume::Receiver<()>,
+    boot_nonce: u16,
+) {
+    let service = Rc::new(EtcdService::new(shared.clone(), service_config, raft_tx, core, boot_nonce));
+    let endpoints = Rc::new(Endpoints::new(shared));
+    let shutdown = net::Shutdown::new();
+    let mut servers = Vec::new();
+    for addr in addrs {
+        let listener = match net::bind_reuseport(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cairn: cannot listen on {addr}: {e}");
+                std::process::exit(1);
+            }
+        };
+        if core == 0 {
+            info!(%addr, "serving client requests");
+        }
+        let task = glommio::spawn_local(net::serve(listener, service.clone(), endpoints.clone(), limits.clone(), shutdown.clone()));
+        servers.push(task);
+    }
+    let trigger = shutdown.clone();
+    glommio::spawn_local(async move {
+        let _ = stop_rx.recv_async().await;
+        trigger.trigger();
+    })
+    .detach();
+    for server in servers {
+        if let Err(e) = server.await {
+            error!(core, "client listener failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The gRPC services every core serves: KV, Maintenance (Status, Hash, HashKV) and
+//! Cluster (MemberList). Decoding, validation and reads happen on the receiving core;
+//! writes and linearizable-read barriers go to the raft core over a bounded channel.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use net::pb::etcdserverpb::{
+    CompactionRequest, DeleteRangeRequest, HashKvRequest, HashKvResponse, HashRequest,
+    HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse,
+    PutRequest, RangeRequest, RequestHeader, StatusRequest, StatusResponse, TxnRequest,
+};
+use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
+use prost::Message;
+
+use crate::errors;
+use crate::kv;
+use crate::raft_core::{encode_entry_data, Applied, Proposal, RaftRequest, Shared};
+
+/// The etcd API version Cairn implements, reported by Status and `/version`.
+pub const ETCD_API_VERSION: &str = "3.6.0";
+/// The etcd cluster version reported by `/version`.
+pub const ETCD_CLUSTER_VERSION: &str = "3.6.0";
+/// Cairn's own version.
+pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Per-server settings every core's service reads.
+pub struct ServiceConfig {
+    /// `--max-request-bytes`: the largest Raft request accepted.
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops`.
+    pub txn_ops_max: usize,
+    /// Backend quota in bytes (Status.dbSizeQuota).
+    pub quota_backend_bytes: i64,
+    /// Member name.
+    pub name: String,
+    /// Advertised peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Advertised client URLs.
+    pub client_urls: Vec<String>,
+}
+
+/// One core's gRPC service.
+pub struct EtcdService {
+    shared: Arc<Shared>,
+    config: Arc<ServiceConfig>,
+    raft: flume::Sender<RaftRequest>,
+    id_prefix: u64,
+    next_id: Cell<u64>,
+}
+
+/// Every unary method served, by gRPC path.
+const UNARY_METHODS: &[&str] = &[
+    "/etcdserverpb.KV/Range",
+    "/etcdserverpb.KV/Put",
+    "/etcdserverpb.KV/DeleteRange",
+    "/etcdserverpb.KV/Txn",
+    "/etcdserverpb.KV/Compact",
+    "/etcdserverpb.Maintenance/Status",
+    "/etcdserverpb.Maintenance/Hash",
+    "/etcdserverpb.Maintenance/HashKV",
+    "/etcdserverpb.Cluster/MemberList",
+];
+
+fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
+    M::decode(body).map_err(errors::decode_failed)
+}
+
+fn encode<M: Message>(m: &M) -> Bytes {
+    Bytes::from(m.encode_to_vec())
+}
+
+impl EtcdService {
+    /// A service for core `core`; request IDs are `boot nonce (16 bits) | core (8) | counter (40)`.
+    pub fn new(shared: Arc<Shared>, config: Arc<ServiceConfig>, raft: flume::Sender<RaftRequest>, core: usize, boot_nonce: u16) -> Self {
+        EtcdService {
+            shared,
+            config,
+            raft,
+            id_prefix: (u64::from(boot_nonce) << 48) | ((core as u64 & 0xff) << 40),
+            next_id: Cell::new(1),
+        }
+    }
+
+    async fn send(&self, request: RaftRequest) -> Result<(), Status> {
+        self.raft.send_async(request).await.map_err(|_| errors::stopped())
+    }
+
+    /// Replicates `request` through Raft and waits for its apply result.
+    async fn propose(&self, mut request: InternalRaftRequest) -> Result<Applied, Status> {
+        let counter = self.next_id.get();
+        self.next_id.set(counter.wrapping_add(1) & ((1 << 40) - 1));
+        let id = self.id_prefix | counter;
+        request.header = Some(RequestHeader { id, ..Default::default() });
+        let data = encode_entry_data(id, &request);
+        if data.len() - 8 > self.config.max_request_bytes {
+            return Err(errors::request_too_large());
+        }
+        let (reply, result) = oneshot::channel();
+        self.send(RaftRequest::Propose(Proposal { id, data, request, reply })).await?;
+        result.await.map_err(|_| errors::stopped())?
+    }
+
+    /// Waits until this member has applied everything committed when the call began.
+    async fn read_barrier(&self) -> Result<(), Status> {
+        let (reply, done) = oneshot::channel();
+        self.send(RaftRequest::ReadIndex(reply)).await?;
+        done.await.map_err(|_| errors::stopped())?
+    }
+
+    fn fill(&self, header: &mut Option<net::pb::etcdserverpb::ResponseHeader>) {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.shared.header(revision));
+    }
+
+    async fn call(&self, path: &str, body: Bytes) -> Result<Bytes, Status> {
+        match path {
+            "/etcdserverpb.KV/Range" => {
+                let r: RangeRequest = decode(body)?;
+                kv::check_range(&r)?;
+                if !r.serializable {
+                    self.read_barrier().await?;
+                }
+                let mut resp = kv::range(&self.shared.reader, &r)?;
+                self.fill(&mut resp.header);
+                Ok(encode(&resp))
+            }
+            "/etcdserverpb.KV/Put" => {
+                let r: PutRequest = decode(body)?;
+                kv::check_put(&r)?;
+                match self.propose(InternalRaftRequest { put: Some(r), ..Default::default() }).await? {
+                    Applied::Put(mut resp) => {
+                        self.fill(&mut resp.header);
+                        Ok(encode(&resp))
+                    }
+                    other => unreachable!("Put applied as {other:?}"),
+                }
+            }
+            "/etcdserverpb.KV/DeleteRange" => {
+                let r: DeleteRangeRequest = decode(body)?;
+                kv::check_delete(&r)?;
+                match self.propose(InternalRaftRequest { delete_range: Some(r), ..Default::default() }).await? {
+                    Applied::DeleteRange(mut resp) => {
+                        self.fill(&mut resp.header);
+                        Ok(encode(&resp))
+                    }
+                    other => unreachable!("DeleteRange applied as {other:?}"),
+                }
+            }
+            "/etcdserverpb.KV/Txn" => {
+                let r: TxnRequest = decode(body)?;
+                kv::check_txn(&r, self.config.txn_ops_max)?;
+                if kv::txn_is_read_only(&r) {
+                    if !kv::txn_is_serializable(&r) {
+                        self.read_barrier().await?;
+                    }
+                    let mut resp = kv::txn_read_only(&self.shared.reader, &r)?;
+                    self.fill(&mut resp.header);
+                    return Ok(encode(&resp));
+                }
+                match self.propose(InternalRaftRequest { txn: Some(r), ..Default::default() }).await? {
+                    Applied::Txn(mut resp) => {
+                        self.fill(&mut resp.header);
+                        Ok(encode(&resp))
+                    }
+                    other => unreachable!("Txn applied as {other:?}"),
+                }
+            }
+            "/etcdserverpb.KV/Compact" => {
+                let r: CompactionRequest = decode(body)?;
+                match self.propose(InternalRaftRequest { compaction: Some(r), ..Default::default() }).await? {
+                    Applied::Compaction(mut resp) => {
+                        self.fill(&mut resp.header);
+                        Ok(encode(&resp))
+                    }
+                    other => unreachable!("Compaction applied as {other:?}"),
+                }
+            }
+            "/etcdserverpb.Maintenance/Status" => {
+                let _: StatusRequest = decode(body)?;
+                Ok(encode(&self.status()))
+            }
+            "/etcdserverpb.Maintenance/Hash" => {
+                let _: HashRequest = decode(body)?;
+                let resp = HashResponse { header: Some(self.shared.header(0)), hash: self.shared.reader.hash() };
+                Ok(encode(&resp))
+            }
+            "/etcdserverpb.Maintenance/HashKV" => {
+                let r: HashKvRequest = decode(body)?;
+                let (hash, compact_revision, hash_revision) =
+                    self.shared.reader.hash_kv(r.revision).map_err(|e| errors::from_engine(&e))?;
+                let resp = HashKvResponse {
+                    header: Some(self.shared.header(0)),
+                    hash,
+                    compact_revision,
+                    hash_revision,
+                };
+                Ok(encode(&resp))
+            }
+            "/etcdserverpb.Cluster/MemberList" => {
+                let _: MemberListRequest = decode(body)?;
+                let resp = MemberListResponse {
+                    header: Some(self.shared.header(0)),
+                    members: vec![Member {
+                        id: self.shared.member_id,
+                        name: self.config.name.clone(),
+                        peer_ur_ls: self.config.peer_urls.clone(),
+                        client_ur_ls: self.config.client_urls.clone(),
+                        is_learner: false,
+                    }],
+                };
+                Ok(encode(&resp))
+            }
+            _ => Err(Status::new(net::Code::Unimplemented, format!("unknown method {path}"))),
+        }
+    }
+
+    fn status(&self) -> StatusResponse {
+        let s = &self.shared;
+        StatusResponse {
+            header: Some(s.header(0)),
+            version: ETCD_API_VERSION.to_string(),
+            db_size: s.reader.size_bytes() as i64,
+            leader: s.leader.load(Ordering::Acquire),
+            raft_index: s.commit_index.load(Ordering::Acquire),
+            raft_term: s.term.load(Ordering::Acquire),
+            raft_applied_index: s.applied_index.load(Ordering::Acquire),
+            errors: Vec::new(),
+            db_size_in_use: s.reader.size_in_use_bytes() as i64,
+            is_learner: false,
+            storage_version: ETCD_CLUSTER_VERSION.to_string(),
+            db_size_quota: self.config.quota_backend_bytes,
+            ..Default::default()
+        }
+    }
+}
+
+impl GrpcService for EtcdService {
+    fn method_kind(&self, path: &str) -> Option<MethodKind> {
+        UNARY_METHODS.contains(&path).then_some(MethodKind::Unary)
+    }
+
+    fn unary(self: Rc<Self>, ctx: CallContext, request: Bytes) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        Box::pin(async move { self.call(&ctx.path, request).await })
+    }
+
+    fn streaming(self: Rc<Self>, ctx: CallContext, _inbound: Inbound, _outbound: Outbound) -> LocalBoxFuture<'static, Result<(), Status>> {
+        // method_kind never reports a streaming method yet, so the transport never calls this.
+        Box::pin(async move { Err(Status::new(net::Code::Unimplemented, format!("unknown method {}", ctx.path))) })
+    }
+}

@@ -1,0 +1,33 @@
+//! `tools`: the library behind `cairn-bench`, the load generator and side-by-side
+//! harness that measures Cairn against upstream etcd over the etcd v3 gRPC API.
+//!
+//! - Load: N clients over C connections issuing a bounded number of puts, ranges
+//!   or txns ([`LoadConfig`], [`Bench`], [`run_load`]).
+//! - [`Summary`]: throughput and latency percentiles from hdrhistogram, as text or JSON.
+//! - [`run_compare`]: starts each server binary in turn on loopback, runs put phases,
+//!   reports server CPU µs per put and RSS as a markdown table ([`render_markdown`]).
+//! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
+#![deny(missing_docs)]
+
+mod compare;
+mod error;
+mod keys;
+mod load;
+pub mod procstat;
+mod server;
+mod stats;
+
+pub use compare::{
+    cpu_us_per_op, default_conns, render_markdown, run_compare, CompareConfig, Row, Target,
+};
+pub use error::{BenchError, Result};
+pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
+pub use load::{
+    run_load, validate_endpoints, Bench, LoadConfig, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS,
+    TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+};
+pub use server::{free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS};
+pub use stats::{
+    format_ms, new_latency_histogram, parse_clients_list, record_latency_us, us_to_ms, Summary,
+    LATENCY_SIGFIGS, LATENCY_US_MAX,
+};
