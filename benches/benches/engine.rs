@@ -77,7 +77,11 @@ fn wal_prealloc_vs_extend() {
         elapsed.as_secs_f64() * 1e6 / n as f64
     );
     let path: PathBuf = dir.path().join("extending.log");
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).expect("open");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open");
     let (n, elapsed) = run_for(Duration::from_secs(2), || {
         f.write_all(&payload).expect("write");
         f.sync_data().expect("sync");
@@ -110,21 +114,31 @@ fn mvcc() {
     let mut j = 0u64;
     let (n, elapsed) = run_for(Duration::from_secs(2), || {
         let key = format!("/registry/pods/ns{}/pod{:05}", j % 100, j % keys);
-        let res = reader.range(key.as_bytes(), b"", &RangeOptions::default()).expect("range");
+        let res = reader
+            .range(key.as_bytes(), b"", &RangeOptions::default())
+            .expect("range");
         assert_eq!(res.count, 1);
         j += 1;
     });
-    println!("mvcc range single key:           {:>10.0} ops/s", n as f64 / elapsed.as_secs_f64());
+    println!(
+        "mvcc range single key:           {:>10.0} ops/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
     let mut j = 0u64;
     let (n, elapsed) = run_for(Duration::from_secs(2), || {
         let prefix = format!("/registry/pods/ns{}/", j % 100);
         let mut end = prefix.clone().into_bytes();
         *end.last_mut().expect("non-empty") += 1;
-        let res = reader.range(prefix.as_bytes(), &end, &RangeOptions::default()).expect("range");
+        let res = reader
+            .range(prefix.as_bytes(), &end, &RangeOptions::default())
+            .expect("range");
         assert_eq!(res.count, 100);
         j += 1;
     });
-    println!("mvcc range prefix (100 keys):    {:>10.0} ops/s", n as f64 / elapsed.as_secs_f64());
+    println!(
+        "mvcc range prefix (100 keys):    {:>10.0} ops/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
     let start = Instant::now();
     m.checkpoint(1, b"").expect("checkpoint");
     println!(

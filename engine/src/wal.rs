@@ -41,7 +41,9 @@ impl WalOptions {
     /// Checks the ranges; the error names the option and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let b = self.segment_bytes;
-        if !(Self::SEGMENT_BYTES_MIN..=Self::SEGMENT_BYTES_MAX).contains(&b) || b % 4096 != 0 {
+        if !(Self::SEGMENT_BYTES_MIN..=Self::SEGMENT_BYTES_MAX).contains(&b)
+            || !b.is_multiple_of(4096)
+        {
             return Err(Error::InvalidOptions(format!(
                 "segment_bytes {b} must be a multiple of 4096 in [{}, {}]",
                 Self::SEGMENT_BYTES_MIN,

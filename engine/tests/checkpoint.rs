@@ -53,7 +53,8 @@ fn fresh_store_has_no_checkpoint() {
     let m = Mvcc::open(tmp.path(), small()).unwrap();
     assert_eq!(m.checkpoint_state(), (0, Bytes::new()));
     assert_eq!(m.reader().current_revision(), 1);
-    assert_eq!(m.reader().size_bytes(), 4096);
+    // Only written bytes count: the 32-byte segment header, not the preallocated rest.
+    assert_eq!(m.reader().size_bytes(), 32);
     assert_eq!(m.reader().size_in_use_bytes(), 0);
     // Writes without a checkpoint are discarded on reopen.
     let mut m = m;
@@ -268,7 +269,8 @@ fn compaction_gc_frees_value_segments() {
     let segs_before = files(&values, ".val").len();
     assert_eq!(segs_before, 16);
     assert_eq!(r.size_in_use_bytes(), 400 * 160);
-    assert_eq!(r.size_bytes(), 16 * 4096);
+    // 15 full segments plus the active one's header and 25 records.
+    assert_eq!(r.size_bytes(), 15 * 4096 + 32 + 25 * 160);
     let expected = all(&m);
     let hash_before_ckpt = r.hash_kv(0).unwrap().0;
     m.checkpoint(1, b"").unwrap();
@@ -288,7 +290,7 @@ fn compaction_gc_frees_value_segments() {
     assert_eq!(files(&values, ".val").len(), 2);
     assert_eq!(
         r.size_bytes(),
-        2 * 4096
+        4096 + 32 + 10 * 160
             + std::fs::metadata(files(tmp.path(), ".ckpt").pop().unwrap())
                 .unwrap()
                 .len()

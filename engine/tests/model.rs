@@ -42,17 +42,14 @@ impl Model {
             if k != key {
                 continue;
             }
-            kv = match op {
-                None => None,
-                Some((v, lease)) => Some(KeyValue {
-                    key: Bytes::copy_from_slice(k),
-                    create_revision: kv.as_ref().map_or(*main, |p| p.create_revision),
-                    mod_revision: *main,
-                    version: kv.as_ref().map_or(1, |p| p.version + 1),
-                    value: Bytes::copy_from_slice(v),
-                    lease: *lease,
-                }),
-            };
+            kv = op.as_ref().map(|(v, lease)| KeyValue {
+                key: Bytes::copy_from_slice(k),
+                create_revision: kv.as_ref().map_or(*main, |p| p.create_revision),
+                mod_revision: *main,
+                version: kv.as_ref().map_or(1, |p| p.version + 1),
+                value: Bytes::copy_from_slice(v),
+                lease: *lease,
+            });
         }
         kv
     }

@@ -54,7 +54,11 @@ impl Unstable {
     }
 
     pub(crate) fn stable_snap_to(&mut self, index: u64) {
-        if self.snapshot.as_ref().is_some_and(|s| s.metadata.index == index) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.metadata.index == index)
+        {
             self.snapshot = None;
         }
     }
@@ -83,7 +87,11 @@ impl Unstable {
 
     /// Entries in `[lo, hi)`; the caller checked the bounds.
     pub(crate) fn slice(&self, lo: u64, hi: u64) -> &[Entry] {
-        assert!(lo >= self.offset, "unstable slice {lo} below offset {}", self.offset);
+        assert!(
+            lo >= self.offset,
+            "unstable slice {lo} below offset {}",
+            self.offset
+        );
         assert!(hi <= self.offset + self.entries.len() as u64);
         &self.entries[(lo - self.offset) as usize..(hi - self.offset) as usize]
     }
@@ -111,20 +119,32 @@ mod tests {
         };
         let mut u = mk();
         u.truncate_and_append(&[ent(6, 1), ent(7, 1)]);
-        assert_eq!((u.offset, u.entries.clone()), (5, vec![ent(5, 1), ent(6, 1), ent(7, 1)]));
+        assert_eq!(
+            (u.offset, u.entries.clone()),
+            (5, vec![ent(5, 1), ent(6, 1), ent(7, 1)])
+        );
         let mut u = mk();
         u.truncate_and_append(&[ent(5, 2), ent(6, 2)]);
-        assert_eq!((u.offset, u.entries.clone()), (5, vec![ent(5, 2), ent(6, 2)]));
+        assert_eq!(
+            (u.offset, u.entries.clone()),
+            (5, vec![ent(5, 2), ent(6, 2)])
+        );
         let mut u = mk();
         u.truncate_and_append(&[ent(4, 2), ent(5, 2), ent(6, 2)]);
-        assert_eq!((u.offset, u.entries.clone()), (4, vec![ent(4, 2), ent(5, 2), ent(6, 2)]));
+        assert_eq!(
+            (u.offset, u.entries.clone()),
+            (4, vec![ent(4, 2), ent(5, 2), ent(6, 2)])
+        );
         let mut u = Unstable {
             snapshot: None,
             entries: vec![ent(5, 1), ent(6, 1), ent(7, 1)],
             offset: 5,
         };
         u.truncate_and_append(&[ent(6, 2)]);
-        assert_eq!((u.offset, u.entries.clone()), (5, vec![ent(5, 1), ent(6, 2)]));
+        assert_eq!(
+            (u.offset, u.entries.clone()),
+            (5, vec![ent(5, 1), ent(6, 2)])
+        );
     }
 
     #[test]

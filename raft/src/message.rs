@@ -343,7 +343,10 @@ impl Message {
         if let Some(s) = &self.snapshot {
             put_varint(&mut out, s.metadata.index);
             put_varint(&mut out, s.metadata.term);
-            for ids in [&s.metadata.conf_state.voters, &s.metadata.conf_state.learners] {
+            for ids in [
+                &s.metadata.conf_state.voters,
+                &s.metadata.conf_state.learners,
+            ] {
                 put_varint(&mut out, ids.len() as u64);
                 for id in ids {
                     put_varint(&mut out, *id);
@@ -478,7 +481,9 @@ impl Reader<'_> {
             }
         }
         self.pos = start;
-        Err(self.err(&format!("{field} varint longer than {VARINT_BYTES_MAX} bytes")))
+        Err(self.err(&format!(
+            "{field} varint longer than {VARINT_BYTES_MAX} bytes"
+        )))
     }
 
     /// A count of items each at least `min_item_bytes` long; bounded by what is left.
@@ -505,10 +510,7 @@ impl Reader<'_> {
 
     fn finish(&self) -> Result<()> {
         if self.pos != self.buf.len() {
-            return Err(self.err(&format!(
-                "{} trailing bytes",
-                self.buf.len() - self.pos
-            )));
+            return Err(self.err(&format!("{} trailing bytes", self.buf.len() - self.pos)));
         }
         Ok(())
     }
@@ -603,9 +605,13 @@ mod tests {
         // huge entry count is refused without allocating
         let mut b = vec![1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        assert!(matches!(Message::decode(&b), Err(Error::Decode(s)) if s.starts_with("entry count 4294967295 exceeds remaining 0 bytes")));
+        assert!(
+            matches!(Message::decode(&b), Err(Error::Decode(s)) if s.starts_with("entry count 4294967295 exceeds remaining 0 bytes"))
+        );
         // a 10th varint byte above 1 overflows u64
-        let b = [1, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        let b = [
+            1, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ];
         assert_eq!(
             Message::decode(&b),
             Err(Error::Decode("to overflows u64 at byte 2".into()))

@@ -369,7 +369,10 @@ impl<S: Storage> Raft<S> {
                 Err(_) => true,
             };
             if pending {
-                debug!(id = self.id, "cannot campaign: pending conf change not applied");
+                debug!(
+                    id = self.id,
+                    "cannot campaign: pending conf change not applied"
+                );
                 return;
             }
         }
@@ -387,10 +390,18 @@ impl<S: Storage> Raft<S> {
         let (vote_type, resp_type, term) = if kind == CampaignKind::PreElection {
             self.become_pre_candidate();
             let t = self.term + 1;
-            (MessageType::RequestPreVote, MessageType::RequestPreVoteResponse, t)
+            (
+                MessageType::RequestPreVote,
+                MessageType::RequestPreVoteResponse,
+                t,
+            )
         } else {
             self.become_candidate();
-            (MessageType::RequestVote, MessageType::RequestVoteResponse, self.term)
+            (
+                MessageType::RequestVote,
+                MessageType::RequestVoteResponse,
+                self.term,
+            )
         };
         if self.poll(self.id, resp_type, true) == VoteResult::Won {
             // A single voter wins at once.
@@ -424,7 +435,15 @@ impl<S: Storage> Raft<S> {
     fn poll(&mut self, id: u64, msg_type: MessageType, granted: bool) -> VoteResult {
         self.prs.record_vote(id, granted);
         let (g, r, result) = self.prs.tally_votes();
-        debug!(id = self.id, from = id, ?msg_type, granted = g, rejected = r, ?result, "poll");
+        debug!(
+            id = self.id,
+            from = id,
+            ?msg_type,
+            granted = g,
+            rejected = r,
+            ?result,
+            "poll"
+        );
         result
     }
 
@@ -579,14 +598,13 @@ impl<S: Storage> Raft<S> {
                 self.leader_id = m.from;
                 self.handle_snapshot(m);
             }
-            MessageType::TransferLeader | MessageType::ReadIndex => {
-                if self.leader_id != 0 {
-                    m.to = self.leader_id;
-                    if m.msg_type == MessageType::ReadIndex {
-                        m.from = self.id;
-                    }
-                    self.send(m);
+            // Forwarded to the leader; dropped while there is none.
+            MessageType::TransferLeader | MessageType::ReadIndex if self.leader_id != 0 => {
+                m.to = self.leader_id;
+                if m.msg_type == MessageType::ReadIndex {
+                    m.from = self.id;
                 }
+                self.send(m);
             }
             MessageType::TimeoutNow => self.hup(true),
             MessageType::ReadIndexResponse => {
@@ -596,6 +614,44 @@ impl<S: Storage> Raft<S> {
                         request_ctx: e.data.clone(),
                     });
                 }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Refuses a current-term message that would break an invariant of this node's
+    /// log if stepped (raft would otherwise panic, as etcd does).
+    pub(crate) fn check_against_log(&self, m: &Message) -> Result<()> {
+        if m.term < self.term {
+            return Ok(());
+        }
+        let log = &self.raft_log;
+        match m.msg_type {
+            MessageType::Append if log.match_term(m.index, m.log_term) => {
+                let conflict = log.find_conflict(&m.entries);
+                if conflict != 0 && conflict <= log.committed {
+                    return Err(Error::MessageInvalid(format!(
+                        "append from {} would overwrite committed entry {conflict} (committed {})",
+                        m.from, log.committed
+                    )));
+                }
+            }
+            MessageType::Heartbeat if m.commit > log.last_index() => {
+                return Err(Error::MessageInvalid(format!(
+                    "heartbeat from {} commits {} beyond last index {} (log lost or corrupted?)",
+                    m.from,
+                    m.commit,
+                    log.last_index()
+                )));
+            }
+            MessageType::AppendResponse if !m.reject && m.index > log.last_index() => {
+                return Err(Error::MessageInvalid(format!(
+                    "append response from {} acknowledges {} beyond last index {}",
+                    m.from,
+                    m.index,
+                    log.last_index()
+                )));
             }
             _ => {}
         }
@@ -667,7 +723,11 @@ impl<S: Storage> Raft<S> {
         }
         let cs = &meta.conf_state;
         if !cs.voters.contains(&self.id) && !cs.learners.contains(&self.id) {
-            debug!(id = self.id, index = meta.index, "ignored snapshot not naming this node");
+            debug!(
+                id = self.id,
+                index = meta.index,
+                "ignored snapshot not naming this node"
+            );
             return false;
         }
         if self.raft_log.match_term(meta.index, meta.term) {
@@ -740,5 +800,18 @@ impl<S: Storage> Raft<S> {
         if self.lead_transferee == Some(id) {
             self.lead_transferee = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod rng_tests {
+    use super::SplitMix64;
+
+    #[test]
+    fn splitmix64_reference_values() {
+        // Published SplitMix64 outputs for seed 0 (Vigna, prng.di.unimi.it).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 }

@@ -38,21 +38,17 @@ impl<S: Storage> Raft<S> {
         match m.msg_type {
             MessageType::AppendResponse => self.handle_append_response(m),
             MessageType::HeartbeatResponse => self.handle_heartbeat_response(m),
-            MessageType::SnapStatus => {
-                if pr.state == ProgressState::Snapshot {
-                    if m.reject {
-                        pr.pending_snapshot = 0;
-                    }
-                    pr.become_probe();
-                    // Success: wait for the follower's AppendResponse. Failure: wait
-                    // for a heartbeat round before probing again.
-                    pr.probe_sent = true;
+            MessageType::SnapStatus if pr.state == ProgressState::Snapshot => {
+                if m.reject {
+                    pr.pending_snapshot = 0;
                 }
+                pr.become_probe();
+                // Success: wait for the follower's AppendResponse. Failure: wait for a
+                // heartbeat round before probing again.
+                pr.probe_sent = true;
             }
-            MessageType::Unreachable => {
-                if pr.state == ProgressState::Replicate {
-                    pr.become_probe();
-                }
+            MessageType::Unreachable if pr.state == ProgressState::Replicate => {
+                pr.become_probe();
             }
             MessageType::TransferLeader => self.handle_transfer_leader(m.from),
             _ => {}
@@ -209,7 +205,11 @@ impl<S: Storage> Raft<S> {
 
     fn handle_append_response(&mut self, m: Message) {
         let from = m.from;
-        let pr = self.prs.progress.get_mut(&from).expect("checked by step_leader");
+        let pr = self
+            .prs
+            .progress
+            .get_mut(&from)
+            .expect("checked by step_leader");
         pr.recent_active = true;
         if m.reject {
             let mut next_probe = m.reject_hint;
@@ -258,7 +258,11 @@ impl<S: Storage> Raft<S> {
     fn handle_heartbeat_response(&mut self, m: Message) {
         let from = m.from;
         let last = self.raft_log.last_index();
-        let pr = self.prs.progress.get_mut(&from).expect("checked by step_leader");
+        let pr = self
+            .prs
+            .progress
+            .get_mut(&from)
+            .expect("checked by step_leader");
         pr.recent_active = true;
         pr.probe_sent = false;
         if pr.state == ProgressState::Replicate && pr.ins.full() {

@@ -170,7 +170,9 @@ impl<S: Storage> RaftLog<S> {
         if self.committed + 1 > lo {
             return self
                 .slice(lo, self.committed + 1, None)
-                .unwrap_or_else(|e| panic!("raft log: unexpected error reading committed entries: {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("raft log: unexpected error reading committed entries: {e}")
+                });
         }
         Vec::new()
     }

@@ -174,17 +174,20 @@ impl<S: Storage> RawNode<S> {
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
     /// [`Error::MessageInvalid`] for a malformed message (sender 0, Append entries not
     /// contiguous after `index` or with terms above the message term, Snapshot without
-    /// snapshot), [`Error::ProposalDropped`] for a forwarded proposal that cannot be
-    /// accepted.
+    /// snapshot) or one that contradicts this node's log (an Append that would
+    /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
+    /// AppendResponse acknowledging an index this leader does not have: signs of a
+    /// lost or corrupted log), [`Error::ProposalDropped`] for a forwarded proposal that
+    /// cannot be accepted.
     pub fn step(&mut self, message: Message) -> Result<()> {
         if message.msg_type.is_local() {
             return Err(Error::StepLocalMsg);
         }
-        if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from)
-        {
+        if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from) {
             return Err(Error::StepPeerNotFound);
         }
         validate_peer_message(&message)?;
+        self.raft.check_against_log(&message)?;
         self.raft.step(message)
     }
 
@@ -341,7 +344,9 @@ fn validate_peer_message(m: &Message) -> Result<()> {
             }
         }
         MessageType::Snapshot if m.snapshot.is_none() => {
-            return Err(Error::MessageInvalid("snapshot message without snapshot".into()));
+            return Err(Error::MessageInvalid(
+                "snapshot message without snapshot".into(),
+            ));
         }
         _ => {}
     }

@@ -107,7 +107,10 @@ mod tests {
         ro.add_request(7, req(b"a"));
         ro.add_request(8, req(b"c"));
         assert_eq!(ro.pending_count(), 3);
-        assert_eq!(ro.last_pending_request_ctx(), Some(Bytes::from_static(b"c")));
+        assert_eq!(
+            ro.last_pending_request_ctx(),
+            Some(Bytes::from_static(b"c"))
+        );
         assert_eq!(ro.recv_ack(2, b"b").map(|a| a.len()), Some(1));
         assert_eq!(ro.recv_ack(3, b"b").map(|a| a.len()), Some(2));
         assert!(ro.recv_ack(3, b"zz").is_none());

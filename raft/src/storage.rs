@@ -366,14 +366,21 @@ mod tests {
         assert_eq!(s.last_index(), Ok(4));
         assert_eq!(s.term(4), Ok(6));
         s.append(&[ent(5, 6), ent(6, 6)]).unwrap();
-        assert_eq!(s.entries(4, 7, None).unwrap(), vec![ent(4, 6), ent(5, 6), ent(6, 6)]);
+        assert_eq!(
+            s.entries(4, 7, None).unwrap(),
+            vec![ent(4, 6), ent(5, 6), ent(6, 6)]
+        );
         assert_eq!(
             s.append(&[ent(8, 6)]),
-            Err(Error::Storage("append at 8 leaves a gap after last index 6".into()))
+            Err(Error::Storage(
+                "append at 8 leaves a gap after last index 6".into()
+            ))
         );
         assert_eq!(
             s.append(&[ent(7, 6), ent(9, 6)]),
-            Err(Error::Storage("appended entries not contiguous: 7 then 9".into()))
+            Err(Error::Storage(
+                "appended entries not contiguous: 7 then 9".into()
+            ))
         );
         s.append(&[ent(1, 1)]).unwrap();
         assert_eq!(s.last_index(), Ok(6));
@@ -398,8 +405,12 @@ mod tests {
             learners: vec![],
         };
         assert_eq!(s.snapshot(0), Err(Error::SnapshotTemporarilyUnavailable));
-        assert_eq!(s.create_snapshot(2, cs.clone(), Bytes::new()), Err(Error::Compacted));
-        s.create_snapshot(4, cs.clone(), Bytes::from_static(b"x")).unwrap();
+        assert_eq!(
+            s.create_snapshot(2, cs.clone(), Bytes::new()),
+            Err(Error::Compacted)
+        );
+        s.create_snapshot(4, cs.clone(), Bytes::from_static(b"x"))
+            .unwrap();
         let snap = s.snapshot(0).unwrap();
         assert_eq!(snap.metadata.index, 4);
         assert_eq!(snap.metadata.term, 4);

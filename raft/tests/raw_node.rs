@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use raft::{
-    ConfChange, ConfChangeType, ConfState, Config, Entry, EntryType, Error, HardState,
-    MemStorage, Message, MessageType, RawNode, ReadState, Ready, SoftState, StateRole, Storage,
+    ConfChange, ConfChangeType, ConfState, Config, Entry, EntryType, Error, HardState, MemStorage,
+    Message, MessageType, RawNode, ReadState, Ready, SoftState, StateRole, Storage,
 };
 
 fn single_voter() -> RawNode<MemStorage> {
@@ -70,8 +70,10 @@ fn single_voter_write_path() {
 
     // Group commit: proposals made before ready() come out in one Ready, appended and
     // committed together.
-    node.propose(Bytes::new(), Bytes::from_static(b"a")).unwrap();
-    node.propose(Bytes::new(), Bytes::from_static(b"b")).unwrap();
+    node.propose(Bytes::new(), Bytes::from_static(b"a"))
+        .unwrap();
+    node.propose(Bytes::new(), Bytes::from_static(b"b"))
+        .unwrap();
     let rd = node.ready();
     let want = vec![entry(2, 1, b"a"), entry(3, 1, b"b")];
     assert_eq!(rd.soft_state, None);
@@ -117,7 +119,10 @@ fn single_voter_elects_itself_by_ticks() {
         ticks += 1;
         assert!(ticks < 20, "no election after {ticks} ticks");
     }
-    assert!(ticks >= 10, "elected after {ticks} ticks, before election_tick");
+    assert!(
+        ticks >= 10,
+        "elected after {ticks} ticks, before election_tick"
+    );
     assert_eq!(node.status().hard_state.term, 1);
 }
 
@@ -127,7 +132,8 @@ fn restart_from_persisted_state() {
     node.campaign().unwrap();
     let rd = node.ready();
     persist_and_advance(&mut node, rd);
-    node.propose(Bytes::new(), Bytes::from_static(b"a")).unwrap();
+    node.propose(Bytes::new(), Bytes::from_static(b"a"))
+        .unwrap();
     let rd = node.ready();
     persist_and_advance(&mut node, rd);
     let store = node.mut_store().clone();
@@ -253,6 +259,25 @@ fn step_rejects_bad_input() {
             "append entry 1 has term 5, outside [0, 1]".into()
         ))
     );
+    // Contradicting the local log: committing beyond it, acknowledging the unknown.
+    let hb = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        commit: 7,
+        ..Message::new(MessageType::Heartbeat)
+    };
+    assert_eq!(
+        node.step(hb),
+        Err(Error::MessageInvalid(
+            "heartbeat from 2 commits 7 beyond last index 0 (log lost or corrupted?)".into()
+        ))
+    );
+    assert_eq!(
+        node.status().hard_state.term,
+        0,
+        "refused message had no effect"
+    );
     assert!(matches!(
         RawNode::new(&Config::default(), MemStorage::new()),
         Err(Error::ConfigInvalid(_))
@@ -267,6 +292,52 @@ fn step_rejects_bad_input() {
         RawNode::new(&Config::new(1), bad).err(),
         Some(Error::Storage(
             "hard state commit 5 is out of range [0, 0]".into()
+        ))
+    );
+}
+
+#[test]
+fn append_overwriting_committed_entry_is_refused() {
+    let store = MemStorage::new_with_conf_state(ConfState {
+        voters: vec![1, 2],
+        learners: vec![],
+    });
+    let mut node = RawNode::new(&Config::new(2), store).unwrap();
+    let app = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        entries: vec![entry(1, 1, b"a")],
+        commit: 1,
+        ..Message::new(MessageType::Append)
+    };
+    node.step(app).unwrap();
+    let rd = node.ready();
+    persist_and_advance(&mut node, rd);
+    let evil = Message {
+        from: 1,
+        to: 2,
+        term: 2,
+        entries: vec![entry(1, 2, b"b")],
+        ..Message::new(MessageType::Append)
+    };
+    assert_eq!(
+        node.step(evil),
+        Err(Error::MessageInvalid(
+            "append from 1 would overwrite committed entry 1 (committed 1)".into()
+        ))
+    );
+    let ack = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        index: 5,
+        ..Message::new(MessageType::AppendResponse)
+    };
+    assert_eq!(
+        node.step(ack),
+        Err(Error::MessageInvalid(
+            "append response from 1 acknowledges 5 beyond last index 1".into()
         ))
     );
 }
@@ -300,7 +371,8 @@ fn conf_change_through_raw_node() {
     node.mut_store().set_conf_state(cs.clone());
     persist_and_advance(&mut node, rd);
     // The leader now replicates to the learner.
-    node.propose(Bytes::new(), Bytes::from_static(b"x")).unwrap();
+    node.propose(Bytes::new(), Bytes::from_static(b"x"))
+        .unwrap();
     let rd = node.ready();
     assert_eq!(rd.committed_entries, vec![entry(3, 1, b"x")]);
     assert_eq!(rd.messages.len(), 1);

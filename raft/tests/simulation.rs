@@ -223,7 +223,11 @@ impl Sim {
             }
             return;
         }
-        let copies = if self.rng.chance(self.faults.dup_per_mille) { 2 } else { 1 };
+        let copies = if self.rng.chance(self.faults.dup_per_mille) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let at = self.now + self.rng.below(self.faults.delay_max + 1);
             self.in_flight.push((at, m.clone()));
@@ -243,9 +247,13 @@ impl Sim {
             let msgs = std::mem::take(&mut rd.messages);
             let store = raw.mut_store();
             if let Some(s) = &rd.snapshot {
-                store.apply_snapshot(s.clone()).map_err(|e| format!("apply_snapshot: {e}"))?;
+                store
+                    .apply_snapshot(s.clone())
+                    .map_err(|e| format!("apply_snapshot: {e}"))?;
             }
-            store.append(&rd.entries).map_err(|e| format!("append: {e}"))?;
+            store
+                .append(&rd.entries)
+                .map_err(|e| format!("append: {e}"))?;
             if let Some(hs) = rd.hard_state {
                 store.set_hard_state(hs);
             }
@@ -286,7 +294,9 @@ impl Sim {
     fn record_leader(&mut self, term: u64, id: u64) -> Result<(), String> {
         let first = *self.leaders.entry(term).or_insert(id);
         if first != id {
-            return Err(format!("election safety: term {term} has leaders {first} and {id}"));
+            return Err(format!(
+                "election safety: term {term} has leaders {first} and {id}"
+            ));
         }
         Ok(())
     }
@@ -294,9 +304,15 @@ impl Sim {
     fn apply_snapshot(&mut self, id: u64, index: u64, hash: u64) -> Result<(), String> {
         match self.committed.get(&index) {
             Some(c) if c.hash != hash => {
-                return Err(format!("state machine safety: node {id} snapshot at {index} differs"))
+                return Err(format!(
+                    "state machine safety: node {id} snapshot at {index} differs"
+                ))
             }
-            None => return Err(format!("node {id} got a snapshot at {index}, never committed")),
+            None => {
+                return Err(format!(
+                    "node {id} got a snapshot at {index}, never committed"
+                ))
+            }
             _ => {}
         }
         let n = self.node(id);
@@ -349,7 +365,9 @@ impl Sim {
                 let lo = *fa.max(fb);
                 let hi = (fa + la.len() as u64).min(fb + lb.len() as u64);
                 let at = |f: u64, l: &Vec<Entry>, i: u64| l[(i - f) as usize].clone();
-                let top = (lo..hi).rev().find(|&i| at(*fa, la, i).term == at(*fb, lb, i).term);
+                let top = (lo..hi)
+                    .rev()
+                    .find(|&i| at(*fa, la, i).term == at(*fb, lb, i).term);
                 if let Some(top) = top {
                     for i in lo..=top {
                         if at(*fa, la, i) != at(*fb, lb, i) {
@@ -491,7 +509,9 @@ impl Sim {
         let keep = self.rng.below(4);
         let n = self.node(id);
         let (applied, hash) = (n.applied, n.sm_hash);
-        let Some(raw) = n.raw.as_mut() else { return Ok(()) };
+        let Some(raw) = n.raw.as_mut() else {
+            return Ok(());
+        };
         let store = raw.mut_store();
         let snap_index = store.snapshot(0).map_or(0, |s| s.metadata.index);
         if applied <= snap_index + 3 {
@@ -536,29 +556,59 @@ impl Sim {
                 self.restart(id);
             }
         }
-        let mut marker: Option<Bytes> = None;
-        for _ in 0..LIVENESS_STEPS_MAX {
+        // Propose a marker on the leader; a marker lost to a leader change is
+        // proposed again (under a new name) after a while.
+        let mut markers: Vec<Bytes> = Vec::new();
+        let mut last_proposal = 0;
+        for step in 0..LIVENESS_STEPS_MAX {
             self.step(false)?;
             let leader = self.nodes.iter().find_map(|n| {
                 let r = n.raw.as_ref()?;
                 (r.status().soft_state.raft_state == StateRole::Leader).then_some(n.id)
             });
-            if let (None, Some(l)) = (&marker, leader) {
-                let data = Bytes::from(format!("final-{}", self.seed));
-                if self.node(l).raw.as_mut().unwrap().propose(Bytes::new(), data.clone()).is_ok() {
-                    marker = Some(data);
+            if let Some(l) = leader {
+                if markers.is_empty() || step - last_proposal >= 50 {
+                    let data = Bytes::from(format!("final-{}-{step}", self.seed));
+                    let raw = self.node(l).raw.as_mut().expect("leader is alive");
+                    if raw.propose(Bytes::new(), data.clone()).is_ok() {
+                        markers.push(data);
+                        last_proposal = step;
+                    }
+                    self.handle_ready(l)?;
                 }
-                self.handle_ready(l)?;
             }
-            if let Some(m) = &marker {
-                let idx = self.committed.iter().find(|(_, c)| &c.data == m).map(|(i, _)| *i);
-                if idx.is_some_and(|i| self.nodes.iter().all(|n| n.applied >= i)) {
-                    return Ok(());
-                }
+            let done = self
+                .committed
+                .iter()
+                .filter(|(_, c)| markers.contains(&c.data))
+                .any(|(i, _)| self.nodes.iter().all(|n| n.applied >= *i));
+            if done {
+                return Ok(());
             }
         }
+        let states: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let r = n.raw.as_ref().expect("all restarted");
+                let st = r.status();
+                let (first, log) = Self::log_of(n);
+                format!(
+                    "node {}: {:?} term {} commit {} applied {} log [{first}, {}] progress {:?}",
+                    n.id,
+                    st.soft_state,
+                    st.hard_state.term,
+                    st.hard_state.commit,
+                    n.applied,
+                    first + log.len() as u64 - 1,
+                    st.progress
+                )
+            })
+            .collect();
         Err(format!(
-            "liveness: after healing, no entry committed on every node within {LIVENESS_STEPS_MAX} steps"
+            "liveness: after healing, no entry committed on every node within {LIVENESS_STEPS_MAX} steps ({} markers proposed)\n{}",
+            markers.len(),
+            states.join("\n")
         ))
     }
 }
@@ -572,8 +622,13 @@ fn decode_hash(data: &[u8]) -> u64 {
 fn run_seed(seed: u64, size: u64) -> Result<(usize, u64, Stats), String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut sim = Sim::new(seed, size);
-        sim.run()
-            .map(|_| (sim.committed.len(), sim.leaders.len() as u64, std::mem::take(&mut sim.stats)))
+        sim.run().map(|_| {
+            (
+                sim.committed.len(),
+                sim.leaders.len() as u64,
+                std::mem::take(&mut sim.stats),
+            )
+        })
     }));
     match outcome {
         Ok(r) => r,
@@ -626,4 +681,17 @@ fn simulate_three_nodes() {
 #[test]
 fn simulate_five_nodes() {
     simulate(5);
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = || {
+        let mut sim = Sim::new(42, 3);
+        for _ in 0..400 {
+            sim.step(true).unwrap();
+        }
+        let hashes: Vec<(u64, u64)> = sim.nodes.iter().map(|n| (n.applied, n.sm_hash)).collect();
+        (sim.leaders.clone(), hashes, sim.stats.messages_delivered)
+    };
+    assert_eq!(run(), run());
 }

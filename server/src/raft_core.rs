@@ -213,6 +213,20 @@ pub fn open(
             .map_err(|e| format!("cannot restore the log at snapshot {}: {e}", snapshot.0))?;
     }
     let mut hard_state = HardState::default();
+    let mut wal = wal;
+    if records.is_empty() && applied == 0 {
+        // A new member's log starts as etcd's bootstrap leaves it: one committed term-1
+        // entry (etcd's is the initial ConfChange; the configuration here is already in
+        // the ConfState), so the first leader's term is 2, as etcd reports.
+        let entry = Entry { term: 1, index: 1, entry_type: EntryType::Normal, data: Bytes::new() };
+        hard_state = HardState { term: 1, vote: 0, commit: 1 };
+        let appended = wal
+            .append(REC_ENTRY, 1, &encode_entry(&entry))
+            .and_then(|()| wal.append(REC_HARD_STATE, 0, &encode_u64s(&[1, 0, 1])))
+            .and_then(|()| wal.sync());
+        appended.map_err(|e| format!("cannot write the bootstrap entry to the WAL: {e}"))?;
+        storage.append(&[entry]).map_err(|e| format!("bootstrap entry: {e}"))?;
+    }
     for rec in records {
         match rec.record_type {
             REC_ENTRY if rec.index > snapshot.0 => {

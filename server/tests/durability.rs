@@ -16,17 +16,26 @@ async fn write_keys(server: &TestServer) -> i64 {
     for i in 0..KEYS_COUNT {
         let key = format!("key/{i:04}");
         let value = format!("value-{i}");
-        revision = if i % 2 == 0 {
-            let resp = c.put(key, value, None).await.expect("put");
-            resp.header().expect("header").revision()
+        let result = if i % 2 == 0 {
+            c.put(key, value, None)
+                .await
+                .map(|resp| resp.header().expect("header").revision())
         } else {
             let txn = Txn::new().and_then([
                 TxnOp::put(key, value.clone(), None),
                 TxnOp::put(format!("txn/{i:04}"), value, None),
             ]);
-            let resp = c.txn(txn).await.expect("txn");
-            resp.header().expect("header").revision()
+            c.txn(txn)
+                .await
+                .map(|resp| resp.header().expect("header").revision())
         };
+        revision = result.unwrap_or_else(|e| {
+            panic!(
+                "write #{i} ({}) failed: {e:?}; server output (tail):\n{}",
+                if i % 2 == 0 { "put" } else { "txn" },
+                server.log_tail(4000)
+            )
+        });
         // One revision per request, starting at 2.
         assert_eq!(revision, i as i64 + 2);
     }

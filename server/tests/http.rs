@@ -62,12 +62,17 @@ fn version_reports_server_and_cluster_versions() {
     assert_eq!(major, 3, "etcdserver major version");
     // The cluster version keeps major.minor only (etcd version.Cluster) → "X.Y.0".
     assert_eq!(cluster_version, format!("{major}.{minor}.0"));
-    for key in object.keys() {
-        // "storage" exists from etcd 3.6 on.
-        assert!(
-            ["etcdserver", "etcdcluster", "storage"].contains(&key.as_str()),
-            "unexpected key {key:?} in /version body {json}"
-        );
+    for (key, value) in object {
+        match key.as_str() {
+            "etcdserver" | "etcdcluster" => {}
+            // "storage" exists from etcd 3.6 on; "cairn" is Cairn's own version, reported
+            // beside the etcd API version it implements (DESIGN.md section 6).
+            "storage" | "cairn" => {
+                let text = value.as_str().unwrap_or_default();
+                assert!(semver(text).is_some(), "{key} is X.Y.Z: {json}");
+            }
+            other => panic!("unexpected key {other:?} in /version body {json}"),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ pub enum BenchError {
     Connect {
         /// The endpoints that were tried, comma separated.
         endpoints: String,
-        /// The client library's error.
-        source: etcd_client::Error,
+        /// The client library's error (boxed: it is large).
+        source: Box<etcd_client::Error>,
     },
     /// Every request of a run failed, or the warm-up request failed.
     #[error("request failed: {0}")]
@@ -31,7 +31,7 @@ pub enum BenchError {
     /// `/proc/<pid>/stat` or `/proc/<pid>/status` could not be parsed.
     #[error("parse {what}: {reason}")]
     ProcParse {
-        /// Which file or field (e.g. "/proc/<pid>/stat").
+        /// Which file or field (e.g. `/proc/<pid>/stat`).
         what: &'static str,
         /// What was wrong with it.
         reason: String,

@@ -175,7 +175,7 @@ pub fn validate_endpoints(endpoints: &[String]) -> Result<()> {
                 )
             })?;
         let authority = rest.trim_end_matches('/');
-        let port = authority.rsplit_once(':').map(|(host, port)| (host, port));
+        let port = authority.rsplit_once(':');
         match port {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
             _ => {
@@ -219,7 +219,7 @@ impl Bench {
                 .await
                 .map_err(|source| BenchError::Connect {
                     endpoints: config.endpoints.join(","),
-                    source,
+                    source: Box::new(source),
                 })?;
             let mut kv = client.kv_client();
             let warm_up = kv.get(

@@ -84,7 +84,7 @@ impl KeyIndex {
 
     /// Records a tombstone at `rev`; false (nothing done) if the key is not live.
     pub(crate) fn tombstone(&mut self, rev: Rev) -> bool {
-        if self.generations.last().map_or(true, Generation::is_empty) {
+        if self.generations.last().is_none_or(Generation::is_empty) {
             return false;
         }
         self.put(rev);

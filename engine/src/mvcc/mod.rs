@@ -35,6 +35,7 @@ mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -136,7 +137,7 @@ impl MvccOptions {
     /// Checks the ranges; the error names the option and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let b = self.segment_bytes;
-        if !(4096..=(1u64 << 40)).contains(&b) || b % 4096 != 0 {
+        if !(4096..=(1u64 << 40)).contains(&b) || !b.is_multiple_of(4096) {
             return Err(Error::InvalidOptions(format!(
                 "segment_bytes {b} must be a multiple of 4096 in [4096, {}]",
                 1u64 << 40
@@ -333,6 +334,8 @@ impl State {
 #[derive(Clone)]
 pub struct MvccReader {
     state: Arc<RwLock<State>>,
+    /// Preallocated bytes of the active value segment not yet written.
+    active_free: Arc<AtomicU64>,
 }
 
 impl MvccReader {
@@ -436,9 +439,12 @@ impl MvccReader {
         let mut h = crc32fast::Hasher::new();
         for (r, entry) in st.revs.range(..Rev::new(rev + 1, 0)) {
             if r.main <= st.compact_revision {
+                // Kept only if still the key's visible state at `rev`; a tombstone at
+                // or below the compact revision is never kept (it may linger while a
+                // compaction is in progress).
                 let ki = st.keys.get(&entry.key);
                 let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
-                if superseded {
+                if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
                     continue;
                 }
             }
@@ -468,7 +474,9 @@ impl MvccReader {
     /// Bytes on disk: value segments (preallocated size, segments awaiting deletion
     /// included) plus the newest checkpoint; etcd's dbSize analogue.
     pub fn size_bytes(&self) -> u64 {
-        self.state.read().disk_bytes
+        // Preallocated space not yet written does not count, as a growing bbolt file's would not.
+        let disk = self.state.read().disk_bytes;
+        disk.saturating_sub(self.active_free.load(Ordering::Relaxed))
     }
 
     /// Bytes of value records still retained plus the newest checkpoint; etcd's
@@ -486,6 +494,8 @@ pub struct Mvcc {
     values_dir: PathBuf,
     options: MvccOptions,
     state: Arc<RwLock<State>>,
+    /// Preallocated bytes of the active segment not yet written (read by `MvccReader::size_bytes`).
+    active_free: Arc<AtomicU64>,
     active: Arc<ValueSegment>,
     /// Next write offset in the active segment.
     tail: u64,
@@ -505,6 +515,9 @@ pub struct Mvcc {
 }
 
 impl Mvcc {
+    /// Keys compacted per hold of the write lock in [`Mvcc::compact`].
+    const COMPACT_KEYS_PER_LOCK_MAX: usize = 1024;
+
     /// Opens `dir` (created if missing): loads the newest valid checkpoint (falling back
     /// to an older one when the newest fails its CRC or references a broken segment;
     /// `Err(Corruption)` naming the newest file when none is valid) and discards every
@@ -605,6 +618,7 @@ impl Mvcc {
             values_dir,
             options,
             state: Arc::new(RwLock::new(state)),
+            active_free: Arc::new(AtomicU64::new(active.capacity - tail)),
             active,
             tail,
             tails,
@@ -622,6 +636,7 @@ impl Mvcc {
     pub fn reader(&self) -> MvccReader {
         MvccReader {
             state: Arc::clone(&self.state),
+            active_free: Arc::clone(&self.active_free),
         }
     }
 
@@ -644,7 +659,7 @@ impl Mvcc {
     /// [`MvccOptions::gc_live_percent`]). Returns when done. Not durable until the next
     /// checkpoint (the server replays its WAL, which holds the compaction request).
     pub fn compact(&mut self, revision: i64) -> Result<()> {
-        {
+        let touched: Vec<Bytes> = {
             let mut st = self.state.write();
             if revision <= st.compact_revision {
                 return Err(Error::Compacted);
@@ -655,14 +670,22 @@ impl Mvcc {
             let window = Rev::new(st.compact_revision + 1, 0)..Rev::new(revision + 1, 0);
             let touched: BTreeSet<Bytes> =
                 st.revs.range(window).map(|(_, e)| e.key.clone()).collect();
-            for key in touched {
-                let Some(ki) = st.keys.get_mut(&key) else {
+            // Published first: from here on, reads below `revision` fail with
+            // Compacted, so readers never see the partly compacted history below.
+            st.compact_revision = revision;
+            touched.into_iter().collect()
+        };
+        // Chunks keep the write lock short; results at revisions >= `revision` are the
+        // same before and after each key's compaction.
+        for chunk in touched.chunks(Self::COMPACT_KEYS_PER_LOCK_MAX) {
+            let mut st = self.state.write();
+            for key in chunk {
+                let Some(ki) = st.keys.get_mut(key) else {
                     continue;
                 };
                 let removed = ki.compact(revision);
-                let empty = ki.is_empty();
-                if empty {
-                    st.keys.remove(&key);
+                if ki.is_empty() {
+                    st.keys.remove(key);
                 }
                 for r in removed {
                     if let Some(e) = st.revs.remove(&r) {
@@ -672,7 +695,6 @@ impl Mvcc {
                     }
                 }
             }
-            st.compact_revision = revision;
         }
         self.collect_garbage()
     }
@@ -776,6 +798,7 @@ impl Mvcc {
         };
         self.tail += bytes;
         self.tails.insert(self.active.seq, self.tail);
+        self.active_free.store(self.active.capacity - self.tail, Ordering::Relaxed);
         self.unsynced.insert(self.active.seq);
         Ok(loc)
     }
@@ -794,6 +817,7 @@ impl Mvcc {
         self.active = seg;
         self.tail = ValueCodec::HEADER_BYTES;
         self.tails.insert(seq, self.tail);
+        self.active_free.store(self.active.capacity - self.tail, Ordering::Relaxed);
         Ok(())
     }
 
@@ -856,11 +880,11 @@ impl Mvcc {
     }
 }
 
+/// A decoded checkpoint, its segments opened with their tails, and its file size.
+type LoadedCheckpoint = (Image, Vec<(ValueSegment, u64)>, u64);
+
 /// Loads a checkpoint and opens every segment it references (checking tails).
-fn load_checkpoint(
-    path: &Path,
-    values_dir: &Path,
-) -> Result<(Image, Vec<(ValueSegment, u64)>, u64)> {
+fn load_checkpoint(path: &Path, values_dir: &Path) -> Result<LoadedCheckpoint> {
     let img = checkpoint::load(path)?;
     let ckpt_bytes = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?

@@ -100,7 +100,13 @@ pub(crate) fn commit_noop_entry(r: &mut Raft<MemStorage>) {
     assert_eq!(r.state, crate::StateRole::Leader);
     r.bcast_append();
     let last = r.raft_log.last_index();
-    let peers: Vec<u64> = r.prs.voters.iter().copied().filter(|p| *p != r.id).collect();
+    let peers: Vec<u64> = r
+        .prs
+        .voters
+        .iter()
+        .copied()
+        .filter(|p| *p != r.id)
+        .collect();
     for p in peers {
         let m = Message {
             index: last,

@@ -106,16 +106,29 @@ fn nonleader_start_election() {
 /// otherwise stays candidate.
 #[test]
 fn leader_election_in_one_round_rpc() {
-    let cases: &[(u64, &[(u64, bool)], StateRole)] = &[
+    type Case<'a> = (u64, &'a [(u64, bool)], StateRole);
+    let cases: &[Case] = &[
         (1, &[], StateRole::Leader),
         (3, &[(2, true), (3, true)], StateRole::Leader),
         (3, &[(2, true)], StateRole::Leader),
-        (5, &[(2, true), (3, true), (4, true), (5, true)], StateRole::Leader),
+        (
+            5,
+            &[(2, true), (3, true), (4, true), (5, true)],
+            StateRole::Leader,
+        ),
         (5, &[(2, true), (3, true), (4, true)], StateRole::Leader),
         (5, &[(2, true), (3, true)], StateRole::Leader),
         (3, &[(2, false), (3, false)], StateRole::Follower),
-        (5, &[(2, false), (3, false), (4, false), (5, false)], StateRole::Follower),
-        (5, &[(2, true), (3, false), (4, false), (5, false)], StateRole::Follower),
+        (
+            5,
+            &[(2, false), (3, false), (4, false), (5, false)],
+            StateRole::Follower,
+        ),
+        (
+            5,
+            &[(2, true), (3, false), (4, false), (5, false)],
+            StateRole::Follower,
+        ),
         (3, &[], StateRole::Candidate),
         (5, &[(2, true)], StateRole::Candidate),
         (5, &[(2, false), (3, false)], StateRole::Candidate),
@@ -140,7 +153,14 @@ fn leader_election_in_one_round_rpc() {
 /// §5.2: each server votes for at most one candidate per term, first come first served.
 #[test]
 fn follower_vote() {
-    for (vote, nvote, wreject) in [(0, 2, false), (0, 3, false), (2, 2, false), (3, 3, false), (2, 3, true), (3, 2, true)] {
+    for (vote, nvote, wreject) in [
+        (0, 2, false),
+        (0, 3, false),
+        (2, 2, false),
+        (3, 3, false),
+        (2, 3, true),
+        (3, 2, true),
+    ] {
         let mut r = new_raft(1, &[1, 2, 3]);
         r.term = 1;
         r.vote = vote;
@@ -217,7 +237,10 @@ fn follower_election_timeout_nonconflict() {
             conflicts += 1;
         }
     }
-    assert!(conflicts * 10 < rounds * 3, "{conflicts} conflicts in {rounds} rounds");
+    assert!(
+        conflicts * 10 < rounds * 3,
+        "{conflicts} conflicts in {rounds} rounds"
+    );
 }
 
 /// §5.3: the leader appends a proposal to its log and sends it to all followers.
@@ -256,11 +279,17 @@ fn leader_commit_entry() {
         r.step(reply_accept(&m)).unwrap();
     }
     assert_eq!(r.raft_log.committed, li + 1);
-    assert_eq!(r.raft_log.next_entries(), vec![data_ent(li + 1, 1, b"some data")]);
+    assert_eq!(
+        r.raft_log.next_entries(),
+        vec![data_ent(li + 1, 1, b"some data")]
+    );
     let msgs = take_msgs(&mut r);
     assert_eq!(msgs.len(), 2);
     for (m, to) in msgs.iter().zip([2, 3]) {
-        assert_eq!((m.to, m.msg_type, m.commit), (to, MessageType::Append, li + 1));
+        assert_eq!(
+            (m.to, m.msg_type, m.commit),
+            (to, MessageType::Append, li + 1)
+        );
     }
 }
 
@@ -289,7 +318,11 @@ fn leader_acknowledge_commit() {
                 r.step(reply_accept(&m)).unwrap();
             }
         }
-        assert_eq!(r.raft_log.committed > li, *want, "size {size} acceptors {acceptors:?}");
+        assert_eq!(
+            r.raft_log.committed > li,
+            *want,
+            "size {size} acceptors {acceptors:?}"
+        );
     }
 }
 
@@ -333,7 +366,10 @@ fn follower_commit_entry() {
     let cases = vec![
         (vec![a.clone()], 1),
         (vec![a.clone(), b.clone()], 2),
-        (vec![data_ent(1, 1, b"some data2"), data_ent(2, 1, b"some data")], 2),
+        (
+            vec![data_ent(1, 1, b"some data2"), data_ent(2, 1, b"some data")],
+            2,
+        ),
         (vec![a.clone(), b.clone()], 1),
     ];
     for (ents, commit) in cases {
@@ -392,8 +428,20 @@ fn follower_check_append() {
 #[test]
 fn follower_append_entries() {
     let cases = vec![
-        (2, 2, vec![ent(3, 3)], vec![(1, 1), (2, 2), (3, 3)], vec![ent(3, 3)]),
-        (1, 1, vec![ent(2, 3), ent(3, 4)], vec![(1, 1), (2, 3), (3, 4)], vec![ent(2, 3), ent(3, 4)]),
+        (
+            2,
+            2,
+            vec![ent(3, 3)],
+            vec![(1, 1), (2, 2), (3, 3)],
+            vec![ent(3, 3)],
+        ),
+        (
+            1,
+            1,
+            vec![ent(2, 3), ent(3, 4)],
+            vec![(1, 1), (2, 3), (3, 4)],
+            vec![ent(2, 3), ent(3, 4)],
+        ),
         (0, 0, vec![ent(1, 1)], vec![(1, 1), (2, 2)], vec![]),
         (0, 0, vec![ent(1, 3)], vec![(1, 3)], vec![ent(1, 3)]),
     ];
@@ -419,16 +467,40 @@ fn follower_append_entries() {
 /// agreement with its own.
 #[test]
 fn leader_sync_follower_log() {
-    let lead_log = [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 5), (7, 5), (8, 6), (9, 6), (10, 6)];
+    let lead_log = [
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 4),
+        (5, 4),
+        (6, 5),
+        (7, 5),
+        (8, 6),
+        (9, 6),
+        (10, 6),
+    ];
     let term = 8;
-    let ents = |pairs: &[(u64, u64)]| -> Vec<Entry> { pairs.iter().map(|&(i, t)| ent(i, t)).collect() };
+    let ents =
+        |pairs: &[(u64, u64)]| -> Vec<Entry> { pairs.iter().map(|&(i, t)| ent(i, t)).collect() };
     let followers: Vec<Vec<(u64, u64)>> = vec![
         lead_log[..9].to_vec(),
         lead_log[..4].to_vec(),
         [&lead_log[..], &[(11, 6), (12, 6)]].concat(),
         [&lead_log[..], &[(11, 7), (12, 7)]].concat(),
         [&lead_log[..5], &[(6, 4), (7, 4)]].concat(),
-        vec![(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2), (7, 3), (8, 3), (9, 3), (10, 3), (11, 3)],
+        vec![
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 2),
+            (5, 2),
+            (6, 2),
+            (7, 3),
+            (8, 3),
+            (9, 3),
+            (10, 3),
+            (11, 3),
+        ],
     ];
     for (case, flog) in followers.into_iter().enumerate() {
         let mut ls = store_with(&[1, 2, 3]);
@@ -451,7 +523,10 @@ fn leader_sync_follower_log() {
         assert_eq!(net.peer(1).state, StateRole::Leader, "case {case}");
         net.propose(1, b"");
         assert_eq!(net.log_of(1), net.log_of(2), "case {case}");
-        let (c1, c2) = (net.peer(1).raft_log.committed, net.peer(2).raft_log.committed);
+        let (c1, c2) = (
+            net.peer(1).raft_log.committed,
+            net.peer(2).raft_log.committed,
+        );
         assert_eq!((c1, c2), (12, 12), "case {case}");
     }
 }
@@ -509,7 +584,11 @@ fn voter_up_to_date_check() {
         r.step(m).unwrap();
         let msgs = take_msgs(&mut r);
         assert_eq!(msgs.len(), 1, "case {i}");
-        assert_eq!(msgs[0].msg_type, MessageType::RequestVoteResponse, "case {i}");
+        assert_eq!(
+            msgs[0].msg_type,
+            MessageType::RequestVoteResponse,
+            "case {i}"
+        );
         assert_eq!(msgs[0].reject, wreject, "case {i}");
     }
 }

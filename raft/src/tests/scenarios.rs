@@ -58,13 +58,22 @@ fn single_voter_campaign_commits_at_once() {
 #[test]
 fn proposals_dropped_without_leadership() {
     let mut net = Network::new(&[1, 2, 3]);
-    assert_eq!(net.peer(1).step(propose_msg(1, b"x")), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.peer(1).step(propose_msg(1, b"x")),
+        Err(Error::ProposalDropped)
+    );
     net.campaign(1);
-    assert_eq!(net.peer(2).step(propose_msg(2, b"x")), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.peer(2).step(propose_msg(2, b"x")),
+        Err(Error::ProposalDropped)
+    );
     net.isolate(1);
     net.peer(2).step(msg(MessageType::Hup, 2, 2, 0)).unwrap();
     assert_eq!(net.peer(2).state, StateRole::Candidate);
-    assert_eq!(net.peer(2).step(propose_msg(2, b"x")), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.peer(2).step(propose_msg(2, b"x")),
+        Err(Error::ProposalDropped)
+    );
 }
 
 /// Two candidates split the vote; the one with the longer log wins later, and the
@@ -216,15 +225,24 @@ fn read_index_batches_on_heartbeat_round() {
     assert!(hb.iter().all(|m| m.msg_type == MessageType::Heartbeat));
     assert!(net.peer(1).read_states.is_empty());
     // Deliver only the heartbeats carrying the second context.
-    let second: Vec<Message> = hb.into_iter().filter(|m| m.context.as_ref() == b"r2").collect();
+    let second: Vec<Message> = hb
+        .into_iter()
+        .filter(|m| m.context.as_ref() == b"r2")
+        .collect();
     assert_eq!(second.len(), 2);
     net.send(second);
     let rs = std::mem::take(&mut net.peer(1).read_states);
     assert_eq!(
         rs,
         vec![
-            ReadState { index: 2, request_ctx: Bytes::from_static(b"r1") },
-            ReadState { index: 2, request_ctx: Bytes::from_static(b"r2") },
+            ReadState {
+                index: 2,
+                request_ctx: Bytes::from_static(b"r1")
+            },
+            ReadState {
+                index: 2,
+                request_ctx: Bytes::from_static(b"r2")
+            },
         ]
     );
 }
@@ -238,7 +256,10 @@ fn read_index_from_follower() {
     net.send(vec![read_msg(2, 2, b"f")]);
     assert_eq!(
         net.peer(2).read_states,
-        vec![ReadState { index: 2, request_ctx: Bytes::from_static(b"f") }]
+        vec![ReadState {
+            index: 2,
+            request_ctx: Bytes::from_static(b"f")
+        }]
     );
 }
 
@@ -257,7 +278,10 @@ fn read_index_waits_for_commit_in_term() {
     net.send(vec![msg(MessageType::Beat, 1, 1, 0)]);
     assert_eq!(
         net.peer(1).read_states,
-        vec![ReadState { index: 1, request_ctx: Bytes::from_static(b"x") }]
+        vec![ReadState {
+            index: 1,
+            request_ctx: Bytes::from_static(b"x")
+        }]
     );
 }
 
@@ -278,7 +302,10 @@ fn leader_transfer() {
     net.ignore(MessageType::Append);
     net.send(vec![msg(MessageType::TransferLeader, 3, 2, 0)]);
     assert_eq!(net.peer(2).lead_transferee, Some(3));
-    assert_eq!(net.peer(2).step(propose_msg(2, b"b")), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.peer(2).step(propose_msg(2, b"b")),
+        Err(Error::ProposalDropped)
+    );
     net.recover();
     // A heartbeat round lets 2 catch 3 up; then TimeoutNow elects 3.
     net.send(vec![msg(MessageType::Beat, 2, 2, 0)]);
@@ -300,12 +327,23 @@ fn snapshot_to_lagging_follower() {
     assert_eq!(leader.raft_log.committed, 6);
     persist_and_apply(leader);
     let cs = leader.prs.conf_state();
-    leader.raft_log.store.create_snapshot(5, cs, Bytes::from_static(b"img")).unwrap();
+    leader
+        .raft_log
+        .store
+        .create_snapshot(5, cs, Bytes::from_static(b"img"))
+        .unwrap();
     leader.raft_log.store.compact(5).unwrap();
     net.recover();
     net.send(vec![msg(MessageType::Beat, 1, 1, 0)]);
     let f = net.peer(3);
-    assert_eq!(f.raft_log.unstable.snapshot.as_ref().map(|s| s.metadata.index), Some(5));
+    assert_eq!(
+        f.raft_log
+            .unstable
+            .snapshot
+            .as_ref()
+            .map(|s| s.metadata.index),
+        Some(5)
+    );
     assert_eq!(f.raft_log.committed, 6);
     assert_eq!(f.raft_log.last_index(), 6);
     assert_eq!(f.raft_log.first_index(), 6);
@@ -344,11 +382,18 @@ fn membership_changes() {
         "a conf change is pending until applied"
     );
     persist_and_apply(leader);
-    let add4 = ConfChange { change_type: ConfChangeType::AddLearnerNode, node_id: 4, context: Bytes::new() };
+    let add4 = ConfChange {
+        change_type: ConfChangeType::AddLearnerNode,
+        node_id: 4,
+        context: Bytes::new(),
+    };
     let cs = leader.apply_conf_change(&add4).unwrap();
     assert_eq!((cs.voters, cs.learners), (vec![1, 2, 3], vec![4]));
     let mut s4 = store_with(&[]);
-    s4.set_conf_state(ConfState { voters: vec![1, 2, 3], learners: vec![4] });
+    s4.set_conf_state(ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![4],
+    });
     let learner = raft_with(cfg(4), s4);
     assert!(!learner.promotable());
     net.peers.insert(4, learner);
@@ -362,12 +407,27 @@ fn membership_changes() {
     net.recover();
     // Promote 4, then remove 3.
     let leader = net.peer(1);
-    let promote = ConfChange { change_type: ConfChangeType::AddNode, node_id: 4, context: Bytes::new() };
+    let promote = ConfChange {
+        change_type: ConfChangeType::AddNode,
+        node_id: 4,
+        context: Bytes::new(),
+    };
     let cs = leader.apply_conf_change(&promote).unwrap();
     assert_eq!((cs.voters, cs.learners), (vec![1, 2, 3, 4], vec![]));
-    let demote = ConfChange { change_type: ConfChangeType::AddLearnerNode, node_id: 4, context: Bytes::new() };
-    assert!(matches!(leader.apply_conf_change(&demote), Err(Error::ConfChangeInvalid(_))));
-    let remove = ConfChange { change_type: ConfChangeType::RemoveNode, node_id: 3, context: Bytes::new() };
+    let demote = ConfChange {
+        change_type: ConfChangeType::AddLearnerNode,
+        node_id: 4,
+        context: Bytes::new(),
+    };
+    assert!(matches!(
+        leader.apply_conf_change(&demote),
+        Err(Error::ConfChangeInvalid(_))
+    ));
+    let remove = ConfChange {
+        change_type: ConfChangeType::RemoveNode,
+        node_id: 3,
+        context: Bytes::new(),
+    };
     let cs = leader.apply_conf_change(&remove).unwrap();
     assert_eq!(cs.voters, vec![1, 2, 4]);
     net.peer(4).apply_conf_change(&promote).unwrap();
@@ -387,7 +447,11 @@ fn commit_after_remove_node() {
     commit_noop_entry(&mut r);
     r.step(propose_msg(1, b"x")).unwrap();
     assert_eq!(r.raft_log.committed, 1);
-    let remove = ConfChange { change_type: ConfChangeType::RemoveNode, node_id: 2, context: Bytes::new() };
+    let remove = ConfChange {
+        change_type: ConfChangeType::RemoveNode,
+        node_id: 2,
+        context: Bytes::new(),
+    };
     r.apply_conf_change(&remove).unwrap();
     assert_eq!(r.raft_log.committed, 2);
 }

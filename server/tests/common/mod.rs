@@ -407,6 +407,16 @@ impl TestServer {
         std::fs::read_to_string(self.log_path(self.spawns)).unwrap_or_default()
     }
 
+    /// The last `bytes_max` bytes (at most) of [`TestServer::log`], for failure messages.
+    pub fn log_tail(&self, bytes_max: usize) -> String {
+        let log = self.log();
+        let mut start = log.len().saturating_sub(bytes_max);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        log[start..].to_string()
+    }
+
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "spawn while a child is running");
         self.spawns += 1;
