@@ -38,24 +38,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut table = String::new();
-    writeln!(table, "/// Every gRPC service of etcd's API, fully qualified (e.g. `etcdserverpb.KV`).")?;
+    writeln!(
+        table,
+        "/// Every gRPC service of etcd's API, fully qualified (e.g. `etcdserverpb.KV`)."
+    )?;
     writeln!(table, "pub const SERVICES: &[&str] = &[")?;
     for service in &services {
         writeln!(table, "    {service:?},")?;
     }
     writeln!(table, "];\n")?;
-    writeln!(table, "/// Every gRPC method path of etcd's API (e.g. `/etcdserverpb.KV/Range`) and its kind")?;
+    writeln!(
+        table,
+        "/// Every gRPC method path of etcd's API (e.g. `/etcdserverpb.KV/Range`) and its kind"
+    )?;
     writeln!(table, "/// (`Streaming` when either side streams).")?;
-    writeln!(table, "pub const METHODS: &[(&str, crate::MethodKind)] = &[")?;
+    writeln!(
+        table,
+        "pub const METHODS: &[(&str, crate::MethodKind)] = &["
+    )?;
     for (path, kind) in &methods {
         writeln!(table, "    ({path:?}, crate::MethodKind::{kind}),")?;
     }
     writeln!(table, "];\n")?;
-    writeln!(table, "/// The kind of the etcd API method at `path`, or `None` if etcd has no such method.")?;
-    writeln!(table, "pub fn method_kind(path: &str) -> Option<crate::MethodKind> {{")?;
+    writeln!(
+        table,
+        "/// The kind of the etcd API method at `path`, or `None` if etcd has no such method."
+    )?;
+    writeln!(
+        table,
+        "pub fn method_kind(path: &str) -> Option<crate::MethodKind> {{"
+    )?;
     writeln!(table, "    match path {{")?;
     for (path, kind) in &methods {
-        writeln!(table, "        {path:?} => Some(crate::MethodKind::{kind}),")?;
+        writeln!(
+            table,
+            "        {path:?} => Some(crate::MethodKind::{kind}),"
+        )?;
     }
     writeln!(table, "        _ => None,\n    }}\n}}")?;
     std::fs::write(out_dir.join("grpc_methods.rs"), table)?;

@@ -9,7 +9,7 @@
 # Environment (all optional):
 #   ETCD_BIN   upstream etcd binary            (default: etcd on PATH; Debian etcd-server)
 #   CLIENTS    client counts, comma separated  (default: 1,100)
-#   TOTAL      puts per phase                  (default: 10000; ~15 s per target against etcd 3.4 on 2 cores)
+#   TOTAL      puts per phase                  (default: 20000; ~20 s per target against etcd 3.4 on 2 cores)
 #   VAL_SIZE   value size in bytes             (default: 256)
 #   CARGO_TARGET_DIR  cargo's target dir       (default: target)
 # Extra arguments are passed to `cairn-bench compare` (e.g. --json, --conns 10).
@@ -30,6 +30,6 @@ exec "$target_dir/release/cairn-bench" compare \
     --cairn-bin "$target_dir/release/cairn" \
     --etcd-bin "$etcd_bin" \
     --clients "${CLIENTS:-1,100}" \
-    --total "${TOTAL:-10000}" \
+    --total "${TOTAL:-20000}" \
     --val-size "${VAL_SIZE:-256}" \
     "$@"

@@ -91,6 +91,7 @@ session() {
     done
   done
   ctl get k --prefix --sort-by=VALUE
+  ctl get k --prefix --sort-by=VALUE --keys-only
   ctl get k --prefix --order=DESCEND
   ctl get k --prefix --sort-by=VALUE --order=DESCEND --limit=1
   ctl get k2 --rev=6

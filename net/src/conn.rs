@@ -168,7 +168,15 @@ pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
         };
         serve_h2(io, grpc, &limits, &shutdown, peer).await
     } else {
-        serve_http1(stream, head, http, limits.http1_max_body_bytes, shutdown, peer).await
+        serve_http1(
+            stream,
+            head,
+            http,
+            limits.http1_max_body_bytes,
+            shutdown,
+            peer,
+        )
+        .await
     }
 }
 

@@ -244,7 +244,10 @@ mod tests {
         let mut decoder = MessageDecoder::new(1024);
         decoder.push(Bytes::from(wire));
         let got = drain(&mut decoder);
-        assert_eq!(got, vec![b"a".to_vec(), vec![], b"bcd".to_vec(), vec![7u8; 300]]);
+        assert_eq!(
+            got,
+            vec![b"a".to_vec(), vec![], b"bcd".to_vec(), vec![7u8; 300]]
+        );
         assert!(decoder.is_idle());
     }
 
@@ -259,7 +262,11 @@ mod tests {
             let mut got = drain(&mut decoder);
             decoder.push(Bytes::copy_from_slice(&wire[cut..]));
             got.extend(drain(&mut decoder));
-            assert_eq!(got, vec![b"first message".to_vec(), b"second".to_vec()], "cut {cut}");
+            assert_eq!(
+                got,
+                vec![b"first message".to_vec(), b"second".to_vec()],
+                "cut {cut}"
+            );
             assert!(decoder.is_idle());
         }
     }
@@ -304,7 +311,10 @@ mod tests {
         decoder.push(Bytes::from_static(&[0, 0, 0, 0, 11]));
         let err = decoder.next_message().unwrap_err();
         assert_eq!(err.code, Code::ResourceExhausted);
-        assert_eq!(err.message, "grpc: received message larger than max (11 vs. 10)");
+        assert_eq!(
+            err.message,
+            "grpc: received message larger than max (11 vs. 10)"
+        );
         assert_eq!(decoder.next_message().unwrap_err(), err);
         let mut exact = MessageDecoder::new(10);
         exact.push(encode_message(&[1u8; 10]));

@@ -216,13 +216,24 @@ async fn write_response(
     stream.flush().await
 }
 
-/// Reads more bytes into `buf`; `Ok(0)` at end of stream.
+/// Reads more bytes into `buf`; `Ok(0)` at end of stream. Cancel-safe: if the future is
+/// dropped mid-read, `buf` keeps exactly the bytes it had.
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    struct Truncate<'a> {
+        buf: &'a mut BytesMut,
+        len: usize,
+    }
+    impl Drop for Truncate<'_> {
+        fn drop(&mut self) {
+            self.buf.truncate(self.len);
+        }
+    }
     let start = buf.len();
     buf.resize(start + READ_CHUNK_BYTES, 0);
-    let result = stream.read(&mut buf[start..]).await;
-    buf.truncate(start + *result.as_ref().unwrap_or(&0));
-    result
+    let mut guard = Truncate { buf, len: start };
+    let read = stream.read(&mut guard.buf[start..]).await?;
+    guard.len = start + read;
+    Ok(read)
 }
 
 /// Serves HTTP/1.1 requests on `stream` until the client closes, asks to close, a request
@@ -263,7 +274,7 @@ pub(crate) async fn serve_http1<H: HttpHandler>(
                 Some(_) => {}
                 // Shutdown while waiting: an idle connection closes; a partial request
                 // is still read to its end.
-                None if buf.is_empty() => return Ok(()),
+                None if idle => return Ok(()),
                 None => {
                     if read_more(&mut stream, &mut buf).await? == 0 {
                         return Ok(());
@@ -299,7 +310,10 @@ mod tests {
         let head = parse_head(raw, 10).unwrap().unwrap();
         assert_eq!(head.request.method, "GET");
         assert_eq!(head.request.path, "/health?serializable=true");
-        assert_eq!(head.request.headers, vec![("Host".to_string(), "x".to_string())]);
+        assert_eq!(
+            head.request.headers,
+            vec![("Host".to_string(), "x".to_string())]
+        );
         assert_eq!(head.request.header("host"), Some("x"));
         assert_eq!(head.head_len, raw.len() - 4);
         assert_eq!(head.body_len, 0);
@@ -341,10 +355,16 @@ mod tests {
             Err(Refusal::Status(400, "bad content-length"))
         );
         assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 10),
+            parse_head(
+                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                10
+            ),
             Err(Refusal::Status(400, "bad content-length"))
         );
-        assert_eq!(parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", 10), Err(Refusal::Status(400, "malformed request")));
+        assert_eq!(
+            parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", 10),
+            Err(Refusal::Status(400, "malformed request"))
+        );
         let huge = vec![b'a'; HTTP1_HEAD_BYTES_MAX + 1];
         let mut raw = b"GET /".to_vec();
         raw.extend(huge);

@@ -23,6 +23,7 @@ mod http1;
 pub mod pb;
 mod shutdown;
 mod status;
+mod stream;
 mod timeout;
 
 pub use conn::{bind_reuseport, serve, serve_connection, ServerLimits};

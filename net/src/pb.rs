@@ -83,7 +83,9 @@ mod tests {
         };
         // limit 300 = varint ac 02; sort_order (5) = 2; sort_target (6) = MOD = 3;
         // max_create_revision (13) tag = 13<<3 = 0x68.
-        let expected = [0x0a, 1, b'a', 0x12, 1, 0, 0x18, 0xac, 0x02, 0x28, 2, 0x30, 3, 0x68, 5];
+        let expected = [
+            0x0a, 1, b'a', 0x12, 1, 0, 0x18, 0xac, 0x02, 0x28, 2, 0x30, 3, 0x68, 5,
+        ];
         assert_eq!(range.encode_to_vec(), expected);
     }
 
@@ -98,7 +100,9 @@ mod tests {
         };
         // result (1) = 3, target (2) = 4, key (3), lease (8) = 7, range_end (64): tag
         // 64<<3|2 = 514 = varint 82 04.
-        let expected = [0x08, 3, 0x10, 4, 0x1a, 1, b'k', 0x40, 7, 0x82, 0x04, 1, b'l'];
+        let expected = [
+            0x08, 3, 0x10, 4, 0x1a, 1, b'k', 0x40, 7, 0x82, 0x04, 1, b'l',
+        ];
         assert_eq!(compare.encode_to_vec(), expected);
         assert_eq!(Compare::decode(&expected[..]).unwrap(), compare);
     }
@@ -114,10 +118,12 @@ mod tests {
                 })),
             }],
             failure: vec![RequestOp {
-                request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-                    key: b("y"),
-                    ..Default::default()
-                })),
+                request: Some(request_op::Request::RequestDeleteRange(
+                    DeleteRangeRequest {
+                        key: b("y"),
+                        ..Default::default()
+                    },
+                )),
             }],
         };
         // success (2) { request_put (2) { key "x" } }, failure (3) { request_delete_range (3) { key "y" } }
@@ -208,7 +214,10 @@ mod tests {
             key: b("a"),
             range_end: b("b"),
         };
-        assert_eq!(perm.encode_to_vec(), [0x08, 2, 0x12, 1, b'a', 0x1a, 1, b'b']);
+        assert_eq!(
+            perm.encode_to_vec(),
+            [0x08, 2, 0x12, 1, b'a', 0x1a, 1, b'b']
+        );
         let leader = v3electionpb::LeaderKey {
             name: b("e"),
             key: b("e/1"),
@@ -229,8 +238,14 @@ mod tests {
     #[test]
     fn method_table() {
         use crate::MethodKind;
-        assert_eq!(super::method_kind("/etcdserverpb.KV/Range"), Some(MethodKind::Unary));
-        assert_eq!(super::method_kind("/etcdserverpb.Watch/Watch"), Some(MethodKind::Streaming));
+        assert_eq!(
+            super::method_kind("/etcdserverpb.KV/Range"),
+            Some(MethodKind::Unary)
+        );
+        assert_eq!(
+            super::method_kind("/etcdserverpb.Watch/Watch"),
+            Some(MethodKind::Streaming)
+        );
         assert_eq!(
             super::method_kind("/etcdserverpb.Maintenance/Snapshot"),
             Some(MethodKind::Streaming)
@@ -239,8 +254,14 @@ mod tests {
             super::method_kind("/v3electionpb.Election/Observe"),
             Some(MethodKind::Streaming)
         );
-        assert_eq!(super::method_kind("/v3lockpb.Lock/Unlock"), Some(MethodKind::Unary));
-        assert_eq!(super::method_kind("/etcdserverpb.Auth/AuthStatus"), Some(MethodKind::Unary));
+        assert_eq!(
+            super::method_kind("/v3lockpb.Lock/Unlock"),
+            Some(MethodKind::Unary)
+        );
+        assert_eq!(
+            super::method_kind("/etcdserverpb.Auth/AuthStatus"),
+            Some(MethodKind::Unary)
+        );
         assert_eq!(super::method_kind("/etcdserverpb.KV/Nope"), None);
         assert_eq!(super::METHODS.len(), 5 + 1 + 5 + 5 + 8 + 17 + 5 + 2);
         assert_eq!(super::SERVICES.len(), 8);

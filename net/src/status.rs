@@ -118,7 +118,11 @@ impl Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "rpc error: code = {:?} desc = {}", self.code, self.message)
+        write!(
+            f,
+            "rpc error: code = {:?} desc = {}",
+            self.code, self.message
+        )
     }
 }
 
@@ -163,7 +167,10 @@ mod tests {
 
     #[test]
     fn grpc_message_percent_encoding() {
-        assert_eq!(encode_grpc_message("etcdserver: key not found"), "etcdserver: key not found");
+        assert_eq!(
+            encode_grpc_message("etcdserver: key not found"),
+            "etcdserver: key not found"
+        );
         assert_eq!(encode_grpc_message("50% ok\n"), "50%25 ok%0A");
         assert_eq!(encode_grpc_message("a\tb\x7f"), "a%09b%7F");
         assert_eq!(encode_grpc_message("é"), "%C3%A9");
@@ -178,6 +185,9 @@ mod tests {
         assert_eq!(decode_grpc_message("100%"), "100%");
         assert_eq!(decode_grpc_message("%zz"), "%zz");
         let original = "mvcc: required revision has been compacted\r\n%";
-        assert_eq!(decode_grpc_message(&encode_grpc_message(original)), original);
+        assert_eq!(
+            decode_grpc_message(&encode_grpc_message(original)),
+            original
+        );
     }
 }

@@ -20,7 +20,9 @@ pub fn parse_grpc_timeout(value: &str) -> Result<Duration, String> {
     }
     let (digits, unit) = bytes.split_at(bytes.len() - 1);
     if !digits.iter().all(u8::is_ascii_digit) {
-        return Err(format!("transport: timeout value is not a number: {value:?}"));
+        return Err(format!(
+            "transport: timeout value is not a number: {value:?}"
+        ));
     }
     // At most 8 digits: fits u64 with room to multiply by 3600 s.
     let amount: u64 = digits
@@ -33,7 +35,11 @@ pub fn parse_grpc_timeout(value: &str) -> Result<Duration, String> {
         b'm' => Duration::from_millis(amount),
         b'u' => Duration::from_micros(amount),
         b'n' => Duration::from_nanos(amount),
-        _ => return Err(format!("transport: timeout unit is not recognized: {value:?}")),
+        _ => {
+            return Err(format!(
+                "transport: timeout unit is not recognized: {value:?}"
+            ))
+        }
     };
     Ok(duration)
 }
@@ -71,9 +77,15 @@ mod tests {
         assert_eq!(parse_grpc_timeout("30S"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_grpc_timeout("250m"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_grpc_timeout("7u"), Ok(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Ok(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Ok(Duration::from_nanos(99_999_999))
+        );
         assert_eq!(parse_grpc_timeout("0S"), Ok(Duration::ZERO));
-        assert_eq!(parse_grpc_timeout("00000001m"), Ok(Duration::from_millis(1)));
+        assert_eq!(
+            parse_grpc_timeout("00000001m"),
+            Ok(Duration::from_millis(1))
+        );
         assert_eq!(
             parse_grpc_timeout("99999999H"),
             Ok(Duration::from_secs(99_999_999 * 3600))

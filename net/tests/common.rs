@@ -38,7 +38,9 @@ impl GrpcService for TestGrpc {
             "/test.Echo/Unary" | "/test.Echo/Fail" | "/test.Echo/Slow" | "/test.Echo/Len" => {
                 Some(MethodKind::Unary)
             }
-            "/test.Echo/Stream" | "/test.Echo/Download" | "/test.Echo/Upload"
+            "/test.Echo/Stream"
+            | "/test.Echo/Download"
+            | "/test.Echo/Upload"
             | "/test.Echo/Hold" => Some(MethodKind::Streaming),
             _ => None,
         }
@@ -91,7 +93,9 @@ impl GrpcService for TestGrpc {
                     let count = u32::from_be_bytes(request[0..4].try_into().unwrap());
                     let size = u32::from_be_bytes(request[4..8].try_into().unwrap());
                     for i in 0..count {
-                        outbound.send(Bytes::from(vec![i as u8; size as usize])).await?;
+                        outbound
+                            .send(Bytes::from(vec![i as u8; size as usize]))
+                            .await?;
                     }
                     Ok(())
                 }
@@ -101,7 +105,9 @@ impl GrpcService for TestGrpc {
                     while let Some(message) = inbound.next().await {
                         total += message?.len() as u64;
                     }
-                    outbound.send(Bytes::from(total.to_be_bytes().to_vec())).await?;
+                    outbound
+                        .send(Bytes::from(total.to_be_bytes().to_vec()))
+                        .await?;
                     Ok(())
                 }
                 // Sends nothing; ends with the error that ended the inbound side.
@@ -306,7 +312,11 @@ pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
 }
 
 /// One unary call with `data` as the whole request body.
-pub async fn call(client: &mut h2::client::SendRequest<Bytes>, request: Request<()>, data: Bytes) -> Reply {
+pub async fn call(
+    client: &mut h2::client::SendRequest<Bytes>,
+    request: Request<()>,
+    data: Bytes,
+) -> Reply {
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(data, true).unwrap();
     read_reply(response).await

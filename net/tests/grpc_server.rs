@@ -13,9 +13,17 @@ fn unary_ok_has_headers_message_and_ok_trailers() {
     let server = TestServer::start(limits());
     runtime().block_on(async {
         let mut client = connect(server.addr).await;
-        let reply = call(&mut client, grpc_request("/test.Echo/Unary"), frame(b"hello")).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/Unary"),
+            frame(b"hello"),
+        )
+        .await;
         assert_eq!(reply.http_status, 200);
-        assert_eq!(reply.headers.get("content-type").unwrap(), "application/grpc");
+        assert_eq!(
+            reply.headers.get("content-type").unwrap(),
+            "application/grpc"
+        );
         assert!(reply.headers.get("grpc-status").is_none());
         assert_eq!(reply.messages, vec![Bytes::from_static(b"hello")]);
         let trailers = reply.trailers.as_ref().expect("trailers");
@@ -80,7 +88,12 @@ fn unknown_service_and_method_are_unimplemented() {
     let server = TestServer::start(limits());
     runtime().block_on(async {
         let mut client = connect(server.addr).await;
-        let reply = call(&mut client, grpc_request("/etcdserverpb.KV/Nope"), frame(b"")).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/etcdserverpb.KV/Nope"),
+            frame(b""),
+        )
+        .await;
         assert_eq!(
             reply.status(),
             (
@@ -116,9 +129,17 @@ fn oversize_request_is_resource_exhausted() {
         // Exactly at the limit is accepted.
         let max = vec![1u8; 1024 * 1024];
         let reply = call(&mut client, grpc_request("/test.Echo/Len"), frame(&max)).await;
-        assert_eq!(reply.messages, vec![Bytes::from((1024u64 * 1024).to_be_bytes().to_vec())]);
+        assert_eq!(
+            reply.messages,
+            vec![Bytes::from((1024u64 * 1024).to_be_bytes().to_vec())]
+        );
         // The connection still works.
-        let reply = call(&mut client, grpc_request("/test.Echo/Unary"), frame(b"after")).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/Unary"),
+            frame(b"after"),
+        )
+        .await;
         assert_eq!(reply.messages, vec![Bytes::from_static(b"after")]);
     });
     server.join();
@@ -250,7 +271,8 @@ fn bidirectional_stream_echoes_in_order() {
             .unwrap();
         // One message alone, then two merged in one DATA frame, then one split in two.
         send.send_data(frame(b"one"), false).unwrap();
-        send.send_data(concat(&[frame(b"two"), frame(b"")]), false).unwrap();
+        send.send_data(concat(&[frame(b"two"), frame(b"")]), false)
+            .unwrap();
         let four = frame(b"four");
         send.send_data(four.slice(0..2), false).unwrap();
         let response = response.await.unwrap();
@@ -322,7 +344,12 @@ fn big_upload_and_download_refill_flow_control_windows() {
         let mut request = Vec::new();
         request.extend(24u32.to_be_bytes());
         request.extend((1024u32 * 1024).to_be_bytes());
-        let reply = call(&mut client, grpc_request("/test.Echo/Download"), frame(&request)).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/Download"),
+            frame(&request),
+        )
+        .await;
         assert_eq!(reply.messages.len(), 24);
         for (i, message) in reply.messages.iter().enumerate() {
             assert_eq!(message.len(), 1024 * 1024);
@@ -342,7 +369,12 @@ fn many_concurrent_calls_on_one_connection() {
             let mut client = client.clone();
             async move {
                 let message = format!("call {i}");
-                let reply = call(&mut client, grpc_request("/test.Echo/Unary"), frame(message.as_bytes())).await;
+                let reply = call(
+                    &mut client,
+                    grpc_request("/test.Echo/Unary"),
+                    frame(message.as_bytes()),
+                )
+                .await;
                 assert_eq!(reply.messages, vec![Bytes::from(message)]);
                 assert_eq!(reply.status().0, "0");
             }
@@ -391,10 +423,29 @@ fn garbage_after_preface_and_abrupt_close_do_not_hurt_the_server() {
         let half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         drop(half);
         let mut client = connect(server.addr).await;
-        let reply = call(&mut client, grpc_request("/test.Echo/Unary"), frame(b"still here")).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/Unary"),
+            frame(b"still here"),
+        )
+        .await;
         assert_eq!(reply.messages, vec![Bytes::from_static(b"still here")]);
     });
     server.join();
+}
+
+async fn next_message(
+    body: &mut h2::RecvStream,
+    decoder: &mut net::MessageDecoder,
+) -> Option<Bytes> {
+    loop {
+        if let Some(message) = decoder.next_message().unwrap() {
+            return Some(message);
+        }
+        let chunk = body.data().await?.unwrap();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+        decoder.push(chunk);
+    }
 }
 
 #[test]
@@ -410,15 +461,10 @@ fn graceful_shutdown_sends_goaway_and_lets_calls_finish() {
         let response = response.await.unwrap();
         let (_, mut body) = response.into_parts();
         let mut decoder = net::MessageDecoder::new(1024);
-        let mut next = async |body: &mut h2::RecvStream, decoder: &mut net::MessageDecoder| loop {
-            if let Some(message) = decoder.next_message().unwrap() {
-                return Some(message);
-            }
-            let chunk = body.data().await?.unwrap();
-            body.flow_control().release_capacity(chunk.len()).unwrap();
-            decoder.push(chunk);
-        };
-        assert_eq!(next(&mut body, &mut decoder).await.unwrap(), "before");
+        assert_eq!(
+            next_message(&mut body, &mut decoder).await.unwrap(),
+            "before"
+        );
 
         server.trigger_shutdown();
         // After GOAWAY the client refuses new streams on this connection (bounded wait).
@@ -439,8 +485,11 @@ fn graceful_shutdown_sends_goaway_and_lets_calls_finish() {
         assert!(refused, "no GOAWAY seen");
         // The in-flight call still works and ends normally.
         send.send_data(frame(b"after"), true).unwrap();
-        assert_eq!(next(&mut body, &mut decoder).await.unwrap(), "after");
-        assert_eq!(next(&mut body, &mut decoder).await, None);
+        assert_eq!(
+            next_message(&mut body, &mut decoder).await.unwrap(),
+            "after"
+        );
+        assert_eq!(next_message(&mut body, &mut decoder).await, None);
         let trailers = body.trailers().await.unwrap().unwrap();
         assert_eq!(trailers.get("grpc-status").unwrap(), "0");
         // New connections are not accepted any more.

@@ -444,8 +444,9 @@ impl RaftCore {
             EntryType::ConfChange => {
                 let cc = raft::ConfChange::decode(&entry.data)
                     .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
-                if let Err(e) = self.node.apply_conf_change(&cc) {
-                    warn!(index = entry.index, "conf change rejected: {e}");
+                match self.node.apply_conf_change(&cc) {
+                    Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
+                    Err(e) => warn!(index = entry.index, "conf change rejected: {e}"),
                 }
             }
             EntryType::Normal if entry.data.is_empty() => {}

@@ -47,13 +47,14 @@ pub struct CompareConfig {
 }
 
 impl CompareConfig {
-    /// Defaults sized for a 2-core machine (about a minute per target against etcd
-    /// 3.4): phases of 1 and 100 clients, 10 000 puts each, 8-byte keys, 256-byte values.
+    /// Defaults sized for a 2-core machine (about 20 s per target against etcd 3.4 on
+    /// the development VMs; each phase is capped at 120 s): phases of 1 and 100
+    /// clients, 20 000 puts each, 8-byte keys, 256-byte values, 100 000 keys.
     pub fn new(targets: Vec<Target>) -> CompareConfig {
         CompareConfig {
             targets,
             clients: vec![1, 100],
-            total: 10_000,
+            total: 20_000,
             conns: None,
             key_size: 8,
             val_size: 256,
@@ -254,7 +255,7 @@ mod tests {
         let p = c.phase("http://127.0.0.1:1".into(), 100);
         assert_eq!(p.clients, 100);
         assert_eq!(p.conns, 10);
-        assert_eq!(p.total, 10_000);
+        assert_eq!(p.total, 20_000);
         assert_eq!(p.workload, Workload::Put);
         c.conns = Some(50);
         assert_eq!(c.phase("http://127.0.0.1:1".into(), 1).conns, 1);

@@ -119,7 +119,7 @@ struct CompareArgs {
     #[arg(long, default_value = "1,100")]
     clients: String,
     /// Puts per phase.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     total: u64,
     /// Connections per phase (default: one per 10 clients).
     #[arg(long)]

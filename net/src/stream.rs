@@ -1,0 +1,320 @@
+//! The two directions of a streaming call on an HTTP/2 stream ([`Inbound`], [`Outbound`]),
+//! and the response-side state they share with the call's driver: response headers,
+//! messages, then trailers, or one Trailers-Only HEADERS frame.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::task::{ArcWake, AtomicWaker};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+
+use crate::framing::{encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
+use crate::status::{encode_grpc_message, Code, Status};
+
+/// Messages up to this size are copied behind their 5-byte prefix into one DATA frame;
+/// larger ones are sent as prefix + the caller's buffer, without a copy.
+pub(crate) const COALESCE_BYTES_MAX: usize = 16 * 1024;
+
+/// The request messages of a streaming call.
+pub struct Inbound {
+    body: RecvStream,
+    decoder: MessageDecoder,
+    done: bool,
+}
+
+impl Inbound {
+    pub(crate) fn new(body: RecvStream, max_message_bytes: usize) -> Inbound {
+        Inbound {
+            body,
+            decoder: MessageDecoder::new(max_message_bytes),
+            done: false,
+        }
+    }
+
+    /// The next request message (protobuf bytes). `None` once the client half-closed (or after
+    /// an error was returned). Errors: RESOURCE_EXHAUSTED "grpc: received message larger than
+    /// max (N vs. M)", INTERNAL for a compressed message, CANCELLED "context canceled" when
+    /// the client reset the stream, UNKNOWN "unexpected EOF" for a truncated message.
+    /// Flow-control window is returned to the client as bytes are taken.
+    pub async fn next(&mut self) -> Option<Result<Bytes, Status>> {
+        if self.done {
+            return None;
+        }
+        let result = next_message(&mut self.body, &mut self.decoder).await;
+        if !matches!(result, Some(Ok(_))) {
+            self.done = true;
+        }
+        result
+    }
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound").field("done", &self.done).finish()
+    }
+}
+
+/// Reads until one whole message is decoded; `None` at a clean end of stream.
+pub(crate) async fn next_message(
+    body: &mut RecvStream,
+    decoder: &mut MessageDecoder,
+) -> Option<Result<Bytes, Status>> {
+    loop {
+        match decoder.next_message() {
+            Ok(Some(message)) => return Some(Ok(message)),
+            Ok(None) => {}
+            Err(status) => return Some(Err(status)),
+        }
+        match body.data().await {
+            Some(Ok(chunk)) => {
+                // Releasing is refused only when the stream is already gone; the next read
+                // reports that.
+                let _ = body.flow_control().release_capacity(chunk.len());
+                decoder.push(chunk);
+            }
+            Some(Err(error)) => return Some(Err(status_from_h2(&error))),
+            None if decoder.is_idle() => return None,
+            None => return Some(Err(Status::new(Code::Unknown, "unexpected EOF"))),
+        }
+    }
+}
+
+/// The response messages of a streaming call.
+pub struct Outbound {
+    call: Rc<RefCell<CallState>>,
+    max_message_bytes: usize,
+}
+
+impl Outbound {
+    pub(crate) fn new(call: Rc<RefCell<CallState>>, max_message_bytes: usize) -> Outbound {
+        Outbound {
+            call,
+            max_message_bytes,
+        }
+    }
+}
+
+impl Outbound {
+    /// Sends one response message (protobuf bytes), framed. The response headers go out
+    /// with the first message. Waits for HTTP/2 flow-control capacity, so a slow reader
+    /// slows the sender. Errors: RESOURCE_EXHAUSTED "grpc: trying to send message larger
+    /// than max (N vs. M)"; CANCELLED "context canceled" when the client reset the stream;
+    /// UNAVAILABLE "transport is closing" when the connection is gone or the call ended.
+    pub async fn send(&mut self, message: Bytes) -> Result<(), Status> {
+        if message.len() > self.max_message_bytes {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "grpc: trying to send message larger than max ({} vs. {})",
+                    message.len(),
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        self.call.borrow_mut().start_body()?;
+        if message.len() <= COALESCE_BYTES_MAX {
+            let mut framed = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + message.len());
+            framed.put_slice(&encode_message_header(message.len()));
+            framed.put_slice(&message);
+            self.send_data(framed.freeze()).await
+        } else {
+            let header = Bytes::copy_from_slice(&encode_message_header(message.len()));
+            self.send_data(header).await?;
+            self.send_data(message).await
+        }
+    }
+
+    async fn send_data(&mut self, mut data: Bytes) -> Result<(), Status> {
+        while !data.is_empty() {
+            let want = data.len();
+            let capacity =
+                poll_fn(|cx| self.call.borrow_mut().poll_send_capacity(cx, want)).await?;
+            let piece = data.split_to(capacity.min(data.len()));
+            self.call.borrow_mut().send_data(piece)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+/// Wakes both the sender (which may be another task than the call's) and the call's own
+/// task: h2 keeps one send-side waker per stream, shared by `poll_capacity` and `poll_reset`.
+#[derive(Default)]
+struct Fanout {
+    sender: AtomicWaker,
+    driver: AtomicWaker,
+}
+
+impl ArcWake for Fanout {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.sender.wake();
+        arc_self.driver.wake();
+    }
+}
+
+pub(crate) enum Phase {
+    /// Nothing sent yet.
+    Head(SendResponse<Bytes>),
+    /// Response headers sent; messages may follow.
+    Body(SendStream<Bytes>),
+    /// Trailers sent, or the stream is gone.
+    Closed,
+}
+
+pub(crate) struct CallState {
+    pub(crate) phase: Phase,
+    fanout: Arc<Fanout>,
+    fanout_waker: Waker,
+}
+
+pub(crate) fn gone() -> Status {
+    Status::new(Code::Unavailable, "transport is closing")
+}
+
+impl CallState {
+    pub(crate) fn new(respond: SendResponse<Bytes>) -> CallState {
+        let fanout = Arc::new(Fanout::default());
+        let fanout_waker = futures::task::waker(fanout.clone());
+        CallState {
+            phase: Phase::Head(respond),
+            fanout,
+            fanout_waker,
+        }
+    }
+
+    fn start_body(&mut self) -> Result<(), Status> {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Head(mut respond) => {
+                let stream = respond
+                    .send_response(response_head(), false)
+                    .map_err(|e| status_from_h2(&e))?;
+                self.phase = Phase::Body(stream);
+                Ok(())
+            }
+            Phase::Body(stream) => {
+                self.phase = Phase::Body(stream);
+                Ok(())
+            }
+            Phase::Closed => Err(gone()),
+        }
+    }
+
+    fn poll_send_capacity(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<Result<usize, Status>> {
+        let Phase::Body(stream) = &mut self.phase else {
+            return Poll::Ready(Err(gone()));
+        };
+        self.fanout.sender.register(cx.waker());
+        let mut fanout_cx = Context::from_waker(&self.fanout_waker);
+        stream.reserve_capacity(want);
+        loop {
+            let capacity = stream.capacity();
+            if capacity > 0 {
+                return Poll::Ready(Ok(capacity));
+            }
+            match stream.poll_capacity(&mut fanout_cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(status_from_h2(&error))),
+                Poll::Ready(None) => return Poll::Ready(Err(gone())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        let Phase::Body(stream) = &mut self.phase else {
+            return Err(gone());
+        };
+        stream
+            .send_data(data, false)
+            .map_err(|e| status_from_h2(&e))
+    }
+
+    /// Ready when the client reset the stream.
+    pub(crate) fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.fanout.driver.register(cx.waker());
+        let mut fanout_cx = Context::from_waker(&self.fanout_waker);
+        let polled = match &mut self.phase {
+            Phase::Head(respond) => respond.poll_reset(&mut fanout_cx),
+            Phase::Body(stream) => stream.poll_reset(&mut fanout_cx),
+            Phase::Closed => return Poll::Pending,
+        };
+        polled.map(|_| ())
+    }
+
+    /// Ends the call with `status`: trailers after messages, or Trailers-Only.
+    pub(crate) fn finish(&mut self, status: &Status) {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Head(respond) => send_trailers_only(respond, StatusCode::OK, status),
+            Phase::Body(mut stream) => {
+                if let Err(error) = stream.send_trailers(trailers(status)) {
+                    tracing::debug!(%error, "grpc: sending trailers failed");
+                }
+            }
+            Phase::Closed => {}
+        }
+    }
+}
+
+/// `:status 200`, `content-type: application/grpc`.
+pub(crate) fn response_head() -> Response<()> {
+    let mut response = Response::new(());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+fn insert_status(headers: &mut HeaderMap, status: &Status) {
+    headers.insert("grpc-status", status.code.header_value());
+    let encoded = encode_grpc_message(&status.message);
+    // The encoding leaves only visible ASCII and spaces, which are always valid header bytes.
+    let value = HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""));
+    headers.insert("grpc-message", value);
+}
+
+pub(crate) fn trailers(status: &Status) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
+    insert_status(&mut headers, status);
+    headers
+}
+
+/// Trailers-Only (grpc PROTOCOL-HTTP2.md): one HEADERS frame with END_STREAM carrying
+/// `:status`, `content-type`, `grpc-status` and `grpc-message`.
+pub(crate) fn send_trailers_only(
+    mut respond: SendResponse<Bytes>,
+    http_status: StatusCode,
+    status: &Status,
+) {
+    let mut response = response_head();
+    *response.status_mut() = http_status;
+    insert_status(response.headers_mut(), status);
+    if let Err(error) = respond.send_response(response, true) {
+        tracing::debug!(%error, "grpc: sending trailers-only response failed");
+    }
+}
+
+/// The status for an h2 stream or connection error, as grpc-go reports a peer's RST_STREAM
+/// (CANCEL → "context canceled") or a broken transport.
+pub(crate) fn status_from_h2(error: &h2::Error) -> Status {
+    if error.is_reset() || error.is_remote() && error.reason().is_some() {
+        Status::cancelled()
+    } else {
+        gone()
+    }
+}
