@@ -312,7 +312,7 @@ pub(crate) fn send_trailers_only(
 /// The status for an h2 stream or connection error, as grpc-go reports a peer's RST_STREAM
 /// (CANCEL → "context canceled") or a broken transport.
 pub(crate) fn status_from_h2(error: &h2::Error) -> Status {
-    if error.is_reset() || error.is_remote() && error.reason().is_some() {
+    if error.is_reset() || (error.is_remote() && error.reason().is_some()) {
         Status::cancelled()
     } else {
         gone()
