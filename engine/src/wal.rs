@@ -297,6 +297,13 @@ impl SyncHandle {
         }
         Ok(())
     }
+
+    /// The segment files to fdatasync, for a caller that issues the fdatasync itself
+    /// (the server does it through io_uring). Everything appended before the handle was
+    /// made is durable once each of these files has been fdatasync'ed.
+    pub fn into_files(self) -> Vec<Arc<File>> {
+        self.files
+    }
 }
 
 impl Wal {

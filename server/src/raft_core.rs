@@ -178,6 +178,46 @@ pub struct RaftCore {
     applied: u64,
     last_checkpoint: u64,
     settings: RaftSettings,
+    syncer: WalSyncer,
+}
+
+/// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
+/// nor hands the call to another thread. Keeps a glommio handle (on a dup'ed fd) for the
+/// few most recent segment files.
+#[derive(Default)]
+struct WalSyncer {
+    files: Vec<(Arc<std::fs::File>, glommio::io::BufferedFile)>,
+}
+
+/// Segment files the syncer keeps a handle for (the active one and its predecessor suffice).
+const SYNCER_FILES_MAX: usize = 4;
+
+impl WalSyncer {
+    async fn sync(&mut self, handle: engine::SyncHandle) -> std::io::Result<()> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        for file in handle.into_files() {
+            let at = match self.files.iter().position(|(f, _)| Arc::ptr_eq(f, &file)) {
+                Some(at) => at,
+                None => {
+                    // SAFETY: dup returns a new descriptor that the BufferedFile then owns.
+                    let fd = unsafe { libc::dup(file.as_raw_fd()) };
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // SAFETY: `fd` is open and owned by nothing else.
+                    let glommio_file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
+                    if self.files.len() == SYNCER_FILES_MAX {
+                        let (_, old) = self.files.remove(0);
+                        let _ = old.close().await;
+                    }
+                    self.files.push((file, glommio_file));
+                    self.files.len() - 1
+                }
+            };
+            self.files[at].1.fdatasync().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Opens the member's storage under `member_dir` and recovers: MVCC from its checkpoint,
@@ -285,6 +325,7 @@ pub fn open(
         applied,
         last_checkpoint: applied,
         settings,
+        syncer: WalSyncer::default(),
     })
 }
 
@@ -385,8 +426,7 @@ impl RaftCore {
             }
             if ready.must_sync {
                 let handle = self.wal.sync_handle();
-                let synced = glommio::executor().spawn_blocking(move || handle.sync()).await;
-                if let Err(e) = synced {
+                if let Err(e) = self.syncer.sync(handle).await {
                     fatal(&format!("WAL fdatasync failed: {e}"));
                 }
             }
