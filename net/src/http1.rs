@@ -51,6 +51,8 @@ pub struct HttpResponse {
     pub content_type: String,
     /// The body.
     pub body: Bytes,
+    /// Further headers `(name, value)`, e.g. `("Allow", "GET")`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl HttpResponse {
@@ -60,6 +62,7 @@ impl HttpResponse {
             status,
             content_type: "text/plain; charset=utf-8".to_string(),
             body: Bytes::from(body.into()),
+            headers: Vec::new(),
         }
     }
 }
@@ -186,6 +189,12 @@ fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
     if !response.content_type.is_empty() {
         head.push_str("Content-Type: ");
         head.push_str(&response.content_type);
+        head.push_str("\r\n");
+    }
+    for (name, value) in &response.headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
         head.push_str("\r\n");
     }
     head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
@@ -380,10 +389,11 @@ mod tests {
             status: 200,
             content_type: "application/json".to_string(),
             body: Bytes::from_static(b"{\"health\":\"true\"}"),
+            headers: vec![("Allow".to_string(), "GET".to_string())],
         };
         assert_eq!(
             encode_response_head(&response, true),
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAllow: GET\r\nContent-Length: 17\r\n\r\n"
         );
         let closing = HttpResponse::text(404, "");
         assert_eq!(

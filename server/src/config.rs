@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// etcd's default `--max-request-bytes` (1.5 MiB, `embed.DefaultMaxRequestBytes`).
 pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 1536 * 1024;
@@ -292,6 +292,23 @@ impl Config {
             log_level,
         })
     }
+}
+
+/// etcd refuses to start when a flag is given both on the command line and through its
+/// `ETCD_*` variable (`pkg/flags/flag.go` `verifyEnv`); so does Cairn, with etcd's message.
+pub fn check_env_shadowing(matches: &clap::ArgMatches) -> Result<(), String> {
+    for arg in Config::command().get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let from_command_line =
+            matches.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine);
+        if from_command_line && std::env::var_os(env).is_some() {
+            return Err(format!(
+                "conflicting environment variable {:?} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
+                env.to_string_lossy()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses `name=url,name=url2,other=url3` (a name may repeat for several URLs).

@@ -34,6 +34,7 @@ impl Endpoints {
                     status: if healthy { 200 } else { 503 },
                     content_type: "text/plain; charset=utf-8".into(),
                     body: Bytes::from_static(body.as_bytes()),
+                    headers: Vec::new(),
                 }
             }
             ("GET", "/version") => HttpResponse {
@@ -42,16 +43,19 @@ impl Endpoints {
                 body: Bytes::from(format!(
                     r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
                 )),
+                headers: Vec::new(),
             },
             (_, "/health") | (_, "/version") => HttpResponse {
                 status: 405,
                 content_type: "text/plain; charset=utf-8".into(),
-                body: Bytes::from_static(b"Method Not Allowed"),
+                body: Bytes::from_static(b"Method Not Allowed\n"),
+                headers: vec![("Allow".into(), "GET".into())],
             },
             _ => HttpResponse {
                 status: 404,
                 content_type: "text/plain; charset=utf-8".into(),
                 body: Bytes::from_static(b"404 page not found\n"),
+                headers: Vec::new(),
             },
         }
     }

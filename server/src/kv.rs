@@ -252,7 +252,8 @@ pub fn range(view: &impl KvView, r: &RangeRequest) -> Result<RangeResponse, Stat
     let options = RangeOptions {
         limit,
         revision: r.revision.max(0),
-        keys_only: r.keys_only,
+        // Values are needed to sort by value; etcd strips them after sorting.
+        keys_only: r.keys_only && sort_target != SortTarget::Value,
         count_only: r.count_only,
     };
     let rr = view.range(&r.key, &r.range_end, &options).map_err(|e| errors::from_engine(&e))?;

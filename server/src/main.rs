@@ -17,10 +17,15 @@ mod raft_core;
 mod runtime;
 mod service;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = config::Config::parse();
+    let matches = config::Config::command().get_matches();
+    if let Err(e) = config::check_env_shadowing(&matches) {
+        eprintln!("cairn: {e}");
+        std::process::exit(1);
+    }
+    let cli = config::Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.version {
         println!("cairn Version: {}", service::CAIRN_VERSION);
         println!("etcd API Version: {}", service::ETCD_API_VERSION);
@@ -36,7 +41,12 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     if let Err(e) = runtime::check_io_uring() {
         eprintln!("cairn: {e}");
         std::process::exit(1);

@@ -67,6 +67,34 @@ const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Cluster/MemberList",
 ];
 
+/// How often a core re-checks a reply from the raft core that it has not been woken for.
+pub const REPLY_REPOLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits for a reply sent from another core. A wake-up from another thread can go missing
+/// in the executor under load (seen: about one request in 5,000 stalled until its client's
+/// timeout), so the wait also re-checks the channel every [`REPLY_REPOLL`] and logs when
+/// that found a reply no wake-up had announced.
+async fn await_reply<T>(mut reply: oneshot::Receiver<T>) -> Result<T, Status> {
+    loop {
+        let woken = futures_lite::future::or(async { Some((&mut reply).await) }, async {
+            glommio::timer::sleep(REPLY_REPOLL).await;
+            None
+        })
+        .await;
+        match woken {
+            Some(result) => return result.map_err(|_| errors::stopped()),
+            None => match reply.try_recv() {
+                Ok(Some(value)) => {
+                    tracing::warn!("a reply from the raft core arrived without waking its task");
+                    return Ok(value);
+                }
+                Ok(None) => continue,
+                Err(_) => return Err(errors::stopped()),
+            },
+        }
+    }
+}
+
 fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
     M::decode(body).map_err(errors::decode_failed)
 }
@@ -103,14 +131,14 @@ impl EtcdService {
         }
         let (reply, result) = oneshot::channel();
         self.send(RaftRequest::Propose(Proposal { id, data, request, reply })).await?;
-        result.await.map_err(|_| errors::stopped())?
+        await_reply(result).await?
     }
 
     /// Waits until this member has applied everything committed when the call began.
     async fn read_barrier(&self) -> Result<(), Status> {
         let (reply, done) = oneshot::channel();
         self.send(RaftRequest::ReadIndex(reply)).await?;
-        done.await.map_err(|_| errors::stopped())?
+        await_reply(done).await?
     }
 
     fn fill(&self, header: &mut Option<net::pb::etcdserverpb::ResponseHeader>) {
@@ -197,7 +225,8 @@ impl EtcdService {
                 let resp = HashKvResponse {
                     header: Some(self.shared.header(0)),
                     hash,
-                    compact_revision,
+                    // etcd reports -1 until the first compaction (compactMainRev's initial value).
+                    compact_revision: if compact_revision == 0 { -1 } else { compact_revision },
                     hash_revision,
                 };
                 Ok(encode(&resp))
