@@ -436,7 +436,11 @@ impl MvccReader {
         } else {
             revision
         };
-        let mut h = crc32fast::Hasher::new();
+        // etcd mvcc/kvstore.go HashByRev: CRC-32C over the bucket name "key", then for each
+        // revision in order its bbolt key (main BE | '_' | sub BE, + 't' for a tombstone)
+        // and its bbolt value (the marshaled mvccpb.KeyValue; a tombstone's holds only the key).
+        let mut h: u32 = crc32c::crc32c(b"key");
+        let mut buf = Vec::new();
         for (r, entry) in st.revs.range(..Rev::new(rev + 1, 0)) {
             if r.main <= st.compact_revision {
                 // Kept only if still the key's visible state at `rev`; a tombstone at
@@ -448,9 +452,23 @@ impl MvccReader {
                     continue;
                 }
             }
-            st.hash_record(&mut h, *r, entry)?;
+            let seg = st.segments.get(&entry.loc.seg).ok_or_else(|| {
+                Error::corruption("", 0, format!("value segment {} missing", entry.loc.seg))
+            })?;
+            let rec = seg.read(entry.loc.offset, entry.loc.bytes)?;
+            buf.clear();
+            buf.extend_from_slice(&r.main.to_be_bytes());
+            buf.push(b'_');
+            buf.extend_from_slice(&r.sub.to_be_bytes());
+            if rec.tombstone {
+                buf.push(b't');
+            }
+            h = crc32c::crc32c_append(h, &buf);
+            buf.clear();
+            encode_etcd_key_value(&mut buf, &rec, *r);
+            h = crc32c::crc32c_append(h, &buf);
         }
-        Ok((h.finalize(), st.compact_revision, rev))
+        Ok((h, st.compact_revision, rev))
     }
 
     /// crc32 of the whole current state: current and compact revisions and every
@@ -1137,4 +1155,38 @@ impl Drop for WriteTxn<'_> {
             self.finish();
         }
     }
+}
+
+/// Appends the protobuf encoding etcd stores for a revision (gogoproto `mvccpb.KeyValue`
+/// marshal: fields in number order, zero values omitted; a tombstone holds only the key).
+fn encode_etcd_key_value(buf: &mut Vec<u8>, rec: &values::ValueRecord<'_>, rev: Rev) {
+    fn varint(buf: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        buf.push(v as u8);
+    }
+    fn bytes_field(buf: &mut Vec<u8>, field: u64, b: &[u8]) {
+        if !b.is_empty() {
+            varint(buf, field << 3 | 2);
+            varint(buf, b.len() as u64);
+            buf.extend_from_slice(b);
+        }
+    }
+    fn int_field(buf: &mut Vec<u8>, field: u64, v: i64) {
+        if v != 0 {
+            varint(buf, field << 3);
+            varint(buf, v as u64);
+        }
+    }
+    bytes_field(buf, 1, rec.key);
+    if rec.tombstone {
+        return;
+    }
+    int_field(buf, 2, rec.create_revision);
+    int_field(buf, 3, rev.main);
+    int_field(buf, 4, rec.version);
+    bytes_field(buf, 5, rec.value);
+    int_field(buf, 6, rec.lease);
 }
