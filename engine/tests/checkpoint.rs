@@ -290,7 +290,8 @@ fn compaction_gc_frees_value_segments() {
     assert_eq!(files(&values, ".val").len(), 2);
     assert_eq!(
         r.size_bytes(),
-        4096 + 32 + 10 * 160
+        4096 + 32
+            + 10 * 160
             + std::fs::metadata(files(tmp.path(), ".ckpt").pop().unwrap())
                 .unwrap()
                 .len()

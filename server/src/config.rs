@@ -36,16 +36,32 @@ pub struct Config {
     #[arg(long, env = "ETCD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// List of URLs to listen on for client traffic (comma separated).
-    #[arg(long, env = "ETCD_LISTEN_CLIENT_URLS", default_value = "http://localhost:2379")]
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
     pub listen_client_urls: String,
     /// List of this member's client URLs to advertise to the public.
-    #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://localhost:2379")]
+    #[arg(
+        long,
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
     pub advertise_client_urls: String,
     /// List of URLs to listen on for peer traffic.
-    #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub listen_peer_urls: String,
     /// List of this member's peer URLs to advertise to the rest of the cluster.
-    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster configuration for bootstrapping (`name=peerURL,...`; default: `<name>=<initial-advertise-peer-urls>`).
     #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
@@ -54,7 +70,11 @@ pub struct Config {
     #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new", value_parser = ["new", "existing"])]
     pub initial_cluster_state: String,
     /// Initial cluster token for the cluster during bootstrap.
-    #[arg(long, env = "ETCD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
     pub initial_cluster_token: String,
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
@@ -111,12 +131,19 @@ impl Url {
         };
         let host_port = rest.trim_end_matches('/');
         if host_port.is_empty() || host_port.contains('/') {
-            return Err(format!("--{flag}: URL address does not have the form \"host:port\": {raw}"));
+            return Err(format!(
+                "--{flag}: URL address does not have the form \"host:port\": {raw}"
+            ));
         }
         if !host_port.contains(':') || host_port.ends_with(':') {
-            return Err(format!("--{flag}: URL address does not have the form \"host:port\": {raw}"));
+            return Err(format!(
+                "--{flag}: URL address does not have the form \"host:port\": {raw}"
+            ));
         }
-        Ok(Url { raw: raw.to_string(), host_port: host_port.to_string() })
+        Ok(Url {
+            raw: raw.to_string(),
+            host_port: host_port.to_string(),
+        })
     }
 
     /// Parses a comma-separated list; at least one URL.
@@ -142,7 +169,11 @@ impl Url {
             .collect();
         // etcd listens once per URL; `localhost` resolves to IPv4 first here.
         let v4: Vec<SocketAddr> = addrs.iter().filter(|a| a.is_ipv4()).copied().collect();
-        Ok(if v4.is_empty() { addrs } else { v4[..1].to_vec() })
+        Ok(if v4.is_empty() {
+            addrs
+        } else {
+            v4[..1].to_vec()
+        })
     }
 }
 
@@ -237,21 +268,26 @@ impl Config {
         }
         let advertise = Url::parse_list("advertise-client-urls", &self.advertise_client_urls)?;
         Url::parse_list("listen-peer-urls", &self.listen_peer_urls)?;
-        let peer_urls: Vec<String> =
-            Url::parse_list("initial-advertise-peer-urls", &self.initial_advertise_peer_urls)?
-                .into_iter()
-                .map(|u| u.raw)
-                .collect();
+        let peer_urls: Vec<String> = Url::parse_list(
+            "initial-advertise-peer-urls",
+            &self.initial_advertise_peer_urls,
+        )?
+        .into_iter()
+        .map(|u| u.raw)
+        .collect();
         let initial_cluster = match &self.initial_cluster {
             Some(spec) => parse_initial_cluster(spec)?,
             None => vec![(self.name.clone(), peer_urls.clone())],
         };
-        let own = initial_cluster.iter().find(|(n, _)| *n == self.name).ok_or_else(|| {
-            format!(
-                "couldn't find local name {:?} in the initial cluster configuration",
-                self.name
-            )
-        })?;
+        let own = initial_cluster
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .ok_or_else(|| {
+                format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    self.name
+                )
+            })?;
         let mut own_urls = own.1.clone();
         own_urls.sort();
         let mut advertised = peer_urls.clone();
@@ -299,8 +335,8 @@ impl Config {
 pub fn check_env_shadowing(matches: &clap::ArgMatches) -> Result<(), String> {
     for arg in Config::command().get_arguments() {
         let Some(env) = arg.get_env() else { continue };
-        let from_command_line =
-            matches.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine);
+        let from_command_line = matches.value_source(arg.get_id().as_str())
+            == Some(clap::parser::ValueSource::CommandLine);
         if from_command_line && std::env::var_os(env).is_some() {
             return Err(format!(
                 "conflicting environment variable {:?} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
@@ -337,7 +373,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServerConfig, String> {
         let mut argv = vec!["cairn"];
         argv.extend_from_slice(args);
-        Config::try_parse_from(argv).map_err(|e| e.to_string())?.validate()
+        Config::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
     }
 
     #[test]
@@ -345,18 +383,37 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.name, "default");
         assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
-        assert_eq!(c.listen_client_addrs, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(
+            c.listen_client_addrs,
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.max_recv_message_bytes, 1_572_864 + 524_288);
         assert_eq!(c.txn_ops_max, 128);
         assert_eq!(c.quota_backend_bytes, 2_147_483_648);
         assert_eq!(c.election_ticks, 10);
-        assert_eq!(c.initial_cluster, vec![("default".to_string(), vec!["http://localhost:2380".to_string()])]);
+        assert_eq!(
+            c.initial_cluster,
+            vec![(
+                "default".to_string(),
+                vec!["http://localhost:2380".to_string()]
+            )]
+        );
     }
 
     #[test]
     fn data_dir_follows_name() {
-        assert_eq!(parse(&["--name", "n1", "--initial-cluster", "n1=http://localhost:2380"]).unwrap().data_dir, PathBuf::from("n1.etcd"));
+        assert_eq!(
+            parse(&[
+                "--name",
+                "n1",
+                "--initial-cluster",
+                "n1=http://localhost:2380"
+            ])
+            .unwrap()
+            .data_dir,
+            PathBuf::from("n1.etcd")
+        );
     }
 
     #[test]
@@ -374,12 +431,18 @@ mod tests {
     #[test]
     fn bad_url_is_named() {
         let e = parse(&["--listen-client-urls", "127.0.0.1:2379"]).unwrap_err();
-        assert_eq!(e, "--listen-client-urls: URL scheme must be http, https, unix or unixs: 127.0.0.1:2379");
+        assert_eq!(
+            e,
+            "--listen-client-urls: URL scheme must be http, https, unix or unixs: 127.0.0.1:2379"
+        );
     }
 
     #[test]
     fn local_member_must_be_in_initial_cluster() {
         let e = parse(&["--initial-cluster", "other=http://localhost:2380"]).unwrap_err();
-        assert_eq!(e, "couldn't find local name \"default\" in the initial cluster configuration");
+        assert_eq!(
+            e,
+            "couldn't find local name \"default\" in the initial cluster configuration"
+        );
     }
 }

@@ -29,7 +29,11 @@ impl Endpoints {
             ("GET", "/health") => {
                 // etcd: unhealthy while there is no leader (or an alarm is raised).
                 let healthy = self.shared.leader.load(Ordering::Acquire) != 0;
-                let body = if healthy { r#"{"health":"true"}"# } else { r#"{"health":"false"}"# };
+                let body = if healthy {
+                    r#"{"health":"true"}"#
+                } else {
+                    r#"{"health":"false"}"#
+                };
                 HttpResponse {
                     status: if healthy { 200 } else { 503 },
                     content_type: "text/plain; charset=utf-8".into(),

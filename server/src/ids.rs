@@ -54,6 +54,9 @@ mod tests {
         let a = member_id(&["http://b:2380".into(), "http://a:2380".into()], "t");
         let b = member_id(&["http://a:2380".into(), "http://b:2380".into()], "t");
         assert_eq!(a, b);
-        assert_ne!(a, member_id(&["http://a:2380".into(), "http://b:2380".into()], "u"));
+        assert_ne!(
+            a,
+            member_id(&["http://a:2380".into(), "http://b:2380".into()], "u")
+        );
     }
 }

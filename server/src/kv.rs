@@ -23,7 +23,12 @@ use crate::errors;
 /// A view of the store at one revision that Range and compares read from.
 pub trait KvView {
     /// Range over `[key, range_end)` with etcd's range_end forms (empty = one key, `"\0"` = all ≥ key).
-    fn range(&self, key: &[u8], range_end: &[u8], options: &RangeOptions) -> engine::Result<RangeResult>;
+    fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> engine::Result<RangeResult>;
     /// Revision a Range in this view reports in its header (`rr.Rev`).
     fn revision(&self) -> i64;
     /// Oldest readable revision (`FirstRev`): the compaction revision.
@@ -31,7 +36,12 @@ pub trait KvView {
 }
 
 impl KvView for MvccReader {
-    fn range(&self, key: &[u8], range_end: &[u8], options: &RangeOptions) -> engine::Result<RangeResult> {
+    fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> engine::Result<RangeResult> {
         MvccReader::range(self, key, range_end, options)
     }
     fn revision(&self) -> i64 {
@@ -54,7 +64,12 @@ pub struct WriteView<'a> {
 impl<'a> WriteView<'a> {
     /// Wraps `txn`, which began when the store was at `begin_revision`.
     pub fn new(txn: WriteTxn<'a>, begin_revision: i64, compact_revision: i64) -> Self {
-        WriteView { txn, begin_revision, compact_revision, changed: false }
+        WriteView {
+            txn,
+            begin_revision,
+            compact_revision,
+            changed: false,
+        }
     }
 
     /// Ends the transaction: `(store revision after it, events it produced)`.
@@ -78,7 +93,12 @@ impl<'a> WriteView<'a> {
 }
 
 impl KvView for WriteView<'_> {
-    fn range(&self, key: &[u8], range_end: &[u8], options: &RangeOptions) -> engine::Result<RangeResult> {
+    fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> engine::Result<RangeResult> {
         self.txn.range(key, range_end, options)
     }
     fn revision(&self) -> i64 {
@@ -102,7 +122,10 @@ pub fn to_pb(kv: KeyValue) -> mvccpb::KeyValue {
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 // ---------------------------------------------------------------- validation (v3rpc/key.go)
@@ -204,7 +227,9 @@ fn check_intervals_inner(reqs: &[RequestOp]) -> Result<(HashSet<Bytes>, Vec<Inte
         .collect();
     let mut puts: HashSet<Bytes> = HashSet::new();
     for op in reqs {
-        let Some(request_op::Request::RequestTxn(t)) = &op.request else { continue };
+        let Some(request_op::Request::RequestTxn(t)) = &op.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals_inner(&t.success)?;
         let (puts_else, dels_else) = check_intervals_inner(&t.failure)?;
         for k in &puts_then {
@@ -223,7 +248,9 @@ fn check_intervals_inner(reqs: &[RequestOp]) -> Result<(HashSet<Bytes>, Vec<Inte
         dels.extend(dels_else);
     }
     for op in reqs {
-        let Some(request_op::Request::RequestPut(p)) = &op.request else { continue };
+        let Some(request_op::Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if puts.contains(&p.key) || intersects(&dels, &p.key) {
             return Err(errors::duplicate_key());
         }
@@ -256,7 +283,9 @@ pub fn range(view: &impl KvView, r: &RangeRequest) -> Result<RangeResponse, Stat
         keys_only: r.keys_only && sort_target != SortTarget::Value,
         count_only: r.count_only,
     };
-    let rr = view.range(&r.key, &r.range_end, &options).map_err(|e| errors::from_engine(&e))?;
+    let rr = view
+        .range(&r.key, &r.range_end, &options)
+        .map_err(|e| errors::from_engine(&e))?;
     let mut kvs = rr.kvs;
     if filtered {
         kvs.retain(|kv| {
@@ -309,7 +338,11 @@ pub fn range(view: &impl KvView, r: &RangeRequest) -> Result<RangeResponse, Stat
 pub type LeaseLookup<'a> = &'a dyn Fn(i64) -> bool;
 
 /// A standalone Put: the lease must exist, then `put_in_txn`.
-pub fn put(view: &mut WriteView<'_>, p: &PutRequest, lease_exists: LeaseLookup<'_>) -> Result<PutResponse, Status> {
+pub fn put(
+    view: &mut WriteView<'_>,
+    p: &PutRequest,
+    lease_exists: LeaseLookup<'_>,
+) -> Result<PutResponse, Status> {
     if p.lease != 0 && !lease_exists(p.lease) {
         return Err(errors::lease_not_found());
     }
@@ -317,12 +350,18 @@ pub fn put(view: &mut WriteView<'_>, p: &PutRequest, lease_exists: LeaseLookup<'
 }
 
 fn get_one(view: &impl KvView, key: &[u8]) -> Result<Option<KeyValue>, Status> {
-    let rr = view.range(key, &[], &RangeOptions::default()).map_err(|e| errors::from_engine(&e))?;
+    let rr = view
+        .range(key, &[], &RangeOptions::default())
+        .map_err(|e| errors::from_engine(&e))?;
     Ok(rr.kvs.into_iter().next())
 }
 
 fn put_in_txn(view: &mut WriteView<'_>, p: &PutRequest) -> Result<PutResponse, Status> {
-    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv { get_one(view, &p.key)? } else { None };
+    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv {
+        get_one(view, &p.key)?
+    } else {
+        None
+    };
     if (p.ignore_value || p.ignore_lease) && prev.is_none() {
         return Err(errors::key_not_found());
     }
@@ -342,7 +381,10 @@ fn put_in_txn(view: &mut WriteView<'_>, p: &PutRequest) -> Result<PutResponse, S
 }
 
 /// DeleteRange: optional prev_kvs, then tombstones.
-pub fn delete_range(view: &mut WriteView<'_>, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, Status> {
+pub fn delete_range(
+    view: &mut WriteView<'_>,
+    d: &DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, Status> {
     let prev_kvs = if d.prev_kv {
         view.range(&d.key, &d.range_end, &RangeOptions::default())
             .map_err(|e| errors::from_engine(&e))?
@@ -354,27 +396,37 @@ pub fn delete_range(view: &mut WriteView<'_>, d: &DeleteRangeRequest) -> Result<
         Vec::new()
     };
     let (deleted, revision) = view.delete_range(&d.key, &d.range_end);
-    Ok(DeleteRangeResponse { header: header(revision), deleted, prev_kvs })
+    Ok(DeleteRangeResponse {
+        header: header(revision),
+        deleted,
+        prev_kvs,
+    })
 }
 
 // ---------------------------------------------------------------- Txn (apply.go)
 
 /// True when no branch of the Txn (nested ones included) writes (`isTxnReadonly`).
 pub fn txn_is_read_only(r: &TxnRequest) -> bool {
-    r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(t)) => txn_is_read_only(t),
-        _ => false,
-    })
+    r.success
+        .iter()
+        .chain(r.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_read_only(t),
+            _ => false,
+        })
 }
 
 /// True when every Range of the Txn is serializable (`isTxnSerializable`).
 pub fn txn_is_serializable(r: &TxnRequest) -> bool {
-    r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(q)) => q.serializable,
-        Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
-        _ => true,
-    })
+    r.success
+        .iter()
+        .chain(r.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(q)) => q.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
 }
 
 /// `compareToPath`: the branch taken by this Txn and by every nested Txn along it, in order.
@@ -441,7 +493,12 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 
 /// `checkRequests` along the taken path: puts that need their key or a lease, ranges at a
 /// compacted or future revision. Runs before any write so a failing Txn changes nothing.
-fn check_path(view: &impl KvView, r: &TxnRequest, path: &[bool], lease_exists: LeaseLookup<'_>) -> Result<usize, Status> {
+fn check_path(
+    view: &impl KvView,
+    r: &TxnRequest,
+    path: &[bool],
+    lease_exists: LeaseLookup<'_>,
+) -> Result<usize, Status> {
     let mut used = 1;
     let ops = if path[0] { &r.success } else { &r.failure };
     for op in ops {
@@ -481,13 +538,19 @@ pub fn txn_read_only(view: &impl KvView, r: &TxnRequest) -> Result<TxnResponse, 
     Ok(resp)
 }
 
-fn exec_read_only(view: &impl KvView, r: &TxnRequest, path: &[bool]) -> Result<(TxnResponse, usize), Status> {
+fn exec_read_only(
+    view: &impl KvView,
+    r: &TxnRequest,
+    path: &[bool],
+) -> Result<(TxnResponse, usize), Status> {
     let mut used = 1;
     let ops = if path[0] { &r.success } else { &r.failure };
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         let response = match &op.request {
-            Some(request_op::Request::RequestRange(q)) => Some(response_op::Response::ResponseRange(range(view, q)?)),
+            Some(request_op::Request::RequestRange(q)) => {
+                Some(response_op::Response::ResponseRange(range(view, q)?))
+            }
             Some(request_op::Request::RequestTxn(t)) => {
                 let (sub, n) = exec_read_only(view, t, &path[used..])?;
                 used += n;
@@ -497,11 +560,22 @@ fn exec_read_only(view: &impl KvView, r: &TxnRequest, path: &[bool]) -> Result<(
         };
         responses.push(ResponseOp { response });
     }
-    Ok((TxnResponse { header: Some(ResponseHeader::default()), succeeded: path[0], responses }, used))
+    Ok((
+        TxnResponse {
+            header: Some(ResponseHeader::default()),
+            succeeded: path[0],
+            responses,
+        },
+        used,
+    ))
 }
 
 /// Evaluates a Txn that writes, as one revision. On error nothing has been written.
-pub fn txn_write(view: &mut WriteView<'_>, r: &TxnRequest, lease_exists: LeaseLookup<'_>) -> Result<TxnResponse, Status> {
+pub fn txn_write(
+    view: &mut WriteView<'_>,
+    r: &TxnRequest,
+    lease_exists: LeaseLookup<'_>,
+) -> Result<TxnResponse, Status> {
     let mut path = Vec::new();
     compare_to_path(view, r, &mut path);
     check_path(view, r, &path, lease_exists)?;
@@ -510,17 +584,25 @@ pub fn txn_write(view: &mut WriteView<'_>, r: &TxnRequest, lease_exists: LeaseLo
     Ok(resp)
 }
 
-fn exec_write(view: &mut WriteView<'_>, r: &TxnRequest, path: &[bool]) -> Result<(TxnResponse, usize), Status> {
+fn exec_write(
+    view: &mut WriteView<'_>,
+    r: &TxnRequest,
+    path: &[bool],
+) -> Result<(TxnResponse, usize), Status> {
     let mut used = 1;
     let ops = if path[0] { &r.success } else { &r.failure };
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         let response = match &op.request {
-            Some(request_op::Request::RequestRange(q)) => Some(response_op::Response::ResponseRange(range(view, q)?)),
-            Some(request_op::Request::RequestPut(p)) => Some(response_op::Response::ResponsePut(put_in_txn(view, p)?)),
-            Some(request_op::Request::RequestDeleteRange(d)) => {
-                Some(response_op::Response::ResponseDeleteRange(delete_range(view, d)?))
+            Some(request_op::Request::RequestRange(q)) => {
+                Some(response_op::Response::ResponseRange(range(view, q)?))
             }
+            Some(request_op::Request::RequestPut(p)) => {
+                Some(response_op::Response::ResponsePut(put_in_txn(view, p)?))
+            }
+            Some(request_op::Request::RequestDeleteRange(d)) => Some(
+                response_op::Response::ResponseDeleteRange(delete_range(view, d)?),
+            ),
             Some(request_op::Request::RequestTxn(t)) => {
                 let (sub, n) = exec_write(view, t, &path[used..])?;
                 used += n;
@@ -530,5 +612,12 @@ fn exec_write(view: &mut WriteView<'_>, r: &TxnRequest, path: &[bool]) -> Result
         };
         responses.push(ResponseOp { response });
     }
-    Ok((TxnResponse { header: Some(ResponseHeader::default()), succeeded: path[0], responses }, used))
+    Ok((
+        TxnResponse {
+            header: Some(ResponseHeader::default()),
+            succeeded: path[0],
+            responses,
+        },
+        used,
+    ))
 }

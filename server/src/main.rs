@@ -29,7 +29,11 @@ fn main() {
     if cli.version {
         println!("cairn Version: {}", service::CAIRN_VERSION);
         println!("etcd API Version: {}", service::ETCD_API_VERSION);
-        println!("OS/Arch: {}/{}", std::env::consts::OS, std::env::consts::ARCH);
+        println!(
+            "OS/Arch: {}/{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
         return;
     }
     let config = match cli.validate() {

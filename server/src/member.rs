@@ -49,10 +49,15 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
     let member_dir = config.data_dir.join("member");
     let meta_path = member_dir.join("meta.json");
     if meta_path.exists() {
-        let text = fs::read_to_string(&meta_path).map_err(|e| format!("cannot read {}: {e}", meta_path.display()))?;
-        let meta: MemberMeta =
-            serde_json::from_str(&text).map_err(|e| format!("{} is corrupt: {e}", meta_path.display()))?;
-        let voters = meta.voters.iter().map(|v| parse_hex("voter", v)).collect::<Result<_, _>>()?;
+        let text = fs::read_to_string(&meta_path)
+            .map_err(|e| format!("cannot read {}: {e}", meta_path.display()))?;
+        let meta: MemberMeta = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is corrupt: {e}", meta_path.display()))?;
+        let voters = meta
+            .voters
+            .iter()
+            .map(|v| parse_hex("voter", v))
+            .collect::<Result<_, _>>()?;
         return Ok(Identity {
             member_id: parse_hex("member_id", &meta.member_id)?,
             cluster_id: parse_hex("cluster_id", &meta.cluster_id)?,
@@ -68,7 +73,10 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
         .iter()
         .map(|(_, urls)| ids::member_id(urls, &config.initial_cluster_token))
         .collect();
-    let member_id = ids::member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token);
+    let member_id = ids::member_id(
+        &config.initial_advertise_peer_urls,
+        &config.initial_cluster_token,
+    );
     let cluster_id = ids::cluster_id(&voters);
     let meta = MemberMeta {
         name: config.name.clone(),
@@ -76,8 +84,17 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
         cluster_id: hex(cluster_id),
         voters: voters.iter().copied().map(hex).collect(),
     };
-    write_durably(&member_dir, &meta_path, &serde_json::to_vec_pretty(&meta).expect("serializable"))?;
-    Ok(Identity { member_dir, member_id, cluster_id, voters })
+    write_durably(
+        &member_dir,
+        &meta_path,
+        &serde_json::to_vec_pretty(&meta).expect("serializable"),
+    )?;
+    Ok(Identity {
+        member_dir,
+        member_id,
+        cluster_id,
+        voters,
+    })
 }
 
 /// Writes `path` via a temporary file, fsync, rename and a directory fsync.
@@ -89,6 +106,8 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     fs::rename(&tmp, path).map_err(err)?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
     Ok(())
 }

@@ -22,7 +22,10 @@ use net::pb::etcdserverpb::{
 };
 use net::Status;
 use prost::Message as _;
-use raft::{ConfState, Entry, EntryType, HardState, MemStorage, RawNode, Snapshot, SnapshotMetadata, Storage};
+use raft::{
+    ConfState, Entry, EntryType, HardState, MemStorage, RawNode, Snapshot, SnapshotMetadata,
+    Storage,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::errors;
@@ -57,8 +60,8 @@ pub struct Proposal {
 
 /// What the cores send the raft core.
 pub enum RaftRequest {
-    /// Replicate and apply a write.
-    Propose(Proposal),
+    /// Replicate and apply a write (boxed: the decoded request is large).
+    Propose(Box<Proposal>),
     /// Linearizable-read barrier: answered once the applied index reaches the read index.
     ReadIndex(oneshot::Sender<Result<(), Status>>),
     /// Finish the current batch, sync, stop.
@@ -103,7 +106,11 @@ impl Shared {
         ResponseHeader {
             cluster_id: self.cluster_id,
             member_id: self.member_id,
-            revision: if revision == 0 { self.reader.current_revision() } else { revision },
+            revision: if revision == 0 {
+                self.reader.current_revision()
+            } else {
+                revision
+            },
             raft_term: self.term.load(Ordering::Acquire),
         }
     }
@@ -130,7 +137,10 @@ fn encode_entry(e: &Entry) -> Vec<u8> {
 
 fn decode_entry(index: u64, mut payload: Bytes) -> Result<Entry, String> {
     if payload.len() < 9 {
-        return Err(format!("entry {index}: record of {} bytes is too short", payload.len()));
+        return Err(format!(
+            "entry {index}: record of {} bytes is too short",
+            payload.len()
+        ));
     }
     let term = payload.get_u64_le();
     let entry_type = match payload.get_u8() {
@@ -138,7 +148,12 @@ fn decode_entry(index: u64, mut payload: Bytes) -> Result<Entry, String> {
         1 => EntryType::ConfChange,
         t => return Err(format!("entry {index}: unknown entry type {t}")),
     };
-    Ok(Entry { term, index, entry_type, data: payload })
+    Ok(Entry {
+        term,
+        index,
+        entry_type,
+        data: payload,
+    })
 }
 
 fn encode_u64s(values: &[u64]) -> Vec<u8> {
@@ -147,7 +162,11 @@ fn encode_u64s(values: &[u64]) -> Vec<u8> {
 
 fn decode_u64s<const N: usize>(what: &str, mut payload: Bytes) -> Result<[u64; N], String> {
     if payload.len() != 8 * N {
-        return Err(format!("{what} record has {} bytes, want {}", payload.len(), 8 * N));
+        return Err(format!(
+            "{what} record has {} bytes, want {}",
+            payload.len(),
+            8 * N
+        ));
     }
     Ok(std::array::from_fn(|_| payload.get_u64_le()))
 }
@@ -164,16 +183,25 @@ pub struct RaftSettings {
     pub snapshot_count: u64,
 }
 
+/// A linearizable read waiting for the applied index to reach its read index.
+type ReadWaiter = oneshot::Sender<Result<(), Status>>;
+
 /// The raft core's state (lives on one executor).
 pub struct RaftCore {
     node: RawNode<MemStorage>,
     wal: Wal,
     mvcc: Mvcc,
     shared: Arc<Shared>,
-    pending: HashMap<u64, (InternalRaftRequest, oneshot::Sender<Result<Applied, Status>>)>,
-    queued_reads: Vec<oneshot::Sender<Result<(), Status>>>,
-    reads_by_ctx: HashMap<u64, Vec<oneshot::Sender<Result<(), Status>>>>,
-    reads_by_index: Vec<(u64, Vec<oneshot::Sender<Result<(), Status>>>)>,
+    pending: HashMap<
+        u64,
+        (
+            InternalRaftRequest,
+            oneshot::Sender<Result<Applied, Status>>,
+        ),
+    >,
+    queued_reads: Vec<ReadWaiter>,
+    reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
+    reads_by_index: Vec<(u64, Vec<ReadWaiter>)>,
     read_ctx_seq: u64,
     applied: u64,
     last_checkpoint: u64,
@@ -214,7 +242,11 @@ impl WalSyncer {
                     self.files.len() - 1
                 }
             };
-            self.files[at].1.fdatasync().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.files[at]
+                .1
+                .fdatasync()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         Ok(())
     }
@@ -231,9 +263,17 @@ pub fn open(
     let mvcc = Mvcc::open(&member_dir.join("kv"), MvccOptions::default())
         .map_err(|e| format!("cannot open the MVCC store: {e}"))?;
     let (applied, _meta) = mvcc.checkpoint_state();
-    let (wal, records) = Wal::open(&member_dir.join("wal"), WalOptions { segment_bytes: WAL_SEGMENT_BYTES })
-        .map_err(|e| format!("cannot open the WAL: {e}"))?;
-    let conf_state = ConfState { voters: settings.voters.clone(), learners: Vec::new() };
+    let (wal, records) = Wal::open(
+        &member_dir.join("wal"),
+        WalOptions {
+            segment_bytes: WAL_SEGMENT_BYTES,
+        },
+    )
+    .map_err(|e| format!("cannot open the WAL: {e}"))?;
+    let conf_state = ConfState {
+        voters: settings.voters.clone(),
+        learners: Vec::new(),
+    };
     let mut storage = MemStorage::new_with_conf_state(conf_state.clone());
 
     // The latest snapshot marker decides where the in-memory log starts.
@@ -247,7 +287,11 @@ pub fn open(
     if snapshot.0 > 0 {
         storage
             .apply_snapshot(Snapshot {
-                metadata: SnapshotMetadata { index: snapshot.0, term: snapshot.1, conf_state },
+                metadata: SnapshotMetadata {
+                    index: snapshot.0,
+                    term: snapshot.1,
+                    conf_state,
+                },
                 data: Bytes::new(),
             })
             .map_err(|e| format!("cannot restore the log at snapshot {}: {e}", snapshot.0))?;
@@ -258,27 +302,45 @@ pub fn open(
         // A new member's log starts as etcd's bootstrap leaves it: one committed term-1
         // entry (etcd's is the initial ConfChange; the configuration here is already in
         // the ConfState), so the first leader's term is 2, as etcd reports.
-        let entry = Entry { term: 1, index: 1, entry_type: EntryType::Normal, data: Bytes::new() };
-        hard_state = HardState { term: 1, vote: 0, commit: 1 };
+        let entry = Entry {
+            term: 1,
+            index: 1,
+            entry_type: EntryType::Normal,
+            data: Bytes::new(),
+        };
+        hard_state = HardState {
+            term: 1,
+            vote: 0,
+            commit: 1,
+        };
         let appended = wal
             .append(REC_ENTRY, 1, &encode_entry(&entry))
             .and_then(|()| wal.append(REC_HARD_STATE, 0, &encode_u64s(&[1, 0, 1])))
             .and_then(|()| wal.sync());
         appended.map_err(|e| format!("cannot write the bootstrap entry to the WAL: {e}"))?;
-        storage.append(&[entry]).map_err(|e| format!("bootstrap entry: {e}"))?;
+        storage
+            .append(&[entry])
+            .map_err(|e| format!("bootstrap entry: {e}"))?;
     }
     for rec in records {
         match rec.record_type {
             REC_ENTRY if rec.index > snapshot.0 => {
                 let entry = decode_entry(rec.index, rec.payload)?;
-                storage.append(&[entry]).map_err(|e| format!("WAL entry {}: {e}", rec.index))?;
+                storage
+                    .append(&[entry])
+                    .map_err(|e| format!("WAL entry {}: {e}", rec.index))?;
             }
             REC_ENTRY | REC_SNAPSHOT => {}
             REC_HARD_STATE => {
                 let [term, vote, commit] = decode_u64s::<3>("hard state", rec.payload)?;
                 hard_state = HardState { term, vote, commit };
             }
-            other => return Err(format!("WAL record type {other} at index {} is unknown", rec.index)),
+            other => {
+                return Err(format!(
+                    "WAL record type {other} at index {} is unknown",
+                    rec.index
+                ))
+            }
         }
     }
     hard_state.commit = hard_state.commit.max(snapshot.0).max(applied);
@@ -289,7 +351,13 @@ pub fn open(
         ));
     }
     storage.set_hard_state(hard_state);
-    info!(applied, last_index, term = hard_state.term, commit = hard_state.commit, "recovered");
+    info!(
+        applied,
+        last_index,
+        term = hard_state.term,
+        commit = hard_state.commit,
+        "recovered"
+    );
 
     let config = raft::Config {
         id: member_id,
@@ -300,7 +368,10 @@ pub fn open(
         pre_vote: true,
         check_quorum: true,
         applied,
-        seed: member_id ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+        seed: member_id
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
     };
     let node = RawNode::new(&config, storage).map_err(|e| format!("cannot start Raft: {e}"))?;
     let shared = Arc::new(Shared {
@@ -348,11 +419,12 @@ impl RaftCore {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         while shutdown.is_none() {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let first = futures_lite::future::or(async { Some(requests.recv_async().await) }, async {
-                glommio::timer::sleep(wait).await;
-                None
-            })
-            .await;
+            let first =
+                futures_lite::future::or(async { Some(requests.recv_async().await) }, async {
+                    glommio::timer::sleep(wait).await;
+                    None
+                })
+                .await;
             if Instant::now() >= next_tick {
                 self.node.tick();
                 next_tick = Instant::now() + tick;
@@ -367,15 +439,19 @@ impl RaftCore {
                 None => {}
             }
             while batch < BATCH_REQUESTS_MAX {
-                let Ok(request) = requests.try_recv() else { break };
+                let Ok(request) = requests.try_recv() else {
+                    break;
+                };
                 self.handle(request, &mut shutdown);
                 batch += 1;
             }
             if !self.queued_reads.is_empty() {
                 self.read_ctx_seq += 1;
                 let ctx = self.read_ctx_seq;
-                self.reads_by_ctx.insert(ctx, std::mem::take(&mut self.queued_reads));
-                self.node.read_index(Bytes::copy_from_slice(&ctx.to_le_bytes()));
+                self.reads_by_ctx
+                    .insert(ctx, std::mem::take(&mut self.queued_reads));
+                self.node
+                    .read_index(Bytes::copy_from_slice(&ctx.to_le_bytes()));
             }
             self.process_ready().await;
         }
@@ -394,15 +470,23 @@ impl RaftCore {
 
     fn handle(&mut self, request: RaftRequest, shutdown: &mut Option<oneshot::Sender<()>>) {
         match request {
-            RaftRequest::Propose(p) => match self.node.propose(Bytes::new(), p.data) {
-                Ok(()) => {
-                    self.pending.insert(p.id, (p.request, p.reply));
+            RaftRequest::Propose(p) => {
+                let Proposal {
+                    id,
+                    data,
+                    request,
+                    reply,
+                } = *p;
+                match self.node.propose(Bytes::new(), data) {
+                    Ok(()) => {
+                        self.pending.insert(id, (request, reply));
+                    }
+                    Err(e) => {
+                        debug!("proposal dropped: {e}");
+                        let _ = reply.send(Err(errors::no_leader()));
+                    }
                 }
-                Err(e) => {
-                    debug!("proposal dropped: {e}");
-                    let _ = p.reply.send(Err(errors::no_leader()));
-                }
-            },
+            }
             RaftRequest::ReadIndex(reply) => self.queued_reads.push(reply),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
@@ -416,13 +500,20 @@ impl RaftCore {
             }
             if let Some(snapshot) = &ready.snapshot {
                 // Snapshots arrive only from a leader of a multi-member cluster.
-                error!(index = snapshot.metadata.index, "received a Raft snapshot: not supported by a single-member Cairn yet");
+                error!(
+                    index = snapshot.metadata.index,
+                    "received a Raft snapshot: not supported by a single-member Cairn yet"
+                );
             }
             for e in &ready.entries {
                 self.wal_append(REC_ENTRY, e.index, &encode_entry(e));
             }
             if let Some(hs) = &ready.hard_state {
-                self.wal_append(REC_HARD_STATE, 0, &encode_u64s(&[hs.term, hs.vote, hs.commit]));
+                self.wal_append(
+                    REC_HARD_STATE,
+                    0,
+                    &encode_u64s(&[hs.term, hs.vote, hs.commit]),
+                );
             }
             if ready.must_sync {
                 let handle = self.wal.sync_handle();
@@ -441,19 +532,29 @@ impl RaftCore {
                 self.shared.commit_index.store(hs.commit, Ordering::Release);
             }
             if !ready.messages.is_empty() {
-                debug!(count = ready.messages.len(), "dropping Raft messages: no peer transport in a single-member cluster");
+                debug!(
+                    count = ready.messages.len(),
+                    "dropping Raft messages: no peer transport in a single-member cluster"
+                );
             }
             for entry in &ready.committed_entries {
                 self.apply_entry(entry);
             }
             for rs in &ready.read_states {
-                let ctx = rs.request_ctx.as_ref().try_into().map(u64::from_le_bytes).unwrap_or(0);
+                let ctx = rs
+                    .request_ctx
+                    .as_ref()
+                    .try_into()
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0);
                 if let Some(waiters) = self.reads_by_ctx.remove(&ctx) {
                     self.reads_by_index.push((rs.index, waiters));
                 }
             }
             self.node.advance(ready);
-            self.shared.applied_index.store(self.applied, Ordering::Release);
+            self.shared
+                .applied_index
+                .store(self.applied, Ordering::Release);
             self.release_reads();
             self.maybe_checkpoint();
         }
@@ -479,11 +580,17 @@ impl RaftCore {
     }
 
     fn apply_entry(&mut self, entry: &Entry) {
-        assert!(entry.index == self.applied + 1, "applying entry {} after {}", entry.index, self.applied);
+        assert!(
+            entry.index == self.applied + 1,
+            "applying entry {} after {}",
+            entry.index,
+            self.applied
+        );
         match entry.entry_type {
             EntryType::ConfChange => {
-                let cc = raft::ConfChange::decode(&entry.data)
-                    .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
+                let cc = raft::ConfChange::decode(&entry.data).unwrap_or_else(|e| {
+                    panic!("entry {}: undecodable conf change: {e}", entry.index)
+                });
                 match self.node.apply_conf_change(&cc) {
                     Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
                     Err(e) => warn!(index = entry.index, "conf change rejected: {e}"),
@@ -492,13 +599,18 @@ impl RaftCore {
             EntryType::Normal if entry.data.is_empty() => {}
             EntryType::Normal => {
                 let mut data = entry.data.clone();
-                assert!(data.len() >= 8, "entry {}: data shorter than its request id", entry.index);
+                assert!(
+                    data.len() >= 8,
+                    "entry {}: data shorter than its request id",
+                    entry.index
+                );
                 let id = data.get_u64_le();
                 let (request, reply) = match self.pending.remove(&id) {
                     Some((request, reply)) => (request, Some(reply)),
                     None => {
-                        let request = InternalRaftRequest::decode(data)
-                            .unwrap_or_else(|e| panic!("entry {}: undecodable request: {e}", entry.index));
+                        let request = InternalRaftRequest::decode(data).unwrap_or_else(|e| {
+                            panic!("entry {}: undecodable request: {e}", entry.index)
+                        });
                         (request, None)
                     }
                 };
@@ -537,12 +649,18 @@ impl RaftCore {
         if let Some(compaction) = &request.compaction {
             return match self.mvcc.compact(compaction.revision) {
                 Ok(()) => Ok(Applied::Compaction(CompactionResponse {
-                    header: Some(ResponseHeader { revision: self.shared.reader.current_revision(), ..Default::default() }),
+                    header: Some(ResponseHeader {
+                        revision: self.shared.reader.current_revision(),
+                        ..Default::default()
+                    }),
                 })),
                 Err(e) => Err(errors::from_engine(&e)),
             };
         }
-        Err(Status::new(net::Code::Internal, "etcdserver: unsupported request in the Raft log"))
+        Err(Status::new(
+            net::Code::Internal,
+            "etcdserver: unsupported request in the Raft log",
+        ))
     }
 
     /// Every `--snapshot-count` applied entries: checkpoint MVCC, mark the WAL, drop old segments.
@@ -551,14 +669,22 @@ impl RaftCore {
             return;
         }
         let index = self.applied;
-        let term = self.node.store().term(index).unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
+        let term = self
+            .node
+            .store()
+            .term(index)
+            .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
         if let Err(e) = self.mvcc.checkpoint(index, &[]) {
             error!("checkpoint at index {index} failed: {e}");
             return;
         }
         let hs = self.node.status().hard_state;
         self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));
-        self.wal_append(REC_HARD_STATE, 0, &encode_u64s(&[hs.term, hs.vote, hs.commit]));
+        self.wal_append(
+            REC_HARD_STATE,
+            0,
+            &encode_u64s(&[hs.term, hs.vote, hs.commit]),
+        );
         if let Err(e) = self.wal.sync() {
             fatal(&format!("WAL sync after checkpoint failed: {e}"));
         }

@@ -35,7 +35,7 @@ pub fn check_io_uring() -> Result<(), String> {
         }
     }
     let mut params = [0u8; 120]; // struct io_uring_params
-    // SAFETY: io_uring_setup reads and writes `params`, a buffer of the struct's size.
+                                 // SAFETY: io_uring_setup reads and writes `params`, a buffer of the struct's size.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
     if fd < 0 {
         let err = std::io::Error::last_os_error();
@@ -121,14 +121,23 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let shared = match raft_start {
-                    Some((dir, member_id, cluster_id, settings, raft_rx, raft_stop_rx, shared_tx)) => {
-                        let core_state = match raft_core::open(&dir, member_id, cluster_id, settings) {
-                            Ok(c) => c,
-                            Err(e) => {
-                                let _ = shared_tx.send(Err(e));
-                                return;
-                            }
-                        };
+                    Some((
+                        dir,
+                        member_id,
+                        cluster_id,
+                        settings,
+                        raft_rx,
+                        raft_stop_rx,
+                        shared_tx,
+                    )) => {
+                        let core_state =
+                            match raft_core::open(&dir, member_id, cluster_id, settings) {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    let _ = shared_tx.send(Err(e));
+                                    return;
+                                }
+                            };
                         let shared = core_state.shared();
                         let _ = shared_tx.send(Ok(shared.clone()));
                         let tq = glommio::executor().create_task_queue(
@@ -139,11 +148,25 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                         let raft_task = glommio::spawn_local_into(core_state.run(raft_rx), tq)
                             .expect("raft task queue exists")
                             .detach();
-                        serve_core(core, shared.clone(), service_config, raft_tx.clone(), limits, addrs, stop_rx, boot_nonce).await;
+                        serve_core(
+                            core,
+                            shared.clone(),
+                            service_config,
+                            raft_tx.clone(),
+                            limits,
+                            addrs,
+                            stop_rx,
+                            boot_nonce,
+                        )
+                        .await;
                         // Every other core has stopped serving: stop the raft core.
                         let _ = raft_stop_rx.recv_async().await;
                         let (done_tx, done_rx) = oneshot::channel();
-                        if raft_tx.send_async(RaftRequest::Shutdown(done_tx)).await.is_ok() {
+                        if raft_tx
+                            .send_async(RaftRequest::Shutdown(done_tx))
+                            .await
+                            .is_ok()
+                        {
                             let _ = done_rx.await;
                         }
                         drop(raft_task);
@@ -151,7 +174,17 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     }
                     None => shared_for_core.expect("shared state for every other core"),
                 };
-                serve_core(core, shared, service_config, raft_tx, limits, addrs, stop_rx, boot_nonce).await;
+                serve_core(
+                    core,
+                    shared,
+                    service_config,
+                    raft_tx,
+                    limits,
+                    addrs,
+                    stop_rx,
+                    boot_nonce,
+                )
+                .await;
             })
             .map_err(|e| format!("cannot start executor for core {core}: {e}"))?;
         handles.push(handle);
@@ -169,8 +202,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     }
     drop(raft_tx);
 
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("cairn-signals".into())
         .spawn(move || {
@@ -197,7 +233,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         }
     }
     let _ = raft_stop_tx.send(());
-    core0.join().map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
+    core0
+        .join()
+        .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
     info!("stopped");
     Ok(())
 }
@@ -213,7 +251,13 @@ async fn serve_core(
     stop_rx: flume::Receiver<()>,
     boot_nonce: u16,
 ) {
-    let service = Rc::new(EtcdService::new(shared.clone(), service_config, raft_tx, core, boot_nonce));
+    let service = Rc::new(EtcdService::new(
+        shared.clone(),
+        service_config,
+        raft_tx,
+        core,
+        boot_nonce,
+    ));
     let endpoints = Rc::new(Endpoints::new(shared));
     let shutdown = net::Shutdown::new();
     let mut servers = Vec::new();
@@ -228,7 +272,13 @@ async fn serve_core(
         if core == 0 {
             info!(%addr, "serving client requests");
         }
-        let task = glommio::spawn_local(net::serve(listener, service.clone(), endpoints.clone(), limits.clone(), shutdown.clone()));
+        let task = glommio::spawn_local(net::serve(
+            listener,
+            service.clone(),
+            endpoints.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        ));
         servers.push(task);
     }
     let trigger = shutdown.clone();

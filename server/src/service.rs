@@ -12,8 +12,8 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, HashKvRequest, HashKvResponse, HashRequest,
-    HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse,
-    PutRequest, RangeRequest, RequestHeader, StatusRequest, StatusResponse, TxnRequest,
+    HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse, PutRequest,
+    RangeRequest, RequestHeader, StatusRequest, StatusResponse, TxnRequest,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
@@ -105,7 +105,13 @@ fn encode<M: Message>(m: &M) -> Bytes {
 
 impl EtcdService {
     /// A service for core `core`; request IDs are `boot nonce (16 bits) | core (8) | counter (40)`.
-    pub fn new(shared: Arc<Shared>, config: Arc<ServiceConfig>, raft: flume::Sender<RaftRequest>, core: usize, boot_nonce: u16) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        config: Arc<ServiceConfig>,
+        raft: flume::Sender<RaftRequest>,
+        core: usize,
+        boot_nonce: u16,
+    ) -> Self {
         EtcdService {
             shared,
             config,
@@ -116,7 +122,10 @@ impl EtcdService {
     }
 
     async fn send(&self, request: RaftRequest) -> Result<(), Status> {
-        self.raft.send_async(request).await.map_err(|_| errors::stopped())
+        self.raft
+            .send_async(request)
+            .await
+            .map_err(|_| errors::stopped())
     }
 
     /// Replicates `request` through Raft and waits for its apply result.
@@ -124,13 +133,22 @@ impl EtcdService {
         let counter = self.next_id.get();
         self.next_id.set(counter.wrapping_add(1) & ((1 << 40) - 1));
         let id = self.id_prefix | counter;
-        request.header = Some(RequestHeader { id, ..Default::default() });
+        request.header = Some(RequestHeader {
+            id,
+            ..Default::default()
+        });
         let data = encode_entry_data(id, &request);
         if data.len() - 8 > self.config.max_request_bytes {
             return Err(errors::request_too_large());
         }
         let (reply, result) = oneshot::channel();
-        self.send(RaftRequest::Propose(Proposal { id, data, request, reply })).await?;
+        let proposal = Box::new(Proposal {
+            id,
+            data,
+            request,
+            reply,
+        });
+        self.send(RaftRequest::Propose(proposal)).await?;
         await_reply(result).await?
     }
 
@@ -161,7 +179,13 @@ impl EtcdService {
             "/etcdserverpb.KV/Put" => {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;
-                match self.propose(InternalRaftRequest { put: Some(r), ..Default::default() }).await? {
+                match self
+                    .propose(InternalRaftRequest {
+                        put: Some(r),
+                        ..Default::default()
+                    })
+                    .await?
+                {
                     Applied::Put(mut resp) => {
                         self.fill(&mut resp.header);
                         Ok(encode(&resp))
@@ -172,7 +196,13 @@ impl EtcdService {
             "/etcdserverpb.KV/DeleteRange" => {
                 let r: DeleteRangeRequest = decode(body)?;
                 kv::check_delete(&r)?;
-                match self.propose(InternalRaftRequest { delete_range: Some(r), ..Default::default() }).await? {
+                match self
+                    .propose(InternalRaftRequest {
+                        delete_range: Some(r),
+                        ..Default::default()
+                    })
+                    .await?
+                {
                     Applied::DeleteRange(mut resp) => {
                         self.fill(&mut resp.header);
                         Ok(encode(&resp))
@@ -191,7 +221,13 @@ impl EtcdService {
                     self.fill(&mut resp.header);
                     return Ok(encode(&resp));
                 }
-                match self.propose(InternalRaftRequest { txn: Some(r), ..Default::default() }).await? {
+                match self
+                    .propose(InternalRaftRequest {
+                        txn: Some(r),
+                        ..Default::default()
+                    })
+                    .await?
+                {
                     Applied::Txn(mut resp) => {
                         self.fill(&mut resp.header);
                         Ok(encode(&resp))
@@ -201,7 +237,13 @@ impl EtcdService {
             }
             "/etcdserverpb.KV/Compact" => {
                 let r: CompactionRequest = decode(body)?;
-                match self.propose(InternalRaftRequest { compaction: Some(r), ..Default::default() }).await? {
+                match self
+                    .propose(InternalRaftRequest {
+                        compaction: Some(r),
+                        ..Default::default()
+                    })
+                    .await?
+                {
                     Applied::Compaction(mut resp) => {
                         self.fill(&mut resp.header);
                         Ok(encode(&resp))
@@ -215,18 +257,28 @@ impl EtcdService {
             }
             "/etcdserverpb.Maintenance/Hash" => {
                 let _: HashRequest = decode(body)?;
-                let resp = HashResponse { header: Some(self.shared.header(0)), hash: self.shared.reader.hash() };
+                let resp = HashResponse {
+                    header: Some(self.shared.header(0)),
+                    hash: self.shared.reader.hash(),
+                };
                 Ok(encode(&resp))
             }
             "/etcdserverpb.Maintenance/HashKV" => {
                 let r: HashKvRequest = decode(body)?;
-                let (hash, compact_revision, hash_revision) =
-                    self.shared.reader.hash_kv(r.revision).map_err(|e| errors::from_engine(&e))?;
+                let (hash, compact_revision, hash_revision) = self
+                    .shared
+                    .reader
+                    .hash_kv(r.revision)
+                    .map_err(|e| errors::from_engine(&e))?;
                 let resp = HashKvResponse {
                     header: Some(self.shared.header(0)),
                     hash,
                     // etcd reports -1 until the first compaction (compactMainRev's initial value).
-                    compact_revision: if compact_revision == 0 { -1 } else { compact_revision },
+                    compact_revision: if compact_revision == 0 {
+                        -1
+                    } else {
+                        compact_revision
+                    },
                     hash_revision,
                 };
                 Ok(encode(&resp))
@@ -245,7 +297,10 @@ impl EtcdService {
                 };
                 Ok(encode(&resp))
             }
-            _ => Err(Status::new(net::Code::Unimplemented, format!("unknown method {path}"))),
+            _ => Err(Status::new(
+                net::Code::Unimplemented,
+                format!("unknown method {path}"),
+            )),
         }
     }
 
@@ -274,12 +329,26 @@ impl GrpcService for EtcdService {
         UNARY_METHODS.contains(&path).then_some(MethodKind::Unary)
     }
 
-    fn unary(self: Rc<Self>, ctx: CallContext, request: Bytes) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+    fn unary(
+        self: Rc<Self>,
+        ctx: CallContext,
+        request: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
         Box::pin(async move { self.call(&ctx.path, request).await })
     }
 
-    fn streaming(self: Rc<Self>, ctx: CallContext, _inbound: Inbound, _outbound: Outbound) -> LocalBoxFuture<'static, Result<(), Status>> {
+    fn streaming(
+        self: Rc<Self>,
+        ctx: CallContext,
+        _inbound: Inbound,
+        _outbound: Outbound,
+    ) -> LocalBoxFuture<'static, Result<(), Status>> {
         // method_kind never reports a streaming method yet, so the transport never calls this.
-        Box::pin(async move { Err(Status::new(net::Code::Unimplemented, format!("unknown method {}", ctx.path))) })
+        Box::pin(async move {
+            Err(Status::new(
+                net::Code::Unimplemented,
+                format!("unknown method {}", ctx.path),
+            ))
+        })
     }
 }

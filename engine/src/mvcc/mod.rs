@@ -816,7 +816,8 @@ impl Mvcc {
         };
         self.tail += bytes;
         self.tails.insert(self.active.seq, self.tail);
-        self.active_free.store(self.active.capacity - self.tail, Ordering::Relaxed);
+        self.active_free
+            .store(self.active.capacity - self.tail, Ordering::Relaxed);
         self.unsynced.insert(self.active.seq);
         Ok(loc)
     }
@@ -835,7 +836,8 @@ impl Mvcc {
         self.active = seg;
         self.tail = ValueCodec::HEADER_BYTES;
         self.tails.insert(seq, self.tail);
-        self.active_free.store(self.active.capacity - self.tail, Ordering::Relaxed);
+        self.active_free
+            .store(self.active.capacity - self.tail, Ordering::Relaxed);
         Ok(())
     }
 

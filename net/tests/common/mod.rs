@@ -140,11 +140,13 @@ impl HttpHandler for TestHttp {
                     status: 200,
                     content_type: "application/json".to_string(),
                     body: Bytes::from_static(b"{\"health\":\"true\",\"reason\":\"\"}"),
+                    headers: Vec::new(),
                 },
                 ("POST", "/echo") => HttpResponse {
                     status: 200,
                     content_type: "application/octet-stream".to_string(),
                     body: request.body,
+                    headers: Vec::new(),
                 },
                 _ => HttpResponse::text(404, "404 page not found\n"),
             }
