@@ -83,7 +83,8 @@ impl<'a> WriteView<'a> {
         self.begin_revision + 1
     }
 
-    fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> (i64, i64) {
+    /// Deletes `[key, range_end)`: (keys deleted, revision reads now see).
+    pub(crate) fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> (i64, i64) {
         let deleted = self.txn.delete_range(key, range_end).len() as i64;
         if deleted > 0 {
             self.changed = true;

@@ -12,10 +12,12 @@ mod errors;
 mod http;
 mod ids;
 mod kv;
+mod lease;
 mod member;
 mod raft_core;
 mod runtime;
 mod service;
+mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
 

@@ -17,8 +17,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use engine::{Mvcc, MvccOptions, MvccReader, Wal, WalOptions};
 use futures::channel::oneshot;
 use net::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, PutResponse, ResponseHeader,
-    TxnResponse,
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use net::Status;
 use prost::Message as _;
@@ -30,6 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::errors;
 use crate::kv::{self, WriteView};
+use crate::lease::{self, LeaseAnswer, LeaseQuery, Lessor};
 
 /// WAL record type of a Raft entry. Payload: `term u64 LE | entry type u8 | data`.
 const REC_ENTRY: u8 = 1;
@@ -64,6 +65,8 @@ pub enum RaftRequest {
     Propose(Box<Proposal>),
     /// Linearizable-read barrier: answered once the applied index reaches the read index.
     ReadIndex(oneshot::Sender<Result<(), Status>>),
+    /// A lease query answered from the lessor without a log entry (renew, TimeToLive, Leases).
+    Lease(LeaseQuery, oneshot::Sender<Result<LeaseAnswer, Status>>),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -80,6 +83,10 @@ pub enum Applied {
     Txn(TxnResponse),
     /// Compaction.
     Compaction(CompactionResponse),
+    /// LeaseGrant.
+    LeaseGrant(LeaseGrantResponse),
+    /// LeaseRevoke.
+    LeaseRevoke(LeaseRevokeResponse),
 }
 
 /// State every core reads: IDs, Raft progress, the MVCC reader.
@@ -98,6 +105,8 @@ pub struct Shared {
     pub leader: AtomicU64,
     /// Read view of the MVCC store.
     pub reader: MvccReader,
+    /// Publishes every applied revision's events to the watch hubs (crate::watch).
+    pub watch: crate::watch::WatchPublisher,
 }
 
 impl Shared {
@@ -207,6 +216,7 @@ pub struct RaftCore {
     last_checkpoint: u64,
     settings: RaftSettings,
     syncer: WalSyncer,
+    lessor: Lessor,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -262,7 +272,9 @@ pub fn open(
 ) -> Result<RaftCore, String> {
     let mvcc = Mvcc::open(&member_dir.join("kv"), MvccOptions::default())
         .map_err(|e| format!("cannot open the MVCC store: {e}"))?;
-    let (applied, _meta) = mvcc.checkpoint_state();
+    let (applied, meta) = mvcc.checkpoint_state();
+    let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
+    let lessor = Lessor::recover(&mvcc, &meta, min_ttl)?;
     let (wal, records) = Wal::open(
         &member_dir.join("wal"),
         WalOptions {
@@ -382,6 +394,7 @@ pub fn open(
         applied_index: AtomicU64::new(applied),
         leader: AtomicU64::new(0),
         reader: mvcc.reader(),
+        watch: crate::watch::WatchPublisher::new(),
     });
     Ok(RaftCore {
         node,
@@ -397,6 +410,7 @@ pub fn open(
         last_checkpoint: applied,
         settings,
         syncer: WalSyncer::default(),
+        lessor,
     })
 }
 
@@ -427,6 +441,7 @@ impl RaftCore {
                 .await;
             if Instant::now() >= next_tick {
                 self.node.tick();
+                lease::propose_expired(&mut self.lessor, &mut self.node);
                 next_tick = Instant::now() + tick;
             }
             let mut batch = 0;
@@ -488,6 +503,9 @@ impl RaftCore {
                 }
             }
             RaftRequest::ReadIndex(reply) => self.queued_reads.push(reply),
+            RaftRequest::Lease(query, reply) => {
+                let _ = reply.send(self.lessor.answer(query, Instant::now()));
+            }
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
     }
@@ -497,6 +515,9 @@ impl RaftCore {
             let ready = self.node.ready();
             if let Some(ss) = &ready.soft_state {
                 self.shared.leader.store(ss.leader_id, Ordering::Release);
+                let election_timeout = self.settings.tick * self.settings.election_ticks as u32;
+                self.lessor
+                    .set_primary(ss.raft_state == raft::StateRole::Leader, election_timeout);
             }
             if let Some(snapshot) = &ready.snapshot {
                 // Snapshots arrive only from a leader of a multi-member cluster.
@@ -624,27 +645,44 @@ impl RaftCore {
     }
 
     fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
-        // No lease exists until the Lease service grants one.
-        let lease_exists = |_: i64| false;
+        let lease_exists = |id: i64| self.lessor.contains(id);
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
         if let Some(put) = &request.put {
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::put(&mut view, put, &lease_exists);
-            view.end();
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
             return result.map(Applied::Put);
         }
         if let Some(delete) = &request.delete_range {
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::delete_range(&mut view, delete);
-            view.end();
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
             return result.map(Applied::DeleteRange);
         }
         if let Some(txn) = &request.txn {
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::txn_write(&mut view, txn, &lease_exists);
-            view.end();
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
             return result.map(Applied::Txn);
+        }
+        if let Some(grant) = &request.lease_grant {
+            return self
+                .lessor
+                .apply_grant(grant, begin)
+                .map(Applied::LeaseGrant);
+        }
+        if let Some(revoke) = &request.lease_revoke {
+            let view = WriteView::new(self.mvcc.write(), begin, compact);
+            let (resp, events) = self.lessor.apply_revoke(revoke, view)?;
+            self.shared.watch.publish(events);
+            return Ok(Applied::LeaseRevoke(resp));
         }
         if let Some(compaction) = &request.compaction {
             return match self.mvcc.compact(compaction.revision) {
@@ -674,7 +712,7 @@ impl RaftCore {
             .store()
             .term(index)
             .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
-        if let Err(e) = self.mvcc.checkpoint(index, &[]) {
+        if let Err(e) = self.mvcc.checkpoint(index, &self.lessor.encode()) {
             error!("checkpoint at index {index} failed: {e}");
             return;
         }

@@ -251,6 +251,8 @@ async fn serve_core(
     stop_rx: flume::Receiver<()>,
     boot_nonce: u16,
 ) {
+    let shared_for_watch = shared.clone();
+    let max_request_bytes = service_config.max_request_bytes;
     let service = Rc::new(EtcdService::new(
         shared.clone(),
         service_config,
@@ -260,6 +262,7 @@ async fn serve_core(
     ));
     let endpoints = Rc::new(Endpoints::new(shared));
     let shutdown = net::Shutdown::new();
+    crate::watch::start_hub(shared_for_watch, shutdown.clone(), max_request_bytes);
     let mut servers = Vec::new();
     for addr in addrs {
         let listener = match net::bind_reuseport(addr) {

@@ -74,7 +74,7 @@ pub const REPLY_REPOLL: std::time::Duration = std::time::Duration::from_millis(2
 /// in the executor under load (seen: about one request in 5,000 stalled until its client's
 /// timeout), so the wait also re-checks the channel every [`REPLY_REPOLL`] and logs when
 /// that found a reply no wake-up had announced.
-async fn await_reply<T>(mut reply: oneshot::Receiver<T>) -> Result<T, Status> {
+pub(crate) async fn await_reply<T>(mut reply: oneshot::Receiver<T>) -> Result<T, Status> {
     loop {
         let woken = futures_lite::future::or(async { Some((&mut reply).await) }, async {
             glommio::timer::sleep(REPLY_REPOLL).await;
@@ -121,7 +121,8 @@ impl EtcdService {
         }
     }
 
-    async fn send(&self, request: RaftRequest) -> Result<(), Status> {
+    /// Sends `request` to the raft core.
+    pub(crate) async fn send(&self, request: RaftRequest) -> Result<(), Status> {
         self.raft
             .send_async(request)
             .await
@@ -129,7 +130,10 @@ impl EtcdService {
     }
 
     /// Replicates `request` through Raft and waits for its apply result.
-    async fn propose(&self, mut request: InternalRaftRequest) -> Result<Applied, Status> {
+    pub(crate) async fn propose(
+        &self,
+        mut request: InternalRaftRequest,
+    ) -> Result<Applied, Status> {
         let counter = self.next_id.get();
         self.next_id.set(counter.wrapping_add(1) & ((1 << 40) - 1));
         let id = self.id_prefix | counter;
@@ -157,6 +161,11 @@ impl EtcdService {
         let (reply, done) = oneshot::channel();
         self.send(RaftRequest::ReadIndex(reply)).await?;
         await_reply(done).await?
+    }
+
+    /// The state shared with every core.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     fn fill(&self, header: &mut Option<net::pb::etcdserverpb::ResponseHeader>) {
@@ -297,6 +306,9 @@ impl EtcdService {
                 };
                 Ok(encode(&resp))
             }
+            p if crate::lease::UNARY_METHODS.contains(&p) => {
+                crate::lease::unary(self, p, body).await
+            }
             _ => Err(Status::new(
                 net::Code::Unimplemented,
                 format!("unknown method {path}"),
@@ -326,7 +338,14 @@ impl EtcdService {
 
 impl GrpcService for EtcdService {
     fn method_kind(&self, path: &str) -> Option<MethodKind> {
-        UNARY_METHODS.contains(&path).then_some(MethodKind::Unary)
+        if path == crate::lease::KEEP_ALIVE_METHOD {
+            return Some(MethodKind::Streaming);
+        }
+        if path == crate::watch::WATCH_METHOD {
+            return Some(MethodKind::Streaming);
+        }
+        (UNARY_METHODS.contains(&path) || crate::lease::UNARY_METHODS.contains(&path))
+            .then_some(MethodKind::Unary)
     }
 
     fn unary(
@@ -343,6 +362,12 @@ impl GrpcService for EtcdService {
         _inbound: Inbound,
         _outbound: Outbound,
     ) -> LocalBoxFuture<'static, Result<(), Status>> {
+        if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
+            return Box::pin(crate::lease::keep_alive(self, _inbound, _outbound));
+        }
+        if ctx.path == crate::watch::WATCH_METHOD {
+            return Box::pin(crate::watch::serve_stream(_inbound, _outbound));
+        }
         // method_kind never reports a streaming method yet, so the transport never calls this.
         Box::pin(async move {
             Err(Status::new(

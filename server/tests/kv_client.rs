@@ -426,7 +426,6 @@ fn put_options_and_errors() {
 }
 
 #[test]
-#[ignore = "needs LeaseGrant: the Lease service is built with watches and leases (issue 3)"]
 fn put_with_lease_ignore_lease_and_compare_lease() {
     let server = TestServer::start();
     runtime().block_on(async {

@@ -1,0 +1,151 @@
+//! One Watch stream: a task reading requests, the call's future writing the stream's
+//! ordered response queue (see the parent module's docs).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use net::pb::etcdserverpb::{watch_request::RequestUnion, WatchRequest, WatchResponse};
+use net::{Inbound, Outbound, Status};
+use prost::Message;
+
+use super::{StreamOut, WatchHub, HUB, STREAM_CONTROL_RESPONSES_MAX, STREAM_QUEUE_RESPONSES_MAX};
+use crate::errors;
+
+/// Removes a stream's watchers from its hub when the stream ends, however it ends.
+struct StreamGuard {
+    hub: Rc<WatchHub>,
+    out: Rc<StreamOut>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let keys: Vec<u64> = self.out.ids.borrow_mut().drain().map(|(_, k)| k).collect();
+        for key in keys {
+            self.hub.remove(key);
+        }
+        self.out.queue.borrow_mut().clear();
+    }
+}
+
+/// Serves one Watch stream on this core until the client ends it or the server shuts down.
+pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<(), Status> {
+    let hub = HUB
+        .with(|h| h.borrow().clone())
+        .ok_or_else(errors::stopped)?;
+    let out = Rc::new(StreamOut::default());
+    let guard = StreamGuard {
+        hub: hub.clone(),
+        out: out.clone(),
+    };
+    let _reader = glommio::spawn_local(read_requests(hub.clone(), out.clone(), inbound));
+    loop {
+        if let Some(status) = out.failed.borrow_mut().take() {
+            return Err(status);
+        }
+        let next = out.queue.borrow_mut().pop_front();
+        match next {
+            Some((response, fragment)) => {
+                let sent = futures_lite::future::or(
+                    async {
+                        Some(
+                            send_response(&mut outbound, response, fragment, hub.max_request_bytes)
+                                .await,
+                        )
+                    },
+                    async {
+                        hub.shutdown.wait().await;
+                        None
+                    },
+                )
+                .await;
+                match sent {
+                    Some(result) => result?,
+                    None => return Err(errors::stopped()),
+                }
+                out.room.notify();
+                if hub.has_unsynced() {
+                    hub.kick.notify();
+                }
+            }
+            None => {
+                let stopping = futures_lite::future::or(
+                    async {
+                        out.ready.wait().await;
+                        false
+                    },
+                    async {
+                        hub.shutdown.wait().await;
+                        true
+                    },
+                )
+                .await;
+                if stopping {
+                    drop(guard);
+                    return Err(errors::stopped());
+                }
+            }
+        }
+    }
+}
+
+/// Reads the stream's requests until the client half-closes (the stream then stays open,
+/// as etcd's does) or fails (the stream then ends with that error).
+async fn read_requests(hub: Rc<WatchHub>, out: Rc<StreamOut>, mut inbound: Inbound) {
+    while let Some(message) = inbound.next().await {
+        let request =
+            message.and_then(|body| WatchRequest::decode(body).map_err(errors::decode_failed));
+        let request = match request {
+            Ok(r) => r,
+            Err(status) => {
+                *out.failed.borrow_mut() = Some(status);
+                out.ready.notify();
+                return;
+            }
+        };
+        while out.queue.borrow().len() >= STREAM_QUEUE_RESPONSES_MAX + STREAM_CONTROL_RESPONSES_MAX
+        {
+            out.room.wait().await;
+        }
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(c)) => hub.create(&out, c),
+            Some(RequestUnion::CancelRequest(c)) => hub.cancel(&out, c.watch_id),
+            Some(RequestUnion::ProgressRequest(_)) => hub.progress(&out),
+            None => {}
+        }
+    }
+}
+
+/// Sends one response; with `fragment`, a response of at least `max_request_bytes` is split
+/// across responses as etcd's `sendFragments` does (never when it has fewer than 2 events).
+async fn send_response(
+    outbound: &mut Outbound,
+    response: WatchResponse,
+    fragment: bool,
+    max_request_bytes: usize,
+) -> Result<(), Status> {
+    if !fragment || response.encoded_len() < max_request_bytes || response.events.len() < 2 {
+        return outbound.send(Bytes::from(response.encode_to_vec())).await;
+    }
+    let mut events = response.events.into_iter().peekable();
+    let template = WatchResponse {
+        events: Vec::new(),
+        fragment: true,
+        ..response
+    };
+    while events.peek().is_some() {
+        let mut part = template.clone();
+        while let Some(event) = events.peek() {
+            part.events.push(event.clone());
+            if part.events.len() > 1 && part.encoded_len() >= max_request_bytes {
+                part.events.pop();
+                break;
+            }
+            events.next();
+        }
+        if events.peek().is_none() {
+            part.fragment = false;
+        }
+        outbound.send(Bytes::from(part.encode_to_vec())).await?;
+    }
+    Ok(())
+}
