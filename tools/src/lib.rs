@@ -6,6 +6,9 @@
 //! - [`Summary`]: throughput and latency percentiles from hdrhistogram, as text or JSON.
 //! - [`run_compare`]: starts each server binary in turn on loopback, runs put phases,
 //!   reports server CPU µs per put and RSS as a markdown table ([`render_markdown`]).
+//! - Watches: put→event latency with many watchers ([`run_watch_latency`]), server RSS
+//!   per 1,000 idle watchers ([`run_watch_memory`]), both servers side by side
+//!   ([`run_compare_watch`], [`render_watch_markdown`]).
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
 #![deny(missing_docs)]
 
@@ -16,6 +19,7 @@ mod load;
 pub mod procstat;
 mod server;
 mod stats;
+mod watch;
 
 pub use compare::{
     cpu_us_per_op, default_conns, render_markdown, run_compare, CompareConfig, Row, Target,
@@ -30,4 +34,10 @@ pub use server::{free_ports, is_healthy_response, server_args, ServerProcess, HE
 pub use stats::{
     format_ms, new_latency_histogram, parse_clients_list, record_latency_us, us_to_ms, Summary,
     LATENCY_SIGFIGS, LATENCY_US_MAX,
+};
+pub use watch::{
+    fanout, kib_per_1000, parse_put_index, put_key, render_watch_markdown, run_compare_watch,
+    run_watch_latency, run_watch_memory, tally_events, watch_prefix, watcher_prefix,
+    watchers_on_stream, PrefixMode, WatchConfig, WatchLatencyReport, WatchMemoryReport, WatchRow,
+    PREFIX_BASE, WATCHERS_MAX, WATCH_EVENTS_MAX, WATCH_PUTS_MAX,
 };

@@ -6,15 +6,25 @@
 //! cairn-bench range ... [--serializable]
 //! cairn-bench txn   ... [--txn-ops M]
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--total N]
+//! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
+//!                   [--prefix-mode shared|distinct] [--json]
+//! cairn-bench watch-memory  --endpoints URL --pid PID --watchers 1000 --streams 10 [--json]
+//! cairn-bench compare-watch --cairn-bin PATH --etcd-bin etcd [--watchers 1000] [--json]
 //! ```
+//!
+//! Watch prefixes: by default (`--prefix-mode shared`) every watcher watches the
+//! prefix the writer writes to, `/registry/pods/ns0/`, so each put fans out to all
+//! watchers; `--prefix-mode distinct` gives watcher `w` its own `/registry/pods/ns{w}/`
+//! and spreads the puts over them (one event per put).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tools::{
-    parse_clients_list, render_markdown, run_compare, run_load, CompareConfig, LoadConfig, Target,
-    Workload, CLIENTS_MAX,
+    parse_clients_list, render_markdown, render_watch_markdown, run_compare, run_compare_watch,
+    run_load, run_watch_latency, run_watch_memory, CompareConfig, LoadConfig, PrefixMode, Target,
+    WatchConfig, Workload, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -50,6 +60,100 @@ enum Command {
     },
     /// Starts each server in turn and compares put throughput, latency, CPU and RSS.
     Compare(CompareArgs),
+    /// Put→event latency: many watchers on a few streams, one sequential writer.
+    WatchLatency {
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Server RSS growth per 1,000 idle watchers (the server's pid is sampled).
+    WatchMemory {
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// Process id of the server behind --endpoints.
+        #[arg(long)]
+        pid: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts each server in turn and runs watch-memory then watch-latency on it.
+    CompareWatch {
+        /// Cairn server binary (e.g. target/release/cairn).
+        #[arg(long)]
+        cairn_bin: PathBuf,
+        /// Upstream etcd binary.
+        #[arg(long, default_value = "etcd")]
+        etcd_bin: PathBuf,
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// How long a server may take to become healthy, ms.
+        #[arg(long, default_value_t = 20_000)]
+        startup_timeout_ms: u64,
+        /// Print the rows as a JSON array instead of a markdown table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Client URLs, comma separated (ignored by compare-watch).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// Watchers in all (1..=100000).
+    #[arg(long, default_value_t = 1_000)]
+    watchers: u32,
+    /// gRPC watch streams holding them (1..=watchers); watcher w is on stream w % streams.
+    #[arg(long, default_value_t = 10)]
+    streams: u32,
+    /// Sequential puts of the latency run.
+    #[arg(long, default_value_t = 2_000)]
+    puts: u64,
+    /// shared: every watcher watches the writer's prefix (each put fans out to all
+    /// watchers); distinct: one prefix per watcher, each put reaches one watcher.
+    #[arg(long, default_value = "shared")]
+    prefix_mode: String,
+    /// Value size of each put, bytes.
+    #[arg(long, default_value_t = 256)]
+    val_size: u32,
+    /// Deadline of one put, ms.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Deadline for every watcher's `created` reply, ms.
+    #[arg(long, default_value_t = 60_000)]
+    create_timeout_ms: u64,
+    /// Wait after the last put for outstanding events, ms.
+    #[arg(long, default_value_t = 30_000)]
+    drain_timeout_ms: u64,
+    /// Limit on the writer, s; unsent puts are reported as skipped.
+    #[arg(long, default_value_t = 300)]
+    duration_max_s: u64,
+    /// Pause after the last `created` reply before the second RSS sample, ms.
+    #[arg(long, default_value_t = 2_000)]
+    settle_ms: u64,
+}
+
+impl WatchArgs {
+    fn config(&self) -> tools::Result<WatchConfig> {
+        let config = WatchConfig {
+            endpoints: self.endpoints.clone(),
+            watchers: self.watchers,
+            streams: self.streams,
+            puts: self.puts,
+            mode: PrefixMode::parse(&self.prefix_mode)?,
+            val_size: self.val_size,
+            request_timeout_ms: self.request_timeout_ms,
+            create_timeout_ms: self.create_timeout_ms,
+            drain_timeout_ms: self.drain_timeout_ms,
+            duration_max_s: self.duration_max_s,
+            settle_ms: self.settle_ms,
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +299,64 @@ async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn watch_latency(args: &WatchArgs, json: bool) -> tools::Result<ExitCode> {
+    let report = run_watch_latency(&args.config()?, |line| eprintln!("{line}")).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn watch_memory(args: &WatchArgs, pid: u32, json: bool) -> tools::Result<ExitCode> {
+    let report = run_watch_memory(&args.config()?, pid).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compare_watch(
+    cairn_bin: &std::path::Path,
+    etcd_bin: &std::path::Path,
+    args: &WatchArgs,
+    startup_timeout_ms: u64,
+    json: bool,
+) -> tools::Result<ExitCode> {
+    let config = args.config()?;
+    let targets = [
+        Target {
+            name: "cairn".into(),
+            bin: cairn_bin.to_path_buf(),
+        },
+        Target {
+            name: "etcd".into(),
+            bin: etcd_bin.to_path_buf(),
+        },
+    ];
+    let startup = std::time::Duration::from_millis(startup_timeout_ms);
+    let rows = run_compare_watch(&targets, &config, startup, |line| eprintln!("{line}")).await?;
+    if json {
+        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+    } else {
+        print!("{}", render_watch_markdown(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -227,6 +389,15 @@ fn main() -> ExitCode {
                 txn_ops,
             } => load(args, Workload::Txn { ops: *txn_ops }).await,
             Command::Compare(args) => compare(args).await,
+            Command::WatchLatency { watch, json } => watch_latency(watch, *json).await,
+            Command::WatchMemory { watch, pid, json } => watch_memory(watch, *pid, *json).await,
+            Command::CompareWatch {
+                cairn_bin,
+                etcd_bin,
+                watch,
+                startup_timeout_ms,
+                json,
+            } => compare_watch(cairn_bin, etcd_bin, watch, *startup_timeout_ms, *json).await,
         }
     });
     match outcome {
