@@ -130,6 +130,33 @@ impl Outbound {
         }
     }
 
+    /// Sends several response messages as one run of DATA (one frame when flow control
+    /// allows), as grpc-go's buffered writer coalesces queued messages. Same checks and
+    /// errors as [`Outbound::send`]; nothing is sent if any message is too large.
+    pub async fn send_many(&mut self, messages: &[Bytes]) -> Result<(), Status> {
+        if let Some(large) = messages.iter().find(|m| m.len() > self.max_message_bytes) {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "grpc: trying to send message larger than max ({} vs. {})",
+                    large.len(),
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        self.call.borrow_mut().start_body()?;
+        let total: usize = messages
+            .iter()
+            .map(|m| MESSAGE_HEADER_BYTES + m.len())
+            .sum();
+        let mut framed = BytesMut::with_capacity(total);
+        for message in messages {
+            framed.put_slice(&encode_message_header(message.len()));
+            framed.put_slice(message);
+        }
+        self.send_data(framed.freeze()).await
+    }
+
     async fn send_data(&mut self, mut data: Bytes) -> Result<(), Status> {
         while !data.is_empty() {
             let want = data.len();

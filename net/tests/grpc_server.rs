@@ -361,6 +361,32 @@ fn big_upload_and_download_refill_flow_control_windows() {
 }
 
 #[test]
+fn batched_messages_arrive_whole_and_in_order() {
+    let server = TestServer::start(limits());
+    runtime().block_on(async {
+        let mut client = connect(server.addr).await;
+        // 7 messages in batches of 3, 3 and 1; 300 KB each, so batches span many DATA
+        // frames and the client's 64 KiB windows.
+        let mut request = Vec::new();
+        request.extend(7u32.to_be_bytes());
+        request.extend(300_000u32.to_be_bytes());
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/DownloadBatched"),
+            frame(&request),
+        )
+        .await;
+        assert_eq!(reply.messages.len(), 7);
+        for (i, message) in reply.messages.iter().enumerate() {
+            assert_eq!(message.len(), 300_000);
+            assert!(message.iter().all(|b| *b == i as u8));
+        }
+        assert_eq!(reply.status().0, "0");
+    });
+    server.join();
+}
+
+#[test]
 fn many_concurrent_calls_on_one_connection() {
     let server = TestServer::start(limits());
     runtime().block_on(async {

@@ -40,6 +40,7 @@ impl GrpcService for TestGrpc {
             }
             "/test.Echo/Stream"
             | "/test.Echo/Download"
+            | "/test.Echo/DownloadBatched"
             | "/test.Echo/Upload"
             | "/test.Echo/Hold" => Some(MethodKind::Streaming),
             _ => None,
@@ -96,6 +97,19 @@ impl GrpcService for TestGrpc {
                         outbound
                             .send(Bytes::from(vec![i as u8; size as usize]))
                             .await?;
+                    }
+                    Ok(())
+                }
+                // As Download, but sent with `send_many` in batches of three messages.
+                "/test.Echo/DownloadBatched" => {
+                    let request = inbound.next().await.unwrap_or(Ok(Bytes::new()))?;
+                    let count = u32::from_be_bytes(request[0..4].try_into().unwrap());
+                    let size = u32::from_be_bytes(request[4..8].try_into().unwrap());
+                    let messages: Vec<Bytes> = (0..count)
+                        .map(|i| Bytes::from(vec![i as u8; size as usize]))
+                        .collect();
+                    for batch in messages.chunks(3) {
+                        outbound.send_many(batch).await?;
                     }
                     Ok(())
                 }

@@ -42,15 +42,23 @@ pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<()
         if let Some(status) = out.failed.borrow_mut().take() {
             return Err(status);
         }
-        let next = out.queue.borrow_mut().pop_front();
+        let next = take_batch(&out);
         match next {
-            Some((response, fragment)) => {
+            Some(batch) => {
                 let sent = futures_lite::future::or(
                     async {
-                        Some(
-                            send_response(&mut outbound, response, fragment, hub.max_request_bytes)
-                                .await,
-                        )
+                        Some(match batch {
+                            Batch::One(response, fragment) => {
+                                send_response(
+                                    &mut outbound,
+                                    response,
+                                    fragment,
+                                    hub.max_request_bytes,
+                                )
+                                .await
+                            }
+                            Batch::Many(messages) => outbound.send_many(&messages).await,
+                        })
                     },
                     async {
                         hub.shutdown.wait().await;
@@ -86,6 +94,38 @@ pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<()
             }
         }
     }
+}
+
+/// Most bytes of queued responses written as one batch (one HTTP/2 DATA run).
+pub const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
+
+/// What the writer sends next: one response (possibly fragmented), or several encoded
+/// responses coalesced into one write.
+enum Batch {
+    One(WatchResponse, bool),
+    Many(Vec<Bytes>),
+}
+
+/// Takes the next response, or as many queued non-fragmenting responses as fit in
+/// [`WRITE_BATCH_BYTES_MAX`], in queue order.
+fn take_batch(out: &StreamOut) -> Option<Batch> {
+    let mut queue = out.queue.borrow_mut();
+    let (first, fragment) = queue.pop_front()?;
+    if fragment || queue.front().is_none_or(|(_, f)| *f) {
+        return Some(Batch::One(first, fragment));
+    }
+    let mut bytes = first.encoded_len();
+    let mut messages = vec![Bytes::from(first.encode_to_vec())];
+    while let Some((next, false)) = queue.front() {
+        let len = next.encoded_len();
+        if bytes + len > WRITE_BATCH_BYTES_MAX {
+            break;
+        }
+        bytes += len;
+        let (next, _) = queue.pop_front().expect("front exists");
+        messages.push(Bytes::from(next.encode_to_vec()));
+    }
+    Some(Batch::Many(messages))
 }
 
 /// Reads the stream's requests until the client half-closes (the stream then stays open,
