@@ -12,7 +12,7 @@
 #                                             run the session against both and diff the
 #                                             transcripts; exit 1 on any difference
 #
-# The session mirrors server/tests/etcdctl_kv.rs: put/get (prefix, limit, sort, rev,
+# The session mirrors server/tests/etcdctl_kv.rs (plus leases, watches, lock and elect): put/get (prefix, limit, sort, rev,
 # from-key, keys-only, print-value-only, serializable, json, fields), del, txn,
 # compaction and its errors, endpoint status/health/hashkv. The server must be fresh:
 # revisions in the transcript start at 1.
@@ -51,6 +51,42 @@ ctl() {
   sed 's/^/err> /' "$err"
   printf 'exit: %s\n' "$code"
   rm -f "$out" "$err"
+}
+
+# tctl SECONDS ARGS... — a command that runs until stopped (watch, elect): run it for
+# SECONDS, then stop it (exit 124), and print its transcript entry like ctl.
+tctl() {
+  local seconds=$1
+  shift
+  local saved=$ETCDCTL
+  ETCDCTL_TIMEOUT=$seconds
+  ETCDCTL_REAL=$saved
+  ETCDCTL="timeout_etcdctl"
+  ctl "$@"
+  ETCDCTL=$saved
+}
+
+timeout_etcdctl() {
+  timeout "$ETCDCTL_TIMEOUT" "${ETCDCTL_REAL:-etcdctl}" "$@"
+}
+
+# bgwatch ARGS... — `etcdctl watch ARGS...` running while a few writes happen.
+bgwatch() {
+  local out
+  out=$(mktemp)
+  ETCDCTL_API=3 timeout 4 "$ETCDCTL" --endpoints="$ENDPOINT" watch "$@" >"$out" 2>&1 &
+  local pid=$!
+  sleep 1
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" put w/a 1 >/dev/null
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" put w/b 2 >/dev/null
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" del w/a >/dev/null
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" put other 3 >/dev/null
+  wait "$pid" || true
+  printf '$ etcdctl watch'
+  printf ' %q' "$@"
+  printf ' (while: put w/a 1; put w/b 2; del w/a; put other 3)\n'
+  sed 's/^/out> /' "$out"
+  rm -f "$out"
 }
 
 # txn STDIN-TEXT ARGS... — etcdctl txn with the given stdin.
@@ -146,6 +182,31 @@ session() {
   ctl endpoint health
   ctl endpoint hashkv
   ctl endpoint hashkv -w json
+  # leases
+  ctl lease grant 60
+  local id
+  id=$(ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINT" lease grant 120 | awk '{print $2}')
+  ctl put leased v --lease="$id"
+  ctl lease timetolive "$id" --keys
+  ctl lease keep-alive --once "$id"
+  ctl lease list
+  ctl lease grant 0
+  ctl lease revoke "$id"
+  ctl get leased
+  ctl lease timetolive "$id"
+  ctl lease revoke "$id"
+  ctl lease keep-alive --once "$id"
+  # watches
+  bgwatch w/a
+  bgwatch w/ --prefix
+  bgwatch w/ --prefix --prev-kv
+  tctl 2 watch w/ --prefix --rev=29
+  tctl 2 watch w/ --prefix --rev=29 --prev-kv -w json
+  tctl 2 watch c --rev=2
+  # lock and election (clientv3 concurrency: Txn, leases and watches)
+  ctl lock mylock -- echo held
+  tctl 3 elect myelection proposal-1
+  tctl 2 elect -l myelection
 }
 
 # normalize ENDPOINT — filter a raw transcript on stdin.
@@ -160,7 +221,10 @@ normalize() {
     -e 's/"version":"[0-9.]+"/"version":"<VERSION>"/g' \
     -e 's/"(ClusterID|MemberID|RaftTerm)" : [0-9]+/"\1" : <N>/g' \
     -e 's/took = [0-9.]+[a-zµ]*s/took = <TIME>/' \
-    -e 's/^(out> <ENDPOINT>), [0-9a-f]+, [0-9.]+, [0-9.]+ [kMG]?B, (true|false), (true|false), [0-9]+, [0-9]+, [0-9]+, (.*)$/\1, <ID>, <VERSION>, <SIZE>, \2, \3, <TERM>, <INDEX>, <INDEX>, \4/'
+    -e 's/^(out> <ENDPOINT>), [0-9a-f]+, [0-9.]+, [0-9.]+ [kMG]?B, (true|false), (true|false), [0-9]+, [0-9]+, [0-9]+, (.*)$/\1, <ID>, <VERSION>, <SIZE>, \2, \3, <TERM>, <INDEX>, <INDEX>, \4/' \
+    -e 's/remaining\([0-9]+s\)/remaining(<TTL>s)/g' \
+    -e 's/"(ID|lease)":[0-9]+/"\1":<N>/g' \
+    -e 's/\b[0-9a-f]{14,16}\b/<HEXID>/g'
 }
 
 free_port() {
