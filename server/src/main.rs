@@ -8,11 +8,13 @@
 #![deny(missing_docs)]
 
 mod config;
+mod election;
 mod errors;
 mod http;
 mod ids;
 mod kv;
 mod lease;
+mod lock;
 mod member;
 mod raft_core;
 mod runtime;

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, HashKvRequest, HashKvResponse, HashRequest,
-    HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse, PutRequest,
-    RangeRequest, RequestHeader, StatusRequest, StatusResponse, TxnRequest,
+    CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse,
+    HashRequest, HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse,
+    PutRequest, RangeRequest, RangeResponse, RequestHeader, StatusRequest, StatusResponse,
+    TxnRequest, TxnResponse,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
@@ -173,18 +174,67 @@ impl EtcdService {
         *header = Some(self.shared.header(revision));
     }
 
+    /// KV Range as the gRPC method serves it (validation, read barrier unless serializable).
+    pub(crate) async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        kv::check_range(&r)?;
+        if !r.serializable {
+            self.read_barrier().await?;
+        }
+        let mut resp = kv::range(&self.shared.reader, &r)?;
+        self.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    /// KV DeleteRange as the gRPC method serves it.
+    pub(crate) async fn delete_range(
+        &self,
+        r: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Status> {
+        kv::check_delete(&r)?;
+        match self
+            .propose(InternalRaftRequest {
+                delete_range: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Applied::DeleteRange(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(resp)
+            }
+            other => unreachable!("DeleteRange applied as {other:?}"),
+        }
+    }
+
+    /// KV Txn as the gRPC method serves it (read-only txns served locally).
+    pub(crate) async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+        kv::check_txn(&r, self.config.txn_ops_max)?;
+        if kv::txn_is_read_only(&r) {
+            if !kv::txn_is_serializable(&r) {
+                self.read_barrier().await?;
+            }
+            let mut resp = kv::txn_read_only(&self.shared.reader, &r)?;
+            self.fill(&mut resp.header);
+            return Ok(resp);
+        }
+        match self
+            .propose(InternalRaftRequest {
+                txn: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Applied::Txn(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(resp)
+            }
+            other => unreachable!("Txn applied as {other:?}"),
+        }
+    }
+
     async fn call(&self, path: &str, body: Bytes) -> Result<Bytes, Status> {
         match path {
-            "/etcdserverpb.KV/Range" => {
-                let r: RangeRequest = decode(body)?;
-                kv::check_range(&r)?;
-                if !r.serializable {
-                    self.read_barrier().await?;
-                }
-                let mut resp = kv::range(&self.shared.reader, &r)?;
-                self.fill(&mut resp.header);
-                Ok(encode(&resp))
-            }
+            "/etcdserverpb.KV/Range" => Ok(encode(&self.range(decode(body)?).await?)),
             "/etcdserverpb.KV/Put" => {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;
@@ -202,48 +252,8 @@ impl EtcdService {
                     other => unreachable!("Put applied as {other:?}"),
                 }
             }
-            "/etcdserverpb.KV/DeleteRange" => {
-                let r: DeleteRangeRequest = decode(body)?;
-                kv::check_delete(&r)?;
-                match self
-                    .propose(InternalRaftRequest {
-                        delete_range: Some(r),
-                        ..Default::default()
-                    })
-                    .await?
-                {
-                    Applied::DeleteRange(mut resp) => {
-                        self.fill(&mut resp.header);
-                        Ok(encode(&resp))
-                    }
-                    other => unreachable!("DeleteRange applied as {other:?}"),
-                }
-            }
-            "/etcdserverpb.KV/Txn" => {
-                let r: TxnRequest = decode(body)?;
-                kv::check_txn(&r, self.config.txn_ops_max)?;
-                if kv::txn_is_read_only(&r) {
-                    if !kv::txn_is_serializable(&r) {
-                        self.read_barrier().await?;
-                    }
-                    let mut resp = kv::txn_read_only(&self.shared.reader, &r)?;
-                    self.fill(&mut resp.header);
-                    return Ok(encode(&resp));
-                }
-                match self
-                    .propose(InternalRaftRequest {
-                        txn: Some(r),
-                        ..Default::default()
-                    })
-                    .await?
-                {
-                    Applied::Txn(mut resp) => {
-                        self.fill(&mut resp.header);
-                        Ok(encode(&resp))
-                    }
-                    other => unreachable!("Txn applied as {other:?}"),
-                }
-            }
+            "/etcdserverpb.KV/DeleteRange" => Ok(encode(&self.delete_range(decode(body)?).await?)),
+            "/etcdserverpb.KV/Txn" => Ok(encode(&self.txn(decode(body)?).await?)),
             "/etcdserverpb.KV/Compact" => {
                 let r: CompactionRequest = decode(body)?;
                 match self
@@ -344,8 +354,14 @@ impl GrpcService for EtcdService {
         if path == crate::watch::WATCH_METHOD {
             return Some(MethodKind::Streaming);
         }
-        (UNARY_METHODS.contains(&path) || crate::lease::UNARY_METHODS.contains(&path))
-            .then_some(MethodKind::Unary)
+        if path == crate::election::OBSERVE_METHOD {
+            return Some(MethodKind::Streaming);
+        }
+        (UNARY_METHODS.contains(&path)
+            || crate::lease::UNARY_METHODS.contains(&path)
+            || crate::election::UNARY_METHODS.contains(&path)
+            || crate::lock::UNARY_METHODS.contains(&path))
+        .then_some(MethodKind::Unary)
     }
 
     fn unary(
@@ -353,6 +369,12 @@ impl GrpcService for EtcdService {
         ctx: CallContext,
         request: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        if crate::election::UNARY_METHODS.contains(&ctx.path.as_str()) {
+            return Box::pin(crate::election::unary(self, ctx.path, request));
+        }
+        if crate::lock::UNARY_METHODS.contains(&ctx.path.as_str()) {
+            return Box::pin(crate::lock::unary(self, ctx.path, request));
+        }
         Box::pin(async move { self.call(&ctx.path, request).await })
     }
 
@@ -367,6 +389,9 @@ impl GrpcService for EtcdService {
         }
         if ctx.path == crate::watch::WATCH_METHOD {
             return Box::pin(crate::watch::serve_stream(_inbound, _outbound));
+        }
+        if ctx.path == crate::election::OBSERVE_METHOD {
+            return Box::pin(crate::election::observe(self, _inbound, _outbound));
         }
         // method_kind never reports a streaming method yet, so the transport never calls this.
         Box::pin(async move {

@@ -82,9 +82,11 @@ pub const EMPTY_RANGE_REASON: &str = "mvcc: watcher range is empty";
 const _: () = assert!(STREAM_QUEUE_RESPONSES_MAX > 0);
 const _: () = assert!(CATCH_UP_EVENTS_MAX > 0 && HUB_CATCH_UP_EVENTS_MAX > 0);
 
+mod internal;
 mod publish;
 mod stream;
 
+pub(crate) use internal::InternalWatch;
 use publish::Published;
 pub use publish::{Feed, WatchPublisher};
 pub use stream::serve_stream;
