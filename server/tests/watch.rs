@@ -4,8 +4,8 @@
 //! many-watchers ordering and slow-consumer checks. Every test passes against etcd 3.4
 //! (`CAIRN_TEST_TARGET=etcd`).
 //!
-//! The many-watchers test runs [`WRITE_OPS_DEFAULT`] writes; set `CAIRN_WATCH_TEST_OPS`
-//! (e.g. `50000`) for the full size of issue 3.
+//! The many-watchers test runs [`WRITE_OPS_DEFAULT`] writes (issue 3's full size); set `CAIRN_WATCH_TEST_OPS`
+//! to run another size.
 
 mod common;
 
@@ -21,7 +21,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
 /// Longest wait for any expected watch output.
 const WAIT_MS: u64 = 30_000;
 /// Writes of the many-watchers test unless `CAIRN_WATCH_TEST_OPS` says otherwise.
-const WRITE_OPS_DEFAULT: usize = 10_000;
+const WRITE_OPS_DEFAULT: usize = 50_000;
 /// Padding of every value the many-watchers test writes. It keeps each watch response
 /// above 256 bytes: the h2 client (0.4.20) counts buffered DATA frames under 256 bytes
 /// against a flood budget and ends the connection (GOAWAY ENHANCE_YOUR_CALM
