@@ -23,10 +23,8 @@ use net::pb::v3electionpb::{
     ProclaimResponse, ResignRequest, ResignResponse,
 };
 use net::{Code, Inbound, Outbound, Status};
-use prost::Message;
 
-use crate::errors;
-use crate::service::EtcdService;
+use crate::service::{decode, encode, EtcdService};
 use crate::watch::InternalWatch;
 
 /// The unary methods of the Election service, by gRPC path.
@@ -57,14 +55,6 @@ pub fn not_leader() -> Status {
 /// etcd `concurrency.ErrElectionNoLeader`.
 pub fn no_leader() -> Status {
     Status::new(Code::Unknown, "election: no leader")
-}
-
-fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
-    M::decode(body).map_err(errors::decode_failed)
-}
-
-fn encode<M: Message>(m: &M) -> Bytes {
-    Bytes::from(m.encode_to_vec())
 }
 
 /// Serves one unary Election method (`path` is one of [`UNARY_METHODS`]).

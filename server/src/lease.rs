@@ -34,6 +34,7 @@ use tracing::{debug, warn};
 use crate::errors;
 use crate::kv::WriteView;
 use crate::raft_core::{encode_entry_data, Applied, RaftRequest};
+use crate::service::decode;
 use crate::service::EtcdService;
 
 /// Largest TTL a lease may be granted, in seconds (etcd `lease.MaxLeaseTTL`).
@@ -477,10 +478,6 @@ pub const UNARY_METHODS: &[&str] = &[
 
 /// The Lease service's bidirectional streaming method.
 pub const KEEP_ALIVE_METHOD: &str = "/etcdserverpb.Lease/LeaseKeepAlive";
-
-fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
-    M::decode(body).map_err(errors::decode_failed)
-}
 
 async fn query(svc: &EtcdService, query: LeaseQuery) -> Result<LeaseAnswer, Status> {
     let (reply, answer) = oneshot::channel();

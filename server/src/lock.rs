@@ -11,25 +11,15 @@ use bytes::Bytes;
 use net::pb::etcdserverpb::{request_op, DeleteRangeRequest, TxnRequest};
 use net::pb::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use net::{Code, Status};
-use prost::Message;
 
 use crate::election::{
     by_create, client_error, create_revision_is, delete, get, header_of, key_prefix, lease_key, op,
     put, range_kvs, session_lease, wait_deletes, CleanupOnDrop,
 };
-use crate::errors;
-use crate::service::EtcdService;
+use crate::service::{decode, encode, EtcdService};
 
 /// The unary methods of the Lock service, by gRPC path.
 pub const UNARY_METHODS: &[&str] = &["/v3lockpb.Lock/Lock", "/v3lockpb.Lock/Unlock"];
-
-fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
-    M::decode(body).map_err(errors::decode_failed)
-}
-
-fn encode<M: Message>(m: &M) -> Bytes {
-    Bytes::from(m.encode_to_vec())
-}
 
 /// Serves one unary Lock method (`path` is one of [`UNARY_METHODS`]).
 pub async fn unary(svc: Rc<EtcdService>, path: String, body: Bytes) -> Result<Bytes, Status> {

@@ -96,11 +96,13 @@ pub(crate) async fn await_reply<T>(mut reply: oneshot::Receiver<T>) -> Result<T,
     }
 }
 
-fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
+/// Decodes a request message; a malformed one gets grpc-go's unmarshalling error.
+pub(crate) fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
     M::decode(body).map_err(errors::decode_failed)
 }
 
-fn encode<M: Message>(m: &M) -> Bytes {
+/// Encodes a response message.
+pub(crate) fn encode<M: Message>(m: &M) -> Bytes {
     Bytes::from(m.encode_to_vec())
 }
 
