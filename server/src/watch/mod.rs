@@ -691,12 +691,13 @@ impl WatchHub {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
     use engine::KeyValue;
 
-    fn put(key: &str, revision: i64) -> Event {
+    /// A put event of `key` at `revision` (version 1, value "v").
+    pub(crate) fn put(key: &str, revision: i64) -> Event {
         Event {
             event_type: EventType::Put,
             kv: KeyValue {

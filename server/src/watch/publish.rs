@@ -83,23 +83,7 @@ impl WatchPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use engine::{EventType, KeyValue};
-
-    fn put(key: &str, revision: i64) -> Event {
-        Event {
-            event_type: EventType::Put,
-            kv: KeyValue {
-                key: Bytes::copy_from_slice(key.as_bytes()),
-                create_revision: revision,
-                mod_revision: revision,
-                version: 1,
-                value: Bytes::from_static(b"v"),
-                lease: 0,
-            },
-            prev_kv: None,
-        }
-    }
+    use crate::watch::tests::put;
 
     #[test]
     fn a_full_feed_marks_the_core_lagging_and_never_blocks() {
