@@ -1,6 +1,8 @@
-//! The gRPC services every core serves: KV, Maintenance (Status, Hash, HashKV) and
-//! Cluster (MemberList). Decoding, validation and reads happen on the receiving core;
-//! writes and linearizable-read barriers go to the raft core over a bounded channel.
+//! The gRPC services every core serves: KV, Maintenance (Status, Hash, HashKV), Cluster
+//! (MemberList) here; Watch (`watch/`), Lease (`lease.rs`), Election (`election.rs`) and
+//! Lock (`lock.rs`) routed from here to their modules. Decoding, validation and reads
+//! happen on the receiving core; writes and linearizable-read barriers go to the raft
+//! core over a bounded channel.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -350,13 +352,12 @@ impl EtcdService {
 
 impl GrpcService for EtcdService {
     fn method_kind(&self, path: &str) -> Option<MethodKind> {
-        if path == crate::lease::KEEP_ALIVE_METHOD {
-            return Some(MethodKind::Streaming);
-        }
-        if path == crate::watch::WATCH_METHOD {
-            return Some(MethodKind::Streaming);
-        }
-        if path == crate::election::OBSERVE_METHOD {
+        let streaming = [
+            crate::lease::KEEP_ALIVE_METHOD,
+            crate::watch::WATCH_METHOD,
+            crate::election::OBSERVE_METHOD,
+        ];
+        if streaming.contains(&path) {
             return Some(MethodKind::Streaming);
         }
         (UNARY_METHODS.contains(&path)
