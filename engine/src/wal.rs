@@ -278,8 +278,15 @@ pub struct Wal {
     active: ActiveSegment,
     /// Files of segments closed by rotation since the last sync, not yet synced.
     unsynced: Vec<Arc<File>>,
-    buf: Vec<u8>,
+    /// Encoded records appended to the active segment but not yet written: one pwrite
+    /// per batch instead of one per record. Written before any sync, rotation or drop.
+    pending: Vec<u8>,
+    /// Offset in the active segment where `pending` goes.
+    pending_offset: u64,
 }
+
+/// Bytes of encoded records held before they are written even without a sync.
+pub const PENDING_BYTES_MAX: usize = 1024 * 1024;
 
 /// A pending fdatasync created by [`Wal::sync_handle`]; `Send`, runs on any thread.
 #[must_use = "the appended records are not durable until SyncHandle::sync returns Ok"]
@@ -366,7 +373,8 @@ impl Wal {
             closed,
             active,
             unsynced: Vec::new(),
-            buf: Vec::new(),
+            pending: Vec::new(),
+            pending_offset: 0,
         };
         Ok((wal, records))
     }
@@ -392,38 +400,58 @@ impl Wal {
         if self.active.offset + bytes > self.options.segment_bytes {
             self.rotate()?;
         }
-        self.buf.clear();
-        RecordCodec::encode(&mut self.buf, record_type, index, payload);
-        assert_eq!(self.buf.len() as u64, bytes);
         assert_eq!(self.active.offset % 8, 0);
         assert!(self.active.offset + bytes <= self.options.segment_bytes);
+        if self.pending.is_empty() {
+            self.pending_offset = self.active.offset;
+        }
+        let before = self.pending.len();
+        RecordCodec::encode(&mut self.pending, record_type, index, payload);
+        assert_eq!((self.pending.len() - before) as u64, bytes);
         let a = &mut self.active;
-        a.file
-            .write_all_at(&self.buf, a.offset)
-            .map_err(|e| Error::io(&a.path, e))?;
         a.offset += bytes;
         a.index_max = a.index_max.max(index);
         a.dirty = true;
+        if self.pending.len() >= PENDING_BYTES_MAX {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending records (one pwrite) into the page cache.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let a = &self.active;
+        assert_eq!(self.pending_offset + self.pending.len() as u64, a.offset);
+        a.file
+            .write_all_at(&self.pending, self.pending_offset)
+            .map_err(|e| Error::io(&a.path, e))?;
+        self.pending.clear();
         Ok(())
     }
 
     /// fdatasyncs every segment written since the last sync (group commit: append a
     /// whole batch, then sync once). A failure must stop the process (design §3).
     pub fn sync(&mut self) -> Result<()> {
-        let handle = self.sync_handle();
+        let handle = self.sync_handle()?;
         handle.sync().map_err(|e| Error::io(&self.dir, e))
     }
 
     /// Like [`Wal::sync`] but returns a `Send` handle that performs the fdatasync later
     /// on another thread, so the owner can keep appending the next batch meanwhile.
     /// Everything appended before this call is durable once `handle.sync()` returns Ok.
-    pub fn sync_handle(&mut self) -> SyncHandle {
+    ///
+    /// Errors: the write of records still held in memory failed (the process must stop).
+    pub fn sync_handle(&mut self) -> Result<SyncHandle> {
+        self.flush()?;
         let mut files = std::mem::take(&mut self.unsynced);
         if self.active.dirty {
             files.push(Arc::clone(&self.active.file));
             self.active.dirty = false;
         }
-        SyncHandle { files }
+        Ok(SyncHandle { files })
     }
 
     /// Deletes the oldest closed segments, in order, while every record of the segment
@@ -458,6 +486,7 @@ impl Wal {
     }
 
     fn rotate(&mut self) -> Result<()> {
+        self.flush()?;
         let next = new_segment(&self.dir, self.active.seq + 1, self.options.segment_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
         if old.dirty {
@@ -468,6 +497,16 @@ impl Wal {
             index_max: old.index_max,
         });
         Ok(())
+    }
+}
+
+impl Drop for Wal {
+    /// Writes records still held in memory into the page cache (not a sync: records
+    /// appended since the last sync were never promised to be durable).
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "WAL: writing pending records at close failed");
+        }
     }
 }
 

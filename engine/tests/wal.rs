@@ -451,14 +451,14 @@ fn sync_handle_runs_on_another_thread() {
     for i in 1..40 {
         wal.append(1, i, &payload(i)).unwrap();
     }
-    let handle = wal.sync_handle();
+    let handle = wal.sync_handle().unwrap();
     let t = std::thread::spawn(move || handle.sync());
     // The owner keeps appending meanwhile.
     for i in 40..80 {
         wal.append(1, i, &payload(i)).unwrap();
     }
     t.join().unwrap().unwrap();
-    wal.sync_handle().sync().unwrap();
+    wal.sync_handle().unwrap().sync().unwrap();
     drop(wal);
     let (_, records) = Wal::open(tmp.path(), opts()).unwrap();
     assert_eq!(records.len(), 79);

@@ -537,7 +537,10 @@ impl RaftCore {
                 );
             }
             if ready.must_sync {
-                let handle = self.wal.sync_handle();
+                let handle = match self.wal.sync_handle() {
+                    Ok(handle) => handle,
+                    Err(e) => fatal(&format!("WAL write failed: {e}")),
+                };
                 if let Err(e) = self.syncer.sync(handle).await {
                     fatal(&format!("WAL fdatasync failed: {e}"));
                 }

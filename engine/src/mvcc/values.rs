@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::MmapRaw;
 
 use super::key_index::Rev;
 use crate::codec::{align8, get_i64, get_u32, get_u64};
@@ -163,12 +163,14 @@ impl ValueCodec {
     }
 }
 
-/// One value segment file, mapped read-only for its whole capacity.
+/// One value segment file, mapped shared and writable for its whole capacity: the writer
+/// copies records into the mapping (no syscall per record), readers read published ranges
+/// from it, and `fdatasync` on the file writes the dirty pages back.
 pub(crate) struct ValueSegment {
     pub(crate) seq: u64,
     pub(crate) path: PathBuf,
     pub(crate) file: File,
-    mmap: Mmap,
+    mmap: MmapRaw,
     pub(crate) capacity: u64,
 }
 
@@ -205,10 +207,10 @@ impl ValueSegment {
     }
 
     fn map(seq: u64, path: PathBuf, file: File, capacity: u64) -> Result<ValueSegment> {
-        // SAFETY: the file is only ever appended to by this process within its
-        // preallocated length and is never truncated while mapped; readers only read
+        // The file is only ever appended to by this process within its preallocated
+        // (fallocated) length and is never truncated while mapped; readers only read
         // ranges the writer finished writing before publishing them under the lock.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let mmap = MmapRaw::map_raw(&file).map_err(|e| Error::io(&path, e))?;
         assert!(mmap.len() as u64 >= capacity);
         Ok(ValueSegment {
             seq,
@@ -219,13 +221,21 @@ impl ValueSegment {
         })
     }
 
-    /// Writes `bytes` at `offset` (pwrite into the preallocated range).
+    /// Writes `bytes` at `offset` (a copy into the mapping of the preallocated range).
     pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        assert!(offset >= ValueCodec::HEADER_BYTES);
         assert!(offset + bytes.len() as u64 <= self.capacity);
         assert_eq!(offset % 8, 0);
-        self.file
-            .write_all_at(bytes, offset)
-            .map_err(|e| Error::io(&self.path, e))
+        // SAFETY: the range is inside the mapping (asserted above) and not yet published,
+        // so no reader looks at it; the single writer never writes a range twice.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.mmap.as_mut_ptr().add(offset as usize),
+                bytes.len(),
+            );
+        }
+        Ok(())
     }
 
     /// The raw bytes of the record at `offset` of `bytes` length.
@@ -233,7 +243,14 @@ impl ValueSegment {
         let end = offset.checked_add(u64::from(bytes));
         match end {
             Some(end) if end <= self.capacity && offset >= ValueCodec::HEADER_BYTES => {
-                Ok(&self.mmap[offset as usize..end as usize])
+                // SAFETY: inside the mapping, which lives as long as `self`; published
+                // ranges are never written again.
+                Ok(unsafe {
+                    std::slice::from_raw_parts(
+                        self.mmap.as_ptr().add(offset as usize),
+                        (end - offset) as usize,
+                    )
+                })
             }
             _ => Err(Error::corruption(
                 &self.path,
