@@ -22,6 +22,67 @@ pub(crate) fn get_i64(data: &[u8], at: usize) -> Option<i64> {
     get_u64(data, at).map(|v| v as i64)
 }
 
+/// Size of the header every segment file starts with (WAL and value segments).
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 32;
+
+/// Encodes a segment file header: `magic (8) | version u32 | crc u32 | seq u64 | extra u64`,
+/// the CRC (IEEE) covering bytes 0..12 and 16..32. `extra` is the format's own field
+/// (0 in WAL segments, the capacity in value segments).
+pub(crate) fn encode_segment_header(
+    magic: &[u8; 8],
+    version: u32,
+    seq: u64,
+    extra: u64,
+) -> [u8; 32] {
+    let mut h = [0u8; SEGMENT_HEADER_BYTES];
+    h[0..8].copy_from_slice(magic);
+    h[8..12].copy_from_slice(&version.to_le_bytes());
+    h[16..24].copy_from_slice(&seq.to_le_bytes());
+    h[24..32].copy_from_slice(&extra.to_le_bytes());
+    let crc = segment_header_crc(&h);
+    h[12..16].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn segment_header_crc(h: &[u8]) -> u32 {
+    let mut c = crc32fast::Hasher::new();
+    c.update(&h[0..12]);
+    c.update(&h[16..32]);
+    c.finalize()
+}
+
+/// Checks a segment header written by [`encode_segment_header`] for the file named `seq`;
+/// returns its `extra` field, or the reason it is not valid.
+pub(crate) fn check_segment_header(
+    data: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    seq: u64,
+) -> Result<u64, String> {
+    if data.len() < SEGMENT_HEADER_BYTES {
+        return Err(format!(
+            "segment shorter than its {SEGMENT_HEADER_BYTES}-byte header"
+        ));
+    }
+    if data[0..8] != magic[..] {
+        return Err("bad magic".into());
+    }
+    let got_version = get_u32(data, 8).unwrap_or(0);
+    if got_version != version {
+        return Err(format!("unsupported version {got_version}"));
+    }
+    if get_u32(data, 12) != Some(segment_header_crc(&data[..SEGMENT_HEADER_BYTES])) {
+        return Err("header crc mismatch".into());
+    }
+    let got_seq = get_u64(data, 16).unwrap_or(0);
+    if got_seq != seq {
+        return Err(format!(
+            "header seq {got_seq} does not match file name seq {seq}"
+        ));
+    }
+    Ok(get_u64(data, 24).unwrap_or(0))
+}
+
 /// A bounds-checked forward reader over a byte slice (checkpoint decoding).
 pub(crate) struct Reader<'a> {
     data: &'a [u8],

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{align8, get_u32, get_u64};
+use crate::codec::{align8, check_segment_header, encode_segment_header, get_u32, get_u64};
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -114,44 +114,11 @@ impl RecordCodec {
     }
 
     pub(crate) fn encode_header(seq: u64) -> [u8; 32] {
-        let mut h = [0u8; 32];
-        h[0..8].copy_from_slice(&Self::MAGIC);
-        h[8..12].copy_from_slice(&Self::VERSION.to_le_bytes());
-        h[16..24].copy_from_slice(&seq.to_le_bytes());
-        let crc = Self::header_crc(&h);
-        h[12..16].copy_from_slice(&crc.to_le_bytes());
-        h
+        encode_segment_header(&Self::MAGIC, Self::VERSION, seq, 0)
     }
 
-    fn header_crc(h: &[u8]) -> u32 {
-        let mut c = crc32fast::Hasher::new();
-        c.update(&h[0..12]);
-        c.update(&h[16..32]);
-        c.finalize()
-    }
-
-    /// Checks a segment header; `Err(reason)` when invalid.
     pub(crate) fn check_header(data: &[u8], seq: u64) -> std::result::Result<(), String> {
-        if data.len() < Self::SEGMENT_HEADER_BYTES as usize {
-            return Err(format!("segment shorter than its {}-byte header", 32));
-        }
-        if data[0..8] != Self::MAGIC {
-            return Err("bad magic".into());
-        }
-        let version = get_u32(data, 8).unwrap_or(0);
-        if version != Self::VERSION {
-            return Err(format!("unsupported version {version}"));
-        }
-        if get_u32(data, 12) != Some(Self::header_crc(&data[..32])) {
-            return Err("header crc mismatch".into());
-        }
-        let got = get_u64(data, 16).unwrap_or(0);
-        if got != seq {
-            return Err(format!(
-                "header seq {got} does not match file name seq {seq}"
-            ));
-        }
-        Ok(())
+        check_segment_header(data, &Self::MAGIC, Self::VERSION, seq).map(|_| ())
     }
 
     /// Appends the encoding of one record to `buf`.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use memmap2::MmapRaw;
 
 use super::key_index::Rev;
-use crate::codec::{align8, get_i64, get_u32, get_u64};
+use crate::codec::{align8, check_segment_header, encode_segment_header, get_i64, get_u32};
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -71,41 +71,12 @@ impl ValueCodec {
     }
 
     pub(crate) fn encode_header(seq: u64, capacity: u64) -> [u8; 32] {
-        let mut h = [0u8; 32];
-        h[0..8].copy_from_slice(&Self::MAGIC);
-        h[8..12].copy_from_slice(&Self::VERSION.to_le_bytes());
-        h[16..24].copy_from_slice(&seq.to_le_bytes());
-        h[24..32].copy_from_slice(&capacity.to_le_bytes());
-        let crc = Self::header_crc(&h);
-        h[12..16].copy_from_slice(&crc.to_le_bytes());
-        h
-    }
-
-    fn header_crc(h: &[u8]) -> u32 {
-        let mut c = crc32fast::Hasher::new();
-        c.update(&h[0..12]);
-        c.update(&h[16..32]);
-        c.finalize()
+        encode_segment_header(&Self::MAGIC, Self::VERSION, seq, capacity)
     }
 
     /// Checks the header; returns the capacity it records.
     pub(crate) fn check_header(data: &[u8], seq: u64) -> std::result::Result<u64, String> {
-        if data.len() < Self::HEADER_BYTES as usize {
-            return Err("segment shorter than its header".into());
-        }
-        if data[0..8] != Self::MAGIC {
-            return Err("bad magic".into());
-        }
-        if get_u32(data, 8) != Some(Self::VERSION) {
-            return Err("unsupported version".into());
-        }
-        if get_u32(data, 12) != Some(Self::header_crc(&data[..32])) {
-            return Err("header crc mismatch".into());
-        }
-        if get_u64(data, 16) != Some(seq) {
-            return Err("header seq does not match the file name".into());
-        }
-        Ok(get_u64(data, 24).unwrap_or(0))
+        check_segment_header(data, &Self::MAGIC, Self::VERSION, seq)
     }
 
     /// Appends one record to `buf`.
