@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use net::{HttpHandler, HttpRequest, HttpResponse};
 
-use crate::raft_core::Shared;
+use crate::cluster::Shared;
 use crate::service::{CAIRN_VERSION, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
 
 /// Serves the HTTP/1.1 endpoints of one core.

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod cluster;
 mod config;
 mod election;
 mod errors;
@@ -16,7 +17,6 @@ mod kv;
 mod lease;
 mod lock;
 mod member;
-mod raft_core;
 mod runtime;
 mod service;
 mod watch;

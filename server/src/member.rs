@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{MemberInfo, Membership};
 use crate::config::ServerConfig;
 use crate::ids;
 
@@ -22,6 +23,21 @@ pub struct MemberMeta {
     pub cluster_id: String,
     /// Every initial voter's member ID, hex.
     pub voters: Vec<String>,
+    /// Every initial member (from `--initial-cluster`); absent in files written before
+    /// clusters of several members existed (then `voters` holds this member alone).
+    #[serde(default)]
+    pub members: Vec<InitialMember>,
+}
+
+/// One member of `--initial-cluster` as `meta.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitialMember {
+    /// Member ID, hex.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
 }
 
 /// Identity in numbers.
@@ -32,8 +48,8 @@ pub struct Identity {
     pub member_id: u64,
     /// The cluster.
     pub cluster_id: u64,
-    /// Initial voters.
-    pub voters: Vec<u64>,
+    /// The member table a new member bootstraps with (`--initial-cluster`).
+    pub initial: Membership,
 }
 
 fn hex(id: u64) -> String {
@@ -53,26 +69,63 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
             .map_err(|e| format!("cannot read {}: {e}", meta_path.display()))?;
         let meta: MemberMeta = serde_json::from_str(&text)
             .map_err(|e| format!("{} is corrupt: {e}", meta_path.display()))?;
-        let voters = meta
-            .voters
-            .iter()
-            .map(|v| parse_hex("voter", v))
-            .collect::<Result<_, _>>()?;
+        let member_id = parse_hex("member_id", &meta.member_id)?;
+        let initial = if meta.members.is_empty() {
+            // Written by a single-member Cairn before clusters existed.
+            Membership::new([MemberInfo {
+                id: member_id,
+                name: meta.name.clone(),
+                peer_urls: config.initial_advertise_peer_urls.clone(),
+                client_urls: Vec::new(),
+                is_learner: false,
+            }])
+        } else {
+            let members: Result<Vec<MemberInfo>, String> = meta
+                .members
+                .iter()
+                .map(|m| {
+                    Ok(MemberInfo {
+                        id: parse_hex("member id", &m.id)?,
+                        name: m.name.clone(),
+                        peer_urls: m.peer_urls.clone(),
+                        client_urls: Vec::new(),
+                        is_learner: false,
+                    })
+                })
+                .collect();
+            Membership::new(members?)
+        };
         return Ok(Identity {
-            member_id: parse_hex("member_id", &meta.member_id)?,
+            member_id,
             cluster_id: parse_hex("cluster_id", &meta.cluster_id)?,
-            voters,
+            initial,
             member_dir,
         });
     }
-    if config.initial_cluster.len() > 1 {
-        return Err("a cluster of more than one member is not supported yet: --initial-cluster must name only this member".into());
+    if config.join_existing {
+        return Err(
+            "joining an existing cluster (--initial-cluster-state existing) is not supported yet"
+                .into(),
+        );
     }
-    let voters: Vec<u64> = config
+    let members: Vec<MemberInfo> = config
         .initial_cluster
         .iter()
-        .map(|(_, urls)| ids::member_id(urls, &config.initial_cluster_token))
+        .map(|(name, urls)| MemberInfo {
+            id: ids::member_id(urls, &config.initial_cluster_token),
+            name: name.clone(),
+            peer_urls: urls.clone(),
+            client_urls: Vec::new(),
+            is_learner: false,
+        })
         .collect();
+    let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let mut unique = voters.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != voters.len() {
+        return Err("--initial-cluster names the same peer URLs for two members".into());
+    }
     let member_id = ids::member_id(
         &config.initial_advertise_peer_urls,
         &config.initial_cluster_token,
@@ -83,6 +136,14 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
         member_id: hex(member_id),
         cluster_id: hex(cluster_id),
         voters: voters.iter().copied().map(hex).collect(),
+        members: members
+            .iter()
+            .map(|m| InitialMember {
+                id: hex(m.id),
+                name: m.name.clone(),
+                peer_urls: m.peer_urls.clone(),
+            })
+            .collect(),
     };
     write_durably(
         &member_dir,
@@ -93,7 +154,7 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
         member_dir,
         member_id,
         cluster_id,
-        voters,
+        initial: Membership::new(members),
     })
 }
 

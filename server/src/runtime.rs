@@ -10,10 +10,10 @@ use futures::channel::oneshot;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use tracing::{error, info};
 
+use crate::cluster::{self, Membership, RaftRequest, RaftSettings, Shared};
 use crate::config::ServerConfig;
 use crate::http::Endpoints;
 use crate::member;
-use crate::raft_core::{self, RaftRequest, RaftSettings, Shared};
 use crate::service::{EtcdService, ServiceConfig};
 
 /// Capacity of the channel every core sends writes and read barriers on.
@@ -79,10 +79,10 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         max_concurrent_streams: MAX_CONCURRENT_STREAMS,
         http1_max_body_bytes: config.max_recv_message_bytes,
     };
-    let boot_nonce = (std::time::SystemTime::now()
+    let boot_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        & 0xffff) as u16;
+        .map_or(0, |d| d.as_nanos() as u64);
+    let boot_nonce = (boot_id & 0xffff) as u16;
 
     // Shutdown plumbing: the signal thread tells every core to stop serving; once every
     // core has stopped, core 0 stops the raft core.
@@ -99,55 +99,38 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let service_config = service_config.clone();
         let limits = limits.clone();
         let addrs = config.listen_client_addrs.clone();
-        let raft_start = (core == 0).then(|| {
-            (
-                identity.member_dir.clone(),
-                identity.member_id,
-                identity.cluster_id,
-                RaftSettings {
-                    voters: identity.voters.clone(),
-                    election_ticks: config.election_ticks,
-                    tick: Duration::from_millis(config.heartbeat_interval_ms),
-                    snapshot_count: config.snapshot_count,
-                },
-                raft_rx.clone(),
-                raft_stop_rx.clone(),
-                shared_tx.clone(),
-            )
+        let raft_start = (core == 0).then(|| RaftStart {
+            member_dir: identity.member_dir.clone(),
+            member_id: identity.member_id,
+            cluster_id: identity.cluster_id,
+            initial: identity.initial.clone(),
+            settings: RaftSettings {
+                election_ticks: config.election_ticks,
+                tick: Duration::from_millis(config.heartbeat_interval_ms),
+                snapshot_count: config.snapshot_count,
+                name: config.name.clone(),
+                client_urls: config.advertise_client_urls.clone(),
+            },
+            boot_id,
+            requests: raft_rx.clone(),
         });
+        let raft_stop_rx = raft_stop_rx.clone();
+        let shared_tx = shared_tx.clone();
         let shared_for_core = shared0.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("cairn-core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let shared = match raft_start {
-                    Some((
-                        dir,
-                        member_id,
-                        cluster_id,
-                        settings,
-                        raft_rx,
-                        raft_stop_rx,
-                        shared_tx,
-                    )) => {
-                        let core_state =
-                            match raft_core::open(&dir, member_id, cluster_id, settings) {
-                                Ok(c) => c,
-                                Err(e) => {
-                                    let _ = shared_tx.send(Err(e));
-                                    return;
-                                }
-                            };
-                        let shared = core_state.shared();
+                    Some(start) => {
+                        let (shared, raft_task) = match start_raft_core(start) {
+                            Ok(started) => started,
+                            Err(e) => {
+                                let _ = shared_tx.send(Err(e));
+                                return;
+                            }
+                        };
                         let _ = shared_tx.send(Ok(shared.clone()));
-                        let tq = glommio::executor().create_task_queue(
-                            Shares::Static(1000),
-                            Latency::Matters(Duration::from_micros(500)),
-                            "raft",
-                        );
-                        let raft_task = glommio::spawn_local_into(core_state.run(raft_rx), tq)
-                            .expect("raft task queue exists")
-                            .detach();
                         serve_core(
                             core,
                             shared.clone(),
@@ -238,6 +221,43 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
     info!("stopped");
     Ok(())
+}
+
+/// What core 0 needs to start the raft core.
+struct RaftStart {
+    member_dir: std::path::PathBuf,
+    member_id: u64,
+    cluster_id: u64,
+    initial: Membership,
+    settings: RaftSettings,
+    boot_id: u64,
+    requests: flume::Receiver<RaftRequest>,
+}
+
+/// Recovers the member's storage and spawns the raft core in its latency-sensitive task
+/// queue on the current executor.
+fn start_raft_core(
+    start: RaftStart,
+) -> Result<(Arc<Shared>, glommio::task::JoinHandle<()>), String> {
+    let recovered = cluster::recover(&start.member_dir, start.initial, false)?;
+    let core = cluster::open(
+        recovered,
+        start.member_id,
+        start.cluster_id,
+        start.settings,
+        Rc::new(cluster::NoPeers),
+        start.boot_id,
+    )?;
+    let shared = core.shared();
+    let tq = glommio::executor().create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_micros(500)),
+        "raft",
+    );
+    let task = glommio::spawn_local_into(core.run(start.requests), tq)
+        .expect("raft task queue exists")
+        .detach();
+    Ok((shared, task))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -21,9 +21,11 @@ use net::pb::etcdserverpb::{
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
 
+use crate::cluster::{
+    encode_entry_data, Applied, Proposal, RaftRequest, Shared, ENTRY_DATA_HEADER_BYTES,
+};
 use crate::errors;
 use crate::kv;
-use crate::raft_core::{encode_entry_data, Applied, Proposal, RaftRequest, Shared};
 
 /// The etcd API version Cairn implements, reported by Status and `/version`.
 pub const ETCD_API_VERSION: &str = "3.6.0";
@@ -146,8 +148,8 @@ impl EtcdService {
             id,
             ..Default::default()
         });
-        let data = encode_entry_data(id, &request);
-        if data.len() - 8 > self.config.max_request_bytes {
+        let data = encode_entry_data(self.shared.member_id, id, &request);
+        if data.len() - ENTRY_DATA_HEADER_BYTES > self.config.max_request_bytes {
             return Err(errors::request_too_large());
         }
         let (reply, result) = oneshot::channel();
@@ -310,13 +312,7 @@ impl EtcdService {
                 let _: MemberListRequest = decode(body)?;
                 let resp = MemberListResponse {
                     header: Some(self.shared.header(0)),
-                    members: vec![Member {
-                        id: self.shared.member_id,
-                        name: self.config.name.clone(),
-                        peer_ur_ls: self.config.peer_urls.clone(),
-                        client_ur_ls: self.config.client_urls.clone(),
-                        is_learner: false,
-                    }],
+                    members: self.member_list(),
                 };
                 Ok(encode(&resp))
             }
@@ -328,6 +324,24 @@ impl EtcdService {
                 format!("unknown method {path}"),
             )),
         }
+    }
+
+    /// Every member as MemberList reports it. This member's own name and client URLs are
+    /// known before it has published them through Raft.
+    fn member_list(&self) -> Vec<Member> {
+        let me = self.shared.member_id;
+        self.shared
+            .membership()
+            .members()
+            .map(|m| {
+                let mut pb = m.to_pb();
+                if m.id == me && pb.client_ur_ls.is_empty() {
+                    pb.name = self.config.name.clone();
+                    pb.client_ur_ls = self.config.client_urls.clone();
+                }
+                pb
+            })
+            .collect()
     }
 
     fn status(&self) -> StatusResponse {
@@ -342,7 +356,7 @@ impl EtcdService {
             raft_applied_index: s.applied_index.load(Ordering::Acquire),
             errors: Vec::new(),
             db_size_in_use: s.reader.size_in_use_bytes() as i64,
-            is_learner: false,
+            is_learner: s.is_learner.load(Ordering::Acquire),
             storage_version: ETCD_CLUSTER_VERSION.to_string(),
             db_size_quota: self.config.quota_backend_bytes,
             ..Default::default()

@@ -1,72 +1,75 @@
 //! The raft core: the one executor task that owns the Raft node, the WAL and the MVCC
-//! writer, and runs the apply loop (DESIGN.md §2–3).
+//! writer, talks to the other members, and runs the apply loop (DESIGN.md §2–3).
 //!
-//! Loop: wait for a request or the next tick → drain every queued request (that is the
-//! batch) → `Ready` → append entries and hard state to the WAL → ONE `fdatasync` on a
-//! blocking helper thread (group commit: whatever arrives meanwhile waits in the channel
-//! and forms the next batch) → send messages → apply committed entries → reply → advance.
-//! No client sees success before its entry is durable; a failed fsync stops the process.
+//! Loop: wait for a request, a peer message or the next tick → drain every queued one
+//! (that is the batch) → `Ready` → append entries and hard state to the WAL → ONE
+//! `fdatasync` through io_uring (group commit: whatever arrives meanwhile waits in the
+//! channel and forms the next batch) → send messages to peers → apply committed entries →
+//! reply → advance. Messages leave only after the state they depend on is durable
+//! (etcd-io/raft's Ready contract), so no member acknowledges what it could lose, and no
+//! client sees success before its entry is durable on a quorum. A failed fsync stops the
+//! process.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use engine::{Mvcc, MvccOptions, MvccReader, Wal, WalOptions};
+use engine::{Mvcc, MvccReader, Wal};
 use futures::channel::oneshot;
 use net::pb::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
+use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
 use net::Status;
 use prost::Message as _;
 use raft::{
-    ConfState, Entry, EntryType, HardState, MemStorage, RawNode, Snapshot, SnapshotMetadata,
-    Storage,
+    ConfChangeType, Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage,
 };
 use tracing::{debug, error, info, warn};
 
+use super::membership::{MemberInfo, Membership};
+use super::pending::{request_timeout, Pending, ProposalReply, ReadWaiter};
+use super::storage::{
+    encode_entry, encode_u64s, Recovered, StateMeta, REC_ENTRY, REC_HARD_STATE, REC_SNAPSHOT,
+};
 use crate::errors;
 use crate::kv::{self, WriteView};
 use crate::lease::{self, LeaseAnswer, LeaseQuery, Lessor};
 
-/// WAL record type of a Raft entry. Payload: `term u64 LE | entry type u8 | data`.
-const REC_ENTRY: u8 = 1;
-/// WAL record type of the Raft hard state. Payload: `term | vote | commit`, each u64 LE.
-const REC_HARD_STATE: u8 = 2;
-/// WAL record type of a snapshot marker: the log before `index` lives in the MVCC checkpoint.
-/// Payload: `index | term`, each u64 LE.
-const REC_SNAPSHOT: u8 = 3;
-/// Size of each preallocated WAL segment (etcd's WAL segment size is 64 MB too).
-pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Entries kept in the log behind a checkpoint so that slightly lagging followers catch up
 /// from the log (etcd `SnapshotCatchUpEntries`).
 pub const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5_000;
 /// Most requests taken from the channel into one Raft batch.
 pub const BATCH_REQUESTS_MAX: usize = 4_096;
+/// Bytes of entry data before the request protobuf: origin member ID and request ID.
+pub const ENTRY_DATA_HEADER_BYTES: usize = 16;
 
 /// A write on its way through Raft.
 pub struct Proposal {
-    /// Request ID, unique in this process (the key its reply waits under).
+    /// Request ID, unique among this member's requests (the key its reply waits under).
     pub id: u64,
-    /// Entry data: `id u64 LE | InternalRaftRequest protobuf` (see [`encode_entry_data`]).
+    /// Entry data: `origin member u64 LE | id u64 LE | InternalRaftRequest protobuf`
+    /// (see [`encode_entry_data`]).
     pub data: Bytes,
     /// The decoded request, so the apply loop need not decode `data` again.
     pub request: InternalRaftRequest,
     /// Where the apply result goes.
-    pub reply: oneshot::Sender<Result<Applied, Status>>,
+    pub reply: ProposalReply,
 }
 
-/// What the cores send the raft core.
+/// What the cores and the peer transport send the raft core.
 pub enum RaftRequest {
     /// Replicate and apply a write (boxed: the decoded request is large).
     Propose(Box<Proposal>),
     /// Linearizable-read barrier: answered once the applied index reaches the read index.
-    ReadIndex(oneshot::Sender<Result<(), Status>>),
+    ReadIndex(ReadWaiter),
     /// A lease query answered from the lessor without a log entry (renew, TimeToLive, Leases).
     Lease(LeaseQuery, oneshot::Sender<Result<LeaseAnswer, Status>>),
+    /// Raft messages from a peer, in the order it sent them.
+    Peer(Vec<raft::Message>),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -87,9 +90,11 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     /// LeaseRevoke.
     LeaseRevoke(LeaseRevokeResponse),
+    /// A member's published name and client URLs (no client waits for it).
+    MemberAttributes,
 }
 
-/// State every core reads: IDs, Raft progress, the MVCC reader.
+/// State every core reads: IDs, Raft progress, members, the MVCC reader.
 pub struct Shared {
     /// This member's ID.
     pub member_id: u64,
@@ -103,6 +108,10 @@ pub struct Shared {
     pub applied_index: AtomicU64,
     /// Current leader's member ID (0 = none).
     pub leader: AtomicU64,
+    /// Whether this member is a learner.
+    pub is_learner: AtomicBool,
+    /// The member table as of the applied index (replaced whole on every change).
+    pub members: RwLock<Arc<Membership>>,
     /// Read view of the MVCC store.
     pub reader: MvccReader,
     /// Publishes every applied revision's events to the watch hubs (crate::watch).
@@ -123,77 +132,68 @@ impl Shared {
             raft_term: self.term.load(Ordering::Acquire),
         }
     }
+
+    /// The member table as of the applied index.
+    pub fn membership(&self) -> Arc<Membership> {
+        self.members.read().expect("members lock").clone()
+    }
 }
 
-/// Builds entry data: `id u64 LE | request protobuf`.
-pub fn encode_entry_data(id: u64, request: &InternalRaftRequest) -> Bytes {
-    let mut buf = BytesMut::with_capacity(8 + request.encoded_len());
+/// Builds entry data: `origin member u64 LE | id u64 LE | request protobuf`. The origin
+/// tells every member whether a client of its own waits for the entry: request IDs are
+/// unique per member only.
+pub fn encode_entry_data(origin: u64, id: u64, request: &InternalRaftRequest) -> Bytes {
+    let mut buf = BytesMut::with_capacity(ENTRY_DATA_HEADER_BYTES + request.encoded_len());
+    buf.put_u64_le(origin);
     buf.put_u64_le(id);
     request.encode(&mut buf).expect("BytesMut grows");
     buf.freeze()
 }
 
-fn encode_entry(e: &Entry) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(9 + e.data.len());
-    buf.put_u64_le(e.term);
-    buf.put_u8(match e.entry_type {
-        EntryType::Normal => 0,
-        EntryType::ConfChange => 1,
-    });
-    buf.extend_from_slice(&e.data);
-    buf
+/// Where the raft core sends Raft messages: the peer transport (`net::peer`), or nothing
+/// in a single-member cluster. Implementations never block.
+pub trait PeerSender {
+    /// Queues `message` (an encoded `raft::Message`) for member `to`; false if it was
+    /// dropped (queue full, peer unknown or disconnected): Raft is told it is unreachable.
+    fn send(&self, to: u64, message: Bytes) -> bool;
+    /// Members that dropped messages since the last call.
+    fn take_unreachable(&self) -> Vec<u64>;
+    /// The members to talk to, other than this one, with their peer URLs.
+    fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
 }
 
-fn decode_entry(index: u64, mut payload: Bytes) -> Result<Entry, String> {
-    if payload.len() < 9 {
-        return Err(format!(
-            "entry {index}: record of {} bytes is too short",
-            payload.len()
-        ));
+/// A [`PeerSender`] for a member that has no peers: every message is dropped.
+pub struct NoPeers;
+
+impl PeerSender for NoPeers {
+    fn send(&self, _to: u64, _message: Bytes) -> bool {
+        false
     }
-    let term = payload.get_u64_le();
-    let entry_type = match payload.get_u8() {
-        0 => EntryType::Normal,
-        1 => EntryType::ConfChange,
-        t => return Err(format!("entry {index}: unknown entry type {t}")),
-    };
-    Ok(Entry {
-        term,
-        index,
-        entry_type,
-        data: payload,
-    })
-}
-
-fn encode_u64s(values: &[u64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn decode_u64s<const N: usize>(what: &str, mut payload: Bytes) -> Result<[u64; N], String> {
-    if payload.len() != 8 * N {
-        return Err(format!(
-            "{what} record has {} bytes, want {}",
-            payload.len(),
-            8 * N
-        ));
+    fn take_unreachable(&self) -> Vec<u64> {
+        Vec::new()
     }
-    Ok(std::array::from_fn(|_| payload.get_u64_le()))
+    fn set_peers(&self, _peers: Vec<(u64, Vec<String>)>) {}
 }
 
 /// Raft settings the raft core needs.
 pub struct RaftSettings {
-    /// Voters of the initial configuration.
-    pub voters: Vec<u64>,
     /// Election timeout in ticks.
     pub election_ticks: usize,
-    /// Tick length.
+    /// Tick length (`--heartbeat-interval`).
     pub tick: Duration,
     /// Applied entries between checkpoints (`--snapshot-count`).
     pub snapshot_count: u64,
+    /// This member's name and client URLs, published to the cluster through Raft.
+    pub name: String,
+    /// This member's advertised client URLs.
+    pub client_urls: Vec<String>,
 }
 
-/// A linearizable read waiting for the applied index to reach its read index.
-type ReadWaiter = oneshot::Sender<Result<(), Status>>;
+impl RaftSettings {
+    fn election_timeout(&self) -> Duration {
+        self.tick * self.election_ticks as u32
+    }
+}
 
 /// The raft core's state (lives on one executor).
 pub struct RaftCore {
@@ -201,22 +201,20 @@ pub struct RaftCore {
     wal: Wal,
     mvcc: Mvcc,
     shared: Arc<Shared>,
-    pending: HashMap<
-        u64,
-        (
-            InternalRaftRequest,
-            oneshot::Sender<Result<Applied, Status>>,
-        ),
-    >,
-    queued_reads: Vec<ReadWaiter>,
-    reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
-    reads_by_index: Vec<(u64, Vec<ReadWaiter>)>,
-    read_ctx_seq: u64,
+    membership: Membership,
+    pending: Pending,
+    peers: Rc<dyn PeerSender>,
     applied: u64,
     last_checkpoint: u64,
     settings: RaftSettings,
     syncer: WalSyncer,
     lessor: Lessor,
+    /// Leader changes seen (etcd's `leader_changes_seen`), to word timeouts as etcd does.
+    leader_changes: u64,
+    /// The leader change count at the last proposal expiry check.
+    leader_changes_at_expiry: u64,
+    /// When this member last proposed its attributes (name, client URLs).
+    attributes_proposed_at: Option<Instant>,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -262,115 +260,27 @@ impl WalSyncer {
     }
 }
 
-/// Opens the member's storage under `member_dir` and recovers: MVCC from its checkpoint,
-/// the Raft log and hard state from the WAL.
+/// Builds the raft core from recovered storage. `boot_id` makes this run's read contexts
+/// unique (see [`Pending::new`]).
 pub fn open(
-    member_dir: &Path,
+    recovered: Recovered,
     member_id: u64,
     cluster_id: u64,
     settings: RaftSettings,
+    peers: Rc<dyn PeerSender>,
+    boot_id: u64,
 ) -> Result<RaftCore, String> {
-    let mvcc = Mvcc::open(&member_dir.join("kv"), MvccOptions::default())
-        .map_err(|e| format!("cannot open the MVCC store: {e}"))?;
-    let (applied, meta) = mvcc.checkpoint_state();
-    let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
-    let lessor = Lessor::recover(&mvcc, &meta, min_ttl)?;
-    let (wal, records) = Wal::open(
-        &member_dir.join("wal"),
-        WalOptions {
-            segment_bytes: WAL_SEGMENT_BYTES,
-        },
-    )
-    .map_err(|e| format!("cannot open the WAL: {e}"))?;
-    let conf_state = ConfState {
-        voters: settings.voters.clone(),
-        learners: Vec::new(),
-    };
-    let mut storage = MemStorage::new_with_conf_state(conf_state.clone());
-
-    // The latest snapshot marker decides where the in-memory log starts.
-    let mut snapshot = (0u64, 0u64);
-    for rec in records.iter().filter(|r| r.record_type == REC_SNAPSHOT) {
-        let [index, term] = decode_u64s::<2>("snapshot", rec.payload.clone())?;
-        if index > snapshot.0 {
-            snapshot = (index, term);
-        }
-    }
-    if snapshot.0 > 0 {
-        storage
-            .apply_snapshot(Snapshot {
-                metadata: SnapshotMetadata {
-                    index: snapshot.0,
-                    term: snapshot.1,
-                    conf_state,
-                },
-                data: Bytes::new(),
-            })
-            .map_err(|e| format!("cannot restore the log at snapshot {}: {e}", snapshot.0))?;
-    }
-    let mut hard_state = HardState::default();
-    let mut wal = wal;
-    if records.is_empty() && applied == 0 {
-        // A new member's log starts as etcd's bootstrap leaves it: one committed term-1
-        // entry (etcd's is the initial ConfChange; the configuration here is already in
-        // the ConfState), so the first leader's term is 2, as etcd reports.
-        let entry = Entry {
-            term: 1,
-            index: 1,
-            entry_type: EntryType::Normal,
-            data: Bytes::new(),
-        };
-        hard_state = HardState {
-            term: 1,
-            vote: 0,
-            commit: 1,
-        };
-        let appended = wal
-            .append(REC_ENTRY, 1, &encode_entry(&entry))
-            .and_then(|()| wal.append(REC_HARD_STATE, 0, &encode_u64s(&[1, 0, 1])))
-            .and_then(|()| wal.sync());
-        appended.map_err(|e| format!("cannot write the bootstrap entry to the WAL: {e}"))?;
-        storage
-            .append(&[entry])
-            .map_err(|e| format!("bootstrap entry: {e}"))?;
-    }
-    for rec in records {
-        match rec.record_type {
-            REC_ENTRY if rec.index > snapshot.0 => {
-                let entry = decode_entry(rec.index, rec.payload)?;
-                storage
-                    .append(&[entry])
-                    .map_err(|e| format!("WAL entry {}: {e}", rec.index))?;
-            }
-            REC_ENTRY | REC_SNAPSHOT => {}
-            REC_HARD_STATE => {
-                let [term, vote, commit] = decode_u64s::<3>("hard state", rec.payload)?;
-                hard_state = HardState { term, vote, commit };
-            }
-            other => {
-                return Err(format!(
-                    "WAL record type {other} at index {} is unknown",
-                    rec.index
-                ))
-            }
-        }
-    }
-    hard_state.commit = hard_state.commit.max(snapshot.0).max(applied);
-    let last_index = storage.last_index().map_err(|e| e.to_string())?;
-    if applied > last_index {
-        return Err(format!(
-            "the MVCC checkpoint is at index {applied} but the WAL ends at {last_index}: the WAL lost entries"
-        ));
-    }
-    storage.set_hard_state(hard_state);
-    info!(
+    let Recovered {
+        mvcc,
+        wal,
+        storage,
         applied,
-        last_index,
-        term = hard_state.term,
-        commit = hard_state.commit,
-        "recovered"
-    );
-
+        meta,
+        membership,
+        hard_state,
+    } = recovered;
+    let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
+    let lessor = Lessor::recover(&mvcc, &meta.lessor, min_ttl)?;
     let config = raft::Config {
         id: member_id,
         election_tick: settings.election_ticks,
@@ -380,12 +290,10 @@ pub fn open(
         pre_vote: true,
         check_quorum: true,
         applied,
-        seed: member_id
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+        seed: member_id ^ boot_id,
     };
     let node = RawNode::new(&config, storage).map_err(|e| format!("cannot start Raft: {e}"))?;
+    let is_learner = membership.get(member_id).is_some_and(|m| m.is_learner);
     let shared = Arc::new(Shared {
         member_id,
         cluster_id,
@@ -393,25 +301,31 @@ pub fn open(
         commit_index: AtomicU64::new(hard_state.commit),
         applied_index: AtomicU64::new(applied),
         leader: AtomicU64::new(0),
+        is_learner: AtomicBool::new(is_learner),
+        members: RwLock::new(Arc::new(membership.clone())),
         reader: mvcc.reader(),
         watch: crate::watch::WatchPublisher::new(),
     });
-    Ok(RaftCore {
+    let timeout = request_timeout(settings.election_timeout());
+    let core = RaftCore {
         node,
         wal,
         mvcc,
         shared,
-        pending: HashMap::new(),
-        queued_reads: Vec::new(),
-        reads_by_ctx: HashMap::new(),
-        reads_by_index: Vec::new(),
-        read_ctx_seq: 0,
+        membership,
+        pending: Pending::new(boot_id, timeout),
+        peers,
         applied,
         last_checkpoint: applied,
         settings,
         syncer: WalSyncer::default(),
         lessor,
-    })
+        leader_changes: 0,
+        leader_changes_at_expiry: 0,
+        attributes_proposed_at: None,
+    };
+    core.update_peers();
+    Ok(core)
 }
 
 impl RaftCore {
@@ -422,7 +336,7 @@ impl RaftCore {
 
     /// Runs the loop until a Shutdown request (or every sender is gone), then syncs the WAL.
     pub async fn run(mut self, requests: flume::Receiver<RaftRequest>) {
-        if self.settings.voters == [self.shared.member_id] {
+        if self.membership.voters() == [self.shared.member_id] {
             // A lone voter need not wait an election timeout (etcd fast-forwards its ticks too).
             if let Err(e) = self.node.campaign() {
                 warn!("campaign failed: {e}");
@@ -439,15 +353,15 @@ impl RaftCore {
                     None
                 })
                 .await;
-            if Instant::now() >= next_tick {
-                self.node.tick();
-                lease::propose_expired(&mut self.lessor, &mut self.node);
-                next_tick = Instant::now() + tick;
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                next_tick = now + tick;
             }
             let mut batch = 0;
             match first {
                 Some(Ok(request)) => {
-                    self.handle(request, &mut shutdown);
+                    self.handle(request, &mut shutdown, now);
                     batch += 1;
                 }
                 Some(Err(_)) => break,
@@ -457,23 +371,16 @@ impl RaftCore {
                 let Ok(request) = requests.try_recv() else {
                     break;
                 };
-                self.handle(request, &mut shutdown);
+                self.handle(request, &mut shutdown, now);
                 batch += 1;
             }
-            if !self.queued_reads.is_empty() {
-                self.read_ctx_seq += 1;
-                let ctx = self.read_ctx_seq;
-                self.reads_by_ctx
-                    .insert(ctx, std::mem::take(&mut self.queued_reads));
-                self.node
-                    .read_index(Bytes::copy_from_slice(&ctx.to_le_bytes()));
+            if let Some(ctx) = self.pending.start_read_round(now) {
+                self.node.read_index(ctx);
             }
             self.process_ready().await;
         }
         // Fail what is still waiting, then make everything written durable.
-        for (_, (_, reply)) in self.pending.drain() {
-            let _ = reply.send(Err(errors::stopped()));
-        }
+        self.pending.fail_all(&errors::stopped());
         if let Err(e) = self.wal.sync() {
             fatal(&format!("WAL sync at shutdown failed: {e}"));
         }
@@ -483,7 +390,21 @@ impl RaftCore {
         }
     }
 
-    fn handle(&mut self, request: RaftRequest, shutdown: &mut Option<oneshot::Sender<()>>) {
+    fn on_tick(&mut self, now: Instant) {
+        self.node.tick();
+        lease::propose_expired(&mut self.lessor, &mut self.node, self.shared.member_id);
+        let leader_failed = self.leader_changes != self.leader_changes_at_expiry;
+        self.leader_changes_at_expiry = self.leader_changes;
+        self.pending.expire(now, leader_failed);
+        self.maybe_publish_attributes(now);
+    }
+
+    fn handle(
+        &mut self,
+        request: RaftRequest,
+        shutdown: &mut Option<oneshot::Sender<()>>,
+        now: Instant,
+    ) {
         match request {
             RaftRequest::Propose(p) => {
                 let Proposal {
@@ -493,20 +414,44 @@ impl RaftCore {
                     reply,
                 } = *p;
                 match self.node.propose(Bytes::new(), data) {
-                    Ok(()) => {
-                        self.pending.insert(id, (request, reply));
-                    }
+                    Ok(()) => self.pending.add_proposal(id, request, reply, now),
                     Err(e) => {
                         debug!("proposal dropped: {e}");
                         let _ = reply.send(Err(errors::no_leader()));
                     }
                 }
             }
-            RaftRequest::ReadIndex(reply) => self.queued_reads.push(reply),
+            RaftRequest::ReadIndex(reply) => self.pending.queue_read(reply),
             RaftRequest::Lease(query, reply) => {
-                let _ = reply.send(self.lessor.answer(query, Instant::now()));
+                let _ = reply.send(self.lessor.answer(query, now));
+            }
+            RaftRequest::Peer(messages) => {
+                for m in messages {
+                    self.step_peer(m);
+                }
             }
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
+        }
+    }
+
+    fn step_peer(&mut self, m: raft::Message) {
+        if m.msg_type == MessageType::Snapshot {
+            // Installing a leader's snapshot needs the state machine's snapshot stream,
+            // which is not built yet: refuse it, so this member stays behind (and safe)
+            // instead of jumping its log past data it does not have.
+            warn!(
+                from = format!("{:x}", m.from),
+                "cannot install a snapshot from the leader yet: this member stays behind until the leader's log reaches back far enough"
+            );
+            return;
+        }
+        let (from, msg_type) = (m.from, m.msg_type);
+        if let Err(e) = self.node.step(m) {
+            debug!(
+                from = format!("{from:x}"),
+                ?msg_type,
+                "peer message refused: {e}"
+            );
         }
     }
 
@@ -514,16 +459,28 @@ impl RaftCore {
         while self.node.has_ready() {
             let ready = self.node.ready();
             if let Some(ss) = &ready.soft_state {
-                self.shared.leader.store(ss.leader_id, Ordering::Release);
-                let election_timeout = self.settings.tick * self.settings.election_ticks as u32;
-                self.lessor
-                    .set_primary(ss.raft_state == raft::StateRole::Leader, election_timeout);
+                let old = self.shared.leader.swap(ss.leader_id, Ordering::AcqRel);
+                if old != ss.leader_id {
+                    self.leader_changes += 1;
+                    self.pending.on_leader_change();
+                    if ss.leader_id != 0 {
+                        info!(
+                            leader = format!("{:x}", ss.leader_id),
+                            term = self.node.status().hard_state.term,
+                            "elected leader"
+                        );
+                    }
+                }
+                self.lessor.set_primary(
+                    ss.raft_state == StateRole::Leader,
+                    self.settings.election_timeout(),
+                );
             }
             if let Some(snapshot) = &ready.snapshot {
-                // Snapshots arrive only from a leader of a multi-member cluster.
-                error!(
-                    index = snapshot.metadata.index,
-                    "received a Raft snapshot: not supported by a single-member Cairn yet"
+                // step_peer refuses snapshot messages, so Raft never hands one over.
+                panic!(
+                    "raft core: Ready carries a snapshot at index {} although none was accepted",
+                    snapshot.metadata.index
                 );
             }
             for e in &ready.entries {
@@ -555,31 +512,26 @@ impl RaftCore {
                 self.shared.term.store(hs.term, Ordering::Release);
                 self.shared.commit_index.store(hs.commit, Ordering::Release);
             }
-            if !ready.messages.is_empty() {
-                debug!(
-                    count = ready.messages.len(),
-                    "dropping Raft messages: no peer transport in a single-member cluster"
-                );
+            // Everything the messages depend on is durable now.
+            for m in &ready.messages {
+                if !self.peers.send(m.to, Bytes::from(m.encode())) {
+                    self.node.report_unreachable(m.to);
+                }
+            }
+            for id in self.peers.take_unreachable() {
+                self.node.report_unreachable(id);
             }
             for entry in &ready.committed_entries {
                 self.apply_entry(entry);
             }
             for rs in &ready.read_states {
-                let ctx = rs
-                    .request_ctx
-                    .as_ref()
-                    .try_into()
-                    .map(u64::from_le_bytes)
-                    .unwrap_or(0);
-                if let Some(waiters) = self.reads_by_ctx.remove(&ctx) {
-                    self.reads_by_index.push((rs.index, waiters));
-                }
+                self.pending.on_read_state(&rs.request_ctx, rs.index);
             }
             self.node.advance(ready);
             self.shared
                 .applied_index
                 .store(self.applied, Ordering::Release);
-            self.release_reads();
+            self.pending.release_reads(self.applied);
             self.maybe_checkpoint();
         }
     }
@@ -590,17 +542,65 @@ impl RaftCore {
         }
     }
 
-    fn release_reads(&mut self) {
-        let applied = self.applied;
-        self.reads_by_index.retain_mut(|(index, waiters)| {
-            if *index > applied {
-                return true;
-            }
-            for w in waiters.drain(..) {
-                let _ = w.send(Ok(()));
-            }
-            false
-        });
+    /// Tells the transport about every member but this one.
+    fn update_peers(&self) {
+        let me = self.shared.member_id;
+        let peers = self
+            .membership
+            .members()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect();
+        self.peers.set_peers(peers);
+    }
+
+    /// Publishes the new member table to every core and the transport.
+    fn membership_changed(&mut self) {
+        *self.shared.members.write().expect("members lock") = Arc::new(self.membership.clone());
+        let me = self.shared.member_id;
+        let learner = self.membership.get(me).is_some_and(|m| m.is_learner);
+        self.shared.is_learner.store(learner, Ordering::Release);
+        self.update_peers();
+    }
+
+    /// Proposes this member's name and client URLs until the applied table has them
+    /// (etcd's `publishV3`: "published local member to cluster through raft"), at most once
+    /// per request timeout.
+    fn maybe_publish_attributes(&mut self, now: Instant) {
+        let me = self.shared.member_id;
+        let Some(current) = self.membership.get(me) else {
+            return;
+        };
+        if current.name == self.settings.name && current.client_urls == self.settings.client_urls {
+            return;
+        }
+        if self.shared.leader.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let timeout = request_timeout(self.settings.election_timeout());
+        if self
+            .attributes_proposed_at
+            .is_some_and(|at| now.duration_since(at) < timeout)
+        {
+            return;
+        }
+        self.attributes_proposed_at = Some(now);
+        let request = InternalRaftRequest {
+            cluster_member_attr_set: Some(ClusterMemberAttrSetRequest {
+                member_id: me,
+                member_attributes: Some(Attributes {
+                    name: self.settings.name.clone(),
+                    client_urls: self.settings.client_urls.clone(),
+                }),
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .node
+            .propose(Bytes::new(), encode_entry_data(me, 0, &request))
+        {
+            debug!("publishing member attributes not proposed: {e}");
+        }
     }
 
     fn apply_entry(&mut self, entry: &Entry) {
@@ -611,27 +611,21 @@ impl RaftCore {
             self.applied
         );
         match entry.entry_type {
-            EntryType::ConfChange => {
-                let cc = raft::ConfChange::decode(&entry.data).unwrap_or_else(|e| {
-                    panic!("entry {}: undecodable conf change: {e}", entry.index)
-                });
-                match self.node.apply_conf_change(&cc) {
-                    Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
-                    Err(e) => warn!(index = entry.index, "conf change rejected: {e}"),
-                }
-            }
+            EntryType::ConfChange => self.apply_conf_change(entry),
             EntryType::Normal if entry.data.is_empty() => {}
             EntryType::Normal => {
                 let mut data = entry.data.clone();
                 assert!(
-                    data.len() >= 8,
-                    "entry {}: data shorter than its request id",
+                    data.len() >= ENTRY_DATA_HEADER_BYTES,
+                    "entry {}: data shorter than its origin and request id",
                     entry.index
                 );
+                let origin = data.get_u64_le();
                 let id = data.get_u64_le();
-                let (request, reply) = match self.pending.remove(&id) {
-                    Some((request, reply)) => (request, Some(reply)),
-                    None => {
+                let mine = origin == self.shared.member_id && id != 0;
+                let (request, reply) = match mine.then(|| self.pending.take_proposal(id)) {
+                    Some(Some((request, reply))) => (request, Some(reply)),
+                    _ => {
                         let request = InternalRaftRequest::decode(data).unwrap_or_else(|e| {
                             panic!("entry {}: undecodable request: {e}", entry.index)
                         });
@@ -647,8 +641,51 @@ impl RaftCore {
         self.applied = entry.index;
     }
 
+    /// Applies a membership change to Raft, the member table and the transport.
+    fn apply_conf_change(&mut self, entry: &Entry) {
+        let cc = raft::ConfChange::decode(&entry.data)
+            .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
+        match self.node.apply_conf_change(&cc) {
+            Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
+            Err(e) => {
+                warn!(index = entry.index, "conf change rejected: {e}");
+                return;
+            }
+        }
+        match cc.change_type {
+            ConfChangeType::AddNode if self.membership.get(cc.node_id).is_some() => {
+                // An existing member (a learner) becomes a voter: etcd's PromoteMember.
+                self.membership.promote(cc.node_id);
+            }
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                match MemberInfo::from_raft_context(&cc.context) {
+                    Ok(member) => self.membership.add(member),
+                    Err(e) => error!(index = entry.index, "conf change without a member: {e}"),
+                }
+            }
+            ConfChangeType::RemoveNode => {
+                self.membership.remove(cc.node_id);
+            }
+        }
+        self.membership_changed();
+    }
+
     fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
         let lease_exists = |id: i64| self.lessor.contains(id);
+        if let Some(attrs) = &request.cluster_member_attr_set {
+            let a = attrs.member_attributes.clone().unwrap_or_default();
+            if self
+                .membership
+                .set_attributes(attrs.member_id, a.name, a.client_urls)
+            {
+                info!(
+                    member = format!("{:x}", attrs.member_id),
+                    "published member attributes to the cluster through raft"
+                );
+                self.membership_changed();
+            }
+            return Ok(Applied::MemberAttributes);
+        }
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
         if let Some(put) = &request.put {
@@ -704,6 +741,13 @@ impl RaftCore {
         ))
     }
 
+    fn state_meta(&self) -> StateMeta {
+        StateMeta {
+            lessor: self.lessor.encode(),
+            membership: Some(self.membership.clone()),
+        }
+    }
+
     /// Every `--snapshot-count` applied entries: checkpoint MVCC, mark the WAL, drop old segments.
     fn maybe_checkpoint(&mut self) {
         if self.applied - self.last_checkpoint < self.settings.snapshot_count {
@@ -715,7 +759,7 @@ impl RaftCore {
             .store()
             .term(index)
             .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
-        if let Err(e) = self.mvcc.checkpoint(index, &self.lessor.encode()) {
+        if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
             error!("checkpoint at index {index} failed: {e}");
             return;
         }
