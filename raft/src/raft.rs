@@ -765,6 +765,7 @@ impl<S: Storage> Raft<S> {
         match cc.change_type {
             ConfChangeType::AddNode => self.add_node(cc.node_id, false)?,
             ConfChangeType::AddLearnerNode => self.add_node(cc.node_id, true)?,
+            ConfChangeType::UpdateNode => {}
             ConfChangeType::RemoveNode => self.remove_node(cc.node_id),
         }
         Ok(self.prs.conf_state())

@@ -94,6 +94,9 @@ pub struct Config {
     /// Time (in milliseconds) for an election to timeout.
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub election_timeout: u64,
+    /// Reject reconfiguration requests that would cause quorum loss.
+    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_reconfig_check: bool,
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error", "panic", "fatal"])]
     pub log_level: String,
@@ -198,6 +201,8 @@ pub struct ServerConfig {
     pub join_existing: bool,
     /// Cluster token.
     pub initial_cluster_token: String,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// etcd `--max-request-bytes`.
     pub max_request_bytes: usize,
     /// gRPC receive limit: max_request_bytes + 512 KiB, as etcd.
@@ -326,6 +331,7 @@ impl Config {
             initial_cluster,
             join_existing: self.initial_cluster_state == "existing",
             initial_cluster_token: self.initial_cluster_token.clone(),
+            strict_reconfig_check: self.strict_reconfig_check,
             max_request_bytes: self.max_request_bytes as usize,
             max_recv_message_bytes: self.max_request_bytes as usize + GRPC_OVERHEAD_BYTES,
             txn_ops_max: self.max_txn_ops as usize,

@@ -58,6 +58,14 @@ etcd_errors! {
     member_not_learner => (FailedPrecondition, "etcdserver: can only promote a learner member");
     /// `ErrGRPCLearnerNotReady`.
     learner_not_ready => (FailedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader");
+    /// `ErrGRPCNotLeader`.
+    not_leader => (FailedPrecondition, "etcdserver: not leader");
+    /// `ErrGRPCBadLeaderTransferee`.
+    bad_leader_transferee => (FailedPrecondition, "etcdserver: bad leader transferee");
+    /// `ErrTimeoutLeaderTransfer` (not in rpctypes: grpc-go reports it as UNKNOWN).
+    timeout_leader_transfer => (Unknown, "etcdserver: request timed out, leader transfer took too long");
+    /// `ErrGRPCTooManyLearners`.
+    too_many_learners => (FailedPrecondition, "etcdserver: too many learner members in cluster");
     /// `ErrGRPCMemberNotEnoughStarted`.
     member_not_enough_started => (FailedPrecondition, "etcdserver: re-configuration failed due to not enough started members");
     /// `ErrGRPCNotSupportedForLearner`.

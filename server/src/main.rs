@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod api;
 mod cluster;
 mod config;
 mod election;

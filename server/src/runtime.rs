@@ -70,7 +70,6 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         txn_ops_max: config.txn_ops_max,
         quota_backend_bytes: config.quota_backend_bytes,
         name: config.name.clone(),
-        peer_urls: config.initial_advertise_peer_urls.clone(),
         client_urls: config.advertise_client_urls.clone(),
     });
     let limits = net::ServerLimits {
@@ -110,6 +109,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 snapshot_count: config.snapshot_count,
                 name: config.name.clone(),
                 client_urls: config.advertise_client_urls.clone(),
+                strict_reconfig_check: config.strict_reconfig_check,
             },
             boot_id,
             requests: raft_rx.clone(),

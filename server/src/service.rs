@@ -14,9 +14,8 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse,
-    HashRequest, HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse,
-    PutRequest, RangeRequest, RangeResponse, RequestHeader, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse,
+    HashRequest, HashResponse, InternalRaftRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
@@ -44,8 +43,6 @@ pub struct ServiceConfig {
     pub quota_backend_bytes: i64,
     /// Member name.
     pub name: String,
-    /// Advertised peer URLs.
-    pub peer_urls: Vec<String>,
     /// Advertised client URLs.
     pub client_urls: Vec<String>,
 }
@@ -69,7 +66,6 @@ const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Maintenance/Status",
     "/etcdserverpb.Maintenance/Hash",
     "/etcdserverpb.Maintenance/HashKV",
-    "/etcdserverpb.Cluster/MemberList",
 ];
 
 /// How often a core re-checks a reply from the raft core that it has not been woken for.
@@ -164,7 +160,7 @@ impl EtcdService {
     }
 
     /// Waits until this member has applied everything committed when the call began.
-    async fn read_barrier(&self) -> Result<(), Status> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), Status> {
         let (reply, done) = oneshot::channel();
         self.send(RaftRequest::ReadIndex(reply)).await?;
         await_reply(done).await?
@@ -173,6 +169,11 @@ impl EtcdService {
     /// The state shared with every core.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The server's settings.
+    pub(crate) fn config(&self) -> &ServiceConfig {
+        &self.config
     }
 
     fn fill(&self, header: &mut Option<net::pb::etcdserverpb::ResponseHeader>) {
@@ -308,13 +309,8 @@ impl EtcdService {
                 };
                 Ok(encode(&resp))
             }
-            "/etcdserverpb.Cluster/MemberList" => {
-                let _: MemberListRequest = decode(body)?;
-                let resp = MemberListResponse {
-                    header: Some(self.shared.header(0)),
-                    members: self.member_list(),
-                };
-                Ok(encode(&resp))
+            p if crate::api::cluster::UNARY_METHODS.contains(&p) => {
+                crate::api::cluster::unary(self, p, body).await
             }
             p if crate::lease::UNARY_METHODS.contains(&p) => {
                 crate::lease::unary(self, p, body).await
@@ -324,24 +320,6 @@ impl EtcdService {
                 format!("unknown method {path}"),
             )),
         }
-    }
-
-    /// Every member as MemberList reports it. This member's own name and client URLs are
-    /// known before it has published them through Raft.
-    fn member_list(&self) -> Vec<Member> {
-        let me = self.shared.member_id;
-        self.shared
-            .membership()
-            .members()
-            .map(|m| {
-                let mut pb = m.to_pb();
-                if m.id == me && pb.client_ur_ls.is_empty() {
-                    pb.name = self.config.name.clone();
-                    pb.client_ur_ls = self.config.client_urls.clone();
-                }
-                pb
-            })
-            .collect()
     }
 
     fn status(&self) -> StatusResponse {
@@ -364,6 +342,18 @@ impl EtcdService {
     }
 }
 
+/// What a learner serves (etcd 3.4 `isRPCSupportedForLearner`): Status and serializable
+/// Range only.
+fn unary_supported_for_learner(path: &str, request: &Bytes) -> bool {
+    match path {
+        "/etcdserverpb.Maintenance/Status" => true,
+        "/etcdserverpb.KV/Range" => {
+            RangeRequest::decode(request.clone()).is_ok_and(|r| r.serializable)
+        }
+        _ => false,
+    }
+}
+
 impl GrpcService for EtcdService {
     fn method_kind(&self, path: &str) -> Option<MethodKind> {
         let streaming = [
@@ -375,6 +365,7 @@ impl GrpcService for EtcdService {
             return Some(MethodKind::Streaming);
         }
         (UNARY_METHODS.contains(&path)
+            || crate::api::cluster::UNARY_METHODS.contains(&path)
             || crate::lease::UNARY_METHODS.contains(&path)
             || crate::election::UNARY_METHODS.contains(&path)
             || crate::lock::UNARY_METHODS.contains(&path))
@@ -386,6 +377,11 @@ impl GrpcService for EtcdService {
         ctx: CallContext,
         request: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        if self.shared.is_learner.load(Ordering::Acquire)
+            && !unary_supported_for_learner(&ctx.path, &request)
+        {
+            return Box::pin(async { Err(errors::not_supported_for_learner()) });
+        }
         if crate::election::UNARY_METHODS.contains(&ctx.path.as_str()) {
             return Box::pin(crate::election::unary(self, ctx.path, request));
         }
@@ -401,6 +397,10 @@ impl GrpcService for EtcdService {
         _inbound: Inbound,
         _outbound: Outbound,
     ) -> LocalBoxFuture<'static, Result<(), Status>> {
+        if self.shared.is_learner.load(Ordering::Acquire) {
+            // etcd 3.4 serves no stream on a learner.
+            return Box::pin(async { Err(errors::not_supported_for_learner()) });
+        }
         if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
             return Box::pin(crate::lease::keep_alive(self, _inbound, _outbound));
         }

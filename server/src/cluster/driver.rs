@@ -31,7 +31,10 @@ use raft::{
 use tracing::{debug, error, info, warn};
 
 use super::membership::{MemberInfo, Membership};
-use super::pending::{request_timeout, Pending, ProposalReply, ReadWaiter};
+use super::pending::{
+    request_timeout, MemberChangeReply, MoveLeaderReply, Pending, ProposalReply, ReadWaiter,
+};
+use super::reconfig::{self, MemberChange, MemberChangeResult};
 use super::storage::{
     encode_entry, encode_u64s, Recovered, StateMeta, REC_ENTRY, REC_HARD_STATE, REC_SNAPSHOT,
 };
@@ -70,6 +73,10 @@ pub enum RaftRequest {
     Lease(LeaseQuery, oneshot::Sender<Result<LeaseAnswer, Status>>),
     /// Raft messages from a peer, in the order it sent them.
     Peer(Vec<raft::Message>),
+    /// A membership change (Cluster service); answered once applied.
+    Member(MemberChange, MemberChangeReply),
+    /// Maintenance.MoveLeader: answered once the transferee leads.
+    MoveLeader(u64, MoveLeaderReply),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -187,6 +194,8 @@ pub struct RaftSettings {
     pub name: String,
     /// This member's advertised client URLs.
     pub client_urls: Vec<String>,
+    /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
+    pub strict_reconfig_check: bool,
 }
 
 impl RaftSettings {
@@ -215,6 +224,8 @@ pub struct RaftCore {
     leader_changes_at_expiry: u64,
     /// When this member last proposed its attributes (name, client URLs).
     attributes_proposed_at: Option<Instant>,
+    /// This member applied its own removal: it stops once the Ready is handled.
+    removed: bool,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -323,6 +334,7 @@ pub fn open(
         leader_changes: 0,
         leader_changes_at_expiry: 0,
         attributes_proposed_at: None,
+        removed: false,
     };
     core.update_peers();
     Ok(core)
@@ -430,8 +442,89 @@ impl RaftCore {
                     self.step_peer(m);
                 }
             }
+            RaftRequest::Member(change, reply) => self.propose_member_change(change, reply, now),
+            RaftRequest::MoveLeader(target, reply) => self.move_leader(target, reply, now),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
+    }
+
+    /// Checks a membership change as etcd does before proposing it, then proposes its
+    /// ConfChange; the reply waits for the apply.
+    fn propose_member_change(
+        &mut self,
+        change: MemberChange,
+        reply: MemberChangeReply,
+        now: Instant,
+    ) {
+        if let Err(status) = self.check_member_change(&change) {
+            let _ = reply.send(Err(status));
+            return;
+        }
+        let unix_seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (cc, added) = match reconfig::conf_change(&change, &self.membership, unix_seconds) {
+            Ok(built) => built,
+            Err(status) => {
+                let _ = reply.send(Err(status));
+                return;
+            }
+        };
+        let data = cc.encode();
+        match self.node.propose_conf_change(Bytes::new(), cc) {
+            Ok(()) => self.pending.add_conf_change(data, added, reply, now),
+            Err(e) => {
+                debug!("conf change dropped: {e}");
+                let status = if self.shared.leader.load(Ordering::Acquire) == 0 {
+                    errors::no_leader()
+                } else {
+                    // Another membership change is still being applied.
+                    errors::timeout()
+                };
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+
+    fn check_member_change(&self, change: &MemberChange) -> Result<(), Status> {
+        if let MemberChange::Promote(id) = change {
+            // Only the leader knows how far a learner is (etcd's isLearnerReady).
+            let status = self.node.status();
+            let Some(progress) = status.progress else {
+                return Err(errors::not_leader());
+            };
+            if self.membership.get(*id).is_some_and(|m| m.is_learner) {
+                reconfig::learner_ready(*id, self.shared.member_id, &progress)?;
+            }
+        }
+        if self.settings.strict_reconfig_check {
+            reconfig::strict_check(change, &self.membership)?;
+        }
+        Ok(())
+    }
+
+    /// Maintenance.MoveLeader on the leader (etcd `MoveLeader`): the transferee must be a
+    /// voting member; the reply waits until it leads.
+    fn move_leader(&mut self, target: u64, reply: MoveLeaderReply, now: Instant) {
+        let me = self.shared.member_id;
+        if self.shared.leader.load(Ordering::Acquire) != me {
+            let _ = reply.send(Err(errors::not_leader()));
+            return;
+        }
+        if !self.membership.get(target).is_some_and(|m| !m.is_learner) {
+            let _ = reply.send(Err(errors::bad_leader_transferee()));
+            return;
+        }
+        if target == me {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        info!(
+            transferee = format!("{target:x}"),
+            "leadership transfer starting"
+        );
+        self.node.transfer_leader(target);
+        self.pending.add_transfer(target, reply, now);
     }
 
     fn step_peer(&mut self, m: raft::Message) {
@@ -463,6 +556,7 @@ impl RaftCore {
                 if old != ss.leader_id {
                     self.leader_changes += 1;
                     self.pending.on_leader_change();
+                    self.pending.on_leader(ss.leader_id);
                     if ss.leader_id != 0 {
                         info!(
                             leader = format!("{:x}", ss.leader_id),
@@ -533,7 +627,21 @@ impl RaftCore {
                 .store(self.applied, Ordering::Release);
             self.pending.release_reads(self.applied);
             self.maybe_checkpoint();
+            if self.removed {
+                self.stop_removed();
+            }
         }
+    }
+
+    /// etcd stops a member that applied its own removal; so does Cairn, durably.
+    fn stop_removed(&mut self) -> ! {
+        if let Err(e) = self.wal.sync() {
+            fatal(&format!("WAL sync failed: {e}"));
+        }
+        self.pending.fail_all(&errors::stopped());
+        warn!("the member has been permanently removed from the cluster; the data-dir used by this member must be removed");
+        eprintln!("cairn: the member has been permanently removed from the cluster");
+        std::process::exit(0);
     }
 
     fn wal_append(&mut self, record_type: u8, index: u64, payload: &[u8]) {
@@ -641,33 +749,71 @@ impl RaftCore {
         self.applied = entry.index;
     }
 
-    /// Applies a membership change to Raft, the member table and the transport.
+    /// Applies a membership change to Raft, the member table and the transport, after
+    /// etcd's validation (an invalid change is skipped by every member alike, and its
+    /// proposer gets etcd's error).
     fn apply_conf_change(&mut self, entry: &Entry) {
         let cc = raft::ConfChange::decode(&entry.data)
             .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
-        match self.node.apply_conf_change(&cc) {
-            Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
-            Err(e) => {
-                warn!(index = entry.index, "conf change rejected: {e}");
+        let waiter = self.pending.take_conf_change(&entry.data);
+        let replay = self.is_replayed_add(&cc);
+        if !replay {
+            if let Err(status) = reconfig::validate(&cc, &self.membership) {
+                info!(
+                    index = entry.index,
+                    "conf change refused: {}", status.message
+                );
+                if let Some((_, reply)) = waiter {
+                    let _ = reply.send(Err(status));
+                }
                 return;
             }
         }
-        match cc.change_type {
-            ConfChangeType::AddNode if self.membership.get(cc.node_id).is_some() => {
-                // An existing member (a learner) becomes a voter: etcd's PromoteMember.
-                self.membership.promote(cc.node_id);
-            }
-            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                match MemberInfo::from_raft_context(&cc.context) {
-                    Ok(member) => self.membership.add(member),
-                    Err(e) => error!(index = entry.index, "conf change without a member: {e}"),
+        match self.node.apply_conf_change(&cc) {
+            Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
+            Err(e) => {
+                warn!(index = entry.index, "conf change rejected by raft: {e}");
+                if let Some((_, reply)) = waiter {
+                    let _ = reply.send(Err(Status::new(net::Code::Internal, e.to_string())));
                 }
-            }
-            ConfChangeType::RemoveNode => {
-                self.membership.remove(cc.node_id);
+                return;
             }
         }
-        self.membership_changed();
+        if !replay {
+            reconfig::apply(&cc, &mut self.membership);
+            self.membership_changed();
+            info!(
+                index = entry.index,
+                change = ?cc.change_type,
+                member = format!("{:x}", cc.node_id),
+                "applied a membership change"
+            );
+        }
+        if let Some((added, reply)) = waiter {
+            let _ = reply.send(Ok(MemberChangeResult {
+                member: added,
+                members: self.membership.members().cloned().collect(),
+            }));
+        }
+        if cc.change_type == ConfChangeType::RemoveNode && cc.node_id == self.shared.member_id {
+            self.removed = true;
+        }
+    }
+
+    /// A bootstrap AddNode re-applied at start for a member the table already holds with
+    /// the same peer URLs (the table a member starts with already reflects it).
+    fn is_replayed_add(&self, cc: &raft::ConfChange) -> bool {
+        if cc.change_type == ConfChangeType::RemoveNode || reconfig::is_promote(cc) {
+            return false;
+        }
+        let Ok(member) = MemberInfo::from_raft_context(&cc.context) else {
+            return false;
+        };
+        self.membership.get(member.id).is_some_and(|m| {
+            m.peer_urls == member.peer_urls
+                && m.is_learner == member.is_learner
+                && cc.change_type != ConfChangeType::UpdateNode
+        })
     }
 
     fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {

@@ -6,6 +6,7 @@
 mod driver;
 mod membership;
 mod pending;
+mod reconfig;
 mod storage;
 
 pub use driver::{
@@ -13,4 +14,5 @@ pub use driver::{
     ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
+pub use reconfig::{MemberChange, MemberChangeResult};
 pub use storage::recover;

@@ -14,12 +14,26 @@ use net::pb::etcdserverpb::InternalRaftRequest;
 use net::Status;
 
 use super::driver::Applied;
+use super::membership::MemberInfo;
+use super::reconfig::MemberChangeResult;
 use crate::errors;
 
 /// Where a proposal's apply result goes.
 pub type ProposalReply = oneshot::Sender<Result<Applied, Status>>;
 /// A linearizable read waiting for the applied index to reach its read index.
 pub type ReadWaiter = oneshot::Sender<Result<(), Status>>;
+/// Where a membership change's result goes.
+pub type MemberChangeReply = oneshot::Sender<Result<MemberChangeResult, Status>>;
+/// Where a leader transfer's result goes.
+pub type MoveLeaderReply = oneshot::Sender<Result<(), Status>>;
+
+/// A proposed ConfChange waiting for its apply.
+struct PendingConfChange {
+    data: Bytes,
+    deadline: Instant,
+    added: Option<MemberInfo>,
+    reply: MemberChangeReply,
+}
 
 /// Bytes of a read request context: `boot_id u64 LE | round u64 LE`.
 pub const READ_CONTEXT_BYTES: usize = 16;
@@ -40,6 +54,9 @@ pub struct Pending {
     reads_by_round: HashMap<u64, (Instant, Vec<ReadWaiter>)>,
     /// Read rounds that have a read index, waiting for apply.
     reads_by_index: Vec<(u64, Instant, Vec<ReadWaiter>)>,
+    conf_changes: Vec<PendingConfChange>,
+    /// Leader transfers waiting for their transferee to lead, with their deadline.
+    transfers: Vec<(u64, Instant, MoveLeaderReply)>,
     round: u64,
     boot_id: u64,
     timeout: Duration,
@@ -55,15 +72,12 @@ impl Pending {
             queued_reads: Vec::new(),
             reads_by_round: HashMap::new(),
             reads_by_index: Vec::new(),
+            conf_changes: Vec::new(),
+            transfers: Vec::new(),
             round: 0,
             boot_id,
             timeout,
         }
-    }
-
-    /// Proposals waiting for their apply.
-    pub fn proposals_len(&self) -> usize {
-        self.proposals.len()
     }
 
     /// Holds a proposal until its entry is applied or it times out.
@@ -81,6 +95,48 @@ impl Pending {
     /// The proposal `id` of this member, if it is still waiting.
     pub fn take_proposal(&mut self, id: u64) -> Option<(InternalRaftRequest, ProposalReply)> {
         self.proposals.remove(&id)
+    }
+
+    /// Holds a proposed ConfChange (its entry data) until it is applied or times out.
+    pub fn add_conf_change(
+        &mut self,
+        data: Bytes,
+        added: Option<MemberInfo>,
+        reply: MemberChangeReply,
+        now: Instant,
+    ) {
+        self.conf_changes.push(PendingConfChange {
+            data,
+            deadline: now + self.timeout,
+            added,
+            reply,
+        });
+    }
+
+    /// The waiter of the ConfChange entry `data`, if this member proposed it.
+    pub fn take_conf_change(
+        &mut self,
+        data: &[u8],
+    ) -> Option<(Option<MemberInfo>, MemberChangeReply)> {
+        let at = self.conf_changes.iter().position(|c| c.data == data)?;
+        let c = self.conf_changes.swap_remove(at);
+        Some((c.added, c.reply))
+    }
+
+    /// Holds a leader transfer to `transferee` until it leads or times out.
+    pub fn add_transfer(&mut self, transferee: u64, reply: MoveLeaderReply, now: Instant) {
+        self.transfers.push((transferee, now + self.timeout, reply));
+    }
+
+    /// `leader` leads now: answers the transfers to it.
+    pub fn on_leader(&mut self, leader: u64) {
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.transfers)
+            .into_iter()
+            .partition(|(to, _, _)| *to == leader);
+        self.transfers = waiting;
+        for (_, _, reply) in done {
+            let _ = reply.send(Ok(()));
+        }
     }
 
     /// Queues a read for the next read round.
@@ -179,6 +235,20 @@ impl Pending {
             }
             false
         });
+        let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
+            .into_iter()
+            .partition(|c| c.deadline <= now);
+        self.conf_changes = waiting;
+        for c in expired {
+            let _ = c.reply.send(Err(status()));
+        }
+        let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.transfers)
+            .into_iter()
+            .partition(|(_, deadline, _)| *deadline <= now);
+        self.transfers = waiting;
+        for (_, _, reply) in expired {
+            let _ = reply.send(Err(errors::timeout_leader_transfer()));
+        }
         // Deadlines of proposals answered meanwhile are dropped lazily above; keep the
         // queue from growing past the proposals it tracks.
         if self.proposal_deadlines.len() > 2 * self.proposals.len() + 1024 {
@@ -194,6 +264,12 @@ impl Pending {
             let _ = reply.send(Err(status.clone()));
         }
         self.proposal_deadlines.clear();
+        for c in self.conf_changes.drain(..) {
+            let _ = c.reply.send(Err(status.clone()));
+        }
+        for (_, _, reply) in self.transfers.drain(..) {
+            let _ = reply.send(Err(status.clone()));
+        }
         let rounds = self.reads_by_round.drain().map(|(_, (_, w))| w);
         let indexed = self.reads_by_index.drain(..).map(|(_, _, w)| w);
         let queued = std::iter::once(std::mem::take(&mut self.queued_reads));
@@ -270,6 +346,36 @@ mod tests {
         let status = proposal.try_recv().unwrap().unwrap().unwrap_err();
         assert_eq!(status, errors::timeout_due_to_leader_fail());
         assert!(p.take_proposal(5).is_none());
+    }
+
+    #[test]
+    fn conf_changes_and_transfers_are_answered() {
+        let now = Instant::now();
+        let timeout = Duration::from_secs(1);
+        let mut p = Pending::new(1, timeout);
+        let (tx, _rx) = oneshot::channel();
+        p.add_conf_change(Bytes::from_static(b"cc"), None, tx, now);
+        assert!(p.take_conf_change(b"other").is_none());
+        assert!(p.take_conf_change(b"cc").is_some());
+        let (tx, mut to_two) = oneshot::channel();
+        p.add_transfer(2, tx, now);
+        let (tx, mut to_three) = oneshot::channel();
+        p.add_transfer(3, tx, now);
+        p.on_leader(2);
+        assert_eq!(to_two.try_recv().unwrap(), Some(Ok(())));
+        assert_eq!(to_three.try_recv().unwrap(), None);
+        p.expire(now + timeout, false);
+        assert_eq!(
+            to_three.try_recv().unwrap(),
+            Some(Err(errors::timeout_leader_transfer()))
+        );
+        let (tx, mut cc) = oneshot::channel();
+        p.add_conf_change(Bytes::from_static(b"cc2"), None, tx, now);
+        p.expire(now + timeout, false);
+        assert_eq!(
+            cc.try_recv().unwrap().unwrap().unwrap_err(),
+            errors::timeout()
+        );
     }
 
     #[test]
