@@ -8,6 +8,8 @@
 //!   by an [`HttpHandler`]: a connection whose first bytes are not the HTTP/2 client preface
 //!   is served as HTTP/1.1.
 //!
+//! - [`peer`]: the peer transport members use among themselves (`--listen-peer-urls`).
+//!
 //! Everything here is per-core (`Rc`, no locks): each glommio executor binds the same address
 //! with [`bind_reuseport`] and serves its own connections.
 //!
@@ -21,6 +23,7 @@ mod framing;
 mod grpc;
 mod http1;
 pub mod pb;
+pub mod peer;
 mod shutdown;
 mod status;
 mod stream;
