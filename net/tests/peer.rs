@@ -863,3 +863,56 @@ fn update_peer_redials_and_remove_peer_stops_its_task() {
         receiver.stop().await;
     });
 }
+
+#[test]
+fn a_peer_that_stops_answering_is_detected_by_keepalive() {
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+    run(async {
+        let limits = PeerLimits {
+            keepalive_interval: Duration::from_millis(50),
+            keepalive_timeout: Duration::from_millis(200),
+            ..fast_limits()
+        };
+        let transport = PeerTransport::new(SENDER, limits);
+        // A hand-driven h2 server accepts the Raft stream, then stops reading its socket,
+        // as a peer that froze (SIGSTOP) or sits behind a partition.
+        let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        transport.add_peer(2, vec![url]).unwrap();
+        let socket = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(socket.compat()).await.unwrap();
+        let (request, mut respond) = connection.accept().await.unwrap().unwrap();
+        assert_eq!(request.uri().path(), "/cairn.peer.Peer/Raft");
+        assert_eq!(request.headers()["cairn-member-id"], "1");
+        assert_eq!(request.headers()["cairn-cluster-id"], "c1");
+        assert_eq!(request.headers()["cairn-to-member-id"], "2");
+        let mut response = http::Response::new(());
+        response
+            .headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        let mut stream = respond.send_response(response, false).unwrap();
+        stream
+            .send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), false)
+            .unwrap();
+        // Drive the connection until the sender counts the peer as connected.
+        {
+            let drive = connection.accept();
+            let connected = wait_connected(&transport, 2);
+            match select(pin!(drive), pin!(connected)).await {
+                Either::Left(_) => panic!("the fake peer's connection ended"),
+                Either::Right(_) => {}
+            }
+        }
+        // From here on nothing reads the socket: PINGs go unanswered.
+        let status = wait_status(&transport, 2, "the keepalive to give up", |s| {
+            s.last_error.is_some()
+        })
+        .await;
+        let error = status.last_error.unwrap();
+        assert_eq!(error, "no answer to an HTTP/2 PING within 200ms");
+        assert!(!status.connected);
+        assert_eq!(status.became_unreachable, 1);
+        drop((stream, connection));
+        stop_transport(&transport).await;
+    });
+}

@@ -137,12 +137,16 @@ pub struct PeerServer {
 impl PeerServer {
     /// A server for `identity` that hands what peers send to `handler`. `shutdown` ends the
     /// accept loop, sends GOAWAY on every connection and ends open Raft and snapshot streams.
+    /// Panics if `limits` is invalid ([`PeerLimits::validate`] names the field).
     pub fn new(
         identity: PeerIdentity,
         handler: Rc<dyn PeerHandler>,
         limits: PeerLimits,
         shutdown: Shutdown,
     ) -> PeerServer {
+        if let Err(error) = limits.validate() {
+            panic!("invalid PeerLimits: {error}");
+        }
         let recv_bytes_max = limits
             .message_bytes_max
             .max(limits.snapshot_chunk_bytes_max);
