@@ -406,6 +406,7 @@ fn frames_over_the_cap_are_refused() {
         let receiver_limits = PeerLimits {
             message_bytes_max: 64 * 1024,
             queue_bytes_max: 64 * 1024,
+            snapshot_chunk_bytes_max: 64 * 1024,
             ..PeerLimits::default()
         };
         let receiver = Receiver::start(RECEIVER, receiver_limits, None);
@@ -462,6 +463,26 @@ fn frames_over_the_cap_are_refused() {
             .wait_until("message 3", || recorder.messages.borrow().len() == 2)
             .await;
         assert_eq!(index_of(&recorder.messages.borrow()[1].1), 3);
+
+        // A snapshot chunk over the receiver's snapshot_chunk_bytes_max: the handler's
+        // stream ends with the error, and the sender hears of it.
+        let source = futures::stream::iter([
+            Ok(Bytes::from(vec![0u8; 1000])),
+            Ok(Bytes::from(vec![1u8; 100 * 1024])),
+        ]);
+        let sent = transport
+            .send_snapshot(2, Bytes::from_static(b"m"), source.boxed_local())
+            .await;
+        assert_eq!(
+            sent,
+            Err(
+                "peer 2 failed to receive the snapshot: snapshot stream broken: \
+                 grpc: received message larger than max (102400 vs. 65536)"
+                    .to_string()
+            )
+        );
+        let (_, _, bytes, _) = recorder.snapshots.borrow()[0].clone();
+        assert_eq!(bytes, 1000);
 
         stop_transport(&transport).await;
         receiver.stop().await;
@@ -914,5 +935,69 @@ fn a_peer_that_stops_answering_is_detected_by_keepalive() {
         assert_eq!(status.became_unreachable, 1);
         drop((stream, connection));
         stop_transport(&transport).await;
+    });
+}
+
+#[test]
+fn a_full_queue_drops_and_reports_the_peer() {
+    run(async {
+        let receiver = Receiver::start(RECEIVER, PeerLimits::default(), None);
+        let limits = PeerLimits {
+            queue_messages_max: 8,
+            queue_bytes_max: 64 * 1024,
+            message_bytes_max: 16 * 1024,
+            snapshot_chunk_bytes_max: 16 * 1024,
+            ..fast_limits()
+        };
+        let transport = PeerTransport::new(SENDER, limits);
+        transport.add_peer(2, vec![receiver.url()]).unwrap();
+        wait_connected(&transport, 2).await;
+
+        // No await in between: the writer cannot drain, the queue's bound decides.
+        for i in 0..8 {
+            transport.send(2, numbered(i, 100)).unwrap();
+        }
+        assert_eq!(
+            transport.send(2, numbered(8, 100)),
+            Err(PeerError::QueueFull(2))
+        );
+        assert_eq!(transport.take_unreachable(), vec![2]);
+        let recorder = &receiver.recorder;
+        recorder
+            .changed
+            .wait_until("the queued messages", || {
+                recorder.messages.borrow().len() == 8
+            })
+            .await;
+
+        // The byte bound: four messages of 16 KiB fill 64 KiB.
+        for i in 0..4 {
+            transport.send(2, numbered(10 + i, 16 * 1024)).unwrap();
+        }
+        assert_eq!(
+            transport.send(2, numbered(14, 100)),
+            Err(PeerError::QueueFull(2))
+        );
+        recorder
+            .changed
+            .wait_until("the large messages", || {
+                recorder.messages.borrow().len() == 12
+            })
+            .await;
+        let indexes: Vec<u64> = recorder
+            .messages
+            .borrow()
+            .iter()
+            .map(|(_, m)| index_of(m))
+            .collect();
+        assert_eq!(indexes, vec![0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13]);
+        let status = transport.status(2).unwrap();
+        assert_eq!(status.dropped_messages, 2);
+        // Dropping for a full queue is not a connection change.
+        assert!(status.connected);
+        assert_eq!(status.became_unreachable, 0);
+
+        stop_transport(&transport).await;
+        receiver.stop().await;
     });
 }

@@ -60,6 +60,11 @@ pub use wire::{
     METHOD_NAME_BYTES_MAX, RAFT_PATH, SNAPSHOT_PATH,
 };
 
+/// Concurrent streams a peer may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS;
+/// Go's HTTP/2 server default, which etcd's peer listener uses). A sender's further calls
+/// wait for a free stream within their timeout.
+pub const PEER_CONCURRENT_STREAMS_MAX: u32 = 250;
+
 /// Most bytes of queued Raft messages (framing included) written to the Raft stream as one
 /// batch; a single larger message is sent alone.
 pub const RAFT_BATCH_BYTES_MAX: usize = 1024 * 1024;
@@ -77,7 +82,7 @@ pub struct PeerLimits {
     pub queue_messages_max: usize,
     /// Bytes of Raft messages queued per peer before `send` drops. Default 64 MiB.
     pub queue_bytes_max: usize,
-    /// Largest snapshot data chunk, in bytes. Default 1 MiB.
+    /// Largest snapshot data chunk, in bytes; at most `message_bytes_max`. Default 1 MiB.
     pub snapshot_chunk_bytes_max: usize,
     /// Time allowed to connect, complete the HTTP/2 handshake and have the Raft stream
     /// accepted. Default 1 s (etcd `--peer-dial-timeout`... rafthttp `DefaultDialTimeout`).
@@ -125,10 +130,12 @@ impl PeerLimits {
                 self.message_bytes_max
             ));
         }
-        if self.snapshot_chunk_bytes_max == 0 || self.snapshot_chunk_bytes_max > u32_max {
+        if self.snapshot_chunk_bytes_max == 0
+            || self.snapshot_chunk_bytes_max > self.message_bytes_max
+        {
             return Err(format!(
-                "snapshot_chunk_bytes_max must be 1..={u32_max}, got {}",
-                self.snapshot_chunk_bytes_max
+                "snapshot_chunk_bytes_max must be 1..=message_bytes_max ({}), got {}",
+                self.message_bytes_max, self.snapshot_chunk_bytes_max
             ));
         }
         if self.queue_messages_max == 0 {
@@ -228,6 +235,16 @@ mod tests {
             ..PeerLimits::default()
         };
         assert!(backoff.validate().unwrap_err().contains("backoff_min"));
+        let chunk = PeerLimits {
+            snapshot_chunk_bytes_max: 2,
+            message_bytes_max: 1,
+            queue_bytes_max: 1,
+            ..PeerLimits::default()
+        };
+        assert!(chunk
+            .validate()
+            .unwrap_err()
+            .contains("snapshot_chunk_bytes_max"));
         let zero = PeerLimits {
             dial_timeout: Duration::ZERO,
             ..PeerLimits::default()

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::wire::{id_hex, SenderHeaders, CALL_PATH_PREFIX, RAFT_PATH, SNAPSHOT_PATH};
-use super::{PeerIdentity, PeerLimits};
+use super::{PeerIdentity, PeerLimits, PEER_CONCURRENT_STREAMS_MAX};
 use crate::conn::{serve_h2, ServerLimits};
 use crate::grpc::{CallContext, GrpcService, Inbound, MethodKind, Outbound};
 use crate::shutdown::Shutdown;
@@ -147,12 +147,12 @@ impl PeerServer {
         if let Err(error) = limits.validate() {
             panic!("invalid PeerLimits: {error}");
         }
-        let recv_bytes_max = limits
-            .message_bytes_max
-            .max(limits.snapshot_chunk_bytes_max);
+        // Snapshot chunks are at most message_bytes_max (validated): one receive limit
+        // covers every kind of message; streams narrow it further.
         let server_limits = ServerLimits {
-            max_recv_message_bytes: recv_bytes_max,
+            max_recv_message_bytes: limits.message_bytes_max,
             max_send_message_bytes: limits.message_bytes_max,
+            max_concurrent_streams: PEER_CONCURRENT_STREAMS_MAX,
             ..ServerLimits::default()
         };
         PeerServer {
