@@ -85,7 +85,7 @@ pub struct PeerLimits {
     /// Largest snapshot data chunk, in bytes; at most `message_bytes_max`. Default 1 MiB.
     pub snapshot_chunk_bytes_max: usize,
     /// Time allowed to connect, complete the HTTP/2 handshake and have the Raft stream
-    /// accepted. Default 1 s (etcd `--peer-dial-timeout`... rafthttp `DefaultDialTimeout`).
+    /// accepted. Default 1 s (etcd rafthttp's peer dial timeout).
     pub dial_timeout: Duration,
     /// First pause before dialing a peer again after a failed attempt. Default 50 ms.
     pub backoff_min: Duration,

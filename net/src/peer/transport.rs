@@ -399,7 +399,7 @@ impl PeerTransport {
     /// receiver's handler answered. Errors (text): not connected within `request_timeout`,
     /// a chunk too large or failing at the source (the stream is reset), the connection
     /// broke, the peer was removed, or the receiver's failure ("peer 2 failed to receive
-    /// the snapshot: <reason>").
+    /// the snapshot: REASON").
     pub async fn send_snapshot(
         &self,
         to: u64,
