@@ -485,7 +485,7 @@ pub const KEEP_ALIVE_METHOD: &str = "/etcdserverpb.Lease/LeaseKeepAlive";
 
 async fn query(svc: &EtcdService, query: LeaseQuery) -> Result<LeaseAnswer, Status> {
     let (reply, answer) = oneshot::channel();
-    svc.send(RaftRequest::Lease(query, reply)).await?;
+    svc.send(RaftRequest::Lease(query, reply, true)).await?;
     crate::service::await_reply(answer).await?
 }
 

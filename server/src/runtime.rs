@@ -10,11 +10,14 @@ use futures::channel::oneshot;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use tracing::{error, info};
 
-use crate::cluster::{self, Membership, RaftRequest, RaftSettings, Shared};
+use crate::cluster::{
+    self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
+};
 use crate::config::ServerConfig;
 use crate::http::Endpoints;
 use crate::member;
 use crate::service::{EtcdService, ServiceConfig};
+use net::peer::{PeerIdentity, PeerLimits, PeerTransport};
 
 /// Capacity of the channel every core sends writes and read barriers on.
 pub const RAFT_QUEUE_CAPACITY: usize = 8_192;
@@ -113,6 +116,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             },
             boot_id,
             requests: raft_rx.clone(),
+            sender: raft_tx.clone(),
+            peer_addrs: config.listen_peer_addrs.clone(),
         });
         let raft_stop_rx = raft_stop_rx.clone();
         let shared_tx = shared_tx.clone();
@@ -123,7 +128,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             .spawn(move || async move {
                 let shared = match raft_start {
                     Some(start) => {
-                        let (shared, raft_task) = match start_raft_core(start) {
+                        let (shared, raft_task, peer_stop) = match start_raft_core(start) {
                             Ok(started) => started,
                             Err(e) => {
                                 let _ = shared_tx.send(Err(e));
@@ -153,6 +158,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             let _ = done_rx.await;
                         }
                         drop(raft_task);
+                        peer_stop.trigger();
                         return;
                     }
                     None => shared_for_core.expect("shared state for every other core"),
@@ -232,23 +238,63 @@ struct RaftStart {
     settings: RaftSettings,
     boot_id: u64,
     requests: flume::Receiver<RaftRequest>,
+    /// For the peer handler, which feeds peers' messages to the raft core.
+    sender: flume::Sender<RaftRequest>,
+    /// `--listen-peer-urls`.
+    peer_addrs: Vec<std::net::SocketAddr>,
 }
 
-/// Recovers the member's storage and spawns the raft core in its latency-sensitive task
-/// queue on the current executor.
+/// Recovers the member's storage, starts the peer transport and its listeners, and spawns
+/// the raft core in its latency-sensitive task queue on the current executor. Returns the
+/// shared state, the raft core's task and the peer listeners' shutdown.
 fn start_raft_core(
     start: RaftStart,
-) -> Result<(Arc<Shared>, glommio::task::JoinHandle<()>), String> {
+) -> Result<(Arc<Shared>, glommio::task::JoinHandle<()>, net::Shutdown), String> {
+    let identity = PeerIdentity {
+        member_id: start.member_id,
+        cluster_id: start.cluster_id,
+    };
+    let mut listeners = Vec::new();
+    for addr in &start.peer_addrs {
+        let listener = glommio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
+        listeners.push((*addr, listener));
+    }
+    let transport = PeerTransport::new(identity, PeerLimits::default());
     let recovered = cluster::recover(&start.member_dir, start.initial, false)?;
     let core = cluster::open(
         recovered,
         start.member_id,
         start.cluster_id,
         start.settings,
-        Rc::new(cluster::NoPeers),
+        Rc::new(TransportPeers::new(transport.clone())),
         start.boot_id,
     )?;
     let shared = core.shared();
+    let handler = Rc::new(RaftPeerHandler::new(shared.clone(), start.sender));
+    let shutdown = net::Shutdown::new();
+    for (addr, listener) in listeners {
+        info!(%addr, "serving peer traffic");
+        let serve = net::peer::serve_peers(
+            listener,
+            identity,
+            handler.clone(),
+            PeerLimits::default(),
+            shutdown.clone(),
+        );
+        glommio::spawn_local(async move {
+            if let Err(e) = serve.await {
+                error!(%addr, "peer listener failed: {e}");
+            }
+        })
+        .detach();
+    }
+    let stop = shutdown.clone();
+    glommio::spawn_local(async move {
+        stop.wait().await;
+        transport.shutdown();
+    })
+    .detach();
     let tq = glommio::executor().create_task_queue(
         Shares::Static(1000),
         Latency::Matters(Duration::from_micros(500)),
@@ -257,7 +303,7 @@ fn start_raft_core(
     let task = glommio::spawn_local_into(core.run(start.requests), tq)
         .expect("raft task queue exists")
         .detach();
-    Ok((shared, task))
+    Ok((shared, task, shutdown))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use engine::{Mvcc, MvccReader, Wal};
 use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
@@ -31,6 +32,7 @@ use raft::{
 use tracing::{debug, error, info, warn};
 
 use super::membership::{MemberInfo, Membership};
+use super::peers;
 use super::pending::{
     request_timeout, MemberChangeReply, MoveLeaderReply, Pending, ProposalReply, ReadWaiter,
 };
@@ -69,8 +71,15 @@ pub enum RaftRequest {
     Propose(Box<Proposal>),
     /// Linearizable-read barrier: answered once the applied index reaches the read index.
     ReadIndex(ReadWaiter),
-    /// A lease query answered from the lessor without a log entry (renew, TimeToLive, Leases).
-    Lease(LeaseQuery, oneshot::Sender<Result<LeaseAnswer, Status>>),
+    /// A lease query answered from the lessor without a log entry (renew, TimeToLive,
+    /// Leases). When this member does not lead and the flag is set, renew and TimeToLive
+    /// are forwarded to the leader (etcd forwards them over its peer port); queries that
+    /// peers forwarded here carry `false`, so they are never forwarded twice.
+    Lease(
+        LeaseQuery,
+        oneshot::Sender<Result<LeaseAnswer, Status>>,
+        bool,
+    ),
     /// Raft messages from a peer, in the order it sent them.
     Peer(Vec<raft::Message>),
     /// A membership change (Cluster service); answered once applied.
@@ -167,19 +176,14 @@ pub trait PeerSender {
     fn take_unreachable(&self) -> Vec<u64>;
     /// The members to talk to, other than this one, with their peer URLs.
     fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
-}
-
-/// A [`PeerSender`] for a member that has no peers: every message is dropped.
-pub struct NoPeers;
-
-impl PeerSender for NoPeers {
-    fn send(&self, _to: u64, _message: Bytes) -> bool {
-        false
-    }
-    fn take_unreachable(&self) -> Vec<u64> {
-        Vec::new()
-    }
-    fn set_peers(&self, _peers: Vec<(u64, Vec<String>)>) {}
+    /// A unary call to member `to` (see `peers::METHOD_*`), bounded by the transport's
+    /// request timeout.
+    fn request(
+        &self,
+        to: u64,
+        method: &'static str,
+        body: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>>;
 }
 
 /// Raft settings the raft core needs.
@@ -434,8 +438,8 @@ impl RaftCore {
                 }
             }
             RaftRequest::ReadIndex(reply) => self.pending.queue_read(reply),
-            RaftRequest::Lease(query, reply) => {
-                let _ = reply.send(self.lessor.answer(query, now));
+            RaftRequest::Lease(query, reply, forwardable) => {
+                self.answer_lease(query, reply, forwardable, now)
             }
             RaftRequest::Peer(messages) => {
                 for m in messages {
@@ -446,6 +450,32 @@ impl RaftCore {
             RaftRequest::MoveLeader(target, reply) => self.move_leader(target, reply, now),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
+    }
+
+    /// Answers a lease query from the lessor, or forwards renew/TimeToLive to the leader.
+    fn answer_lease(
+        &mut self,
+        query: LeaseQuery,
+        reply: oneshot::Sender<Result<LeaseAnswer, Status>>,
+        forwardable: bool,
+        now: Instant,
+    ) {
+        let leader = self.shared.leader.load(Ordering::Acquire);
+        let follower = leader != 0 && leader != self.shared.member_id;
+        if forwardable && follower {
+            if let Some((method, body)) = peers::encode_lease_query(&query) {
+                let call = self.peers.request(leader, method, body);
+                glommio::spawn_local(async move {
+                    let answer = call
+                        .await
+                        .and_then(|body| peers::decode_lease_answer(&query, body));
+                    let _ = reply.send(answer);
+                })
+                .detach();
+                return;
+            }
+        }
+        let _ = reply.send(self.lessor.answer(query, now));
     }
 
     /// Checks a membership change as etcd does before proposing it, then proposes its

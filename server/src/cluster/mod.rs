@@ -5,14 +5,16 @@
 
 mod driver;
 mod membership;
+mod peers;
 mod pending;
 mod reconfig;
 mod storage;
 
 pub use driver::{
-    encode_entry_data, open, Applied, NoPeers, Proposal, RaftRequest, RaftSettings, Shared,
+    encode_entry_data, open, Applied, Proposal, RaftRequest, RaftSettings, Shared,
     ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
+pub use peers::{RaftPeerHandler, TransportPeers};
 pub use reconfig::{MemberChange, MemberChangeResult};
 pub use storage::recover;
