@@ -170,6 +170,18 @@ const PAUSE_AT_CHUNK: usize = 100;
 const PAUSE: Duration = Duration::from_millis(300);
 
 impl PeerHandler for TestHandler {
+    fn http(&self, request: &net::HttpRequest) -> net::HttpResponse {
+        match request.path.as_str() {
+            "/members" => net::HttpResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: Bytes::from_static(b"[]"),
+                headers: vec![("X-Etcd-Cluster-ID".into(), "c1".into())],
+            },
+            _ => net::HttpResponse::text(404, "404 page not found\n"),
+        }
+    }
+
     fn accepts(&self, from: u64) -> bool {
         self.0.refused_member.get() != Some(from)
     }
@@ -998,6 +1010,33 @@ fn a_full_queue_drops_and_reports_the_peer() {
         assert_eq!(status.became_unreachable, 0);
 
         stop_transport(&transport).await;
+        receiver.stop().await;
+    });
+}
+
+#[test]
+fn http1_requests_on_the_peer_port_reach_the_handler() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    run(async {
+        let receiver = Receiver::start(RECEIVER, fast_limits(), None);
+        let mut socket = glommio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        socket
+            .write_all(b"GET /members HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("X-Etcd-Cluster-ID: c1"), "{answer}");
+        assert!(answer.ends_with("[]"), "{answer}");
+        let mut socket = glommio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        socket
+            .write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
         receiver.stop().await;
     });
 }

@@ -12,11 +12,11 @@ use futures::stream::LocalBoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use glommio::net::TcpListener;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::wire::{id_hex, SenderHeaders, CALL_PATH_PREFIX, RAFT_PATH, SNAPSHOT_PATH};
 use super::{PeerIdentity, PeerLimits, PEER_CONCURRENT_STREAMS_MAX};
 use crate::conn::{serve_h2, ServerLimits};
+use crate::http1::{HttpHandler, HttpRequest, HttpResponse};
 use crate::grpc::{CallContext, GrpcService, Inbound, MethodKind, Outbound};
 use crate::shutdown::Shutdown;
 use crate::status::{Code, Status};
@@ -59,6 +59,26 @@ pub trait PeerHandler: 'static {
         method: String,
         body: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>>;
+
+    /// An HTTP/1.1 request on the peer port (etcd serves `/members` and `/version` there;
+    /// a member joining a cluster reads `/members` before it knows any member's ID).
+    /// Default: 404.
+    fn http(&self, request: &HttpRequest) -> HttpResponse {
+        let _ = request;
+        HttpResponse::text(404, "404 page not found\n")
+    }
+}
+
+/// Routes the peer port's HTTP/1.1 requests to [`PeerHandler::http`].
+struct PeerHttp {
+    handler: Rc<dyn PeerHandler>,
+}
+
+impl HttpHandler for PeerHttp {
+    fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse> {
+        let response = self.handler.http(&request);
+        Box::pin(async move { response })
+    }
 }
 
 /// The data chunks of one incoming snapshot, in order: a `Stream` of `Result<Bytes,
@@ -189,12 +209,21 @@ impl PeerServer {
                 }
             };
             let remote = stream.peer_addr().ok();
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "peer: TCP_NODELAY failed");
-            }
             let server = self.clone();
             let spawned = gate.spawn(async move {
-                if let Err(error) = server.serve_connection(stream.compat(), remote).await {
+                // HTTP/2 (the peer protocol) or HTTP/1.1 (`PeerHandler::http`), sniffed.
+                let http = Rc::new(PeerHttp {
+                    handler: server.service.handler.clone(),
+                });
+                let served = crate::conn::serve_connection(
+                    stream,
+                    server.service.clone(),
+                    http,
+                    server.limits.clone(),
+                    server.shutdown.clone(),
+                )
+                .await;
+                if let Err(error) = served {
                     tracing::debug!(%error, ?remote, "peer: connection ended with an error");
                 }
             });
