@@ -613,6 +613,24 @@ fn senders_from_another_cluster_or_unknown_members_are_refused() {
             error.contains("member 1 is not a member of cluster c1"),
             "{error}"
         );
+        assert_eq!(removed.refused_as_non_member(), vec![2]);
+        assert!(stranger.refused_as_non_member().is_empty());
+        // Accepted again (e.g. the refusal was a receiver that had not applied the
+        // member's addition yet): the mark goes away on the next accepted stream.
+        receiver.recorder.refused_member.set(None);
+        wait_connected(&removed, 2).await;
+        assert!(removed.refused_as_non_member().is_empty());
+        // Removed while its stream is open: the stream ends at the next message, and the
+        // redial is refused.
+        receiver.recorder.refused_member.set(Some(1));
+        removed.send(2, numbered(1, 8)).unwrap();
+        wait_status(&removed, 2, "the refusal of an open stream", |s| {
+            s.last_error.as_deref().is_some_and(|e| {
+                e.contains("refused the Raft stream: cairn: member 1 is not a member")
+            })
+        })
+        .await;
+        assert_eq!(removed.refused_as_non_member(), vec![2]);
 
         // Addressed to another member than the one listening there.
         receiver.recorder.refused_member.set(None);
@@ -1019,7 +1037,9 @@ fn http1_requests_on_the_peer_port_reach_the_handler() {
     use futures::{AsyncReadExt, AsyncWriteExt};
     run(async {
         let receiver = Receiver::start(RECEIVER, fast_limits(), None);
-        let mut socket = glommio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        let mut socket = glommio::net::TcpStream::connect(receiver.addr)
+            .await
+            .unwrap();
         socket
             .write_all(b"GET /members HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
@@ -1029,7 +1049,9 @@ fn http1_requests_on_the_peer_port_reach_the_handler() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains("X-Etcd-Cluster-ID: c1"), "{answer}");
         assert!(answer.ends_with("[]"), "{answer}");
-        let mut socket = glommio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        let mut socket = glommio::net::TcpStream::connect(receiver.addr)
+            .await
+            .unwrap();
         socket
             .write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await

@@ -17,6 +17,13 @@ pub struct Endpoints {
     shared: Arc<Shared>,
 }
 
+/// The body of `GET /version` (client and peer ports), etcd's shape plus Cairn's version.
+pub fn version_json() -> String {
+    format!(
+        r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
+    )
+}
+
 impl Endpoints {
     /// Endpoints reading `shared`.
     pub fn new(shared: Arc<Shared>) -> Self {
@@ -44,9 +51,7 @@ impl Endpoints {
             ("GET", "/version") => HttpResponse {
                 status: 200,
                 content_type: "application/json".into(),
-                body: Bytes::from(format!(
-                    r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
-                )),
+                body: Bytes::from(version_json()),
                 headers: Vec::new(),
             },
             (_, "/health") | (_, "/version") => HttpResponse {

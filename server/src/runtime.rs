@@ -88,15 +88,15 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
 
     // Shutdown plumbing: the signal thread tells every core to stop serving; once every
     // core has stopped, core 0 stops the raft core.
-    let mut stop_senders = Vec::new();
+    let (stop_senders, stop_receivers): (Vec<_>, Vec<_>) =
+        (0..config.cores).map(|_| flume::bounded::<()>(1)).unzip();
     let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
     let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
 
     let mut handles = Vec::new();
     let mut shared0: Option<Arc<Shared>> = None;
     for core in 0..config.cores {
-        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
-        stop_senders.push(stop_tx);
+        let stop_rx = stop_receivers[core].clone();
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
@@ -106,6 +106,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             member_id: identity.member_id,
             cluster_id: identity.cluster_id,
             initial: identity.initial.clone(),
+            join: identity.join,
+            bootstrap_peers: identity.bootstrap_peers.clone(),
             settings: RaftSettings {
                 election_ticks: config.election_ticks,
                 tick: Duration::from_millis(config.heartbeat_interval_ms),
@@ -113,6 +115,14 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 name: config.name.clone(),
                 client_urls: config.advertise_client_urls.clone(),
                 strict_reconfig_check: config.strict_reconfig_check,
+                stop_serving: {
+                    let stops = stop_senders.clone();
+                    Box::new(move || {
+                        for stop in &stops {
+                            let _ = stop.try_send(());
+                        }
+                    })
+                },
             },
             boot_id,
             requests: raft_rx.clone(),
@@ -235,6 +245,8 @@ struct RaftStart {
     member_id: u64,
     cluster_id: u64,
     initial: Membership,
+    join: bool,
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
     settings: RaftSettings,
     boot_id: u64,
     requests: flume::Receiver<RaftRequest>,
@@ -261,13 +273,14 @@ fn start_raft_core(
         listeners.push((*addr, listener));
     }
     let transport = PeerTransport::new(identity, PeerLimits::default());
-    let recovered = cluster::recover(&start.member_dir, start.initial, false)?;
+    let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
     let core = cluster::open(
         recovered,
         start.member_id,
         start.cluster_id,
         start.settings,
         Rc::new(TransportPeers::new(transport.clone())),
+        start.bootstrap_peers,
         start.boot_id,
     )?;
     let shared = core.shared();

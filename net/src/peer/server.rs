@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::wire::{id_hex, SenderHeaders, CALL_PATH_PREFIX, RAFT_PATH, SNAPSHOT_PATH};
 use super::{PeerIdentity, PeerLimits, PEER_CONCURRENT_STREAMS_MAX};
 use crate::conn::{serve_h2, ServerLimits};
-use crate::http1::{HttpHandler, HttpRequest, HttpResponse};
 use crate::grpc::{CallContext, GrpcService, Inbound, MethodKind, Outbound};
+use crate::http1::{HttpHandler, HttpRequest, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::status::{Code, Status};
 
@@ -322,16 +322,21 @@ impl PeerService {
                 remote = ?ctx.peer,
                 "peer: refused a stream from a member that is not in the cluster"
             );
-            return Err(Status::new(
-                Code::PermissionDenied,
-                format!(
-                    "cairn: member {} is not a member of cluster {} (removed or unknown)",
-                    id_hex(sender.member_id),
-                    id_hex(self.identity.cluster_id)
-                ),
-            ));
+            return Err(self.not_a_member(sender.member_id));
         }
         Ok(sender.member_id)
+    }
+
+    /// The refusal of a sender that [`PeerHandler::accepts`] refuses.
+    fn not_a_member(&self, from: u64) -> Status {
+        Status::new(
+            Code::PermissionDenied,
+            format!(
+                "cairn: member {} is not a member of cluster {} (removed or unknown)",
+                id_hex(from),
+                id_hex(self.identity.cluster_id)
+            ),
+        )
     }
 
     /// The Raft stream: acknowledge with one empty message, then deliver every message in
@@ -369,6 +374,11 @@ impl PeerService {
                         break;
                     }
                 }
+            }
+            // A member removed while its stream was open: end the stream with the same
+            // refusal a new one would get, so the sender learns it was removed.
+            if !self.handler.accepts(from) {
+                return Err(self.not_a_member(from));
             }
             self.handler.on_raft_messages(from, messages);
             if let Some(status) = failed {

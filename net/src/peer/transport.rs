@@ -207,6 +207,9 @@ struct Shared {
     /// Peers that dropped messages or lost their connection since the last
     /// `take_unreachable`; at most one entry per peer.
     unreachable: RefCell<BTreeSet<u64>>,
+    /// Peers whose receiver refused this member as not (or no longer) a member of the
+    /// cluster (PERMISSION_DENIED from [`super::PeerHandler::accepts`]).
+    refused_as_non_member: RefCell<BTreeSet<u64>>,
     shutdown: Shutdown,
     tasks_running: Cell<usize>,
     tasks_changed: Notify,
@@ -236,6 +239,7 @@ impl PeerTransport {
                 limits,
                 peers: RefCell::new(HashMap::new()),
                 unreachable: RefCell::new(BTreeSet::new()),
+                refused_as_non_member: RefCell::new(BTreeSet::new()),
                 shutdown: Shutdown::new(),
                 tasks_running: Cell::new(0),
                 tasks_changed: Notify::default(),
@@ -367,6 +371,17 @@ impl PeerTransport {
     pub fn take_unreachable(&self) -> Vec<u64> {
         std::mem::take(&mut *self.shared.unreachable.borrow_mut())
             .into_iter()
+            .collect()
+    }
+
+    /// The peers whose last answer refused this member as not a member of the cluster
+    /// (etcd's removed member learns its removal the same way: peers answer 410 Gone).
+    pub fn refused_as_non_member(&self) -> Vec<u64> {
+        self.shared
+            .refused_as_non_member
+            .borrow()
+            .iter()
+            .copied()
             .collect()
     }
 
@@ -662,7 +677,7 @@ async fn session(peer: &Peer, shared: &Shared, url: &PeerUrl) -> String {
     let work = async move {
         let opened = with_timeout(
             limits.dial_timeout,
-            open_raft_stream(send_request.clone(), url, shared.identity, peer.id),
+            open_raft_stream(send_request.clone(), url, shared, peer.id),
         )
         .await;
         let (mut stream, mut body) = match opened {
@@ -779,13 +794,21 @@ async fn resolve(url: &PeerUrl) -> Result<Vec<SocketAddr>, String> {
 async fn open_raft_stream(
     send_request: SendRequest<Bytes>,
     url: &PeerUrl,
-    identity: PeerIdentity,
+    shared: &Shared,
     to: u64,
 ) -> Result<(SendStream<Bytes>, RecvStream), String> {
+    let identity = shared.identity;
     let h2_failed =
         |error: h2::Error| format!("opening the Raft stream to {} failed: {error}", url.text);
-    let refused =
-        |status: Status| format!("{} refused the Raft stream: {}", url.text, status.message);
+    let refused = |status: Status| {
+        let mut non_member = shared.refused_as_non_member.borrow_mut();
+        if status.code == Code::PermissionDenied {
+            non_member.insert(to);
+        } else {
+            non_member.remove(&to);
+        }
+        format!("{} refused the Raft stream: {}", url.text, status.message)
+    };
     let mut send_request = send_request.ready().await.map_err(h2_failed)?;
     let request = build_request(url, RAFT_PATH, identity, to, None)?;
     let (response, stream) = send_request
@@ -796,7 +819,10 @@ async fn open_raft_stream(
     let mut body = response.into_body();
     let mut decoder = MessageDecoder::new(0);
     match next_message(&mut body, &mut decoder).await {
-        Some(Ok(_)) => Ok((stream, body)),
+        Some(Ok(_)) => {
+            shared.refused_as_non_member.borrow_mut().remove(&to);
+            Ok((stream, body))
+        }
         Some(Err(status)) => Err(refused(status)),
         None => Err(match read_trailer_status(&mut body).await {
             Err(status) => refused(status),

@@ -176,6 +176,8 @@ pub trait PeerSender {
     fn take_unreachable(&self) -> Vec<u64>;
     /// The members to talk to, other than this one, with their peer URLs.
     fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
+    /// Whether a peer refused this member as removed from the cluster.
+    fn removed_by_peers(&self) -> bool;
     /// A unary call to member `to` (see `peers::METHOD_*`), bounded by the transport's
     /// request timeout.
     fn request(
@@ -200,6 +202,9 @@ pub struct RaftSettings {
     pub client_urls: Vec<String>,
     /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
     pub strict_reconfig_check: bool,
+    /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
+    /// shut down): called once this member is removed from the cluster.
+    pub stop_serving: Box<dyn Fn() + Send>,
 }
 
 impl RaftSettings {
@@ -230,6 +235,10 @@ pub struct RaftCore {
     attributes_proposed_at: Option<Instant>,
     /// This member applied its own removal: it stops once the Ready is handled.
     removed: bool,
+    /// Peers of a joining member until its member table names it (then emptied).
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
+    /// The server is stopping because this member was removed.
+    stopping: bool,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -275,14 +284,16 @@ impl WalSyncer {
     }
 }
 
-/// Builds the raft core from recovered storage. `boot_id` makes this run's read contexts
-/// unique (see [`Pending::new`]).
+/// Builds the raft core from recovered storage. `bootstrap_peers` are the members a joining
+/// member talks to until its own member table (rebuilt from the leader's log) names it.
+/// `boot_id` makes this run's read contexts unique (see [`Pending::new`]).
 pub fn open(
     recovered: Recovered,
     member_id: u64,
     cluster_id: u64,
     settings: RaftSettings,
     peers: Rc<dyn PeerSender>,
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
     boot_id: u64,
 ) -> Result<RaftCore, String> {
     let Recovered {
@@ -322,7 +333,7 @@ pub fn open(
         watch: crate::watch::WatchPublisher::new(),
     });
     let timeout = request_timeout(settings.election_timeout());
-    let core = RaftCore {
+    let mut core = RaftCore {
         node,
         wal,
         mvcc,
@@ -339,6 +350,8 @@ pub fn open(
         leader_changes_at_expiry: 0,
         attributes_proposed_at: None,
         removed: false,
+        bootstrap_peers,
+        stopping: false,
     };
     core.update_peers();
     Ok(core)
@@ -407,6 +420,10 @@ impl RaftCore {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        if self.peers.removed_by_peers() {
+            // This member missed the entry removing it; its peers know.
+            self.stop_removed();
+        }
         self.node.tick();
         lease::propose_expired(&mut self.lessor, &mut self.node, self.shared.member_id);
         let leader_failed = self.leader_changes != self.leader_changes_at_expiry;
@@ -663,15 +680,16 @@ impl RaftCore {
         }
     }
 
-    /// etcd stops a member that applied its own removal; so does Cairn, durably.
-    fn stop_removed(&mut self) -> ! {
-        if let Err(e) = self.wal.sync() {
-            fatal(&format!("WAL sync failed: {e}"));
+    /// etcd stops a member that applied its own removal (or that its peers refuse as
+    /// removed); so does Cairn, as on SIGTERM: in-flight requests finish, the WAL is synced,
+    /// the process exits 0. Called once.
+    fn stop_removed(&mut self) {
+        if self.stopping {
+            return;
         }
-        self.pending.fail_all(&errors::stopped());
+        self.stopping = true;
         warn!("the member has been permanently removed from the cluster; the data-dir used by this member must be removed");
-        eprintln!("cairn: the member has been permanently removed from the cluster");
-        std::process::exit(0);
+        (self.settings.stop_serving)();
     }
 
     fn wal_append(&mut self, record_type: u8, index: u64, payload: &[u8]) {
@@ -680,15 +698,24 @@ impl RaftCore {
         }
     }
 
-    /// Tells the transport about every member but this one.
-    fn update_peers(&self) {
+    /// Tells the transport about every member but this one (and, on a joining member whose
+    /// table does not name it yet, the peers it joined through).
+    fn update_peers(&mut self) {
         let me = self.shared.member_id;
-        let peers = self
+        if self.membership.get(me).is_some() {
+            self.bootstrap_peers.clear();
+        }
+        let mut peers: Vec<(u64, Vec<String>)> = self
             .membership
             .members()
             .filter(|m| m.id != me)
             .map(|m| (m.id, m.peer_urls.clone()))
             .collect();
+        for (id, urls) in &self.bootstrap_peers {
+            if self.membership.get(*id).is_none() {
+                peers.push((*id, urls.clone()));
+            }
+        }
         self.peers.set_peers(peers);
     }
 

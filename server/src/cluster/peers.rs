@@ -14,13 +14,14 @@ use net::pb::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
-use net::Status;
+use net::{HttpRequest, HttpResponse, Status};
 use prost::Message as _;
 use tracing::{debug, warn};
 
 use super::driver::{PeerSender, RaftRequest, Shared};
 use crate::errors;
 use crate::lease::{LeaseAnswer, LeaseQuery};
+use crate::member::PeerMember;
 
 /// Unary peer method: LeaseKeepAlive forwarded to the leader (body and answer are etcd's
 /// `LeaseKeepAliveRequest`/`LeaseKeepAliveResponse`), as etcd's `/leases` peer handler.
@@ -76,6 +77,10 @@ impl PeerSender for TransportPeers {
         }
     }
 
+    fn removed_by_peers(&self) -> bool {
+        !self.transport.refused_as_non_member().is_empty()
+    }
+
     fn request(
         &self,
         to: u64,
@@ -102,8 +107,11 @@ impl RaftPeerHandler {
 }
 
 impl PeerHandler for RaftPeerHandler {
+    /// Everyone of this cluster but removed members (etcd answers those 410 Gone, and they
+    /// stop). A member this one does not know yet (its table lags the log, or it is still
+    /// joining) is accepted: Raft ignores what does not fit its configuration.
     fn accepts(&self, from: u64) -> bool {
-        self.shared.membership().get(from).is_some()
+        !self.shared.membership().is_removed(from)
     }
 
     fn on_raft_messages(&self, from: u64, messages: Vec<Bytes>) {
@@ -127,6 +135,48 @@ impl PeerHandler for RaftPeerHandler {
                 peer = format!("{from:x}"),
                 "raft core queue full: dropped peer messages"
             );
+        }
+    }
+
+    /// etcd's peer-port `/members` (what a joining member reads) and `/version`.
+    fn http(&self, request: &HttpRequest) -> HttpResponse {
+        if request.method != "GET" {
+            return HttpResponse {
+                headers: vec![("Allow".into(), "GET".into())],
+                ..HttpResponse::text(405, "Method Not Allowed")
+            };
+        }
+        match request.path.split('?').next().unwrap_or("") {
+            "/members" => {
+                let members: Vec<PeerMember> = self
+                    .shared
+                    .membership()
+                    .members()
+                    .map(|m| PeerMember {
+                        id: m.id,
+                        peer_urls: m.peer_urls.clone(),
+                        name: m.name.clone(),
+                        client_urls: m.client_urls.clone(),
+                        is_learner: m.is_learner,
+                    })
+                    .collect();
+                HttpResponse {
+                    status: 200,
+                    content_type: "application/json".into(),
+                    body: Bytes::from(serde_json::to_vec(&members).expect("serializable")),
+                    headers: vec![(
+                        "X-Etcd-Cluster-ID".into(),
+                        format!("{:x}", self.shared.cluster_id),
+                    )],
+                }
+            }
+            "/version" => HttpResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: Bytes::from(crate::http::version_json()),
+                headers: Vec::new(),
+            },
+            _ => HttpResponse::text(404, "404 page not found\n"),
         }
     }
 
