@@ -342,6 +342,25 @@ impl EtcdService {
     }
 }
 
+/// gRPC metadata a client sets to be refused at once while the member has no leader
+/// (etcd `rpctypes.MetadataRequireLeaderKey`, value `MetadataHasLeader`).
+pub const REQUIRE_LEADER_KEY: &str = "hasleader";
+
+impl EtcdService {
+    /// etcd's interceptors: a call carrying `hasleader: true` fails with `etcdserver: no
+    /// leader` while this member knows no leader.
+    fn check_require_leader(&self, ctx: &CallContext) -> Result<(), Status> {
+        let required = ctx
+            .metadata
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if required && self.shared.leader.load(Ordering::Acquire) == 0 {
+            return Err(errors::no_leader());
+        }
+        Ok(())
+    }
+}
+
 /// What a learner serves (etcd 3.4 `isRPCSupportedForLearner`): Status and serializable
 /// Range only.
 fn unary_supported_for_learner(path: &str, request: &Bytes) -> bool {
@@ -377,6 +396,9 @@ impl GrpcService for EtcdService {
         ctx: CallContext,
         request: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        if let Err(status) = self.check_require_leader(&ctx) {
+            return Box::pin(async { Err(status) });
+        }
         if self.shared.is_learner.load(Ordering::Acquire)
             && !unary_supported_for_learner(&ctx.path, &request)
         {
@@ -397,6 +419,9 @@ impl GrpcService for EtcdService {
         _inbound: Inbound,
         _outbound: Outbound,
     ) -> LocalBoxFuture<'static, Result<(), Status>> {
+        if let Err(status) = self.check_require_leader(&ctx) {
+            return Box::pin(async { Err(status) });
+        }
         if self.shared.is_learner.load(Ordering::Acquire) {
             // etcd 3.4 serves no stream on a learner.
             return Box::pin(async { Err(errors::not_supported_for_learner()) });
