@@ -282,9 +282,14 @@ fn start_raft_core(
         Rc::new(TransportPeers::new(transport.clone())),
         start.bootstrap_peers,
         start.boot_id,
+        start.sender.clone(),
     )?;
     let shared = core.shared();
-    let handler = Rc::new(RaftPeerHandler::new(shared.clone(), start.sender));
+    let handler = Rc::new(RaftPeerHandler::new(
+        shared.clone(),
+        start.sender,
+        start.member_dir.clone(),
+    ));
     let shutdown = net::Shutdown::new();
     for (addr, listener) in listeners {
         info!(%addr, "serving peer traffic");
