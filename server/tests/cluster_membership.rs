@@ -335,7 +335,10 @@ fn member_remove_of_a_follower() {
     );
     // The removed member learns it and stops (etcd: "the member has been permanently
     // removed from the cluster").
-    cluster.wait_exit(follower);
+    // etcd exits with status 0 then (etcdmain: "the data-dir used by this member must be
+    // removed"), so a supervisor with Restart=on-failure leaves it down.
+    let status = cluster.wait_exit(follower);
+    assert!(status.success(), "the removed member exited with {status}");
 
     let rest = cluster.serving();
     assert_eq!(rest.len(), 2);
@@ -376,7 +379,8 @@ fn member_remove_of_the_leader_elects_a_new_one() {
 
     let new_leader = cluster.wait_leader_among(&others);
     assert_ne!(new_leader, leader);
-    cluster.wait_exit(leader);
+    let status = cluster.wait_exit(leader);
+    assert!(status.success(), "the removed leader exited with {status}");
     assert!(
         !is_healthy(cluster.member(leader).client_port()),
         "the removed leader stopped serving"
