@@ -335,8 +335,8 @@ fn member_remove_of_a_follower() {
     );
     // The removed member learns it and stops (etcd: "the member has been permanently
     // removed from the cluster").
-    // etcd exits with status 0 then (etcdmain: "the data-dir used by this member must be
-    // removed"), so a supervisor with Restart=on-failure leaves it down.
+    // etcd logs "the member has been permanently removed from the cluster" and exits with
+    // status 0, so a supervisor with Restart=on-failure leaves it down.
     let status = cluster.wait_exit(follower);
     assert!(status.success(), "the removed member exited with {status}");
 

@@ -357,10 +357,13 @@ fn handle_connection(shared: Arc<Shared>, downstream: TcpStream, destination: us
     let forward = spawn_half(down_read, upstream);
     let backward = spawn_half(up_read, downstream);
     if forward.is_err() || backward.is_err() {
+        // A half that did start exits once the sockets are closed, without reaching the
+        // last-half cleanup, so the cleanup happens here.
         let mut state = shared.lock();
         if let Some(at) = state.connections.iter().position(|c| c.id == id) {
             state.connections.swap_remove(at).close();
         }
+        shared.live_connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
