@@ -223,6 +223,39 @@ pub struct ServerConfig {
     pub log_level: String,
 }
 
+impl ServerConfig {
+    /// The bootstrap checks of `--initial-cluster` (etcd makes them only when a member
+    /// starts without data: a restarted member ignores the initial-cluster flags): this
+    /// member's name is listed, with exactly its `--initial-advertise-peer-urls`.
+    pub fn check_initial_cluster(&self) -> Result<(), String> {
+        let own = self
+            .initial_cluster
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .ok_or_else(|| {
+                format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    self.name
+                )
+            })?;
+        let mut own_urls = own.1.clone();
+        own_urls.sort();
+        let mut advertised = self.initial_advertise_peer_urls.clone();
+        advertised.sort();
+        if own_urls != advertised {
+            return Err(format!(
+                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: \"{}\" != \"{}\")",
+                self.name,
+                own.1.join(","),
+                self.initial_advertise_peer_urls.join(","),
+                own.1.join(","),
+                self.initial_advertise_peer_urls.join(",")
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Checks every flag and derives the server configuration. Messages name the flag
     /// and the allowed range, as etcd's (`embed.Config.Validate`).
@@ -291,29 +324,6 @@ impl Config {
             Some(spec) => parse_initial_cluster(spec)?,
             None => vec![(self.name.clone(), peer_urls.clone())],
         };
-        let own = initial_cluster
-            .iter()
-            .find(|(n, _)| *n == self.name)
-            .ok_or_else(|| {
-                format!(
-                    "couldn't find local name {:?} in the initial cluster configuration",
-                    self.name
-                )
-            })?;
-        let mut own_urls = own.1.clone();
-        own_urls.sort();
-        let mut advertised = peer_urls.clone();
-        advertised.sort();
-        if own_urls != advertised {
-            return Err(format!(
-                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: \"{}\" != \"{}\")",
-                self.name,
-                own.1.join(","),
-                peer_urls.join(","),
-                own.1.join(","),
-                peer_urls.join(",")
-            ));
-        }
         let log_level = match self.log_level.as_str() {
             "panic" | "fatal" => "error".to_string(),
             other => other.to_string(),
@@ -454,7 +464,10 @@ mod tests {
 
     #[test]
     fn local_member_must_be_in_initial_cluster() {
-        let e = parse(&["--initial-cluster", "other=http://localhost:2380"]).unwrap_err();
+        let e = parse(&["--initial-cluster", "other=http://localhost:2380"])
+            .unwrap()
+            .check_initial_cluster()
+            .unwrap_err();
         assert_eq!(
             e,
             "couldn't find local name \"default\" in the initial cluster configuration"

@@ -83,8 +83,10 @@ pub enum RaftRequest {
     ),
     /// Raft messages from a peer, in the order it sent them.
     Peer(Vec<raft::Message>),
-    /// A membership change (Cluster service); answered once applied.
-    Member(MemberChange, MemberChangeReply),
+    /// A membership change (Cluster service); answered once applied. A promotion reaching
+    /// a follower is forwarded to the leader (only it knows whether the learner caught
+    /// up, etcd `PromoteMember`) when the flag is set; peers' forwarded ones carry `false`.
+    Member(MemberChange, MemberChangeReply, bool),
     /// Maintenance.MoveLeader: answered once the transferee leads.
     MoveLeader(u64, MoveLeaderReply),
     /// A snapshot from the leader, received whole into `snapshot.received`: step its
@@ -488,7 +490,16 @@ impl RaftCore {
                     self.step_peer(m);
                 }
             }
-            RaftRequest::Member(change, reply) => self.propose_member_change(change, reply, now),
+            RaftRequest::Member(change, reply, forwardable) => {
+                let leader = self.shared.leader.load(Ordering::Acquire);
+                let follower = leader != 0 && leader != self.shared.member_id;
+                match change {
+                    MemberChange::Promote(id) if forwardable && follower => {
+                        self.forward_promote(leader, id, reply)
+                    }
+                    change => self.propose_member_change(change, reply, now),
+                }
+            }
             RaftRequest::MoveLeader(target, reply) => self.move_leader(target, reply, now),
             RaftRequest::InstallSnapshot(message, reply) => {
                 let from = message.from;
@@ -571,6 +582,16 @@ impl RaftCore {
                 let _ = reply.send(Err(status));
             }
         }
+    }
+
+    /// Asks the leader to promote learner `id` (etcd forwards over its peer port too).
+    fn forward_promote(&self, leader: u64, id: u64, reply: MemberChangeReply) {
+        let (method, body) = peers::encode_promote(id);
+        let call = self.peers.request(leader, method, body);
+        glommio::spawn_local(async move {
+            let _ = reply.send(call.await.and_then(peers::decode_promote_answer));
+        })
+        .detach();
     }
 
     fn check_member_change(&self, change: &MemberChange) -> Result<(), Status> {

@@ -15,6 +15,7 @@ use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use net::pb::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberPromoteRequest, MemberPromoteResponse,
 };
 use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
 use net::{HttpRequest, HttpResponse, Status};
@@ -22,6 +23,8 @@ use prost::Message as _;
 use tracing::{debug, info, warn};
 
 use super::driver::{PeerSender, RaftRequest, Shared};
+use super::membership::MemberInfo;
+use super::reconfig::{MemberChange, MemberChangeResult};
 use super::storage::RECEIVED_SNAPSHOT_DIR;
 use crate::errors;
 use crate::lease::{LeaseAnswer, LeaseQuery};
@@ -30,6 +33,9 @@ use crate::member::PeerMember;
 /// Unary peer method: LeaseKeepAlive forwarded to the leader (body and answer are etcd's
 /// `LeaseKeepAliveRequest`/`LeaseKeepAliveResponse`), as etcd's `/leases` peer handler.
 pub const METHOD_LEASE_RENEW: &str = "LeaseRenew";
+/// Unary peer method: MemberPromote forwarded to the leader (etcd's
+/// `MemberPromoteRequest`/`MemberPromoteResponse`), as etcd's `/members/promote/<id>`.
+pub const METHOD_MEMBER_PROMOTE: &str = "MemberPromote";
 /// Unary peer method: LeaseTimeToLive forwarded to the leader (etcd's
 /// `LeaseTimeToLiveRequest`/`LeaseTimeToLiveResponse`), as etcd's `/leases/internal`.
 pub const METHOD_LEASE_TIME_TO_LIVE: &str = "LeaseTimeToLive";
@@ -271,6 +277,19 @@ impl PeerHandler for RaftPeerHandler {
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
         let raft = self.raft.clone();
         Box::pin(async move {
+            if method == METHOD_MEMBER_PROMOTE {
+                let r = MemberPromoteRequest::decode(body).map_err(errors::decode_failed)?;
+                let (reply, answer) = oneshot::channel();
+                raft.send_async(RaftRequest::Member(MemberChange::Promote(r.id), reply, false))
+                    .await
+                    .map_err(|_| errors::stopped())?;
+                let result = answer.await.map_err(|_| errors::stopped())??;
+                let resp = MemberPromoteResponse {
+                    header: None,
+                    members: result.members.iter().map(MemberInfo::to_pb).collect(),
+                };
+                return Ok(Bytes::from(resp.encode_to_vec()));
+            }
             let query = match method.as_str() {
                 METHOD_LEASE_RENEW => LeaseQuery::Renew(
                     LeaseKeepAliveRequest::decode(body)
@@ -299,6 +318,24 @@ impl PeerHandler for RaftPeerHandler {
             Ok(encode_lease_answer(answer))
         })
     }
+}
+
+/// A MemberPromote as a forwarded peer request: `(method, body)`.
+pub fn encode_promote(id: u64) -> (&'static str, Bytes) {
+    (
+        METHOD_MEMBER_PROMOTE,
+        Bytes::from(MemberPromoteRequest { id }.encode_to_vec()),
+    )
+}
+
+/// Decodes the leader's answer to a forwarded MemberPromote.
+pub fn decode_promote_answer(body: Bytes) -> Result<MemberChangeResult, Status> {
+    let resp = MemberPromoteResponse::decode(body)
+        .map_err(|e| Status::new(net::Code::Internal, e.to_string()))?;
+    Ok(MemberChangeResult {
+        member: None,
+        members: resp.members.into_iter().map(MemberInfo::from_pb).collect(),
+    })
 }
 
 /// A lease query as a forwarded peer request: `(method, body)`; `None` for queries every
