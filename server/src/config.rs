@@ -97,6 +97,10 @@ pub struct Config {
     /// Reject reconfiguration requests that would cause quorum loss.
     #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: bool,
+    /// Promote learners to voters as soon as they have caught up with the leader (Cairn's
+    /// own flag; etcd never shipped this, etcd issue 15107). Off by default.
+    #[arg(long, env = "CAIRN_AUTO_PROMOTE_LEARNERS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_promote_learners: bool,
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error", "panic", "fatal"])]
     pub log_level: String,
@@ -203,6 +207,8 @@ pub struct ServerConfig {
     pub initial_cluster_token: String,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
+    /// `--auto-promote-learners`.
+    pub auto_promote_learners: bool,
     /// etcd `--max-request-bytes`.
     pub max_request_bytes: usize,
     /// gRPC receive limit: max_request_bytes + 512 KiB, as etcd.
@@ -342,6 +348,7 @@ impl Config {
             join_existing: self.initial_cluster_state == "existing",
             initial_cluster_token: self.initial_cluster_token.clone(),
             strict_reconfig_check: self.strict_reconfig_check,
+            auto_promote_learners: self.auto_promote_learners,
             max_request_bytes: self.max_request_bytes as usize,
             max_recv_message_bytes: self.max_request_bytes as usize + GRPC_OVERHEAD_BYTES,
             txn_ops_max: self.max_txn_ops as usize,

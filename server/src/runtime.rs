@@ -115,6 +115,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 name: config.name.clone(),
                 client_urls: config.advertise_client_urls.clone(),
                 strict_reconfig_check: config.strict_reconfig_check,
+                auto_promote_learners: config.auto_promote_learners,
                 stop_serving: {
                     let stops = stop_senders.clone();
                     Box::new(move || {

@@ -728,3 +728,41 @@ fn a_member_with_a_wrong_cluster_token_cannot_join() {
         "still-writable\n"
     );
 }
+
+/// Cairn's `--auto-promote-learners` (etcd issue 15107): the leader promotes a learner on
+/// its own once it has caught up; until it is started, it stays a learner.
+#[test]
+fn learners_are_promoted_automatically_when_asked() {
+    if common::skip_unless_cairn("--auto-promote-learners is Cairn's own flag") {
+        return;
+    }
+    let mut cluster = Cluster::builder()
+        .args(&["--auto-promote-learners"])
+        .start();
+    ok(cluster.etcdctl(0, &["put", "auto/key", "v1"]));
+    let cluster_hex = cluster_id_hex(&cluster, 0);
+    let (learner, stdout) = cluster.member_add("m3", true);
+    let id = added_member_id(&stdout, &cluster_hex);
+    let is_learner = |cluster: &Cluster| {
+        members_json(cluster, 0)
+            .iter()
+            .find(|m| m["ID"].as_u64() == Some(id))
+            .map(|m| m["isLearner"] == true)
+            .expect("member listed")
+    };
+    // Not started: it cannot catch up, so it is not promoted.
+    assert!(is_learner(&cluster));
+    cluster.start_member(learner);
+    wait_until(
+        "the leader to promote the caught-up learner",
+        PROMOTE_TIMEOUT_MS,
+        || {
+            if is_learner(&cluster) {
+                Err("still a learner".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert_eq!(get_value(&cluster, learner, "auto/key", false), "v1\n");
+}

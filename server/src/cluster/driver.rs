@@ -218,6 +218,8 @@ pub struct RaftSettings {
     pub client_urls: Vec<String>,
     /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
     pub strict_reconfig_check: bool,
+    /// `--auto-promote-learners`: the leader promotes learners that caught up.
+    pub auto_promote_learners: bool,
     /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
     /// shut down): called once this member is removed from the cluster.
     pub stop_serving: Box<dyn Fn() + Send>,
@@ -255,6 +257,8 @@ pub struct RaftCore {
     bootstrap_peers: Vec<(u64, Vec<String>)>,
     /// The server is stopping because this member was removed.
     stopping: bool,
+    /// When this leader last proposed promoting a learner on its own.
+    auto_promote_proposed_at: Option<Instant>,
     /// Waits for the verdict on a snapshot received from the leader.
     snapshot_reply: Option<oneshot::Sender<Result<(), String>>>,
     /// The raft core's own queue, for tasks it spawns (snapshot sends) to report back.
@@ -376,6 +380,7 @@ pub fn open(
         removed: false,
         bootstrap_peers,
         stopping: false,
+        auto_promote_proposed_at: None,
         snapshot_reply: None,
         inbox,
         member_dir,
@@ -457,6 +462,45 @@ impl RaftCore {
         self.leader_changes_at_expiry = self.leader_changes;
         self.pending.expire(now, leader_failed);
         self.maybe_publish_attributes(now);
+        self.maybe_auto_promote(now);
+    }
+
+    /// `--auto-promote-learners`: on the leader, proposes the promotion of the first
+    /// learner that passes etcd's readiness and strict-reconfig checks, at most once per
+    /// request timeout (Raft refuses it while another membership change is pending).
+    fn maybe_auto_promote(&mut self, now: Instant) {
+        if !self.settings.auto_promote_learners {
+            return;
+        }
+        let timeout = request_timeout(self.settings.election_timeout());
+        if self
+            .auto_promote_proposed_at
+            .is_some_and(|at| now.duration_since(at) < timeout)
+        {
+            return;
+        }
+        let Some(progress) = self.node.status().progress else {
+            return;
+        };
+        let me = self.shared.member_id;
+        let ready = self.membership.learners().into_iter().find(|id| {
+            let change = MemberChange::Promote(*id);
+            reconfig::learner_ready(*id, me, &progress).is_ok()
+                && reconfig::strict_check(&change, &self.membership).is_ok()
+        });
+        let Some(id) = ready else { return };
+        let Ok((cc, _)) = reconfig::conf_change(&MemberChange::Promote(id), &self.membership, 0)
+        else {
+            return;
+        };
+        self.auto_promote_proposed_at = Some(now);
+        match self.node.propose_conf_change(Bytes::new(), cc) {
+            Ok(()) => info!(
+                member = format!("{id:x}"),
+                "proposed promoting a learner that caught up (--auto-promote-learners)"
+            ),
+            Err(e) => debug!("learner promotion not proposed: {e}"),
+        }
     }
 
     fn handle(

@@ -280,9 +280,13 @@ impl PeerHandler for RaftPeerHandler {
             if method == METHOD_MEMBER_PROMOTE {
                 let r = MemberPromoteRequest::decode(body).map_err(errors::decode_failed)?;
                 let (reply, answer) = oneshot::channel();
-                raft.send_async(RaftRequest::Member(MemberChange::Promote(r.id), reply, false))
-                    .await
-                    .map_err(|_| errors::stopped())?;
+                raft.send_async(RaftRequest::Member(
+                    MemberChange::Promote(r.id),
+                    reply,
+                    false,
+                ))
+                .await
+                .map_err(|_| errors::stopped())?;
                 let result = answer.await.map_err(|_| errors::stopped())??;
                 let resp = MemberPromoteResponse {
                     header: None,
