@@ -74,6 +74,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         quota_backend_bytes: config.quota_backend_bytes,
         name: config.name.clone(),
         client_urls: config.advertise_client_urls.clone(),
+        election_timeout: Duration::from_millis(
+            config.heartbeat_interval_ms * config.election_ticks as u64,
+        ),
     });
     let limits = net::ServerLimits {
         max_recv_message_bytes: config.max_recv_message_bytes,

@@ -43,6 +43,9 @@ const SNAPSHOT_COUNT: u64 = 1_000;
 const ETCD_SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5_000;
 /// Writes made while a member is stopped: more than the leader keeps in its log.
 const WRITES_WHILE_STOPPED: u64 = 8_000;
+/// Longest wait for a watch that requires a leader to end once its member lost the leader
+/// (3 election timeouts of 1 s, polled each timeout, plus detecting the loss).
+const NO_LEADER_WATCH_END_MS: u64 = 20_000;
 /// Concurrent writers while a member is stopped.
 const CATCH_UP_WRITERS_COUNT: u64 = 50;
 /// `--command-timeout` of requests that must fail for want of a quorum.
@@ -555,5 +558,57 @@ fn proxy_cuts_and_restores_links() {
     assert!(
         echoes(&mut again),
         "member 0's identified connection to 1 is not across the cut"
+    );
+}
+
+/// etcd's `hasleader` metadata (`clientv3.WithRequireLeader`, which `etcdctl watch` sets):
+/// a member without a leader ends such a watch with `etcdserver: no leader` after a few
+/// election timeouts, while a watch without the metadata would stay open.
+#[test]
+fn a_watch_requiring_a_leader_ends_when_the_member_loses_it() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut cluster = Cluster::start(3);
+    let mut watch = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &cluster.endpoint(0),
+            "watch",
+            "hasleader/key",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl watch");
+    ok(cluster.etcdctl(0, &["put", "hasleader/key", "v1"]));
+    cluster.kill9(1);
+    cluster.kill9(2);
+    // Three election timeouts without a leader (etcd `maxNoLeaderCnt`), polled once per
+    // election timeout, plus the time to notice the loss: well within this bound.
+    let ended = wait_until("the watch to end", NO_LEADER_WATCH_END_MS, || {
+        match watch.try_wait().expect("etcdctl watch status") {
+            Some(status) => Ok(status),
+            None => Err("etcdctl watch still running".to_string()),
+        }
+    });
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    watch
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    watch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stdout.contains("PUT\nhasleader/key\nv1\n"), "{stdout}");
+    assert!(
+        stderr.contains("etcdserver: no leader"),
+        "{ended:?}: {stderr}"
     );
 }
