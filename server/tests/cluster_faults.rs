@@ -569,6 +569,8 @@ fn a_watch_requiring_a_leader_ends_when_the_member_loses_it() {
     use std::io::Read;
     use std::process::{Command, Stdio};
     let mut cluster = Cluster::start(3);
+    ok(cluster.etcdctl(0, &["put", "hasleader/key", "v1"]));
+    // From revision 1, so the watch reports the put whenever it is registered.
     let mut watch = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .args([
@@ -576,12 +578,12 @@ fn a_watch_requiring_a_leader_ends_when_the_member_loses_it() {
             &cluster.endpoint(0),
             "watch",
             "hasleader/key",
+            "--rev=1",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn etcdctl watch");
-    ok(cluster.etcdctl(0, &["put", "hasleader/key", "v1"]));
     cluster.kill9(1);
     cluster.kill9(2);
     // Three election timeouts without a leader (etcd `maxNoLeaderCnt`), polled once per
