@@ -614,3 +614,82 @@ fn a_watch_requiring_a_leader_ends_when_the_member_loses_it() {
         "{ended:?}: {stderr}"
     );
 }
+
+/// Across a leader change a watcher on a follower keeps streaming every event in order,
+/// and a lease kept alive through that follower survives (the new leader refreshes lease
+/// TTLs, etcd's Promote).
+#[test]
+fn watches_and_leases_on_a_follower_survive_a_leader_change() {
+    const TTL_SECONDS: i64 = 5;
+    const PUTS_BEFORE: usize = 20;
+    const PUTS_AFTER: usize = 20;
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_leader();
+    let follower = cluster.followers(leader)[0];
+    let rt = runtime();
+    let (mut watch_stream, lease) = rt.block_on(async {
+        let mut c = cluster.client(follower, OP_TIMEOUT_MS).await;
+        let lease = c.lease_grant(TTL_SECONDS, None).await.expect("grant").id();
+        let put = etcd_client::PutOptions::new().with_lease(lease);
+        c.put("leased/key", "v", Some(put))
+            .await
+            .expect("leased put");
+        let (_, stream) = c
+            .watch(
+                "watched/",
+                Some(etcd_client::WatchOptions::new().with_prefix()),
+            )
+            .await
+            .expect("watch");
+        (stream, lease)
+    });
+    let put_all = |cluster: &Cluster, member: usize, from: usize, to: usize| {
+        rt.block_on(async {
+            let mut c = cluster.client(member, OP_TIMEOUT_MS).await;
+            for i in from..to {
+                c.put(format!("watched/{i:03}"), format!("{i}"), None)
+                    .await
+                    .expect("put");
+            }
+        })
+    };
+    put_all(&cluster, leader, 0, PUTS_BEFORE);
+    cluster.kill9(leader);
+    let new_leader = cluster.wait_leader();
+    assert_ne!(new_leader, leader);
+    // Keep the lease alive through the follower across more than its TTL.
+    rt.block_on(async {
+        let mut c = cluster.client(follower, OP_TIMEOUT_MS).await;
+        let (mut keeper, mut answers) = c.lease_keep_alive(lease).await.expect("keep-alive");
+        for _ in 0..(2 * TTL_SECONDS) {
+            keeper.keep_alive().await.expect("send keep-alive");
+            let answer = answers.message().await.expect("keep-alive answer");
+            assert_eq!(answer.expect("answer").ttl(), TTL_SECONDS);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    put_all(&cluster, new_leader, PUTS_BEFORE, PUTS_BEFORE + PUTS_AFTER);
+    let keys = rt.block_on(async {
+        let mut keys = Vec::new();
+        while keys.len() < PUTS_BEFORE + PUTS_AFTER {
+            let resp = tokio::time::timeout(
+                std::time::Duration::from_millis(OP_TIMEOUT_MS),
+                watch_stream.message(),
+            )
+            .await
+            .expect("an event within the timeout")
+            .expect("watch stream")
+            .expect("watch response");
+            for e in resp.events() {
+                keys.push(e.kv().expect("kv").key_str().expect("utf8").to_string());
+            }
+        }
+        keys
+    });
+    let expected: Vec<String> = (0..PUTS_BEFORE + PUTS_AFTER)
+        .map(|i| format!("watched/{i:03}"))
+        .collect();
+    assert_eq!(keys, expected);
+    let leased = ok(cluster.etcdctl(follower, &["get", "leased/key", "--print-value-only"]));
+    assert_eq!(leased, "v\n", "the kept-alive lease expired");
+}
