@@ -1,0 +1,365 @@
+//! Linearizability checker for recorded client histories.
+//!
+//! A history is a list of [`Operation`]s that clients issued against a store, each with the
+//! time it was called and the time its response arrived. [`check`] decides whether some
+//! total order of the operations (a *linearization*) both respects real time (an operation
+//! that returned before another was called comes first) and is accepted, one operation at a
+//! time, by a sequential specification, the [`Model`] (Herlihy & Wing 1990).
+//!
+//! # Algorithm
+//!
+//! Wing & Gong's search (1993) with Lowe's improvements ("Testing for linearizability",
+//! 2017), as Porcupine implements it (anishathalye/porcupine `checker.go`):
+//!
+//! - Calls and returns are sorted by time (a call before a return at the same instant, so
+//!   operations that touch are concurrent) into a doubly linked list.
+//! - Depth-first search: walking the list, a call whose operation the model accepts from
+//!   the current state is *linearized*: its call and return entries are unlinked, the
+//!   previous state is pushed on a stack, and the walk restarts at the head. Reaching a
+//!   return entry means its operation had to be linearized by now and was not: pop the last
+//!   linearized operation, relink it and try the next call after it.
+//! - Memoization (Lowe): every (set of linearized operations as a bitset, model state)
+//!   pair reached is remembered; reaching a pair again is a dead end, since the search from
+//!   it already failed or is under way. This turns many exponential searches polynomial.
+//! - Partitioning (Porcupine, P-compositionality of Horn & Kroening 2015): a history over
+//!   independent objects, such as the keys of a KV store, is linearizable iff each
+//!   object's sub-history is; [`Model::partition`] splits it and each part is searched on
+//!   its own.
+//!
+//! Operations whose outcome is unknown (the client timed out or lost its connection, so a
+//! write may or may not have happened) follow Jepsen and Porcupine: their return time is
+//! [`RETURN_UNKNOWN`] (never returned) and their output tells the model to accept any
+//! effect. Because such an operation is concurrent with everything called after it, the
+//! search may place it last, which is the same as it never having happened; so a model
+//! applies the effect when it accepts it and need not branch.
+//!
+//! # Limits
+//!
+//! The search is exponential in the worst case. [`HISTORY_OPERATIONS_MAX`] and
+//! [`PARTITION_OPERATIONS_MAX`] bound the input (exceeding them is a [`HistoryError`]);
+//! the optional deadline and [`MEMO_BYTES_MAX`] bound the work (reaching them gives
+//! [`CheckResult::Unknown`]).
+
+mod etcd_kv;
+mod report;
+mod search;
+
+use std::fmt;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+pub use etcd_kv::{
+    EtcdKvModel, KvInput, KvOp, KvOutput, KvState, ModRevision, ObservedValue, DISPLAY_BYTES_MAX,
+};
+pub use report::{Report, REPORT_PREFIX_OPERATIONS_MAX};
+
+/// Operations a whole history may hold; larger histories are refused with
+/// [`HistoryError::HistoryTooLarge`].
+pub const HISTORY_OPERATIONS_MAX: usize = 1_000_000;
+
+/// Operations one partition (one key, for [`EtcdKvModel`]) may hold; larger partitions are
+/// refused with [`HistoryError::PartitionTooLarge`]. Each memo entry holds a bitset of this
+/// many bits, so 20,000 operations cost 2.5 KiB per entry.
+pub const PARTITION_OPERATIONS_MAX: usize = 20_000;
+
+/// Bytes the memo of one partition may hold, counting each entry's bitset and the inline
+/// size of its state (not what the state points to). Reaching it stops the check with
+/// [`CheckResult::Unknown`] and [`Incomplete::MemoFull`].
+pub const MEMO_BYTES_MAX: usize = 256 << 20;
+
+/// Search steps between two looks at the clock for the deadline.
+pub const DEADLINE_CHECK_STEPS: u64 = 1_024;
+
+/// The return time of an operation whose outcome is unknown: it never returned (Jepsen's
+/// `:info`, Porcupine's infinite return time).
+pub const RETURN_UNKNOWN: u64 = u64::MAX;
+
+/// One client operation of a recorded history.
+///
+/// `call` and `return_` are nanoseconds on one clock shared by every client (for example
+/// since the start of the test); only their order matters. `return_` is at least `call`,
+/// or [`RETURN_UNKNOWN`] when no response arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation<I, O> {
+    /// The client that issued it; only shown in reports.
+    pub client_id: u64,
+    /// What was asked.
+    pub input: I,
+    /// When the request was sent, in ns.
+    pub call: u64,
+    /// What was answered; for an unknown outcome, the model's "anything" output.
+    pub output: O,
+    /// When the response arrived, in ns; [`RETURN_UNKNOWN`] if it never did.
+    pub return_: u64,
+}
+
+impl<I, O> Operation<I, O> {
+    /// True when the response never arrived (`return_ == RETURN_UNKNOWN`).
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.return_ == RETURN_UNKNOWN
+    }
+}
+
+/// A sequential specification of the object under test (Porcupine's `Model`).
+///
+/// `step` must be a pure function of its arguments: the search calls it many times from
+/// the same state and memoizes on the states it returns.
+pub trait Model {
+    /// The object's abstract state; states that compare equal must behave the same.
+    type State: Clone + Eq + Hash + fmt::Debug;
+    /// A request.
+    type Input: fmt::Debug;
+    /// A response, including the "outcome unknown" response if the model has one.
+    type Output: fmt::Debug;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// The state after applying `input` that answered `output` in `state`, or `None` if a
+    /// correct sequential object could not have answered `output` in `state`.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: &Self::Output,
+    ) -> Option<Self::State>;
+
+    /// Splits the history into independent parts, each a list of indices into `history`;
+    /// every index must appear in exactly one part. The default is one part holding all.
+    fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Vec<usize>> {
+        vec![(0..history.len()).collect()]
+    }
+
+    /// A name for one part of [`Model::partition`], shown in reports (for example its key).
+    fn describe_partition(
+        &self,
+        history: &[Operation<Self::Input, Self::Output>],
+        partition: &[usize],
+    ) -> String {
+        let _ = (history, partition);
+        String::from("all operations")
+    }
+
+    /// A one-line description of an operation, shown in reports.
+    fn describe_operation(&self, input: &Self::Input, output: &Self::Output) -> String {
+        format!("{input:?} -> {output:?}")
+    }
+
+    /// A one-line description of a state, shown in reports.
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
+
+/// The verdict of [`check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckResult {
+    /// Every partition has a linearization.
+    Ok,
+    /// A partition has none; the report says which and how far the search got.
+    Illegal(Box<Report>),
+    /// The check stopped before reaching a verdict.
+    Unknown(Incomplete),
+}
+
+impl CheckResult {
+    /// True for [`CheckResult::Ok`].
+    pub fn is_ok(&self) -> bool {
+        matches!(self, CheckResult::Ok)
+    }
+
+    /// True for [`CheckResult::Illegal`].
+    pub fn is_illegal(&self) -> bool {
+        matches!(self, CheckResult::Illegal(_))
+    }
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckResult::Ok => f.write_str("linearizable"),
+            CheckResult::Illegal(report) => write!(f, "{report}"),
+            CheckResult::Unknown(incomplete) => write!(f, "unknown: {incomplete}"),
+        }
+    }
+}
+
+/// Why a check stopped without a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incomplete {
+    /// The deadline passed while checking partition `partition` (an index into the
+    /// model's partition list); earlier partitions were linearizable.
+    Deadline {
+        /// The partition being checked.
+        partition: usize,
+    },
+    /// The memo of partition `partition` reached [`MEMO_BYTES_MAX`].
+    MemoFull {
+        /// The partition being checked.
+        partition: usize,
+    },
+}
+
+impl fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Incomplete::Deadline { partition } => {
+                write!(f, "deadline passed while checking partition {partition}")
+            }
+            Incomplete::MemoFull { partition } => write!(
+                f,
+                "memo of partition {partition} reached {MEMO_BYTES_MAX} bytes (MEMO_BYTES_MAX)"
+            ),
+        }
+    }
+}
+
+/// A history the checker refuses to search.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// More than [`HISTORY_OPERATIONS_MAX`] operations.
+    #[error("history has {operations} operations, more than HISTORY_OPERATIONS_MAX ({max})")]
+    HistoryTooLarge {
+        /// Operations in the history.
+        operations: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// One partition has more than [`PARTITION_OPERATIONS_MAX`] operations.
+    #[error(
+        "partition {partition} ({name}) has {operations} operations, \
+         more than PARTITION_OPERATIONS_MAX ({max})"
+    )]
+    PartitionTooLarge {
+        /// Index of the partition.
+        partition: usize,
+        /// The model's name for it.
+        name: String,
+        /// Operations in it.
+        operations: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An operation returned before it was called.
+    #[error("operation {index} returns at {return_} ns, before its call at {call} ns")]
+    ReturnBeforeCall {
+        /// Index of the operation in the history.
+        index: usize,
+        /// Its call time, ns.
+        call: u64,
+        /// Its return time, ns.
+        return_: u64,
+    },
+    /// [`Model::partition`] did not put every operation in exactly one partition.
+    #[error("bad partition: {reason}")]
+    BadPartition {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Checks whether `history` is linearizable with respect to `model`.
+///
+/// Partitions are searched one after another in the order [`Model::partition`] returns
+/// them; the first one without a linearization gives [`CheckResult::Illegal`]. With
+/// `deadline`, the check gives [`CheckResult::Unknown`] once that much time has passed
+/// (it looks at the clock every [`DEADLINE_CHECK_STEPS`] steps and before each partition).
+///
+/// # Errors
+///
+/// [`HistoryError`] when the history is over a limit, an operation returns before its
+/// call, or the model's partition is not a partition of the history's indices.
+pub fn check<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    deadline: Option<Duration>,
+) -> Result<CheckResult, HistoryError> {
+    if history.len() > HISTORY_OPERATIONS_MAX {
+        return Err(HistoryError::HistoryTooLarge {
+            operations: history.len(),
+            max: HISTORY_OPERATIONS_MAX,
+        });
+    }
+    for (index, op) in history.iter().enumerate() {
+        if op.return_ < op.call {
+            return Err(HistoryError::ReturnBeforeCall {
+                index,
+                call: op.call,
+                return_: op.return_,
+            });
+        }
+    }
+    let partitions = model.partition(history);
+    validate_partitions(model, history, &partitions)?;
+
+    let stop_at = deadline.map(|d| Instant::now() + d);
+    for (index, partition) in partitions.iter().enumerate() {
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            return Ok(CheckResult::Unknown(Incomplete::Deadline {
+                partition: index,
+            }));
+        }
+        match search::search(model, history, partition, stop_at) {
+            search::Outcome::Linearizable => {}
+            search::Outcome::Deadline => {
+                return Ok(CheckResult::Unknown(Incomplete::Deadline {
+                    partition: index,
+                }))
+            }
+            search::Outcome::MemoFull => {
+                return Ok(CheckResult::Unknown(Incomplete::MemoFull {
+                    partition: index,
+                }))
+            }
+            search::Outcome::Illegal(failure) => {
+                let report = Report::build(model, history, index, partition, failure);
+                return Ok(CheckResult::Illegal(Box::new(report)));
+            }
+        }
+    }
+    Ok(CheckResult::Ok)
+}
+
+/// Every index in range, in exactly one partition, and no partition over the limit.
+fn validate_partitions<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    partitions: &[Vec<usize>],
+) -> Result<(), HistoryError> {
+    let mut seen = vec![false; history.len()];
+    for (index, partition) in partitions.iter().enumerate() {
+        if partition.len() > PARTITION_OPERATIONS_MAX {
+            return Err(HistoryError::PartitionTooLarge {
+                partition: index,
+                name: model.describe_partition(history, partition),
+                operations: partition.len(),
+                max: PARTITION_OPERATIONS_MAX,
+            });
+        }
+        for &op in partition {
+            let Some(slot) = seen.get_mut(op) else {
+                return Err(HistoryError::BadPartition {
+                    reason: format!(
+                        "partition {index} names operation {op}, but the history has {}",
+                        history.len()
+                    ),
+                });
+            };
+            if *slot {
+                return Err(HistoryError::BadPartition {
+                    reason: format!("operation {op} appears twice (again in partition {index})"),
+                });
+            }
+            *slot = true;
+        }
+    }
+    if let Some(missing) = seen.iter().position(|&s| !s) {
+        return Err(HistoryError::BadPartition {
+            reason: format!("operation {missing} is in no partition"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

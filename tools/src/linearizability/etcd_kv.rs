@@ -1,0 +1,348 @@
+//! A sequential model of etcd's KV API on single keys, with revisions.
+
+use std::collections::BTreeMap;
+
+use super::{Model, Operation};
+
+/// Bytes of a key or value shown in reports; longer ones are cut with `...`.
+pub const DISPLAY_BYTES_MAX: usize = 48;
+
+/// A request on one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvInput {
+    /// The key; the model partitions the history by it.
+    pub key: Vec<u8>,
+    /// What was asked.
+    pub op: KvOp,
+}
+
+/// The requests the model knows (etcd `Range`, `Put`, `DeleteRange` and `Txn`, each on a
+/// single key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOp {
+    /// `Range` of the key alone (a linearizable read).
+    Get,
+    /// `Put` of `value`.
+    Put {
+        /// The value written.
+        value: Vec<u8>,
+    },
+    /// `DeleteRange` of the key alone.
+    Delete,
+    /// A compare-and-set `Txn`: if the key's value equals `expected` put `value`, else do
+    /// nothing. `expected: None` means "the key does not exist" (etcd:
+    /// `Compare(CreateRevision(key), "=", 0)`); a value compare against a missing key
+    /// fails, as in etcd's `applyCompare`.
+    CompareAndSet {
+        /// The value the key must hold, or `None` for "absent".
+        expected: Option<Vec<u8>>,
+        /// The value put if the compare holds.
+        value: Vec<u8>,
+    },
+}
+
+/// A key-value pair a `Get` saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedValue {
+    /// The value.
+    pub value: Vec<u8>,
+    /// Its `mod_revision` (etcd `mvccpb.KeyValue.mod_revision`), if recorded.
+    pub mod_revision: Option<i64>,
+}
+
+/// A response. Every `revision` is the response header's revision (etcd
+/// `ResponseHeader.revision`), `None` when not recorded; revisions are checked only where
+/// given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOutput {
+    /// Answer to [`KvOp::Get`]: the pair, or `None` if the key does not exist.
+    Get {
+        /// What was read.
+        kv: Option<ObservedValue>,
+        /// Header revision: the store revision the read was served at.
+        revision: Option<i64>,
+    },
+    /// Answer to [`KvOp::Put`].
+    Put {
+        /// Header revision: the revision of this write.
+        revision: Option<i64>,
+    },
+    /// Answer to [`KvOp::Delete`].
+    Delete {
+        /// Keys deleted: 1 if the key existed, else 0.
+        deleted: i64,
+        /// Header revision: this write's revision if `deleted == 1`, else the store
+        /// revision.
+        revision: Option<i64>,
+    },
+    /// Answer to [`KvOp::CompareAndSet`].
+    CompareAndSet {
+        /// Whether the compare held and the value was put (etcd `TxnResponse.succeeded`).
+        succeeded: bool,
+        /// Header revision: this write's revision if `succeeded`, else the store revision.
+        revision: Option<i64>,
+    },
+    /// No response (timeout, connection lost): the request may or may not have taken
+    /// effect. Pair it with [`RETURN_UNKNOWN`](super::RETURN_UNKNOWN) as the return time.
+    Unknown,
+}
+
+/// What is known about the `mod_revision` of a key's current value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModRevision {
+    /// Exactly this (from a write's response, or pinned by a read that saw it).
+    Known(i64),
+    /// At least this: the write's response was not seen.
+    AtLeast(i64),
+}
+
+/// The model's state of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KvState {
+    /// The value, `None` if the key does not exist.
+    pub value: Option<Vec<u8>>,
+    /// The value's `mod_revision`; `Known(0)` when the key does not exist.
+    pub mod_revision: ModRevision,
+    /// A lower bound on the store's revision at this point of the linearization.
+    pub revision_floor: i64,
+}
+
+/// etcd's KV API on single keys, partitioned by key.
+///
+/// Values: a `Get` must see the value of the last write before it (or no key); a
+/// `Delete` deletes 1 key iff the key exists; a compare-and-set succeeds iff its compare
+/// holds. An operation with [`KvOutput::Unknown`] is accepted in any state and applies its
+/// write (if its compare holds); the search covers "it never happened" by ordering it last.
+///
+/// Revisions (etcd `api_guarantees.md`: every write gets a new, larger revision, and a
+/// read is served at the store's current revision), checked only where the history records
+/// them. The state keeps a lower bound on the store revision (`revision_floor`):
+/// - a write's revision must exceed the floor, and becomes it;
+/// - any other response's header revision must be at least the floor, and becomes it;
+/// - a `Get`'s `mod_revision` must equal the revision of the write it sees, and not exceed
+///   the `Get`'s header revision.
+///
+/// This stays sound with unknown outcomes: a write whose response was lost (or not
+/// recorded) has some revision above the floor, so the floor rises by 1 and the value's
+/// `mod_revision` is `AtLeast(floor)`; the first `Get` that sees that value with a
+/// `mod_revision` pins it. Each rule holds in etcd's real order of execution restricted
+/// to one key, so it never rejects a correct history; it is only weaker than a check
+/// across keys (revisions are global, but partitions are checked apart).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EtcdKvModel;
+
+impl KvState {
+    /// After a write of `value` (`None`: delete) with revision `revision` (`None`: not
+    /// known), or `None` if the revision does not exceed the floor.
+    fn write(&self, value: Option<&[u8]>, revision: Option<i64>) -> Option<KvState> {
+        let (mod_revision, floor) = match revision {
+            Some(r) if r <= self.revision_floor => return None,
+            Some(r) => (ModRevision::Known(r), r),
+            None => {
+                let floor = self.revision_floor.saturating_add(1);
+                (ModRevision::AtLeast(floor), floor)
+            }
+        };
+        Some(KvState {
+            value: value.map(<[u8]>::to_vec),
+            mod_revision: if value.is_some() {
+                mod_revision
+            } else {
+                ModRevision::Known(0)
+            },
+            revision_floor: floor,
+        })
+    }
+
+    /// After a response that wrote nothing with header revision `revision`, or `None` if
+    /// it is below the floor.
+    fn observe(&self, revision: Option<i64>) -> Option<KvState> {
+        let mut next = self.clone();
+        if let Some(r) = revision {
+            if r < self.revision_floor {
+                return None;
+            }
+            next.revision_floor = r;
+        }
+        Some(next)
+    }
+
+    /// After a `Get` that saw `kv` at header revision `revision`.
+    fn read(&self, kv: Option<&ObservedValue>, revision: Option<i64>) -> Option<KvState> {
+        let mut next = self.observe(revision)?;
+        match (kv, &self.value) {
+            (None, None) => {}
+            (Some(seen), Some(value)) if seen.value == *value => {
+                if let Some(m) = seen.mod_revision {
+                    if revision.is_some_and(|r| m > r) {
+                        return None;
+                    }
+                    match self.mod_revision {
+                        ModRevision::Known(k) if k != m => return None,
+                        ModRevision::Known(_) => {}
+                        ModRevision::AtLeast(low) if m < low => return None,
+                        ModRevision::AtLeast(_) => {
+                            next.mod_revision = ModRevision::Known(m);
+                            next.revision_floor = next.revision_floor.max(m);
+                        }
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
+
+    /// Whether a compare-and-set's compare holds.
+    fn holds(&self, expected: Option<&Vec<u8>>) -> bool {
+        self.value.as_ref() == expected
+    }
+
+    /// After an operation whose outcome is unknown, taken as having happened.
+    fn apply_unknown(&self, op: &KvOp) -> KvState {
+        let wrote = match op {
+            KvOp::Get => None,
+            KvOp::Put { value } => self.write(Some(value), None),
+            KvOp::Delete if self.value.is_some() => self.write(None, None),
+            KvOp::Delete => None,
+            KvOp::CompareAndSet { expected, value } if self.holds(expected.as_ref()) => {
+                self.write(Some(value), None)
+            }
+            KvOp::CompareAndSet { .. } => None,
+        };
+        wrote.unwrap_or_else(|| self.clone())
+    }
+}
+
+impl Model for EtcdKvModel {
+    type State = KvState;
+    type Input = KvInput;
+    type Output = KvOutput;
+
+    fn init(&self) -> KvState {
+        KvState {
+            value: None,
+            mod_revision: ModRevision::Known(0),
+            revision_floor: 0,
+        }
+    }
+
+    fn step(&self, state: &KvState, input: &KvInput, output: &KvOutput) -> Option<KvState> {
+        match (&input.op, output) {
+            (op, KvOutput::Unknown) => Some(state.apply_unknown(op)),
+            (KvOp::Get, KvOutput::Get { kv, revision }) => state.read(kv.as_ref(), *revision),
+            (KvOp::Put { value }, KvOutput::Put { revision }) => {
+                state.write(Some(value), *revision)
+            }
+            (KvOp::Delete, KvOutput::Delete { deleted, revision }) => {
+                match (state.value.is_some(), *deleted) {
+                    (true, 1) => state.write(None, *revision),
+                    (false, 0) => state.observe(*revision),
+                    _ => None,
+                }
+            }
+            (
+                KvOp::CompareAndSet { expected, value },
+                KvOutput::CompareAndSet {
+                    succeeded,
+                    revision,
+                },
+            ) => match (state.holds(expected.as_ref()), *succeeded) {
+                (true, true) => state.write(Some(value), *revision),
+                (false, false) => state.observe(*revision),
+                _ => None,
+            },
+            // A response of another kind than the request: no correct server sends it.
+            _ => None,
+        }
+    }
+
+    /// One partition per key, in key order.
+    fn partition(&self, history: &[Operation<KvInput, KvOutput>]) -> Vec<Vec<usize>> {
+        let mut by_key: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
+        for (i, op) in history.iter().enumerate() {
+            by_key.entry(&op.input.key).or_default().push(i);
+        }
+        by_key.into_values().collect()
+    }
+
+    fn describe_partition(
+        &self,
+        history: &[Operation<KvInput, KvOutput>],
+        partition: &[usize],
+    ) -> String {
+        match partition.first() {
+            Some(&i) => format!("key {}", bytes(&history[i].input.key)),
+            None => String::from("no operations"),
+        }
+    }
+
+    fn describe_operation(&self, input: &KvInput, output: &KvOutput) -> String {
+        let key = bytes(&input.key);
+        let call = match &input.op {
+            KvOp::Get => format!("get({key})"),
+            KvOp::Put { value } => format!("put({key}, {})", bytes(value)),
+            KvOp::Delete => format!("delete({key})"),
+            KvOp::CompareAndSet { expected, value } => format!(
+                "cas({key}, {} -> {})",
+                expected.as_deref().map_or(String::from("absent"), bytes),
+                bytes(value)
+            ),
+        };
+        let answer = match output {
+            KvOutput::Get { kv: None, revision } => format!("absent{}", rev(" rev", *revision)),
+            KvOutput::Get {
+                kv: Some(seen),
+                revision,
+            } => format!(
+                "{}{}{}",
+                bytes(&seen.value),
+                rev(" mod_rev", seen.mod_revision),
+                rev(" rev", *revision)
+            ),
+            KvOutput::Put { revision } => format!("ok{}", rev(" rev", *revision)),
+            KvOutput::Delete { deleted, revision } => {
+                format!("deleted {deleted}{}", rev(" rev", *revision))
+            }
+            KvOutput::CompareAndSet {
+                succeeded,
+                revision,
+            } => format!(
+                "{}{}",
+                if *succeeded { "succeeded" } else { "failed" },
+                rev(" rev", *revision)
+            ),
+            KvOutput::Unknown => String::from("unknown"),
+        };
+        format!("{call} -> {answer}")
+    }
+
+    fn describe_state(&self, state: &KvState) -> String {
+        let value = state.value.as_deref().map_or(String::from("absent"), bytes);
+        let mod_revision = match (state.value.is_some(), state.mod_revision) {
+            (false, _) => String::new(),
+            (true, ModRevision::Known(m)) => format!(" mod_rev {m}"),
+            (true, ModRevision::AtLeast(m)) => format!(" mod_rev >= {m}"),
+        };
+        format!(
+            "{value}{mod_revision}, store revision >= {}",
+            state.revision_floor
+        )
+    }
+}
+
+/// `"text"` with non-printable bytes escaped, cut after [`DISPLAY_BYTES_MAX`] bytes.
+fn bytes(b: &[u8]) -> String {
+    let shown = &b[..b.len().min(DISPLAY_BYTES_MAX)];
+    let cut = if b.len() > DISPLAY_BYTES_MAX {
+        "..."
+    } else {
+        ""
+    };
+    format!("\"{}{cut}\"", shown.escape_ascii())
+}
+
+/// `" rev 5"`, or nothing when not recorded.
+fn rev(label: &str, revision: Option<i64>) -> String {
+    revision.map_or(String::new(), |r| format!("{label} {r}"))
+}
