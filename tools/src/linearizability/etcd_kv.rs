@@ -266,6 +266,55 @@ impl Model for EtcdKvModel {
         by_key.into_values().collect()
     }
 
+    /// Two proofs, per key:
+    /// - by value: an unknown-outcome put or compare-and-set whose value no other
+    ///   operation on the key writes took effect by the return of the first operation that
+    ///   saw that value: a `Get` returning it, or a compare-and-set expecting it that
+    ///   succeeded (both with known outcomes);
+    /// - by revision: a write that never returned but whose revision `r` is known (a fault
+    ///   test can learn it afterwards from a watch of the key's history) took effect by the
+    ///   return of the first operation on the key with a header revision `>= r`, since
+    ///   after such an operation the model needs a revision above it.
+    ///
+    /// Proofs by operations that returned before the write was called are ignored by
+    /// [`check`](super::check); such a history is illegal anyway.
+    fn observed_effects(&self, history: &[Operation<KvInput, KvOutput>]) -> Vec<(usize, u64)> {
+        let mut effects = Vec::new();
+        for partition in self.partition(history) {
+            effects.extend(proven_by_revision(history, &partition));
+            // value -> (writers, the unknown-outcome writer)
+            let mut writers: BTreeMap<&[u8], (usize, Option<usize>)> = BTreeMap::new();
+            for &i in &partition {
+                let op = &history[i];
+                let value = match &op.input.op {
+                    KvOp::Put { value } | KvOp::CompareAndSet { value, .. } => value,
+                    KvOp::Get | KvOp::Delete => continue,
+                };
+                let entry = writers.entry(value).or_default();
+                entry.0 += 1;
+                if op.output == KvOutput::Unknown {
+                    entry.1 = Some(i);
+                }
+            }
+            for (value, (count, unknown)) in writers {
+                let (1, Some(w)) = (count, unknown) else {
+                    continue;
+                };
+                let call = history[w].call;
+                let first_seen = partition
+                    .iter()
+                    .map(|&i| &history[i])
+                    .filter(|op| op.return_ >= call && observes(op, value))
+                    .map(|op| op.return_)
+                    .min();
+                if let Some(by) = first_seen {
+                    effects.push((w, by));
+                }
+            }
+        }
+        effects
+    }
+
     fn describe_partition(
         &self,
         history: &[Operation<KvInput, KvOutput>],
@@ -328,6 +377,65 @@ impl Model for EtcdKvModel {
             "{value}{mod_revision}, store revision >= {}",
             state.revision_floor
         )
+    }
+}
+
+/// The header revision of a response, `None` if not recorded or unknown.
+fn header_revision(output: &KvOutput) -> Option<i64> {
+    match output {
+        KvOutput::Get { revision, .. }
+        | KvOutput::Put { revision }
+        | KvOutput::Delete { revision, .. }
+        | KvOutput::CompareAndSet { revision, .. } => *revision,
+        KvOutput::Unknown => None,
+    }
+}
+
+/// Writes of one key that never returned but carry their revision, each with the first
+/// return of another operation whose header revision is at least that revision.
+fn proven_by_revision(
+    history: &[Operation<KvInput, KvOutput>],
+    partition: &[usize],
+) -> Vec<(usize, u64)> {
+    // (header revision, return) of the operations that returned, by revision.
+    let mut returned: Vec<(i64, u64)> = partition
+        .iter()
+        .map(|&i| &history[i])
+        .filter(|op| !op.is_outcome_unknown())
+        .filter_map(|op| header_revision(&op.output).map(|r| (r, op.return_)))
+        .collect();
+    returned.sort_unstable();
+    // Earliest return among the operations at or above each position.
+    let mut earliest_from = vec![u64::MAX; returned.len() + 1];
+    for k in (0..returned.len()).rev() {
+        earliest_from[k] = earliest_from[k + 1].min(returned[k].1);
+    }
+    partition
+        .iter()
+        .filter(|&&i| history[i].is_outcome_unknown())
+        .filter_map(|&i| {
+            let r = header_revision(&history[i].output)?;
+            let from = returned.partition_point(|&(h, _)| h < r);
+            let by = earliest_from[from];
+            (by != u64::MAX).then_some((i, by))
+        })
+        .collect()
+}
+
+/// Whether `op`, with a known outcome, saw `value` as the key's value.
+fn observes(op: &Operation<KvInput, KvOutput>, value: &[u8]) -> bool {
+    match (&op.input.op, &op.output) {
+        (KvOp::Get, KvOutput::Get { kv: Some(seen), .. }) => seen.value == value,
+        (
+            KvOp::CompareAndSet {
+                expected: Some(expected),
+                ..
+            },
+            KvOutput::CompareAndSet {
+                succeeded: true, ..
+            },
+        ) => expected == value,
+        _ => false,
     }
 }
 

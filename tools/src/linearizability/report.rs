@@ -48,6 +48,7 @@ impl Report {
     pub(super) fn build<M: Model>(
         model: &M,
         history: &[Operation<M::Input, M::Output>],
+        returns: &[u64],
         partition: usize,
         ops: &[usize],
         failure: Failure<M::State>,
@@ -60,7 +61,7 @@ impl Report {
             .collect();
         let earliest_return = remaining
             .iter()
-            .map(|&i| history[i].return_)
+            .map(|&i| returns[i])
             .min()
             .unwrap_or(RETURN_UNKNOWN);
         let mut next_candidates: Vec<usize> = remaining
@@ -99,7 +100,7 @@ impl Report {
             let _ = writeln!(text, "  ... {skipped} earlier operations");
         }
         for &i in &failure.longest[skipped..] {
-            let _ = writeln!(text, "  {}", describe(model, history, i));
+            let _ = writeln!(text, "  {}", describe(model, history, returns, i));
         }
         let _ = writeln!(
             text,
@@ -117,7 +118,11 @@ impl Report {
             } else {
                 "the model rejects it here"
             };
-            let _ = writeln!(text, "  {}   ({verdict})", describe(model, history, i));
+            let _ = writeln!(
+                text,
+                "  {}   ({verdict})",
+                describe(model, history, returns, i)
+            );
         }
         Report {
             partition,
@@ -138,10 +143,21 @@ impl fmt::Display for Report {
 }
 
 /// `#index client c [call..return ns] description`.
-fn describe<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>], i: usize) -> String {
+/// With `, took effect by T ns` when the model proved an unknown outcome's effect.
+fn describe<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    returns: &[u64],
+    i: usize,
+) -> String {
     let op = &history[i];
+    let proven = if returns[i] == op.return_ {
+        String::new()
+    } else {
+        format!(", took effect by {} ns", returns[i])
+    };
     format!(
-        "#{i} client {} [{}..{}] {}",
+        "#{i} client {} [{}..{}{proven}] {}",
         op.client_id,
         op.call,
         time(op.return_),

@@ -6,7 +6,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
-use super::{Model, Operation, DEADLINE_CHECK_STEPS, MEMO_BYTES_MAX};
+use super::{Model, Operation, DEADLINE_CHECK_STEPS, MEMO_BYTES_MAX, RETURN_UNKNOWN};
+
+/// Bytes a memo entry costs beyond its bitset words and inline state: the allocator's
+/// header of the bitset, the hash map slot and the bucket's spare capacity (an estimate).
+const MEMO_ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// How the search of one partition ended.
 pub(super) enum Outcome<S> {
@@ -49,7 +53,7 @@ struct Entries {
 impl Entries {
     /// Sorts calls and returns by time, calls first at equal times (so touching operations
     /// are concurrent), then by operation for a deterministic order.
-    fn build<I, O>(history: &[Operation<I, O>], partition: &[usize]) -> Entries {
+    fn build<I, O>(history: &[Operation<I, O>], returns: &[u64], partition: &[usize]) -> Entries {
         // (time, is_return, op)
         let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(partition.len() * 2);
         for (k, &index) in partition.iter().enumerate() {
@@ -57,7 +61,7 @@ impl Entries {
             let k =
                 u32::try_from(k).expect("partition size is bounded by PARTITION_OPERATIONS_MAX");
             events.push((op.call, false, k));
-            events.push((op.return_, true, k));
+            events.push((returns[index], true, k));
         }
         events.sort_unstable();
 
@@ -183,7 +187,9 @@ impl<S: Clone + Eq + Hash> Memo<S> {
         Memo {
             buckets: HashMap::default(),
             bytes: 0,
-            entry_bytes: bits.div_ceil(64) * 8 + std::mem::size_of::<(Bitset, S)>(),
+            entry_bytes: bits.div_ceil(64) * 8
+                + std::mem::size_of::<(Bitset, S)>()
+                + MEMO_ENTRY_OVERHEAD_BYTES,
         }
     }
 
@@ -209,23 +215,37 @@ impl<S: Clone + Eq + Hash> Memo<S> {
     }
 }
 
-/// Searches one partition (indices into `history`) for a linearization.
+/// Which calls a walk of the list tries: first those that return, then those whose
+/// outcome is unknown and unproven (return [`RETURN_UNKNOWN`]). Trying every candidate in
+/// both passes before backtracking keeps the search complete; putting the unknown ones
+/// last means a write that never happened is not applied early and then undone through a
+/// long backtrack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Returned,
+    Unknown,
+}
+
+/// Searches one partition (indices into `history`) for a linearization, with `returns`
+/// as each operation's return time.
 pub(super) fn search<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
+    returns: &[u64],
     partition: &[usize],
     stop_at: Option<Instant>,
 ) -> Outcome<M::State> {
-    let mut entries = Entries::build(history, partition);
+    let mut entries = Entries::build(history, returns, partition);
     let mut linearized = Bitset::new(partition.len());
     let mut memo = Memo::new(partition.len());
-    // The calls linearized so far, with the state before each.
-    let mut calls: Vec<(u32, M::State)> = Vec::new();
+    // The calls linearized so far, with the state before each and the pass that chose it.
+    let mut calls: Vec<(u32, M::State, Pass)> = Vec::new();
     let mut longest: Option<(Vec<u32>, M::State)> = None;
     let mut state = model.init();
     let mut steps: u64 = 0;
 
     let mut node = entries.next[HEAD as usize];
+    let mut pass = Pass::Returned;
     while entries.next[HEAD as usize] != NIL {
         steps += 1;
         if steps.is_multiple_of(DEADLINE_CHECK_STEPS)
@@ -235,7 +255,13 @@ pub(super) fn search<M: Model>(
         }
         let op_k = entries.op[node as usize];
         if entries.is_call(node) {
-            let op = &history[partition[op_k as usize]];
+            let index = partition[op_k as usize];
+            let unknown = returns[index] == RETURN_UNKNOWN;
+            if unknown != (pass == Pass::Unknown) {
+                node = entries.next[node as usize];
+                continue;
+            }
+            let op = &history[index];
             let next_state = model.step(&state, &op.input, &op.output);
             let mut advanced = false;
             if let Some(next_state) = next_state {
@@ -244,9 +270,10 @@ pub(super) fn search<M: Model>(
                     if memo.is_full() {
                         return Outcome::MemoFull;
                     }
-                    calls.push((node, std::mem::replace(&mut state, next_state)));
+                    calls.push((node, std::mem::replace(&mut state, next_state), pass));
                     entries.lift(node);
                     node = entries.next[HEAD as usize];
+                    pass = Pass::Returned;
                     advanced = true;
                 } else {
                     linearized.clear(op_k);
@@ -255,6 +282,10 @@ pub(super) fn search<M: Model>(
             if !advanced {
                 node = entries.next[node as usize];
             }
+        } else if pass == Pass::Returned {
+            // Every call that returns was tried here; now the unknown ones.
+            pass = Pass::Unknown;
+            node = entries.next[HEAD as usize];
         } else {
             // The return of an operation not linearized yet: every way of going on from
             // here has been tried, so undo the last linearized call.
@@ -262,10 +293,13 @@ pub(super) fn search<M: Model>(
                 .as_ref()
                 .is_none_or(|(ops, _)| calls.len() > ops.len())
             {
-                let ops = calls.iter().map(|(n, _)| entries.op[*n as usize]).collect();
+                let ops = calls
+                    .iter()
+                    .map(|(n, _, _)| entries.op[*n as usize])
+                    .collect();
                 longest = Some((ops, state.clone()));
             }
-            let Some((call, previous)) = calls.pop() else {
+            let Some((call, previous, call_pass)) = calls.pop() else {
                 let (ops, state) = longest.expect("recorded just above");
                 return Outcome::Illegal(Failure {
                     longest: ops.iter().map(|&k| partition[k as usize]).collect(),
@@ -276,6 +310,7 @@ pub(super) fn search<M: Model>(
             linearized.clear(entries.op[call as usize]);
             entries.unlift(call);
             node = entries.next[call as usize];
+            pass = call_pass;
         }
     }
     Outcome::Linearizable

@@ -302,3 +302,47 @@ fn the_report_names_the_failing_partition() {
         .to_string()
         .starts_with("not linearizable: partition 1 (ops [2, 3]), 2 operations\n"));
 }
+
+/// The register with a fixed list of proven effects.
+struct Proven(Vec<(usize, u64)>);
+
+impl Model for Proven {
+    type State = i64;
+    type Input = RegIn;
+    type Output = RegOut;
+
+    fn init(&self) -> i64 {
+        Register.init()
+    }
+
+    fn step(&self, state: &i64, input: &RegIn, output: &RegOut) -> Option<i64> {
+        Register.step(state, input, output)
+    }
+
+    fn observed_effects(&self, _: &[Operation<RegIn, RegOut>]) -> Vec<(usize, u64)> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn a_proven_effect_bounds_when_an_unknown_write_took_effect() {
+    let history = [put(9, 5, 0, RETURN_UNKNOWN), get(1, 0, 30, 40)];
+    assert_eq!(check(&Proven(vec![]), &history, None), Ok(CheckResult::Ok));
+    // Proven by 20 ns, before the read was called: the read must see it.
+    assert!(check(&Proven(vec![(0, 20)]), &history, None)
+        .unwrap()
+        .is_illegal());
+    // A bound before the call is ignored.
+    let late = [put(9, 5, 50, RETURN_UNKNOWN), get(1, 0, 60, 70)];
+    assert_eq!(
+        check(&Proven(vec![(0, 20)]), &late, None),
+        Ok(CheckResult::Ok)
+    );
+    assert_eq!(
+        check(&Proven(vec![(2, 20)]), &history, None),
+        Err(HistoryError::BadObservedEffect {
+            index: 2,
+            operations: 2
+        })
+    );
+}
