@@ -16,13 +16,14 @@ pub const REPORT_PREFIX_OPERATIONS_MAX: usize = 20;
 /// Indices are into the checked history. Its `Display` is the readable report:
 ///
 /// ```text
-/// not linearizable: partition 3 (key "k7"), 5 operations
-/// longest linearizable prefix: 2 of 5 operations, in order:
-///   #0 client 1 [0..100 ns] put(k7, "a") -> ok
-///   #2 client 2 [110..150 ns] put(k7, "b") -> ok
-/// state after it: "b"
-/// none of these can come next (called before the earliest pending return, 300 ns):
-///   #3 client 1 [200..300 ns] get(k7) -> "a"   (the model rejects it here)
+/// not linearizable: partition 0 (key "x"), 3 operations
+/// longest linearizable prefix: 2 of 3 operations, in order:
+///   #0 client 1 [0..10 ns] put("x", "a") -> ok
+///   #1 client 2 [20..30 ns] put("x", "b") -> ok
+/// state after it: "b" mod_rev >= 2, store revision >= 2
+/// none of these can come next (called before the earliest pending return, 50 ns):
+///   #2 client 3 [40..50 ns] get("x") -> "a"   (the model rejects it here)
+/// ```
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
