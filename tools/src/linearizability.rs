@@ -33,14 +33,11 @@
 //! search may place it last, which is the same as it never having happened; so a model
 //! applies the effect when it accepts it and need not branch.
 //!
-//! Two additions of this port keep unknown outcomes affordable:
-//! - At each point the search tries the calls that returned first and the unknown ones
-//!   after (still all of them before it backtracks), so a write that never happened is
-//!   not applied early only to be undone by a long backtrack.
-//! - [`Model::observed_effects`] lets a model prove that an unknown-outcome operation took
-//!   effect by some time (for [`EtcdKvModel`]: a read saw its unique value, or an operation
-//!   saw a revision at or above its known revision); the search then treats it as having
-//!   returned then. This loses no linearization.
+//! One addition of this port keeps unknown outcomes affordable:
+//! [`Model::observed_effects`] lets a model prove that an unknown-outcome operation took
+//! effect by some time (for [`EtcdKvModel`]: a read saw its unique value, or an operation
+//! saw a revision at or above its known revision); the search then treats it as having
+//! returned then. This loses no linearization.
 //!
 //! # Cost, and how to record histories that check quickly
 //!
@@ -51,12 +48,13 @@
 //! the run resolve lost writes from the server's own history (a watch from revision 1):
 //! give a write that took effect its real response (with its revision) but keep
 //! [`RETURN_UNKNOWN`] as its return time, and drop one that did not take effect.
-//! Measured in a debug build on the shared 2-core VM (`tools/tests/linearizability.rs`):
-//! 10,000 operations over 100 keys from 10 clients with 2% unresolved lost responses,
-//! 0.1–0.3 s (the same with one stale read, illegal, 0.06–0.25 s); 2,000 operations on
-//! one key from 10 clients with 10% lost responses resolved, 0.3–0.9 s. The same key with
-//! 2% (40) lost responses left unresolved took 4–6 s without revisions and reached
-//! [`MEMO_BYTES_MAX`] after ~20 s with them; with 10% unresolved, it reached it either way.
+//! Measured in a debug build on the shared 2-core VM (load ~9) with
+//! `tools/tests/linearizability.rs`: 10,000 operations over 100 keys from 10 clients with
+//! 2% lost responses left unresolved, 0.1–0.6 s (the same with one stale read, illegal,
+//! 0.06–0.25 s); 2,000 operations on one key from 10 clients, 10% lost responses
+//! resolved, 0.3–0.9 s, and 2–10% unresolved, 1.1–2.4 s. Illegal histories are where
+//! unresolved ones hurt: one key, 51 operations of which 17 lost, 18.6 s; one key, 2,000
+//! operations with 40 lost and a stale read near the end, past [`MEMO_BYTES_MAX`] (25 s).
 //!
 //! # Limits
 //!

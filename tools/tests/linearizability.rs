@@ -150,7 +150,7 @@ fn stale_read_after_a_newer_write_returned_is_illegal() {
 longest linearizable prefix: 2 of 3 operations, in order:
   #0 client 1 [0..10 ns] put("x", "a") -> ok
   #1 client 2 [20..30 ns] put("x", "b") -> ok
-state after it: "b" mod_rev >= 2, store revision >= 2
+state after it: "b" mod_rev >= 1, store revision >= 0
 none of these can come next (called before the earliest pending return, 50 ns):
   #2 client 3 [40..50 ns] get("x") -> "a"   (the model rejects it here)
 "#;

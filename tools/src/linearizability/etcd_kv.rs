@@ -122,10 +122,13 @@ pub struct KvState {
 /// - a `Get`'s `mod_revision` must equal the revision of the write it sees, and not exceed
 ///   the `Get`'s header revision.
 ///
-/// This stays sound with unknown outcomes: a write whose response was lost (or not
-/// recorded) has some revision above the floor, so the floor rises by 1 and the value's
-/// `mod_revision` is `AtLeast(floor)`; the first `Get` that sees that value with a
-/// `mod_revision` pins it. Each rule holds in etcd's real order of execution restricted
+/// This stays sound with unknown outcomes: a write whose response was lost (or whose
+/// revision was not recorded) has some revision above the floor, so the value's
+/// `mod_revision` is `AtLeast(floor + 1)` and the floor stays (a weaker bound, but
+/// raising it by 1 per such write made states that differ only in that count, and
+/// measured 2,000 operations on one key with 40 lost writes went from 1.3 s to
+/// [`MEMO_BYTES_MAX`](super::MEMO_BYTES_MAX)). The first `Get` that sees that value with
+/// a `mod_revision` pins it. Each rule holds in etcd's real order of execution restricted
 /// to one key, so it never rejects a correct history; it is only weaker than a check
 /// across keys (revisions are global, but partitions are checked apart).
 #[derive(Debug, Clone, Copy, Default)]
@@ -133,15 +136,16 @@ pub struct EtcdKvModel;
 
 impl KvState {
     /// After a write of `value` (`None`: delete) with revision `revision` (`None`: not
-    /// known), or `None` if the revision does not exceed the floor.
+    /// known: above the floor, which stays), or `None` if the revision does not exceed the
+    /// floor.
     fn write(&self, value: Option<&[u8]>, revision: Option<i64>) -> Option<KvState> {
         let (mod_revision, floor) = match revision {
             Some(r) if r <= self.revision_floor => return None,
             Some(r) => (ModRevision::Known(r), r),
-            None => {
-                let floor = self.revision_floor.saturating_add(1);
-                (ModRevision::AtLeast(floor), floor)
-            }
+            None => (
+                ModRevision::AtLeast(self.revision_floor.saturating_add(1)),
+                self.revision_floor,
+            ),
         };
         Some(KvState {
             value: value.map(<[u8]>::to_vec),

@@ -20,7 +20,7 @@ pub const REPORT_PREFIX_OPERATIONS_MAX: usize = 20;
 /// longest linearizable prefix: 2 of 3 operations, in order:
 ///   #0 client 1 [0..10 ns] put("x", "a") -> ok
 ///   #1 client 2 [20..30 ns] put("x", "b") -> ok
-/// state after it: "b" mod_rev >= 2, store revision >= 2
+/// state after it: "b" mod_rev >= 1, store revision >= 0
 /// none of these can come next (called before the earliest pending return, 50 ns):
 ///   #2 client 3 [40..50 ns] get("x") -> "a"   (the model rejects it here)
 /// ```
