@@ -321,6 +321,16 @@ pub fn check<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     deadline: Option<Duration>,
 ) -> Result<CheckResult, HistoryError> {
+    check_limited(model, history, deadline, MEMO_BYTES_MAX)
+}
+
+/// [`check`] with the memo limit as a parameter, so tests can reach it.
+fn check_limited<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    deadline: Option<Duration>,
+    memo_bytes_max: usize,
+) -> Result<CheckResult, HistoryError> {
     if history.len() > HISTORY_OPERATIONS_MAX {
         return Err(HistoryError::HistoryTooLarge {
             operations: history.len(),
@@ -347,7 +357,7 @@ pub fn check<M: Model>(
                 partition: index,
             }));
         }
-        match search::search(model, history, &returns, partition, stop_at) {
+        match search::search(model, history, &returns, partition, stop_at, memo_bytes_max) {
             search::Outcome::Linearizable => {}
             search::Outcome::Deadline => {
                 return Ok(CheckResult::Unknown(Incomplete::Deadline {

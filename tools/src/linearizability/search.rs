@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
-use super::{Model, Operation, DEADLINE_CHECK_STEPS, MEMO_BYTES_MAX};
+use super::{Model, Operation, DEADLINE_CHECK_STEPS};
 
 /// Bytes a memo entry costs beyond its bitset words and inline state: the allocator's
 /// header of the bitset, the hash map slot and the bucket's spare capacity (an estimate).
@@ -20,7 +20,7 @@ pub(super) enum Outcome<S> {
     Illegal(Failure<S>),
     /// The deadline passed first.
     Deadline,
-    /// The memo reached [`MEMO_BYTES_MAX`] first.
+    /// The memo reached its byte limit first.
     MemoFull,
 }
 
@@ -179,14 +179,16 @@ impl Hasher for PrehashedHasher {
 struct Memo<S> {
     buckets: HashMap<u64, Vec<(Bitset, S)>, BuildHasherDefault<PrehashedHasher>>,
     bytes: usize,
+    bytes_max: usize,
     entry_bytes: usize,
 }
 
 impl<S: Clone + Eq + Hash> Memo<S> {
-    fn new(bits: usize) -> Memo<S> {
+    fn new(bits: usize, bytes_max: usize) -> Memo<S> {
         Memo {
             buckets: HashMap::default(),
             bytes: 0,
+            bytes_max,
             entry_bytes: bits.div_ceil(64) * 8
                 + std::mem::size_of::<(Bitset, S)>()
                 + MEMO_ENTRY_OVERHEAD_BYTES,
@@ -211,12 +213,12 @@ impl<S: Clone + Eq + Hash> Memo<S> {
     }
 
     fn is_full(&self) -> bool {
-        self.bytes > MEMO_BYTES_MAX
+        self.bytes > self.bytes_max
     }
 }
 
 /// Searches one partition (indices into `history`) for a linearization, with `returns`
-/// as each operation's return time.
+/// as each operation's return time, and at most `memo_bytes_max` bytes of memo.
 ///
 /// Candidates are tried in list order, as Porcupine does. (Trying the calls that returned
 /// before the unknown-outcome ones was measured and was slower: 2,000 operations on one
@@ -227,10 +229,11 @@ pub(super) fn search<M: Model>(
     returns: &[u64],
     partition: &[usize],
     stop_at: Option<Instant>,
+    memo_bytes_max: usize,
 ) -> Outcome<M::State> {
     let mut entries = Entries::build(history, returns, partition);
     let mut linearized = Bitset::new(partition.len());
-    let mut memo = Memo::new(partition.len());
+    let mut memo = Memo::new(partition.len(), memo_bytes_max);
     // The calls linearized so far, with the state before each.
     let mut calls: Vec<(u32, M::State)> = Vec::new();
     let mut longest: Option<(Vec<u32>, M::State)> = None;

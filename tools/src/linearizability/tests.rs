@@ -177,6 +177,17 @@ fn memo_makes_many_concurrent_identical_writes_cheap() {
 }
 
 #[test]
+fn a_full_memo_gives_unknown() {
+    // The memo case above needs 2^14 entries; 100 KB holds far fewer.
+    let mut history: Vec<_> = (0..14).map(|c| put(c, 1, 0, 100)).collect();
+    history.push(get(99, 2, 200, 300));
+    assert_eq!(
+        check_limited(&Register, &history, None, 100_000).unwrap(),
+        CheckResult::Unknown(Incomplete::MemoFull { partition: 0 })
+    );
+}
+
+#[test]
 fn a_deadline_that_has_passed_gives_unknown() {
     let history = [put(0, 1, 0, 10)];
     assert_eq!(
