@@ -424,6 +424,30 @@ fn a_write_that_never_returned_but_whose_revision_is_known_precedes_higher_revis
 }
 
 #[test]
+fn an_unknown_write_is_proven_by_the_first_read_of_its_unique_value() {
+    use tools::linearizability::Model;
+    let history = [
+        put(1, "x", "a", 0, 10),
+        put_unknown(2, "x", "b", 20),
+        get(3, "x", Some("b"), 30, 60),
+        get(4, "x", Some("b"), 35, 50),
+        put_unknown(5, "x", "c", 25),
+        put_unknown(6, "x", "a", 70),
+        get(3, "x", Some("a"), 80, 90),
+        get(7, "y", Some("c"), 30, 40),
+    ];
+    // "b" is first seen by the read that returned at 50; "c" is never seen on key x (the
+    // read of key y does not count); "a" has two writers, so its read proves neither.
+    assert_eq!(EtcdKvModel.observed_effects(&history), vec![(1, 50)]);
+    // Key x is linearizable; key y read a value never written there.
+    let report = assert_illegal(&history);
+    assert!(
+        report.starts_with("not linearizable: partition 1 (key \"y\")"),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_response_of_another_kind_than_the_request_is_illegal() {
     let history = [kv_op(
         1,
