@@ -10,11 +10,15 @@
 //!   per 1,000 idle watchers ([`run_watch_memory`]), both servers side by side
 //!   ([`run_compare_watch`], [`render_watch_markdown`]).
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
+//! - [`linearizability`]: a linearizability checker for recorded client histories
+//!   (Wing & Gong with Lowe's memo, as Porcupine), with an etcd KV model, for the
+//!   cluster fault tests.
 #![deny(missing_docs)]
 
 mod compare;
 mod error;
 mod keys;
+pub mod linearizability;
 mod load;
 pub mod procstat;
 mod server;
