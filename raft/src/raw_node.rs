@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::errors::{Error, Result};
 use crate::message::{
     ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot,
@@ -21,21 +21,38 @@ use crate::storage::Storage;
 ///
 /// Handle a `Ready` in exactly this order (etcd-io/raft `node.go`, raft-rs `Ready`):
 ///
-/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any) —
-///    with an fsync first when `must_sync` is true. Append them to the
-///    [`Storage`] raft reads (e.g. [`crate::MemStorage::append`],
-///    [`crate::MemStorage::apply_snapshot`], [`crate::MemStorage::set_hard_state`]).
-/// 2. **Send** `messages` to their `to` nodes (only now: a vote or an append
-///    acknowledgement must not leave before the state it promises is durable).
+/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any),
+///    and make them durable: fsync first when `must_sync` is true. Then add them to
+///    the [`Storage`] raft reads ([`crate::MemStorage::apply_snapshot`],
+///    [`crate::MemStorage::append`], [`crate::MemStorage::set_hard_state`]).
+/// 2. **Send** `messages` to their `to` nodes — only after step 1 is durable
+///    ("persist before send"). Messages promise state of this Ready: a vote
+///    response promises the persisted term and vote (a vote forgotten in a crash can
+///    be given twice in one term, electing two leaders); an AppendResponse tells the
+///    leader the entries are stored, and the leader counts it toward the commit
+///    quorum (a follower that loses acknowledged entries in a crash can make a
+///    committed entry disappear).
 /// 3. **Apply** the snapshot's data (if any) and then `committed_entries`, in order,
 ///    to the state machine; for a [`EntryType::ConfChange`] entry call
 ///    [`RawNode::apply_conf_change`]. Serve `read_states` once the applied index
 ///    reaches each one's index.
-/// 4. Call [`RawNode::advance`] with this `Ready`.
+/// 4. **Advance**: call [`RawNode::advance`] with this `Ready`. This is how raft
+///    learns that the entries are durable: a leader counts its *own* entries toward
+///    the commit quorum only from this call on (etcd-io/raft's self-acknowledgement
+///    after persistence, `raft.go` `appendEntry`), exactly as it counts a
+///    follower's only once that follower acknowledged them after persisting. So the
+///    commit index only ever covers entries with durable copies on a quorum, the
+///    leader's copy included. Consequences: the commit of entries proposed on a
+///    leader comes in a later Ready than the entries themselves (on a single voter:
+///    the next one, so loop `while has_ready()`); and the leader's commit rule does
+///    not depend on the leader's own Append messages waiting for its fsync (Raft
+///    thesis §10.2.1 lets a leader write in parallel with replicating), though this
+///    crate's contract still asks every message to wait for step 1.
 ///
-/// `committed_entries` may include entries that are in this very Ready's `entries`
-/// (a leader counts its own log as persisted on append), which is why step 1 comes
-/// before step 3. Call `advance` before asking for the next `ready()`.
+/// `committed_entries` may include entries of this very Ready's `entries` (a
+/// follower can learn the commit index together with the entries it covers, which
+/// are durable on a quorum elsewhere), which is why step 1 comes before step 3. Call
+/// `advance` before asking for the next `ready()`.
 #[derive(Debug, Default)]
 pub struct Ready {
     /// New leader/role, if changed since the last Ready. Not persisted.
@@ -50,7 +67,9 @@ pub struct Ready {
     pub entries: Vec<Entry>,
     /// A snapshot received from the leader, to persist and apply before any entry.
     pub snapshot: Option<Snapshot>,
-    /// Entries committed and not yet applied, contiguous, to apply in order.
+    /// Entries committed and not yet applied, contiguous, to apply in order; at most
+    /// [`crate::Limits::max_committed_entries_bytes_per_ready`] bytes (at least one
+    /// entry), the rest in later Readys. Empty while a `snapshot` is pending.
     pub committed_entries: Vec<Entry>,
     /// Messages to send after persisting.
     pub messages: Vec<Message>,
@@ -93,7 +112,15 @@ impl<S: Storage> RawNode<S> {
     /// `config.applied` above the commit index), [`Error::Storage`] when the stored
     /// commit index is outside the stored log, or a storage error.
     pub fn new(config: &Config, store: S) -> Result<Self> {
-        let raft = Raft::new(config, store)?;
+        Self::new_with_limits(config, &Limits::default(), store)
+    }
+
+    /// [`RawNode::new`] with explicit resource [`Limits`].
+    ///
+    /// Errors: as [`RawNode::new`], and [`Error::ConfigInvalid`] for a limit out of
+    /// range (see [`Limits::validate`]).
+    pub fn new_with_limits(config: &Config, limits: &Limits, store: S) -> Result<Self> {
+        let raft = Raft::new(config, limits, store)?;
         let prev_ss = raft.soft_state();
         let prev_hs = raft.hard_state();
         Ok(RawNode {
@@ -172,13 +199,20 @@ impl<S: Storage> RawNode<S> {
     ///
     /// Errors: [`Error::StepLocalMsg`] for a local message type,
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
-    /// [`Error::MessageInvalid`] for a malformed message (sender 0, Append entries not
-    /// contiguous after `index` or with terms above the message term, Snapshot without
-    /// snapshot) or one that contradicts this node's log (an Append that would
-    /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
-    /// AppendResponse acknowledging an index this leader does not have: signs of a
-    /// lost or corrupted log), [`Error::ProposalDropped`] for a forwarded proposal that
-    /// cannot be accepted.
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, addressed to
+    /// another node, term 0 on any kind but a forwarded Propose or ReadIndex, term
+    /// `u64::MAX`, Append entries reaching index `u64::MAX` or not contiguous after
+    /// `index` or with terms above the message term, a rejecting AppendResponse whose
+    /// `reject_hint` is above its `index`, Snapshot without snapshot or with metadata
+    /// that names no position or membership — index 0 or `u64::MAX`, term 0 or above
+    /// the message term, no voters, node 0, a node listed twice or as voter and
+    /// learner — or a ReadIndex without exactly one entry) or one that contradicts
+    /// this node's log (an Append that would overwrite a committed entry, a Heartbeat
+    /// committing beyond the last index, an AppendResponse acknowledging an index
+    /// this leader does not have: signs of a lost or corrupted log);
+    /// [`Error::ProposalDropped`] for a forwarded proposal that cannot be accepted;
+    /// [`Error::ReadIndexQueueFull`] for a forwarded read beyond
+    /// [`Limits::max_pending_read_index_requests`].
     pub fn step(&mut self, message: Message) -> Result<()> {
         if message.msg_type.is_local() {
             return Err(Error::StepLocalMsg);
@@ -186,25 +220,49 @@ impl<S: Storage> RawNode<S> {
         if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from) {
             return Err(Error::StepPeerNotFound);
         }
+        if message.to != self.raft.id {
+            return Err(Error::MessageInvalid(format!(
+                "{:?} from {} is addressed to {}, not to this node {}",
+                message.msg_type, message.from, message.to, self.raft.id
+            )));
+        }
         validate_peer_message(&message)?;
         self.raft.check_against_log(&message)?;
         self.raft.step(message)
     }
 
-    /// Requests a linearizable read point identified by `request_ctx` (must be unique
-    /// among outstanding requests). The answer arrives as a [`ReadState`] in a later
-    /// Ready: at once on a single voter; after a heartbeat round confirms leadership on
-    /// a multi-member leader (requests queued meanwhile share the round); via the
-    /// leader on a follower. Dropped silently when there is no leader.
+    /// Requests a linearizable read point identified by `request_ctx`. The answer
+    /// arrives as a [`ReadState`] carrying `request_ctx` in a later Ready of this
+    /// node: at once on a single voter; after a quorum acknowledged a heartbeat round
+    /// sent after the request on a multi-member leader (a round confirms every
+    /// earlier request too); via the leader on a follower. raft matches rounds by its
+    /// own sequence numbers, so `request_ctx` only needs to identify the read to this
+    /// node's application: equal contexts on different members (or one member before
+    /// and after a restart) are answered separately and correctly. Dropped silently
+    /// when there is no leader.
     pub fn read_index(&mut self, request_ctx: Bytes) {
-        let _ = self.raft.step(Message {
+        let _ = self.try_read_index(request_ctx);
+    }
+
+    /// [`RawNode::read_index`], reporting a request that is dropped at once.
+    ///
+    /// Errors: [`Error::ReadIndexNoLeader`] when this node knows no leader;
+    /// [`Error::ReadIndexQueueFull`] on a leader that already holds
+    /// [`Limits::max_pending_read_index_requests`] unanswered requests. A request
+    /// forwarded by a follower can still be dropped by the leader (no answer comes);
+    /// the application's read times out as with etcd.
+    pub fn try_read_index(&mut self, request_ctx: Bytes) -> Result<()> {
+        if self.raft.state != StateRole::Leader && self.raft.leader_id == 0 {
+            return Err(Error::ReadIndexNoLeader);
+        }
+        self.raft.step(Message {
             from: self.raft.id,
             entries: vec![Entry {
                 data: request_ctx,
                 ..Default::default()
             }],
             ..Message::new(MessageType::ReadIndex)
-        });
+        })
     }
 
     /// Asks the leader to hand leadership to `transferee` (a voter). Proposals are
@@ -250,7 +308,25 @@ impl<S: Storage> RawNode<S> {
     /// Collects what the application must do; see [`Ready`] for the order. Messages
     /// and read states are handed out once; entries, snapshot and committed entries
     /// until [`RawNode::advance`] acknowledges them.
+    ///
+    /// Panics where [`RawNode::try_ready`] returns an error (the storage lost
+    /// committed entries that were never applied).
     pub fn ready(&mut self) -> Ready {
+        self.try_ready().unwrap_or_else(|e| panic!("raft: {e}"))
+    }
+
+    /// [`RawNode::ready`], returning an error instead of panicking when the committed
+    /// entries after the applied index cannot be read.
+    ///
+    /// Errors: [`Error::Storage`] when entries after the applied index were compacted
+    /// from the storage before the application applied them (only applied entries
+    /// may be compacted): raft cannot hand out the rest without leaving a hole in
+    /// the state machine. Nothing is consumed; the node cannot make progress until
+    /// the storage holds those entries again (or a snapshot covering them is
+    /// installed), so the server should stop.
+    pub fn try_ready(&mut self) -> Result<Ready> {
+        let max = self.raft.max_committed_size_per_ready;
+        let committed_entries = self.raft.raft_log.next_entries(Some(max))?;
         let r = &mut self.raft;
         let ss = r.soft_state();
         let hs = r.hard_state();
@@ -260,20 +336,23 @@ impl<S: Storage> RawNode<S> {
             || snapshot.is_some()
             || hs.term != self.prev_hs.term
             || hs.vote != self.prev_hs.vote;
-        Ready {
+        Ok(Ready {
             soft_state: (ss != self.prev_ss).then_some(ss),
             hard_state: (hs != self.prev_hs && !hs.is_empty()).then_some(hs),
             read_states: std::mem::take(&mut r.read_states),
             entries,
             snapshot,
-            committed_entries: r.raft_log.next_entries(),
+            committed_entries,
             messages: std::mem::take(&mut r.msgs),
             must_sync,
-        }
+        })
     }
 
     /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
-    /// and snapshot are now stable and its committed entries applied.
+    /// and snapshot are now stable and its committed entries applied. A leader counts
+    /// the now durable entries toward the commit quorum here, so a new Ready (a
+    /// higher commit index, committed entries, Appends carrying the commit) may
+    /// follow at once: check [`RawNode::has_ready`] again.
     pub fn advance(&mut self, ready: Ready) {
         if let Some(ss) = ready.soft_state {
             self.prev_ss = ss;
@@ -281,6 +360,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = ready.hard_state {
             self.prev_hs = hs;
         }
+        self.raft.reduce_uncommitted_size(&ready.committed_entries);
         let log = &mut self.raft.raft_log;
         if let Some(e) = ready.committed_entries.last() {
             log.applied_to(e.index);
@@ -293,6 +373,8 @@ impl<S: Storage> RawNode<S> {
         if let Some(s) = &ready.snapshot {
             log.stable_snap_to(s.metadata.index);
         }
+        self.raft.on_persisted();
+        self.raft.on_applied();
     }
 
     /// Current state for monitoring.
@@ -323,15 +405,46 @@ fn validate_peer_message(m: &Message) -> Result<()> {
             m.msg_type
         )));
     }
+    // Term 0 marks a message generated inside the node (etcd `Step`: "local
+    // message"), which skips every term check; only the requests a follower forwards
+    // to its leader travel without a term (etcd `send`).
+    if m.term == 0 && !matches!(m.msg_type, MessageType::Propose | MessageType::ReadIndex) {
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} without a term (term 0 is reserved for local messages)",
+            m.msg_type, m.from
+        )));
+    }
+    if m.term == u64::MAX {
+        // Nothing could follow it: the next campaign computes `term + 1`.
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} with term {}",
+            m.msg_type,
+            m.from,
+            u64::MAX
+        )));
+    }
     match m.msg_type {
         MessageType::Append => {
+            // The log must be able to continue after the last entry (`last + 1`).
+            let n = m.entries.len() as u64;
+            if m.index
+                .checked_add(n)
+                .filter(|last| *last < u64::MAX)
+                .is_none()
+            {
+                return Err(Error::MessageInvalid(format!(
+                    "append of {n} entries after index {} would reach index {}",
+                    m.index,
+                    u64::MAX
+                )));
+            }
             let mut prev_term = m.log_term;
             for (i, e) in m.entries.iter().enumerate() {
-                if e.index != m.index + 1 + i as u64 {
+                let want = m.index + 1 + i as u64;
+                if e.index != want {
                     return Err(Error::MessageInvalid(format!(
-                        "append entry {i} has index {}, expected {}",
-                        e.index,
-                        m.index + 1 + i as u64
+                        "append entry {i} has index {}, expected {want}",
+                        e.index
                     )));
                 }
                 if e.term < prev_term || e.term > m.term {
@@ -343,10 +456,27 @@ fn validate_peer_message(m: &Message) -> Result<()> {
                 prev_term = e.term;
             }
         }
-        MessageType::Snapshot if m.snapshot.is_none() => {
-            return Err(Error::MessageInvalid(
-                "snapshot message without snapshot".into(),
-            ));
+        MessageType::AppendResponse if m.reject && m.reject_hint > m.index => {
+            // A follower hints an index at or below the one it rejected (etcd
+            // `handleAppendEntries`); anything larger is garbage.
+            return Err(Error::MessageInvalid(format!(
+                "append response from {} rejects {} with hint {} above it",
+                m.from, m.index, m.reject_hint
+            )));
+        }
+        MessageType::Snapshot => {
+            let Some(s) = &m.snapshot else {
+                return Err(Error::MessageInvalid(
+                    "snapshot message without snapshot".into(),
+                ));
+            };
+            s.metadata.check().map_err(Error::MessageInvalid)?;
+            if s.metadata.term > m.term {
+                return Err(Error::MessageInvalid(format!(
+                    "snapshot term {} above the message term {}",
+                    s.metadata.term, m.term
+                )));
+            }
         }
         _ => {}
     }

@@ -280,7 +280,7 @@ fn leader_commit_entry() {
     }
     assert_eq!(r.raft_log.committed, li + 1);
     assert_eq!(
-        r.raft_log.next_entries(),
+        r.raft_log.next_entries(None).unwrap(),
         vec![data_ent(li + 1, 1, b"some data")]
     );
     let msgs = take_msgs(&mut r);
@@ -313,6 +313,7 @@ fn leader_acknowledge_commit() {
         commit_noop_entry(&mut r);
         let li = r.raft_log.last_index();
         r.step(propose_msg(1, b"some data")).unwrap();
+        persist(&mut r);
         for m in take_msgs(&mut r) {
             if acceptors.contains(&m.to) {
                 r.step(reply_accept(&m)).unwrap();
@@ -354,7 +355,7 @@ fn leader_commit_preceding_entries() {
         let mut want = tt.clone();
         want.push(ent(li + 1, 3));
         want.push(data_ent(li + 2, 3, b"some data"));
-        assert_eq!(r.raft_log.next_entries(), want);
+        assert_eq!(r.raft_log.next_entries(None).unwrap(), want);
     }
 }
 
@@ -382,7 +383,10 @@ fn follower_commit_entry() {
         };
         r.step(m).unwrap();
         assert_eq!(r.raft_log.committed, commit);
-        assert_eq!(r.raft_log.next_entries(), ents[..commit as usize].to_vec());
+        assert_eq!(
+            r.raft_log.next_entries(None).unwrap(),
+            ents[..commit as usize].to_vec()
+        );
     }
 }
 
@@ -608,6 +612,7 @@ fn leader_only_commits_log_from_current_term() {
         r.become_leader();
         take_msgs(&mut r);
         r.step(propose_msg(1, b"")).unwrap();
+        persist(&mut r);
         let m = Message {
             index,
             ..msg(MessageType::AppendResponse, 2, 1, r.term)
