@@ -87,6 +87,42 @@ pub struct SnapshotMetadata {
     pub conf_state: ConfState,
 }
 
+impl SnapshotMetadata {
+    /// Checks that the metadata can describe a real position and membership: index in
+    /// `1..u64::MAX` (the log continues at `index + 1`), term ≥ 1, at least one voter,
+    /// no id 0, no id listed twice or as both voter and learner. Returns a description
+    /// of the first problem.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if self.index == 0 || self.index == u64::MAX {
+            return Err(format!(
+                "snapshot index must be in 1..{}, got {}",
+                u64::MAX,
+                self.index
+            ));
+        }
+        if self.term == 0 {
+            return Err(format!("snapshot at index {} has term 0", self.index));
+        }
+        let cs = &self.conf_state;
+        if cs.voters.is_empty() {
+            return Err(format!("snapshot at index {} has no voters", self.index));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &id in cs.voters.iter().chain(&cs.learners) {
+            if id == 0 {
+                return Err("snapshot conf state names node 0".to_string());
+            }
+            if !seen.insert(id) {
+                return Err(format!(
+                    "snapshot conf state names node {id} twice (voters {:?}, learners {:?})",
+                    cs.voters, cs.learners
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A state machine image up to `metadata.index`; `data` is opaque to raft.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Snapshot {
@@ -188,7 +224,8 @@ pub enum MessageType {
     RequestPreVoteResponse,
     /// Leader → follower: install `snapshot`.
     Snapshot,
-    /// Leader → follower: I am alive; commit up to `commit`; `context` = read ctx.
+    /// Leader → follower: I am alive; commit up to `commit`; `context` = the newest
+    /// ReadIndex round of the leader (8 bytes LE) or empty.
     Heartbeat,
     /// Follower → leader: heartbeat answer, echoing `context`.
     HeartbeatResponse,
@@ -261,7 +298,9 @@ impl MessageType {
 }
 
 /// One Raft message. Unused fields are zero/empty; which fields a kind uses is said on
-/// [`MessageType`]. `term` 0 marks a local message.
+/// [`MessageType`]. `term` 0 marks a local message; from a peer it is accepted only on
+/// a forwarded Propose or ReadIndex ([`crate::RawNode::step`] refuses the rest with
+/// [`Error::MessageInvalid`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     /// Kind.
@@ -270,7 +309,7 @@ pub struct Message {
     pub to: u64,
     /// Sender id.
     pub from: u64,
-    /// Sender's term (0 for local messages and proposals).
+    /// Sender's term (0 for local messages and forwarded Propose/ReadIndex).
     pub term: u64,
     /// Term of the entry at `index` (Append: the entry before `entries`; votes: the
     /// candidate's last term; rejected AppendResponse: the hint's term).
@@ -287,7 +326,7 @@ pub struct Message {
     pub reject: bool,
     /// On a rejected AppendResponse: the follower's suggested probe index.
     pub reject_hint: u64,
-    /// Opaque context (heartbeat read ctx, campaign-transfer marker).
+    /// Opaque context (heartbeat ReadIndex round, campaign-transfer marker).
     pub context: Bytes,
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::errors::{Error, Result};
 use crate::message::{
     ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot,
@@ -93,7 +93,15 @@ impl<S: Storage> RawNode<S> {
     /// `config.applied` above the commit index), [`Error::Storage`] when the stored
     /// commit index is outside the stored log, or a storage error.
     pub fn new(config: &Config, store: S) -> Result<Self> {
-        let raft = Raft::new(config, store)?;
+        Self::new_with_limits(config, &Limits::default(), store)
+    }
+
+    /// [`RawNode::new`] with explicit resource [`Limits`].
+    ///
+    /// Errors: as [`RawNode::new`], and [`Error::ConfigInvalid`] for a limit out of
+    /// range (see [`Limits::validate`]).
+    pub fn new_with_limits(config: &Config, limits: &Limits, store: S) -> Result<Self> {
+        let raft = Raft::new(config, limits, store)?;
         let prev_ss = raft.soft_state();
         let prev_hs = raft.hard_state();
         Ok(RawNode {
@@ -172,7 +180,8 @@ impl<S: Storage> RawNode<S> {
     ///
     /// Errors: [`Error::StepLocalMsg`] for a local message type,
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
-    /// [`Error::MessageInvalid`] for a malformed message (sender 0, Append entries not
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, term 0 on any kind
+    /// but a forwarded Propose or ReadIndex, Append entries not
     /// contiguous after `index` or with terms above the message term, Snapshot without
     /// snapshot) or one that contradicts this node's log (an Append that would
     /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
@@ -191,20 +200,38 @@ impl<S: Storage> RawNode<S> {
         self.raft.step(message)
     }
 
-    /// Requests a linearizable read point identified by `request_ctx` (must be unique
-    /// among outstanding requests). The answer arrives as a [`ReadState`] in a later
-    /// Ready: at once on a single voter; after a heartbeat round confirms leadership on
-    /// a multi-member leader (requests queued meanwhile share the round); via the
-    /// leader on a follower. Dropped silently when there is no leader.
+    /// Requests a linearizable read point identified by `request_ctx`. The answer
+    /// arrives as a [`ReadState`] carrying `request_ctx` in a later Ready of this
+    /// node: at once on a single voter; after a quorum acknowledged a heartbeat round
+    /// sent after the request on a multi-member leader (a round confirms every
+    /// earlier request too); via the leader on a follower. raft matches rounds by its
+    /// own sequence numbers, so `request_ctx` only needs to identify the read to this
+    /// node's application: equal contexts on different members (or one member before
+    /// and after a restart) are answered separately and correctly. Dropped silently
+    /// when there is no leader.
     pub fn read_index(&mut self, request_ctx: Bytes) {
-        let _ = self.raft.step(Message {
+        let _ = self.try_read_index(request_ctx);
+    }
+
+    /// [`RawNode::read_index`], reporting a request that is dropped at once.
+    ///
+    /// Errors: [`Error::ReadIndexNoLeader`] when this node knows no leader;
+    /// [`Error::ReadIndexQueueFull`] on a leader that already holds
+    /// [`Limits::max_pending_read_index_requests`] unanswered requests. A request
+    /// forwarded by a follower can still be dropped by the leader (no answer comes);
+    /// the application's read times out as with etcd.
+    pub fn try_read_index(&mut self, request_ctx: Bytes) -> Result<()> {
+        if self.raft.state != StateRole::Leader && self.raft.leader_id == 0 {
+            return Err(Error::ReadIndexNoLeader);
+        }
+        self.raft.step(Message {
             from: self.raft.id,
             entries: vec![Entry {
                 data: request_ctx,
                 ..Default::default()
             }],
             ..Message::new(MessageType::ReadIndex)
-        });
+        })
     }
 
     /// Asks the leader to hand leadership to `transferee` (a voter). Proposals are
@@ -250,7 +277,25 @@ impl<S: Storage> RawNode<S> {
     /// Collects what the application must do; see [`Ready`] for the order. Messages
     /// and read states are handed out once; entries, snapshot and committed entries
     /// until [`RawNode::advance`] acknowledges them.
+    ///
+    /// Panics where [`RawNode::try_ready`] returns an error (the storage lost
+    /// committed entries that were never applied).
     pub fn ready(&mut self) -> Ready {
+        self.try_ready().unwrap_or_else(|e| panic!("raft: {e}"))
+    }
+
+    /// [`RawNode::ready`], returning an error instead of panicking when the committed
+    /// entries after the applied index cannot be read.
+    ///
+    /// Errors: [`Error::Storage`] when entries after the applied index were compacted
+    /// from the storage before the application applied them (only applied entries
+    /// may be compacted): raft cannot hand out the rest without leaving a hole in
+    /// the state machine. Nothing is consumed; the node cannot make progress until
+    /// the storage holds those entries again (or a snapshot covering them is
+    /// installed), so the server should stop.
+    pub fn try_ready(&mut self) -> Result<Ready> {
+        let max = self.raft.max_committed_size_per_ready;
+        let committed_entries = self.raft.raft_log.next_entries(Some(max))?;
         let r = &mut self.raft;
         let ss = r.soft_state();
         let hs = r.hard_state();
@@ -260,16 +305,16 @@ impl<S: Storage> RawNode<S> {
             || snapshot.is_some()
             || hs.term != self.prev_hs.term
             || hs.vote != self.prev_hs.vote;
-        Ready {
+        Ok(Ready {
             soft_state: (ss != self.prev_ss).then_some(ss),
             hard_state: (hs != self.prev_hs && !hs.is_empty()).then_some(hs),
             read_states: std::mem::take(&mut r.read_states),
             entries,
             snapshot,
-            committed_entries: r.raft_log.next_entries(),
+            committed_entries,
             messages: std::mem::take(&mut r.msgs),
             must_sync,
-        }
+        })
     }
 
     /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
@@ -281,6 +326,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = ready.hard_state {
             self.prev_hs = hs;
         }
+        self.raft.reduce_uncommitted_size(&ready.committed_entries);
         let log = &mut self.raft.raft_log;
         if let Some(e) = ready.committed_entries.last() {
             log.applied_to(e.index);
@@ -293,6 +339,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(s) = &ready.snapshot {
             log.stable_snap_to(s.metadata.index);
         }
+        self.raft.on_applied();
     }
 
     /// Current state for monitoring.
@@ -323,15 +370,37 @@ fn validate_peer_message(m: &Message) -> Result<()> {
             m.msg_type
         )));
     }
+    // Term 0 marks a message generated inside the node (etcd `Step`: "local
+    // message"), which skips every term check; only the requests a follower forwards
+    // to its leader travel without a term (etcd `send`).
+    if m.term == 0 && !matches!(m.msg_type, MessageType::Propose | MessageType::ReadIndex) {
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} without a term (term 0 is reserved for local messages)",
+            m.msg_type, m.from
+        )));
+    }
     match m.msg_type {
         MessageType::Append => {
+            // The log must be able to continue after the last entry (`last + 1`).
+            let n = m.entries.len() as u64;
+            if m.index
+                .checked_add(n)
+                .filter(|last| *last < u64::MAX)
+                .is_none()
+            {
+                return Err(Error::MessageInvalid(format!(
+                    "append of {n} entries after index {} would reach index {}",
+                    m.index,
+                    u64::MAX
+                )));
+            }
             let mut prev_term = m.log_term;
             for (i, e) in m.entries.iter().enumerate() {
-                if e.index != m.index + 1 + i as u64 {
+                let want = m.index + 1 + i as u64;
+                if e.index != want {
                     return Err(Error::MessageInvalid(format!(
-                        "append entry {i} has index {}, expected {}",
-                        e.index,
-                        m.index + 1 + i as u64
+                        "append entry {i} has index {}, expected {want}",
+                        e.index
                     )));
                 }
                 if e.term < prev_term || e.term > m.term {
@@ -343,10 +412,27 @@ fn validate_peer_message(m: &Message) -> Result<()> {
                 prev_term = e.term;
             }
         }
-        MessageType::Snapshot if m.snapshot.is_none() => {
-            return Err(Error::MessageInvalid(
-                "snapshot message without snapshot".into(),
-            ));
+        MessageType::AppendResponse if m.reject && m.reject_hint > m.index => {
+            // A follower hints an index at or below the one it rejected (etcd
+            // `handleAppendEntries`); anything larger is garbage.
+            return Err(Error::MessageInvalid(format!(
+                "append response from {} rejects {} with hint {} above it",
+                m.from, m.index, m.reject_hint
+            )));
+        }
+        MessageType::Snapshot => {
+            let Some(s) = &m.snapshot else {
+                return Err(Error::MessageInvalid(
+                    "snapshot message without snapshot".into(),
+                ));
+            };
+            s.metadata.check().map_err(Error::MessageInvalid)?;
+            if s.metadata.term > m.term {
+                return Err(Error::MessageInvalid(format!(
+                    "snapshot term {} above the message term {}",
+                    s.metadata.term, m.term
+                )));
+            }
         }
         _ => {}
     }
