@@ -33,6 +33,14 @@ const VOTERS_MAX: usize = 7;
 const IN_FLIGHT_MESSAGES_MAX: usize = 20_000;
 /// Reads one member has outstanding at once; further requests wait.
 const PENDING_READS_MAX: usize = 32;
+/// A member that applied its own removal keeps running this long, so that the
+/// others can learn the commit from it (etcdserver stops it with a delay too).
+const REMOVED_STOP_DELAY_TICKS: u64 = 2 * ELECTION_TICKS as u64;
+/// Fewest voters a removal may leave. Membership takes effect when applied (etcd),
+/// so the survivors of a removal need a quorum of the OLD configuration to learn
+/// its commit; from 2 voters that includes the removed member, and losing it before
+/// the survivor learns the commit leaves the cluster without a leader forever.
+const VOTERS_AFTER_REMOVAL_MIN: usize = 2;
 /// Steps the liveness phase may take to commit a final entry everywhere.
 pub const LIVENESS_STEPS_MAX: u64 = 40 * ELECTION_TICKS as u64;
 
@@ -126,6 +134,20 @@ pub struct Cluster {
     markers: BTreeMap<u64, u64>,
     /// Print every event (`CAIRN_SIM_TRACE=1`).
     trace: bool,
+    /// Deliberately broken application, for the tests that show the checks fail.
+    pub sabotage: Sabotage,
+}
+
+/// Ways to break the application on purpose: each must make some seed fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sabotage {
+    /// The application is correct.
+    #[default]
+    None,
+    /// Never fsync: a crash loses acknowledged entries and votes.
+    SkipFsync,
+    /// Serve reads at once, without waiting for the read index.
+    ServeReadsEarly,
 }
 
 macro_rules! trace {
@@ -177,6 +199,7 @@ impl Cluster {
             stats: Stats::default(),
             markers: BTreeMap::new(),
             trace: std::env::var_os("CAIRN_SIM_TRACE").is_some(),
+            sabotage: Sabotage::None,
         };
         for id in 1..=size + NEW_MEMBERS_MAX {
             let disk = if id <= size {
@@ -238,13 +261,20 @@ impl Cluster {
 
     /// Starts member `id` from its disk only.
     fn restart(&mut self, id: u64) -> Result<(), String> {
-        let rec = self.node(id).disk.recover().map_err(|e| format!("node {id} recovery: {e}"))?;
+        let rec = self
+            .node(id)
+            .disk
+            .recover()
+            .map_err(|e| format!("node {id} recovery: {e}"))?;
         let kv = match &rec.image {
             Some((index, data)) => {
                 let kv = Kv::decode(data)
                     .ok_or_else(|| format!("node {id}: undecodable image at {index} on disk"))?;
                 if kv.applied != *index {
-                    return Err(format!("node {id}: image at {index} claims applied {}", kv.applied));
+                    return Err(format!(
+                        "node {id}: image at {index} claims applied {}",
+                        kv.applied
+                    ));
                 }
                 kv
             }
@@ -262,7 +292,11 @@ impl Cluster {
         n.kv = kv;
         n.hard_state = hs;
         self.stats.restarts += 1;
-        trace!(self, "node {id} starts: applied {} hard state {hs:?}", self.nodes[(id - 1) as usize].kv.applied);
+        trace!(
+            self,
+            "node {id} starts: applied {} hard state {hs:?}",
+            self.nodes[(id - 1) as usize].kv.applied
+        );
         Ok(())
     }
 
@@ -276,7 +310,10 @@ impl Cluster {
         n.life = Life::Crashed;
         n.pending_reads.clear();
         n.waiting_reads.clear();
-        let rec = n.disk.recover().map_err(|e| format!("node {id} recovery after crash: {e}"))?;
+        let rec = n
+            .disk
+            .recover()
+            .map_err(|e| format!("node {id} recovery after crash: {e}"))?;
         self.inv.log_matching.on_recover(id, &rec.storage)?;
         self.nodes[idx].durable = Some(rec.storage);
         self.stats.crashes += 1;
@@ -296,7 +333,11 @@ impl Cluster {
     }
 
     fn is_up(&self, id: u64) -> bool {
-        self.exists(id) && matches!(self.nodes[(id - 1) as usize].life, Life::Running | Life::Paused { .. })
+        self.exists(id)
+            && matches!(
+                self.nodes[(id - 1) as usize].life,
+                Life::Running | Life::Paused { .. }
+            )
     }
 
     /// Handles member `id`'s Ready until it has none (server `process_ready`).
@@ -324,7 +365,10 @@ impl Cluster {
                 rd.read_states,
                 rd.must_sync
             );
-            if rd.soft_state.is_some_and(|ss| ss.raft_state == StateRole::Leader) {
+            if rd
+                .soft_state
+                .is_some_and(|ss| ss.raft_state == StateRole::Leader)
+            {
                 let term = raw.status().hard_state.term;
                 self.inv.election.on_leader(term, id)?;
             }
@@ -336,7 +380,9 @@ impl Cluster {
                 || hs.term != n.hard_state.term
                 || hs.vote != n.hard_state.vote;
             if needs_sync && !rd.must_sync {
-                return Err(format!("node {id}: Ready needs an fsync but must_sync is false"));
+                return Err(format!(
+                    "node {id}: Ready needs an fsync but must_sync is false"
+                ));
             }
             n.hard_state = hs;
             // 1. WAL: snapshot, entries, hard state; fsync only if must_sync.
@@ -352,7 +398,7 @@ impl Cluster {
             if self.crash_point(id)? {
                 return Ok(());
             }
-            if rd.must_sync {
+            if rd.must_sync && self.sabotage != Sabotage::SkipFsync {
                 self.nodes[idx].disk.sync();
             }
             if self.crash_point(id)? {
@@ -366,7 +412,9 @@ impl Cluster {
                     .apply_snapshot(s.clone())
                     .map_err(|e| format!("node {id}: apply_snapshot: {e}"))?;
             }
-            store.append(&rd.entries).map_err(|e| format!("node {id}: append: {e}"))?;
+            store
+                .append(&rd.entries)
+                .map_err(|e| format!("node {id}: append: {e}"))?;
             if let Some(hs) = rd.hard_state {
                 store.set_hard_state(hs);
             }
@@ -395,7 +443,9 @@ impl Cluster {
             for rs in &rd.read_states {
                 // Unknown contexts are answers to duplicates or to reads lost in a crash.
                 if let Some(floor) = n.pending_reads.remove(&rs.request_ctx) {
-                    self.inv.reads.on_read_state(id, &rs.request_ctx, rs.index, &floor)?;
+                    self.inv
+                        .reads
+                        .on_read_state(id, &rs.request_ctx, rs.index, &floor)?;
                     n.waiting_reads.push(WaitingRead {
                         index: rs.index,
                         ctx: rs.request_ctx.clone(),
@@ -417,7 +467,9 @@ impl Cluster {
         let n = &self.nodes[(id - 1) as usize];
         let store = n.raw.as_ref().expect("up").store();
         let index = n.kv.applied;
-        let term = store.term(index).map_err(|e| format!("node {id}: term of applied {index}: {e}"))?;
+        let term = store
+            .term(index)
+            .map_err(|e| format!("node {id}: term of applied {index}: {e}"))?;
         Ok(raft::Snapshot {
             metadata: raft::SnapshotMetadata {
                 index,
@@ -441,7 +493,13 @@ impl Cluster {
                 s.metadata.index, kv.applied
             ));
         }
-        state_machine_safety::on_snapshot(&mut self.inv.commits, id, s.metadata.index, s.metadata.term, &kv)?;
+        state_machine_safety::on_snapshot(
+            &mut self.inv.commits,
+            id,
+            s.metadata.index,
+            s.metadata.term,
+            &kv,
+        )?;
         self.node(id).kv = kv;
         self.stats.snapshots_installed += 1;
         Ok(())
@@ -451,18 +509,25 @@ impl Cluster {
         let idx = (id - 1) as usize;
         let n = &mut self.nodes[idx];
         if e.index != n.kv.applied + 1 {
-            return Err(format!("node {id} got entry {} to apply after {}", e.index, n.kv.applied));
+            return Err(format!(
+                "node {id} got entry {} to apply after {}",
+                e.index, n.kv.applied
+            ));
         }
         if e.entry_type == EntryType::ConfChange {
-            let cc = ConfChange::decode(&e.data)
-                .map_err(|err| format!("node {id}: undecodable conf change at {}: {err}", e.index))?;
+            let cc = ConfChange::decode(&e.data).map_err(|err| {
+                format!("node {id}: undecodable conf change at {}: {err}", e.index)
+            })?;
             let raw = n.raw.as_mut().expect("up");
             if let Ok(cs) = raw.apply_conf_change(&cc) {
                 raw.mut_store().set_conf_state(cs);
                 self.stats.conf_changes_applied += 1;
             }
-            if cc.change_type == ConfChangeType::RemoveNode && cc.node_id == id && n.shutdown_at.is_none() {
-                n.shutdown_at = Some(self.now + self.rng.below(2 * ELECTION_TICKS as u64));
+            if cc.change_type == ConfChangeType::RemoveNode
+                && cc.node_id == id
+                && n.shutdown_at.is_none()
+            {
+                n.shutdown_at = Some(self.now + REMOVED_STOP_DELAY_TICKS);
             }
         }
         let n = &mut self.nodes[idx];
@@ -481,7 +546,9 @@ impl Cluster {
         let idx = (id - 1) as usize;
         let applied = self.nodes[idx].kv.applied;
         let (ready, waiting): (Vec<WaitingRead>, Vec<WaitingRead>) =
-            std::mem::take(&mut self.nodes[idx].waiting_reads).into_iter().partition(|r| r.index <= applied);
+            std::mem::take(&mut self.nodes[idx].waiting_reads)
+                .into_iter()
+                .partition(|r| r.index <= applied || self.sabotage == Sabotage::ServeReadsEarly);
         self.nodes[idx].waiting_reads = waiting;
         for r in &ready {
             self.inv.reads.on_serve(id, r, &self.nodes[idx].kv)?;
@@ -498,14 +565,23 @@ impl Cluster {
         }
         if self.rng.chance(self.faults.loss_per_mille) {
             if m.msg_type == MessageType::Snapshot {
-                self.reports.push(Report::Snapshot { from: m.from, to: m.to, failed: true });
+                self.reports.push(Report::Snapshot {
+                    from: m.from,
+                    to: m.to,
+                    failed: true,
+                });
             }
             return;
         }
-        let copies = if self.rng.chance(self.faults.dup_per_mille) { 2 } else { 1 };
+        let copies = if self.rng.chance(self.faults.dup_per_mille) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = if self.rng.chance(self.faults.long_delay_per_mille) {
-                self.rng.range(ELECTION_TICKS as u64, self.faults.long_delay_ticks_max)
+                self.rng
+                    .range(ELECTION_TICKS as u64, self.faults.long_delay_ticks_max)
             } else {
                 self.rng.below(self.faults.delay_ticks_max + 1)
             };
@@ -534,7 +610,11 @@ impl Cluster {
             }
             if self.blocked.contains(&(from, to)) || !self.is_up(to) {
                 if is_snap {
-                    self.reports.push(Report::Snapshot { from, to, failed: true });
+                    self.reports.push(Report::Snapshot {
+                        from,
+                        to,
+                        failed: true,
+                    });
                 } else if self.rng.chance(250) {
                     self.reports.push(Report::Unreachable { from, to });
                 }
@@ -547,12 +627,17 @@ impl Cluster {
             trace!(self, "deliver {m:?}");
             let raw = self.node(to).raw.as_mut().expect("up");
             match raw.step(m) {
-                Ok(()) | Err(raft::Error::ProposalDropped) | Err(raft::Error::StepPeerNotFound) => {}
+                Ok(()) | Err(raft::Error::ProposalDropped) | Err(raft::Error::StepPeerNotFound) => {
+                }
                 Err(e) => return Err(format!("node {to} refused a message from {from}: {e}")),
             }
             self.handle_ready(to)?;
             if is_snap {
-                self.reports.push(Report::Snapshot { from, to, failed: false });
+                self.reports.push(Report::Snapshot {
+                    from,
+                    to,
+                    failed: false,
+                });
             }
         }
         self.deliver_reports()
@@ -562,7 +647,9 @@ impl Cluster {
         while !self.reports.is_empty() {
             for r in std::mem::take(&mut self.reports) {
                 let (from, to) = match r {
-                    Report::Snapshot { from, to, .. } | Report::Unreachable { from, to } => (from, to),
+                    Report::Snapshot { from, to, .. } | Report::Unreachable { from, to } => {
+                        (from, to)
+                    }
                 };
                 if !self.is_up(from) {
                     continue;
@@ -585,14 +672,19 @@ impl Cluster {
             .filter(|n| n.life == Life::Running)
             .filter_map(|n| {
                 let st = n.raw.as_ref()?.status();
-                (st.soft_state.raft_state == StateRole::Leader).then_some((st.hard_state.term, n.id))
+                (st.soft_state.raft_state == StateRole::Leader)
+                    .then_some((st.hard_state.term, n.id))
             })
             .max()
             .map(|(_, id)| id)
     }
 
     fn started_ids(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| !matches!(n.life, Life::Absent | Life::Stopped)).map(|n| n.id).collect()
+        self.nodes
+            .iter()
+            .filter(|n| !matches!(n.life, Life::Absent | Life::Stopped))
+            .map(|n| n.id)
+            .collect()
     }
 
     fn random_started(&mut self) -> Option<u64> {
@@ -600,7 +692,10 @@ impl Cluster {
         (!ids.is_empty()).then(|| self.rng.pick(&ids))
     }
 
-    fn propose_write(&mut self) -> Result<Option<u64>, String> {
+    /// Proposes a put on the leader (or on any member when there is none); a
+    /// `marker` is remembered for the liveness check. Returns the write id if the
+    /// proposal was accepted.
+    fn propose_write(&mut self, marker: bool) -> Result<Option<u64>, String> {
         let target = match self.leader() {
             Some(l) => l,
             None => match self.random_started() {
@@ -616,6 +711,9 @@ impl Cluster {
             write_id: self.next_write_id,
         };
         self.next_write_id += 1;
+        if marker {
+            self.markers.insert(put.write_id, 0);
+        }
         let raw = self.node(target).raw.as_mut().expect("running");
         let ok = raw.propose(Bytes::new(), put.encode()).is_ok();
         self.handle_ready(target)?;
@@ -661,9 +759,13 @@ impl Cluster {
             .map_err(|e| format!("node {id}: create_snapshot at {applied}: {e}"))?;
         let compact_to = applied - keep;
         if compact_to >= first {
-            store.compact(compact_to).map_err(|e| format!("node {id}: compact {compact_to}: {e}"))?;
+            store
+                .compact(compact_to)
+                .map_err(|e| format!("node {id}: compact {compact_to}: {e}"))?;
         }
-        let snapshot = store.snapshot(0).map_err(|e| format!("node {id}: snapshot: {e}"))?;
+        let snapshot = store
+            .snapshot(0)
+            .map_err(|e| format!("node {id}: snapshot: {e}"))?;
         n.disk.write(Record::Checkpoint {
             snapshot,
             compact_to: compact_to.max(first - 1),
@@ -674,16 +776,30 @@ impl Cluster {
 
     /// The admin asks the leader for one membership change.
     fn change_membership(&mut self) -> Result<(), String> {
-        let Some(leader) = self.leader() else { return Ok(()) };
-        let cs = self.node(leader).raw.as_ref().expect("running").status().conf_state;
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        let cs = self
+            .node(leader)
+            .raw
+            .as_ref()
+            .expect("running")
+            .status()
+            .conf_state;
         let new_id = (self.next_new_id <= self.nodes.len() as u64).then_some(self.next_new_id);
         let (change_type, node_id) = match self.rng.below(6) {
-            0 if new_id.is_some() && cs.voters.len() < VOTERS_MAX => (ConfChangeType::AddNode, new_id.unwrap()),
+            0 if new_id.is_some() && cs.voters.len() < VOTERS_MAX => {
+                (ConfChangeType::AddNode, new_id.unwrap())
+            }
             1 if new_id.is_some() => (ConfChangeType::AddLearnerNode, new_id.unwrap()),
             2 if !cs.learners.is_empty() => (ConfChangeType::AddNode, self.rng.pick(&cs.learners)),
-            3 if cs.voters.len() >= 2 => (ConfChangeType::RemoveNode, self.rng.pick(&cs.voters)),
-            4 if cs.voters.len() >= 2 => (ConfChangeType::RemoveNode, leader),
-            5 if !cs.learners.is_empty() => (ConfChangeType::RemoveNode, self.rng.pick(&cs.learners)),
+            3 if cs.voters.len() > VOTERS_AFTER_REMOVAL_MIN => {
+                (ConfChangeType::RemoveNode, self.rng.pick(&cs.voters))
+            }
+            4 if cs.voters.len() > VOTERS_AFTER_REMOVAL_MIN => (ConfChangeType::RemoveNode, leader),
+            5 if !cs.learners.is_empty() => {
+                (ConfChangeType::RemoveNode, self.rng.pick(&cs.learners))
+            }
             _ => return Ok(()),
         };
         let cc = ConfChange {
@@ -716,6 +832,7 @@ impl Cluster {
             last_index: raw.store().last_index().unwrap(),
             commit: st.hard_state.commit,
             peers: if peers.is_empty() { vec![id] } else { peers },
+            voter: st.conf_state.voters.contains(&id),
         };
         let real = self.in_flight.first().map(|(_, m)| m.clone());
         let bytes = fuzz::garbage(&mut self.rng, real.as_ref());
@@ -732,20 +849,31 @@ impl Cluster {
         match catch_unwind(AssertUnwindSafe(|| raw.step(m))) {
             Ok(Ok(())) => {}
             Ok(Err(_)) => self.stats.fuzz_errors += 1,
-            Err(p) => return Err(format!("node {id} panicked on fuzzed message {shown}: {}", panic_text(&p))),
+            Err(p) => {
+                return Err(format!(
+                    "node {id} panicked on fuzzed message {shown}: {}",
+                    panic_text(&p)
+                ))
+            }
         }
         let r = catch_unwind(AssertUnwindSafe(|| self.handle_ready(id)));
         match r {
             Ok(r) => r.map_err(|e| format!("{e}\n  after fuzzed message to node {id}: {shown}")),
-            Err(p) => Err(format!("node {id} panicked handling the Ready after fuzzed message {shown}: {}", panic_text(&p))),
+            Err(p) => Err(format!(
+                "node {id} panicked handling the Ready after fuzzed message {shown}: {}",
+                panic_text(&p)
+            )),
         }
     }
 
     fn random_events(&mut self) -> Result<(), String> {
         let f = self.faults.clone();
-        let Some(id) = self.random_started() else { return Ok(()) };
+        let Some(id) = self.random_started() else {
+            return Ok(());
+        };
         let life = self.node(id).life;
-        if matches!(life, Life::Running | Life::Paused { .. }) && self.rng.chance(f.crash_per_mille) {
+        if matches!(life, Life::Running | Life::Paused { .. }) && self.rng.chance(f.crash_per_mille)
+        {
             self.crash(id)?;
         } else if life == Life::Crashed && self.rng.chance(f.restart_per_mille) {
             self.restart(id)?;
@@ -768,7 +896,7 @@ impl Cluster {
             self.stats.pauses += 1;
         }
         if self.rng.chance(f.propose_per_mille) {
-            self.propose_write()?;
+            self.propose_write(false)?;
         }
         if self.rng.chance(f.read_per_mille) {
             if let Some(r) = self.random_started() {
@@ -778,7 +906,11 @@ impl Cluster {
         if self.rng.chance(f.transfer_per_mille) {
             if let Some(l) = self.leader() {
                 let to = self.rng.range(1, self.nodes.len() as u64);
-                self.node(l).raw.as_mut().expect("running").transfer_leader(to);
+                self.node(l)
+                    .raw
+                    .as_mut()
+                    .expect("running")
+                    .transfer_leader(to);
                 self.handle_ready(l)?;
             }
         }
@@ -826,7 +958,9 @@ impl Cluster {
             .iter()
             .filter_map(|n| {
                 let (store, status, kv) = match (&n.raw, &n.durable, n.life) {
-                    (Some(r), _, Life::Running | Life::Paused { .. }) => (r.store(), Some(r.status()), Some(&n.kv)),
+                    (Some(r), _, Life::Running | Life::Paused { .. }) => {
+                        (r.store(), Some(r.status()), Some(&n.kv))
+                    }
                     (_, Some(d), Life::Crashed) => (d, None, None),
                     _ => return None,
                 };
@@ -859,14 +993,21 @@ impl Cluster {
         let mut last_marker = 0;
         for _ in 0..LIVENESS_STEPS_MAX {
             self.step()?;
-            let Some(leader) = self.leader() else { continue };
-            if self.markers.is_empty() || self.now - last_marker >= 3 * ELECTION_TICKS as u64 {
-                if let Some(w) = self.propose_write()? {
-                    self.markers.insert(w, 0);
-                    last_marker = self.now;
-                }
+            let Some(leader) = self.leader() else {
+                continue;
+            };
+            let due =
+                self.markers.is_empty() || self.now - last_marker >= 3 * ELECTION_TICKS as u64;
+            if due && self.propose_write(true)?.is_some() {
+                last_marker = self.now;
             }
-            let cs = self.node(leader).raw.as_ref().expect("running").status().conf_state;
+            let cs = self
+                .node(leader)
+                .raw
+                .as_ref()
+                .expect("running")
+                .status()
+                .conf_state;
             let done = self.markers.values().filter(|i| **i > 0).any(|&i| {
                 cs.voters.iter().chain(&cs.learners).all(|&m| {
                     self.exists(m) && self.is_up(m) && self.nodes[(m - 1) as usize].kv.applied >= i

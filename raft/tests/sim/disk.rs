@@ -77,7 +77,11 @@ impl Disk {
     /// it. Returns how many records were lost.
     pub fn crash(&mut self, rng: &mut Rng, torn: bool) -> usize {
         let tail = self.unsynced() as u64;
-        let kept = if torn && tail > 0 { rng.below(tail + 1) } else { 0 };
+        let kept = if torn && tail > 0 {
+            rng.below(tail + 1)
+        } else {
+            0
+        };
         let keep = self.synced + kept as usize;
         let lost = self.records.len() - keep;
         self.records.truncate(keep);
@@ -111,12 +115,14 @@ impl Disk {
                     let meta = &snapshot.metadata;
                     storage
                         .create_snapshot(meta.index, meta.conf_state.clone(), snapshot.data.clone())
-                        .map_err(|err| format!("WAL record {i}: checkpoint {}: {err}", meta.index))?;
+                        .map_err(|err| {
+                            format!("WAL record {i}: checkpoint {}: {err}", meta.index)
+                        })?;
                     storage.set_conf_state(meta.conf_state.clone());
                     if *compact_to > storage.first_index().unwrap_or(1) - 1 {
-                        storage
-                            .compact(*compact_to)
-                            .map_err(|err| format!("WAL record {i}: compact {compact_to}: {err}"))?;
+                        storage.compact(*compact_to).map_err(|err| {
+                            format!("WAL record {i}: compact {compact_to}: {err}")
+                        })?;
                     }
                     image = Some((meta.index, snapshot.data.clone()));
                 }

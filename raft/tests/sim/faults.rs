@@ -64,7 +64,13 @@ pub struct Faults {
 impl Faults {
     /// Draws a fault mix: each kind is off in some seeds and heavy in others.
     pub fn draw(rng: &mut Rng) -> Faults {
-        let mut sometimes = |max: u64| if rng.chance(750) { rng.below(max + 1) } else { 0 };
+        let mut sometimes = |max: u64| {
+            if rng.chance(750) {
+                rng.below(max + 1)
+            } else {
+                0
+            }
+        };
         let loss_per_mille = sometimes(150);
         let dup_per_mille = sometimes(80);
         let long_delay_per_mille = sometimes(20);
@@ -125,7 +131,7 @@ pub type Blocked = BTreeSet<(u64, u64)>;
 /// name for the report.
 pub fn draw_partition(rng: &mut Rng, nodes: &[u64]) -> (Blocked, &'static str) {
     let mut blocked = Blocked::new();
-    let mut both = |blocked: &mut Blocked, a: u64, b: u64| {
+    let both = |blocked: &mut Blocked, a: u64, b: u64| {
         blocked.insert((a, b));
         blocked.insert((b, a));
     };
@@ -155,7 +161,6 @@ pub fn draw_partition(rng: &mut Rng, nodes: &[u64]) -> (Blocked, &'static str) {
         }
         2 if n >= 3 => {
             // A bridge node sees both sides; the sides do not see each other.
-            let bridge = shuffled[0];
             let rest = &shuffled[1..];
             let cut = rng.range(1, rest.len() as u64 - 1) as usize;
             for &a in &rest[..cut] {
@@ -163,7 +168,6 @@ pub fn draw_partition(rng: &mut Rng, nodes: &[u64]) -> (Blocked, &'static str) {
                     both(&mut blocked, a, b);
                 }
             }
-            let _ = bridge;
             (blocked, "bridge")
         }
         3 => {

@@ -24,6 +24,10 @@ pub struct Target {
     pub commit: u64,
     /// Ids of real members (possible senders).
     pub peers: Vec<u64>,
+    /// The receiver is a voter. A learner never gets a vote request from a correct
+    /// peer, cannot campaign, and (without pre-vote or check-quorum) ignores a
+    /// leader of a lower term forever: messages that raise its term are left out.
+    pub voter: bool,
 }
 
 /// First id never used by a real member.
@@ -69,9 +73,21 @@ fn random_entries(rng: &mut Rng, t: &Target, after: u64, term_max: u64) -> Vec<E
     let n = rng.below(4);
     (0..n)
         .map(|i| Entry {
-            term: if rng.chance(500) { term_max } else { extreme(rng, t) },
-            index: if rng.chance(700) { after.wrapping_add(1 + i) } else { extreme(rng, t) },
-            entry_type: if rng.chance(200) { EntryType::ConfChange } else { EntryType::Normal },
+            term: if rng.chance(500) {
+                term_max
+            } else {
+                extreme(rng, t)
+            },
+            index: if rng.chance(700) {
+                after.wrapping_add(1 + i)
+            } else {
+                extreme(rng, t)
+            },
+            entry_type: if rng.chance(200) {
+                EntryType::ConfChange
+            } else {
+                EntryType::Normal
+            },
             data: Bytes::from(rng.next().to_le_bytes().to_vec()),
         })
         .collect()
@@ -102,11 +118,24 @@ fn bogus_snapshot(rng: &mut Rng, t: &Target, index: u64) -> Snapshot {
 /// A random message with every field drawn from `extreme`: safe only when the
 /// caller gives it term 0 or a stale term.
 fn anything(rng: &mut Rng, t: &Target, term: u64) -> Message {
-    let msg_type = rng.pick(&PEER_TYPES);
-    let from = if rng.chance(800) { rng.pick(&t.peers) } else { extreme(rng, t) };
+    let mut msg_type = rng.pick(&PEER_TYPES);
+    if term == 0 && matches!(msg_type, MessageType::Propose | MessageType::ReadIndex) {
+        // Forwarded requests legitimately carry term 0; one with a forged sender
+        // could be answered to a real member as if it had asked.
+        msg_type = MessageType::Append;
+    }
+    let from = if rng.chance(800) {
+        rng.pick(&t.peers)
+    } else {
+        extreme(rng, t)
+    };
     let index = extreme(rng, t);
     let mut m = Message {
-        to: if rng.chance(900) { t.id } else { extreme(rng, t) },
+        to: if rng.chance(900) {
+            t.id
+        } else {
+            extreme(rng, t)
+        },
         from,
         term,
         log_term: extreme(rng, t),
@@ -115,7 +144,11 @@ fn anything(rng: &mut Rng, t: &Target, term: u64) -> Message {
         commit: extreme(rng, t),
         reject: rng.chance(500),
         reject_hint: extreme(rng, t),
-        context: if rng.chance(500) { small_ctx(rng) } else { Bytes::new() },
+        context: if rng.chance(500) {
+            small_ctx(rng)
+        } else {
+            Bytes::new()
+        },
         ..Message::new(msg_type)
     };
     if msg_type == MessageType::Snapshot || rng.chance(100) {
@@ -139,6 +172,7 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
     let now = t.term.max(1);
     let peer = rng.pick(&t.peers);
     let current_or_newer = now + rng.below(3);
+    let raising = if t.voter { current_or_newer } else { now };
     match rng.below(10) {
         0 | 1 => anything(rng, t, 0),
         2 if t.term > 1 => {
@@ -147,7 +181,11 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
         }
         2 | 3 => {
             // Append whose entries cannot follow `index`, or whose indexes overflow.
-            let index = if rng.chance(500) { u64::MAX - rng.below(3) } else { t.last_index };
+            let index = if rng.chance(500) {
+                u64::MAX - rng.below(3)
+            } else {
+                t.last_index
+            };
             let mut entries = random_entries(rng, t, index, current_or_newer + 1);
             if entries.is_empty() || rng.chance(300) {
                 entries.push(Entry {
@@ -183,7 +221,10 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
                 from: peer,
                 term: now,
                 log_term: extreme(rng, t),
-                index: t.last_index.saturating_add(1 + rng.below(3)).max(t.last_index + 1),
+                index: t
+                    .last_index
+                    .saturating_add(1 + rng.below(3))
+                    .max(t.last_index + 1),
                 commit: extreme(rng, t),
                 ..Message::new(MessageType::Append)
             }
@@ -194,7 +235,11 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
                 to: t.id,
                 from: peer,
                 term: current_or_newer,
-                commit: if rng.chance(500) { u64::MAX } else { t.last_index + 1 + rng.below(5) },
+                commit: if rng.chance(500) {
+                    u64::MAX
+                } else {
+                    t.last_index + 1 + rng.below(5)
+                },
                 context: small_ctx(rng),
                 ..Message::new(MessageType::Heartbeat)
             }
@@ -216,12 +261,15 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
                 };
             }
             if index >= u64::MAX - 1 {
-                snap.metadata.term = current_or_newer;
+                snap.metadata.term = raising;
             }
             Message {
                 to: t.id,
-                from: peer,
-                term: current_or_newer,
+                // Not a real member: the receiver acknowledges a snapshot to its
+                // sender, and a real member would rightly refuse an acknowledgement
+                // beyond its log.
+                from: FAKE_ID_MIN + rng.below(5),
+                term: raising,
                 snapshot: Some(snap),
                 ..Message::new(MessageType::Snapshot)
             }
@@ -238,7 +286,11 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
                 to: t.id,
                 from: peer,
                 term: now,
-                index: if accept_beyond { t.last_index + 1 + rng.below(3) } else { extreme(rng, t) },
+                index: if accept_beyond {
+                    t.last_index + 1 + rng.below(3)
+                } else {
+                    extreme(rng, t)
+                },
                 log_term: extreme(rng, t),
                 reject: !accept_beyond,
                 reject_hint: extreme(rng, t),
@@ -250,10 +302,14 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
             Message {
                 to: t.id,
                 from: FAKE_ID_MIN + rng.below(5),
-                term: current_or_newer,
+                term: raising,
                 log_term: extreme(rng, t),
                 index: extreme(rng, t),
-                context: if rng.chance(200) { Bytes::from_static(b"CampaignTransfer") } else { Bytes::new() },
+                context: if rng.chance(200) {
+                    Bytes::from_static(b"CampaignTransfer")
+                } else {
+                    Bytes::new()
+                },
                 ..Message::new(rng.pick(&[MessageType::RequestVote, MessageType::RequestPreVote]))
             }
         }
@@ -262,7 +318,11 @@ pub fn message(rng: &mut Rng, t: &Target) -> Message {
             let msg_type = rng.pick(&[MessageType::TimeoutNow, MessageType::TransferLeader]);
             Message {
                 to: t.id,
-                from: if rng.chance(700) { peer } else { extreme(rng, t) },
+                from: if rng.chance(700) {
+                    peer
+                } else {
+                    extreme(rng, t)
+                },
                 term: now,
                 ..Message::new(msg_type)
             }

@@ -135,5 +135,12 @@ fn chain(hash: u64, e: &Entry) -> u64 {
 
 /// A digest of one entry's content (type and data), for the log-matching registry.
 pub fn digest(e: &Entry) -> u64 {
-    chain(0, &Entry { term: 0, index: 0, ..e.clone() })
+    chain(
+        0,
+        &Entry {
+            term: 0,
+            index: 0,
+            ..e.clone()
+        },
+    )
 }

@@ -20,7 +20,7 @@ pub mod rng;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use cluster::{panic_text, Cluster, Stats};
+use cluster::{panic_text, Cluster, Sabotage, Stats};
 
 /// What a clean run did.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct Outcome {
     pub committed: usize,
     /// Terms that had a leader.
     pub terms_with_leader: usize,
+    /// Steps run (faulty and liveness phases).
+    pub steps: u64,
     /// Counters.
     pub stats: Stats,
 }
@@ -36,9 +38,20 @@ pub struct Outcome {
 /// Runs one seed: `steps` faulty steps, then the liveness phase. On failure the
 /// message names the seed's fault mix and the members' state.
 pub fn run_seed(seed: u64, size: u64, steps: u64) -> Result<Outcome, String> {
+    run_seed_with(seed, size, steps, Sabotage::None)
+}
+
+/// [`run_seed`] with a deliberately broken application.
+pub fn run_seed_with(
+    seed: u64,
+    size: u64,
+    steps: u64,
+    sabotage: Sabotage,
+) -> Result<Outcome, String> {
     let mut context = String::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut c = Cluster::new(seed, size)?;
+        c.sabotage = sabotage;
         context = format!("faults: {:?}", c.faults);
         let r = (|| {
             for _ in 0..steps {
@@ -50,6 +63,7 @@ pub fn run_seed(seed: u64, size: u64, steps: u64) -> Result<Outcome, String> {
             Ok(()) => Ok(Outcome {
                 committed: c.inv.commits.facts.len(),
                 terms_with_leader: c.inv.election.leaders.len(),
+                steps: c.now,
                 stats: c.stats.clone(),
             }),
             Err(e) => Err(format!(

@@ -57,7 +57,12 @@ impl LogMatching {
     }
 
     /// Registers entries just appended to `store` (member `id`'s log).
-    pub fn on_append(&mut self, id: u64, entries: &[Entry], store: &MemStorage) -> Result<(), String> {
+    pub fn on_append(
+        &mut self,
+        id: u64,
+        entries: &[Entry],
+        store: &MemStorage,
+    ) -> Result<(), String> {
         for e in entries {
             let prev = store.term(e.index - 1).ok();
             self.register(id, e, prev)?;
@@ -68,7 +73,9 @@ impl LogMatching {
     /// Registers a whole log (a member starting from its disk).
     pub fn on_recover(&mut self, id: u64, store: &MemStorage) -> Result<(), String> {
         let (first, last) = (store.first_index().unwrap(), store.last_index().unwrap());
-        let entries = store.entries(first, last + 1, None).map_err(|e| e.to_string())?;
+        let entries = store
+            .entries(first, last + 1, None)
+            .map_err(|e| e.to_string())?;
         self.on_append(id, &entries, store)
     }
 

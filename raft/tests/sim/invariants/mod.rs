@@ -77,7 +77,10 @@ impl Commits {
         let from = self.facts.len() as u64 + 1;
         self.ensure(commit);
         for i in from..=commit {
-            let entry = store.entries(i, i + 1, None).ok().and_then(|v| v.into_iter().next());
+            let entry = store
+                .entries(i, i + 1, None)
+                .ok()
+                .and_then(|v| v.into_iter().next());
             if let Some(e) = entry {
                 let f = self.fact(i);
                 f.term = Some(e.term);

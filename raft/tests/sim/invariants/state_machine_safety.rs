@@ -25,7 +25,13 @@ pub fn on_apply(commits: &mut Commits, id: u64, e: &Entry, kv: &Kv) -> Result<()
 }
 
 /// Member `id` installed a snapshot at `index` (term `term`) with state `kv`.
-pub fn on_snapshot(commits: &mut Commits, id: u64, index: u64, term: u64, kv: &Kv) -> Result<(), String> {
+pub fn on_snapshot(
+    commits: &mut Commits,
+    id: u64,
+    index: u64,
+    term: u64,
+    kv: &Kv,
+) -> Result<(), String> {
     commits.ensure(index);
     let f = commits.fact(index);
     if f.term.is_some_and(|t| t != term) {
