@@ -64,7 +64,7 @@ fn simulate(size: u64) {
     let threads = env_u64("CAIRN_SIM_THREADS").unwrap_or(1).max(1) as usize;
     let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
-    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64));
+    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, sim::cluster::Stats::default()));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -77,10 +77,10 @@ fn simulate(size: u64) {
                         }
                         let mut t = totals.lock().unwrap();
                         t.0 += 1;
-                        t.1 += o.stats.reads_served;
+                        t.1 += o.steps;
                         t.2 += o.committed as u64;
                         t.3 += o.terms_with_leader as u64;
-                        t.4 += o.steps;
+                        t.4.add(&o.stats);
                     }
                     Err(e) => {
                         eprintln!(
@@ -93,10 +93,10 @@ fn simulate(size: u64) {
             });
         }
     });
-    let (clean, reads, committed, terms, steps) = *totals.lock().unwrap();
+    let (clean, steps, committed, terms, stats) = &*totals.lock().unwrap();
     eprintln!(
         "size {size}: {clean} seeds clean ({steps} steps), {committed} entries committed, \
-         {terms} terms with a leader, {reads} reads served"
+         {terms} terms with a leader; {stats:?}"
     );
     let failures = failures.into_inner().unwrap();
     assert!(

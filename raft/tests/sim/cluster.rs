@@ -85,23 +85,57 @@ pub struct SimNode {
     shutdown_at: Option<u64>,
 }
 
-/// Counters printed per seed.
+/// What a run exercised (summed over seeds in the test's report).
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    /// Crashes between steps and inside Ready handling.
     pub crashes: u64,
+    /// Crashes at a crash point inside Ready handling.
     pub ready_crashes: u64,
+    /// WAL records written but lost to crashes.
     pub records_lost: u64,
+    /// Member starts (initial, restarts, new members).
     pub restarts: u64,
+    /// Partitions cut.
     pub partitions: u64,
+    /// Pauses.
     pub pauses: u64,
+    /// Messages stepped.
     pub delivered: u64,
+    /// Snapshots installed by followers.
     pub snapshots_installed: u64,
+    /// Conf changes applied (on any member, counting each member).
     pub conf_changes_applied: u64,
+    /// Fuzzed messages stepped.
     pub fuzzed: u64,
+    /// Fuzzed messages `step` refused with an error.
     pub fuzz_errors: u64,
+    /// Reads requested.
     pub reads_requested: u64,
+    /// Reads served and checked.
     pub reads_served: u64,
+    /// Writes proposed.
     pub writes_proposed: u64,
+}
+
+impl Stats {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Stats) {
+        self.crashes += o.crashes;
+        self.ready_crashes += o.ready_crashes;
+        self.records_lost += o.records_lost;
+        self.restarts += o.restarts;
+        self.partitions += o.partitions;
+        self.pauses += o.pauses;
+        self.delivered += o.delivered;
+        self.snapshots_installed += o.snapshots_installed;
+        self.conf_changes_applied += o.conf_changes_applied;
+        self.fuzzed += o.fuzzed;
+        self.fuzz_errors += o.fuzz_errors;
+        self.reads_requested += o.reads_requested;
+        self.reads_served += o.reads_served;
+        self.writes_proposed += o.writes_proposed;
+    }
 }
 
 /// Deferred local reports to a sender (delivered after its Ready was handled).
@@ -953,8 +987,13 @@ impl Cluster {
 
     /// Runs every invariant over the current state.
     pub fn check(&mut self) -> Result<(), String> {
-        let views: Vec<NodeView> = self
-            .nodes
+        let views = Self::views(&self.nodes);
+        self.inv.after_step(&views)
+    }
+
+    /// What the invariants see of every started member.
+    fn views(nodes: &[SimNode]) -> Vec<NodeView<'_>> {
+        nodes
             .iter()
             .filter_map(|n| {
                 let (store, status, kv) = match (&n.raw, &n.durable, n.life) {
@@ -972,8 +1011,7 @@ impl Cluster {
                     waiting_reads: &n.waiting_reads,
                 })
             })
-            .collect();
-        self.inv.after_step(&views)
+            .collect()
     }
 
     /// Faults stop, every crashed or paused member comes back; then the cluster must
@@ -1014,7 +1052,8 @@ impl Cluster {
                 })
             });
             if done {
-                return Ok(());
+                let views = Self::views(&self.nodes);
+                return super::invariants::log_matching::check_full(&views);
             }
         }
         Err(format!(

@@ -98,3 +98,39 @@ impl LogMatching {
         Ok(())
     }
 }
+
+/// The whole-log comparison the registry stands for, run once at the end of a seed:
+/// two logs holding the same (index, term) hold the same entries up to it.
+pub fn check_full(nodes: &[NodeView]) -> Result<(), String> {
+    let logs: Vec<(u64, Vec<Entry>)> = nodes
+        .iter()
+        .map(|n| {
+            let (first, last) = (
+                n.store.first_index().unwrap(),
+                n.store.last_index().unwrap(),
+            );
+            (first, n.store.entries(first, last + 1, None).unwrap())
+        })
+        .collect();
+    for a in 0..logs.len() {
+        for b in a + 1..logs.len() {
+            let ((fa, la), (fb, lb)) = (&logs[a], &logs[b]);
+            let lo = *fa.max(fb);
+            let hi = (fa + la.len() as u64).min(fb + lb.len() as u64);
+            let at = |f: u64, l: &[Entry], i: u64| l[(i - f) as usize].clone();
+            let Some(top) = (lo..hi)
+                .rev()
+                .find(|&i| at(*fa, la, i).term == at(*fb, lb, i).term)
+            else {
+                continue;
+            };
+            if let Some(i) = (lo..=top).find(|&i| at(*fa, la, i) != at(*fb, lb, i)) {
+                return Err(format!(
+                    "log matching: nodes {} and {} agree at index {top} but differ at {i}",
+                    nodes[a].id, nodes[b].id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
