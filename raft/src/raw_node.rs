@@ -21,21 +21,38 @@ use crate::storage::Storage;
 ///
 /// Handle a `Ready` in exactly this order (etcd-io/raft `node.go`, raft-rs `Ready`):
 ///
-/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any) —
-///    with an fsync first when `must_sync` is true. Append them to the
-///    [`Storage`] raft reads (e.g. [`crate::MemStorage::append`],
-///    [`crate::MemStorage::apply_snapshot`], [`crate::MemStorage::set_hard_state`]).
-/// 2. **Send** `messages` to their `to` nodes (only now: a vote or an append
-///    acknowledgement must not leave before the state it promises is durable).
+/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any),
+///    and make them durable: fsync first when `must_sync` is true. Then add them to
+///    the [`Storage`] raft reads ([`crate::MemStorage::apply_snapshot`],
+///    [`crate::MemStorage::append`], [`crate::MemStorage::set_hard_state`]).
+/// 2. **Send** `messages` to their `to` nodes — only after step 1 is durable
+///    ("persist before send"). Messages promise state of this Ready: a vote
+///    response promises the persisted term and vote (a vote forgotten in a crash can
+///    be given twice in one term, electing two leaders); an AppendResponse tells the
+///    leader the entries are stored, and the leader counts it toward the commit
+///    quorum (a follower that loses acknowledged entries in a crash can make a
+///    committed entry disappear).
 /// 3. **Apply** the snapshot's data (if any) and then `committed_entries`, in order,
 ///    to the state machine; for a [`EntryType::ConfChange`] entry call
 ///    [`RawNode::apply_conf_change`]. Serve `read_states` once the applied index
 ///    reaches each one's index.
-/// 4. Call [`RawNode::advance`] with this `Ready`.
+/// 4. **Advance**: call [`RawNode::advance`] with this `Ready`. This is how raft
+///    learns that the entries are durable: a leader counts its *own* entries toward
+///    the commit quorum only from this call on (etcd-io/raft's self-acknowledgement
+///    after persistence, `raft.go` `appendEntry`), exactly as it counts a
+///    follower's only once that follower acknowledged them after persisting. So the
+///    commit index only ever covers entries with durable copies on a quorum, the
+///    leader's copy included. Consequences: the commit of entries proposed on a
+///    leader comes in a later Ready than the entries themselves (on a single voter:
+///    the next one, so loop `while has_ready()`); and the leader's commit rule does
+///    not depend on the leader's own Append messages waiting for its fsync (Raft
+///    thesis §10.2.1 lets a leader write in parallel with replicating), though this
+///    crate's contract still asks every message to wait for step 1.
 ///
-/// `committed_entries` may include entries that are in this very Ready's `entries`
-/// (a leader counts its own log as persisted on append), which is why step 1 comes
-/// before step 3. Call `advance` before asking for the next `ready()`.
+/// `committed_entries` may include entries of this very Ready's `entries` (a
+/// follower can learn the commit index together with the entries it covers, which
+/// are durable on a quorum elsewhere), which is why step 1 comes before step 3. Call
+/// `advance` before asking for the next `ready()`.
 #[derive(Debug, Default)]
 pub struct Ready {
     /// New leader/role, if changed since the last Ready. Not persisted.
@@ -50,7 +67,9 @@ pub struct Ready {
     pub entries: Vec<Entry>,
     /// A snapshot received from the leader, to persist and apply before any entry.
     pub snapshot: Option<Snapshot>,
-    /// Entries committed and not yet applied, contiguous, to apply in order.
+    /// Entries committed and not yet applied, contiguous, to apply in order; at most
+    /// [`crate::Limits::max_committed_entries_bytes_per_ready`] bytes (at least one
+    /// entry), the rest in later Readys. Empty while a `snapshot` is pending.
     pub committed_entries: Vec<Entry>,
     /// Messages to send after persisting.
     pub messages: Vec<Message>,
@@ -180,20 +199,32 @@ impl<S: Storage> RawNode<S> {
     ///
     /// Errors: [`Error::StepLocalMsg`] for a local message type,
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
-    /// [`Error::MessageInvalid`] for a malformed message (sender 0, term 0 on any kind
-    /// but a forwarded Propose or ReadIndex, Append entries not
-    /// contiguous after `index` or with terms above the message term, Snapshot without
-    /// snapshot) or one that contradicts this node's log (an Append that would
-    /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
-    /// AppendResponse acknowledging an index this leader does not have: signs of a
-    /// lost or corrupted log), [`Error::ProposalDropped`] for a forwarded proposal that
-    /// cannot be accepted.
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, addressed to
+    /// another node, term 0 on any kind but a forwarded Propose or ReadIndex, term
+    /// `u64::MAX`, Append entries reaching index `u64::MAX` or not contiguous after
+    /// `index` or with terms above the message term, a rejecting AppendResponse whose
+    /// `reject_hint` is above its `index`, Snapshot without snapshot or with metadata
+    /// that names no position or membership — index 0 or `u64::MAX`, term 0 or above
+    /// the message term, no voters, node 0, a node listed twice or as voter and
+    /// learner — or a ReadIndex without exactly one entry) or one that contradicts
+    /// this node's log (an Append that would overwrite a committed entry, a Heartbeat
+    /// committing beyond the last index, an AppendResponse acknowledging an index
+    /// this leader does not have: signs of a lost or corrupted log);
+    /// [`Error::ProposalDropped`] for a forwarded proposal that cannot be accepted;
+    /// [`Error::ReadIndexQueueFull`] for a forwarded read beyond
+    /// [`Limits::max_pending_read_index_requests`].
     pub fn step(&mut self, message: Message) -> Result<()> {
         if message.msg_type.is_local() {
             return Err(Error::StepLocalMsg);
         }
         if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from) {
             return Err(Error::StepPeerNotFound);
+        }
+        if message.to != self.raft.id {
+            return Err(Error::MessageInvalid(format!(
+                "{:?} from {} is addressed to {}, not to this node {}",
+                message.msg_type, message.from, message.to, self.raft.id
+            )));
         }
         validate_peer_message(&message)?;
         self.raft.check_against_log(&message)?;
@@ -318,7 +349,10 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
-    /// and snapshot are now stable and its committed entries applied.
+    /// and snapshot are now stable and its committed entries applied. A leader counts
+    /// the now durable entries toward the commit quorum here, so a new Ready (a
+    /// higher commit index, committed entries, Appends carrying the commit) may
+    /// follow at once: check [`RawNode::has_ready`] again.
     pub fn advance(&mut self, ready: Ready) {
         if let Some(ss) = ready.soft_state {
             self.prev_ss = ss;
@@ -339,6 +373,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(s) = &ready.snapshot {
             log.stable_snap_to(s.metadata.index);
         }
+        self.raft.on_persisted();
         self.raft.on_applied();
     }
 
@@ -377,6 +412,15 @@ fn validate_peer_message(m: &Message) -> Result<()> {
         return Err(Error::MessageInvalid(format!(
             "{:?} from {} without a term (term 0 is reserved for local messages)",
             m.msg_type, m.from
+        )));
+    }
+    if m.term == u64::MAX {
+        // Nothing could follow it: the next campaign computes `term + 1`.
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} with term {}",
+            m.msg_type,
+            m.from,
+            u64::MAX
         )));
     }
     match m.msg_type {
