@@ -6,6 +6,7 @@ mod limits;
 mod membership;
 mod paper;
 mod read_index;
+mod read_restart;
 mod scenarios;
 mod validation;
 
