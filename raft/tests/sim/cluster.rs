@@ -75,9 +75,9 @@ pub struct SimNode {
     kv: Kv,
     /// Hard state last handed out by a Ready (for the `must_sync` contract).
     hard_state: HardState,
-    /// Read context counter: 1, 2, 3, ... on every member, so contexts collide
-    /// across members. Kept across restarts (a reused context could match a reply
-    /// to a request from before the crash).
+    /// Read context counter: 1, 2, 3, ... on every member and again from 1 after
+    /// every restart, as the server numbers its reads (`read_ctx_seq`), so contexts
+    /// collide across members and across restarts.
     read_seq: u64,
     pending_reads: BTreeMap<Bytes, ReadFloor>,
     waiting_reads: Vec<WaitingRead>,
@@ -344,6 +344,7 @@ impl Cluster {
         n.life = Life::Crashed;
         n.pending_reads.clear();
         n.waiting_reads.clear();
+        n.read_seq = 0;
         let rec = n
             .disk
             .recover()
