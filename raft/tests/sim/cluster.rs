@@ -41,6 +41,9 @@ const REMOVED_STOP_DELAY_TICKS: u64 = 2 * ELECTION_TICKS as u64;
 /// its commit; from 2 voters that includes the removed member, and losing it before
 /// the survivor learns the commit leaves the cluster without a leader forever.
 const VOTERS_AFTER_REMOVAL_MIN: usize = 2;
+/// A read not answered within this many ticks is given up (the client times out:
+/// a leader may drop a forwarded read, etcd's reads time out too).
+const READ_TIMEOUT_TICKS: u64 = 5 * ELECTION_TICKS as u64;
 /// Steps the liveness phase may take to commit a final entry everywhere.
 pub const LIVENESS_STEPS_MAX: u64 = 40 * ELECTION_TICKS as u64;
 
@@ -317,7 +320,7 @@ impl Cluster {
         self.inv.log_matching.on_recover(id, &rec.storage)?;
         let hs = rec.storage.hard_state();
         let cfg = self.config(id, kv.applied);
-        let raw = RawNode::new(&cfg, rec.storage)
+        let raw = RawNode::new_with_limits(&cfg, &self.faults.limits, rec.storage)
             .map_err(|e| format!("node {id}: restart from its disk failed: {e}"))?;
         let n = self.node(id);
         n.raw = Some(raw);
@@ -662,8 +665,12 @@ impl Cluster {
             trace!(self, "deliver {m:?}");
             let raw = self.node(to).raw.as_mut().expect("up");
             match raw.step(m) {
-                Ok(()) | Err(raft::Error::ProposalDropped) | Err(raft::Error::StepPeerNotFound) => {
-                }
+                // Expected operating errors: a forwarded proposal or read the leader
+                // cannot take, a response from a member removed meanwhile.
+                Ok(())
+                | Err(raft::Error::ProposalDropped)
+                | Err(raft::Error::StepPeerNotFound)
+                | Err(raft::Error::ReadIndexQueueFull { .. }) => {}
                 Err(e) => return Err(format!("node {to} refused a message from {from}: {e}")),
             }
             self.handle_ready(to)?;
@@ -760,13 +767,23 @@ impl Cluster {
         let now = self.now;
         let floor = self.inv.reads.floor(now);
         let n = self.node(id);
+        n.pending_reads
+            .retain(|_, f| f.requested_at + READ_TIMEOUT_TICKS > now);
         if n.life != Life::Running || n.pending_reads.len() >= PENDING_READS_MAX {
             return Ok(());
         }
         n.read_seq += 1;
         let ctx = Bytes::copy_from_slice(&n.read_seq.to_le_bytes());
         n.pending_reads.insert(ctx.clone(), floor);
-        n.raw.as_mut().expect("running").read_index(ctx.clone());
+        if n.raw
+            .as_mut()
+            .expect("running")
+            .try_read_index(ctx.clone())
+            .is_err()
+        {
+            // No leader known, or the leader's queue is full: the client retries.
+            n.pending_reads.remove(&ctx);
+        }
         trace!(self, "node {id} read {ctx:?} floor {floor:?}");
         self.stats.reads_requested += 1;
         self.handle_ready(id)

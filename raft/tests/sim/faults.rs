@@ -59,6 +59,9 @@ pub struct Faults {
     pub pre_vote: bool,
     /// Raft's check-quorum option on every node.
     pub check_quorum: bool,
+    /// Raft's resource limits on every node (small in some seeds, so that proposals,
+    /// committed entries per Ready and pending reads hit them).
+    pub limits: raft::Limits,
 }
 
 impl Faults {
@@ -103,6 +106,7 @@ impl Faults {
             compact_per_mille: rng.range(5, 60),
             pre_vote: rng.chance(500),
             check_quorum: rng.chance(500),
+            limits: draw_limits(rng),
         }
     }
 
@@ -122,6 +126,18 @@ impl Faults {
         self.fuzz_per_mille = 0;
         self.transfer_per_mille = 0;
     }
+}
+
+fn draw_limits(rng: &mut Rng) -> raft::Limits {
+    let mut limits = raft::Limits::default();
+    if rng.chance(500) {
+        // A few put entries (10 data bytes each), or 0 = unlimited.
+        limits.max_uncommitted_entries_bytes = rng.pick(&[0, 10, 30, 100, 300]);
+        // One entry per Ready (0) up to a handful (26 bytes each with the header).
+        limits.max_committed_entries_bytes_per_ready = rng.pick(&[0, 26, 60, 200]);
+        limits.max_pending_read_index_requests = rng.range(1, 8) as usize;
+    }
+    limits
 }
 
 /// Directed links `(from, to)` that drop every message.
