@@ -62,6 +62,15 @@ fn simulate(size: u64) {
     let single = seeds.len() == 1;
     let steps = env_u64("CAIRN_SIM_STEPS").unwrap_or(DEFAULT_STEPS);
     let threads = env_u64("CAIRN_SIM_THREADS").unwrap_or(1).max(1) as usize;
+    // Knobs that change a run, repeated in the reproduce line.
+    let mut knobs = String::new();
+    if steps != DEFAULT_STEPS {
+        knobs += &format!(" CAIRN_SIM_STEPS={steps}");
+    }
+    if std::env::var_os("CAIRN_SIM_NO_FUZZ").is_some() {
+        knobs += " CAIRN_SIM_NO_FUZZ=1";
+    }
+    let knobs = &knobs;
     let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, sim::cluster::Stats::default()));
@@ -85,7 +94,7 @@ fn simulate(size: u64) {
                     Err(e) => {
                         eprintln!(
                             "{size}-node cluster, seed {seed} failed: {e}\n\
-                             reproduce with: SEED={seed} cargo test -p raft --test simulation"
+                             reproduce with: SEED={seed}{knobs} cargo test -p raft --test simulation simulate_"
                         );
                         failures.lock().unwrap().push(seed);
                     }
