@@ -266,7 +266,9 @@ impl MessageType {
 }
 
 /// One Raft message. Unused fields are zero/empty; which fields a kind uses is said on
-/// [`MessageType`]. `term` 0 marks a local message.
+/// [`MessageType`]. `term` 0 marks a local message; from a peer it is accepted only on
+/// a forwarded Propose or ReadIndex ([`crate::RawNode::step`] refuses the rest with
+/// [`Error::MessageInvalid`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     /// Kind.
@@ -275,7 +277,7 @@ pub struct Message {
     pub to: u64,
     /// Sender id.
     pub from: u64,
-    /// Sender's term (0 for local messages and proposals).
+    /// Sender's term (0 for local messages and forwarded Propose/ReadIndex).
     pub term: u64,
     /// Term of the entry at `index` (Append: the entry before `entries`; votes: the
     /// candidate's last term; rejected AppendResponse: the hint's term).

@@ -172,7 +172,8 @@ impl<S: Storage> RawNode<S> {
     ///
     /// Errors: [`Error::StepLocalMsg`] for a local message type,
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
-    /// [`Error::MessageInvalid`] for a malformed message (sender 0, Append entries not
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, term 0 on any kind
+    /// but a forwarded Propose or ReadIndex, Append entries not
     /// contiguous after `index` or with terms above the message term, Snapshot without
     /// snapshot) or one that contradicts this node's log (an Append that would
     /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
@@ -321,6 +322,15 @@ fn validate_peer_message(m: &Message) -> Result<()> {
         return Err(Error::MessageInvalid(format!(
             "{:?} from node 0",
             m.msg_type
+        )));
+    }
+    // Term 0 marks a message generated inside the node (etcd `Step`: "local
+    // message"), which skips every term check; only the requests a follower forwards
+    // to its leader travel without a term (etcd `send`).
+    if m.term == 0 && !matches!(m.msg_type, MessageType::Propose | MessageType::ReadIndex) {
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} without a term (term 0 is reserved for local messages)",
+            m.msg_type, m.from
         )));
     }
     match m.msg_type {

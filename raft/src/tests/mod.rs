@@ -3,6 +3,7 @@
 
 mod paper;
 mod scenarios;
+mod validation;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
