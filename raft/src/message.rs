@@ -87,6 +87,42 @@ pub struct SnapshotMetadata {
     pub conf_state: ConfState,
 }
 
+impl SnapshotMetadata {
+    /// Checks that the metadata can describe a real position and membership: index in
+    /// `1..u64::MAX` (the log continues at `index + 1`), term ≥ 1, at least one voter,
+    /// no id 0, no id listed twice or as both voter and learner. Returns a description
+    /// of the first problem.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if self.index == 0 || self.index == u64::MAX {
+            return Err(format!(
+                "snapshot index must be in 1..{}, got {}",
+                u64::MAX,
+                self.index
+            ));
+        }
+        if self.term == 0 {
+            return Err(format!("snapshot at index {} has term 0", self.index));
+        }
+        let cs = &self.conf_state;
+        if cs.voters.is_empty() {
+            return Err(format!("snapshot at index {} has no voters", self.index));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &id in cs.voters.iter().chain(&cs.learners) {
+            if id == 0 {
+                return Err("snapshot conf state names node 0".to_string());
+            }
+            if !seen.insert(id) {
+                return Err(format!(
+                    "snapshot conf state names node {id} twice (voters {:?}, learners {:?})",
+                    cs.voters, cs.learners
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A state machine image up to `metadata.index`; `data` is opaque to raft.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Snapshot {

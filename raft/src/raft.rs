@@ -719,6 +719,11 @@ impl<S: Storage> Raft<S> {
     /// false if ignored (or if it only fast-forwarded the commit index).
     pub(crate) fn restore(&mut self, snap: Snapshot) -> bool {
         let meta = &snap.metadata;
+        if let Err(e) = meta.check() {
+            // RawNode::step refuses such a message; keep raft safe if stepped directly.
+            debug!(id = self.id, "ignored invalid snapshot: {e}");
+            return false;
+        }
         if meta.index <= self.raft_log.committed {
             return false;
         }
@@ -742,14 +747,8 @@ impl<S: Storage> Raft<S> {
         }
         let cs = cs.clone();
         self.raft_log.restore(snap);
-        if self.load_conf_state(&cs).is_err() {
-            // A snapshot naming a node as both voter and learner: keep voters only.
-            let voters_only = ConfState {
-                voters: cs.voters.clone(),
-                learners: Vec::new(),
-            };
-            let _ = self.load_conf_state(&voters_only);
-        }
+        self.load_conf_state(&cs)
+            .expect("raft: snapshot conf state was checked before restoring");
         let last = self.raft_log.last_index();
         if let Some(pr) = self.prs.progress.get_mut(&self.id) {
             pr.maybe_update(last);

@@ -159,26 +159,37 @@ impl<S: Storage> RaftLog<S> {
         &self.unstable.entries
     }
 
-    fn next_applicable(&self) -> u64 {
-        (self.applied + 1).max(self.first_index())
-    }
-
-    /// Committed entries not yet applied (may include unstable ones: the caller
-    /// persists a Ready's entries before applying its committed entries).
-    pub(crate) fn next_entries(&self) -> Vec<Entry> {
-        let lo = self.next_applicable();
-        if self.committed + 1 > lo {
-            return self
-                .slice(lo, self.committed + 1, None)
-                .unwrap_or_else(|e| {
-                    panic!("raft log: unexpected error reading committed entries: {e}")
-                });
+    /// Committed entries not yet applied, from `applied + 1`, at most `max_size` bytes
+    /// (at least one entry). They may include unstable ones: the caller persists a
+    /// Ready's entries before applying its committed entries. None while a snapshot
+    /// is waiting to be persisted and applied (etcd `nextCommittedEnts`): it covers
+    /// the entries up to its index.
+    ///
+    /// Errors: [`Error::Storage`] if entries after `applied` were compacted from the
+    /// storage before being applied: handing out the rest would leave a hole in the
+    /// state machine (etcd panics likewise in `nextCommittedEnts`).
+    pub(crate) fn next_entries(&self, max_size: Option<u64>) -> Result<Vec<Entry>> {
+        if !self.has_next_entries() {
+            return Ok(Vec::new());
         }
-        Vec::new()
+        let lo = self.applied + 1;
+        let first = self.first_index();
+        if lo < first {
+            return Err(Error::Storage(format!(
+                "committed entries {lo}..{first} were compacted before they were applied \
+                 (applied {}, commit {}): compact only applied entries",
+                self.applied, self.committed
+            )));
+        }
+        Ok(self
+            .slice(lo, self.committed + 1, max_size)
+            .unwrap_or_else(|e| {
+                panic!("raft log: unexpected error reading committed entries: {e}")
+            }))
     }
 
     pub(crate) fn has_next_entries(&self) -> bool {
-        self.committed + 1 > self.next_applicable()
+        self.unstable.snapshot.is_none() && self.committed > self.applied
     }
 
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
@@ -344,9 +355,13 @@ mod tests {
         let mut log = RaftLog::new(store).unwrap();
         log.append(&[ent(3, 2), ent(4, 2)]);
         log.commit_to(3);
-        assert_eq!(log.next_entries(), vec![ent(1, 1), ent(2, 1), ent(3, 2)]);
+        assert_eq!(
+            log.next_entries(None),
+            Ok(vec![ent(1, 1), ent(2, 1), ent(3, 2)])
+        );
+        assert_eq!(log.next_entries(Some(0)), Ok(vec![ent(1, 1)]));
         log.applied_to(2);
-        assert_eq!(log.next_entries(), vec![ent(3, 2)]);
+        assert_eq!(log.next_entries(None), Ok(vec![ent(3, 2)]));
         log.applied_to(3);
         assert!(!log.has_next_entries());
         assert_eq!(log.slice(2, 5, Some(0)).unwrap(), vec![ent(2, 1)]);

@@ -251,7 +251,24 @@ impl<S: Storage> RawNode<S> {
     /// Collects what the application must do; see [`Ready`] for the order. Messages
     /// and read states are handed out once; entries, snapshot and committed entries
     /// until [`RawNode::advance`] acknowledges them.
+    ///
+    /// Panics where [`RawNode::try_ready`] returns an error (the storage lost
+    /// committed entries that were never applied).
     pub fn ready(&mut self) -> Ready {
+        self.try_ready().unwrap_or_else(|e| panic!("raft: {e}"))
+    }
+
+    /// [`RawNode::ready`], returning an error instead of panicking when the committed
+    /// entries after the applied index cannot be read.
+    ///
+    /// Errors: [`Error::Storage`] when entries after the applied index were compacted
+    /// from the storage before the application applied them (only applied entries
+    /// may be compacted): raft cannot hand out the rest without leaving a hole in
+    /// the state machine. Nothing is consumed; the node cannot make progress until
+    /// the storage holds those entries again (or a snapshot covering them is
+    /// installed), so the server should stop.
+    pub fn try_ready(&mut self) -> Result<Ready> {
+        let committed_entries = self.raft.raft_log.next_entries(None)?;
         let r = &mut self.raft;
         let ss = r.soft_state();
         let hs = r.hard_state();
@@ -261,16 +278,16 @@ impl<S: Storage> RawNode<S> {
             || snapshot.is_some()
             || hs.term != self.prev_hs.term
             || hs.vote != self.prev_hs.vote;
-        Ready {
+        Ok(Ready {
             soft_state: (ss != self.prev_ss).then_some(ss),
             hard_state: (hs != self.prev_hs && !hs.is_empty()).then_some(hs),
             read_states: std::mem::take(&mut r.read_states),
             entries,
             snapshot,
-            committed_entries: r.raft_log.next_entries(),
+            committed_entries,
             messages: std::mem::take(&mut r.msgs),
             must_sync,
-        }
+        })
     }
 
     /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
@@ -335,13 +352,26 @@ fn validate_peer_message(m: &Message) -> Result<()> {
     }
     match m.msg_type {
         MessageType::Append => {
+            // The log must be able to continue after the last entry (`last + 1`).
+            let n = m.entries.len() as u64;
+            if m.index
+                .checked_add(n)
+                .filter(|last| *last < u64::MAX)
+                .is_none()
+            {
+                return Err(Error::MessageInvalid(format!(
+                    "append of {n} entries after index {} would reach index {}",
+                    m.index,
+                    u64::MAX
+                )));
+            }
             let mut prev_term = m.log_term;
             for (i, e) in m.entries.iter().enumerate() {
-                if e.index != m.index + 1 + i as u64 {
+                let want = m.index + 1 + i as u64;
+                if e.index != want {
                     return Err(Error::MessageInvalid(format!(
-                        "append entry {i} has index {}, expected {}",
-                        e.index,
-                        m.index + 1 + i as u64
+                        "append entry {i} has index {}, expected {want}",
+                        e.index
                     )));
                 }
                 if e.term < prev_term || e.term > m.term {
@@ -353,10 +383,27 @@ fn validate_peer_message(m: &Message) -> Result<()> {
                 prev_term = e.term;
             }
         }
-        MessageType::Snapshot if m.snapshot.is_none() => {
-            return Err(Error::MessageInvalid(
-                "snapshot message without snapshot".into(),
-            ));
+        MessageType::AppendResponse if m.reject && m.reject_hint > m.index => {
+            // A follower hints an index at or below the one it rejected (etcd
+            // `handleAppendEntries`); anything larger is garbage.
+            return Err(Error::MessageInvalid(format!(
+                "append response from {} rejects {} with hint {} above it",
+                m.from, m.index, m.reject_hint
+            )));
+        }
+        MessageType::Snapshot => {
+            let Some(s) = &m.snapshot else {
+                return Err(Error::MessageInvalid(
+                    "snapshot message without snapshot".into(),
+                ));
+            };
+            s.metadata.check().map_err(Error::MessageInvalid)?;
+            if s.metadata.term > m.term {
+                return Err(Error::MessageInvalid(format!(
+                    "snapshot term {} above the message term {}",
+                    s.metadata.term, m.term
+                )));
+            }
         }
         _ => {}
     }

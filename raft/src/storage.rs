@@ -155,10 +155,15 @@ impl MemStorage {
     /// membership becomes the snapshot's, and the hard state's commit is raised to the
     /// snapshot index.
     ///
-    /// Errors: [`Error::SnapshotOutOfDate`] if it is not newer than the held snapshot.
+    /// Errors: [`Error::Storage`] if the metadata cannot describe a log position and
+    /// membership (index 0 or `u64::MAX`, term 0, no voters, a node listed twice or as
+    /// both voter and learner); [`Error::SnapshotOutOfDate`] if it is not newer than
+    /// the held snapshot and the compaction point (it would roll the log back).
     pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
         let meta = &snapshot.metadata;
-        if meta.index <= self.snapshot.metadata.index {
+        meta.check()
+            .map_err(|e| Error::Storage(format!("snapshot metadata invalid: {e}")))?;
+        if meta.index <= self.snapshot.metadata.index.max(self.compacted_index) {
             return Err(Error::SnapshotOutOfDate);
         }
         self.compacted_index = meta.index;

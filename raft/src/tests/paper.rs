@@ -280,7 +280,7 @@ fn leader_commit_entry() {
     }
     assert_eq!(r.raft_log.committed, li + 1);
     assert_eq!(
-        r.raft_log.next_entries(),
+        r.raft_log.next_entries(None).unwrap(),
         vec![data_ent(li + 1, 1, b"some data")]
     );
     let msgs = take_msgs(&mut r);
@@ -354,7 +354,7 @@ fn leader_commit_preceding_entries() {
         let mut want = tt.clone();
         want.push(ent(li + 1, 3));
         want.push(data_ent(li + 2, 3, b"some data"));
-        assert_eq!(r.raft_log.next_entries(), want);
+        assert_eq!(r.raft_log.next_entries(None).unwrap(), want);
     }
 }
 
@@ -382,7 +382,10 @@ fn follower_commit_entry() {
         };
         r.step(m).unwrap();
         assert_eq!(r.raft_log.committed, commit);
-        assert_eq!(r.raft_log.next_entries(), ents[..commit as usize].to_vec());
+        assert_eq!(
+            r.raft_log.next_entries(None).unwrap(),
+            ents[..commit as usize].to_vec()
+        );
     }
 }
 
