@@ -229,7 +229,8 @@ pub enum MessageType {
     RequestPreVoteResponse,
     /// Leader → follower: install `snapshot`.
     Snapshot,
-    /// Leader → follower: I am alive; commit up to `commit`; `context` = read ctx.
+    /// Leader → follower: I am alive; commit up to `commit`; `context` = the newest
+    /// ReadIndex round of the leader (8 bytes LE) or empty.
     Heartbeat,
     /// Follower → leader: heartbeat answer, echoing `context`.
     HeartbeatResponse,
@@ -330,7 +331,7 @@ pub struct Message {
     pub reject: bool,
     /// On a rejected AppendResponse: the follower's suggested probe index.
     pub reject_hint: u64,
-    /// Opaque context (heartbeat read ctx, campaign-transfer marker).
+    /// Opaque context (heartbeat ReadIndex round, campaign-transfer marker).
     pub context: Bytes,
 }
 

@@ -254,13 +254,19 @@ impl ProgressTracker {
         if self.voters.is_empty() {
             return u64::MAX;
         }
-        let mut matched: Vec<u64> = self
-            .voters
-            .iter()
-            .map(|id| self.progress.get(id).map_or(0, |p| p.matched))
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        matched[self.quorum() - 1]
+        self.quorum_index_by(|id| self.progress.get(&id).map_or(0, |p| p.matched))
+    }
+
+    /// The largest value that a majority of voters has reached, given each voter's
+    /// value (etcd `quorum/majority.go` `CommittedIndex` over any index). 0 for an
+    /// empty voter set.
+    pub(crate) fn quorum_index_by(&self, value: impl Fn(u64) -> u64) -> u64 {
+        if self.voters.is_empty() {
+            return 0;
+        }
+        let mut values: Vec<u64> = self.voters.iter().map(|id| value(*id)).collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values[self.quorum() - 1]
     }
 
     pub(crate) fn has_quorum(&self, ids: &BTreeSet<u64>) -> bool {

@@ -252,7 +252,7 @@ impl<S: Storage> Raft<S> {
             }
         }
         self.pending_conf_index = 0;
-        self.read_only = ReadOnly::default();
+        self.read_only.reset();
         self.pending_read_index_messages.clear();
     }
 
@@ -606,10 +606,9 @@ impl<S: Storage> Raft<S> {
             }
             // Forwarded to the leader; dropped while there is none.
             MessageType::TransferLeader | MessageType::ReadIndex if self.leader_id != 0 => {
+                // `from` stays the member that asked (it may be another member that
+                // sent its read here, etcd `stepFollower`), so the leader answers it.
                 m.to = self.leader_id;
-                if m.msg_type == MessageType::ReadIndex {
-                    m.from = self.id;
-                }
                 self.send(m);
             }
             MessageType::TimeoutNow => self.hup(true),

@@ -7,7 +7,7 @@ use crate::errors::{Error, Result};
 use crate::message::{Entry, EntryType, Message, MessageType};
 use crate::progress::ProgressState;
 use crate::raft::{Raft, StateRole};
-use crate::read_only::ReadState;
+use crate::read_only::{ctx_round, round_ctx, ReadState};
 use crate::storage::Storage;
 
 /// Most ReadIndex requests a new leader holds until it commits an entry of its term;
@@ -271,16 +271,21 @@ impl<S: Storage> Raft<S> {
         if pr.matched < last {
             self.send_append(from);
         }
-        if m.context.is_empty() {
-            return;
-        }
-        let Some(acks) = self.read_only.recv_ack(from, &m.context) else {
+        let Some(round) = ctx_round(&m.context) else {
             return;
         };
-        if !self.prs.has_quorum(acks) {
-            return;
-        }
-        for rs in self.read_only.advance(&m.context) {
+        self.read_only.recv_ack(from, round);
+        // The newest round a quorum of voters acknowledged (the leader itself is
+        // always at the newest round).
+        let (me, last) = (self.id, self.read_only.last_round());
+        let confirmed = self.prs.quorum_index_by(|id| {
+            if id == me {
+                last
+            } else {
+                self.read_only.acked(id)
+            }
+        });
+        for rs in self.read_only.advance(confirmed) {
             self.respond_to_read_index(rs.req, rs.index);
         }
     }
@@ -336,10 +341,8 @@ impl<S: Storage> Raft<S> {
             }
             return;
         }
-        let ctx = m.entries[0].data.clone();
-        self.read_only.add_request(self.raft_log.committed, m);
-        self.read_only.recv_ack(self.id, &ctx);
-        self.bcast_heartbeat_with_ctx(Some(ctx));
+        let round = self.read_only.add_request(self.raft_log.committed, m);
+        self.bcast_heartbeat_with_ctx(Some(round_ctx(round)));
     }
 
     fn release_pending_read_index_messages(&mut self) {
@@ -371,7 +374,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn bcast_heartbeat(&mut self) {
-        let ctx = self.read_only.last_pending_request_ctx();
+        let ctx = self.read_only.pending_round().map(round_ctx);
         self.bcast_heartbeat_with_ctx(ctx);
     }
 

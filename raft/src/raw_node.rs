@@ -192,11 +192,15 @@ impl<S: Storage> RawNode<S> {
         self.raft.step(message)
     }
 
-    /// Requests a linearizable read point identified by `request_ctx` (must be unique
-    /// among outstanding requests). The answer arrives as a [`ReadState`] in a later
-    /// Ready: at once on a single voter; after a heartbeat round confirms leadership on
-    /// a multi-member leader (requests queued meanwhile share the round); via the
-    /// leader on a follower. Dropped silently when there is no leader.
+    /// Requests a linearizable read point identified by `request_ctx`. The answer
+    /// arrives as a [`ReadState`] carrying `request_ctx` in a later Ready of this
+    /// node: at once on a single voter; after a quorum acknowledged a heartbeat round
+    /// sent after the request on a multi-member leader (a round confirms every
+    /// earlier request too); via the leader on a follower. raft matches rounds by its
+    /// own sequence numbers, so `request_ctx` only needs to identify the read to this
+    /// node's application: equal contexts on different members (or one member before
+    /// and after a restart) are answered separately and correctly. Dropped silently
+    /// when there is no leader.
     pub fn read_index(&mut self, request_ctx: Bytes) {
         let _ = self.raft.step(Message {
             from: self.raft.id,
