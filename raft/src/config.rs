@@ -8,6 +8,60 @@ pub const ELECTION_TICK_MAX: usize = 1 << 20;
 /// Largest accepted `max_inflight_msgs` (bounds the per-follower inflight ring).
 pub const INFLIGHT_MSGS_MAX: usize = 1 << 16;
 
+/// Largest accepted [`Limits::max_pending_read_index_requests`].
+pub const PENDING_READ_INDEX_REQUESTS_MAX: usize = 1 << 20;
+
+/// Resource limits of one node, given to [`crate::RawNode::new_with_limits`]
+/// ([`crate::RawNode::new`] uses the defaults). Kept apart from [`Config`] so that
+/// code building a `Config` with a struct literal keeps compiling when a limit is
+/// added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of entry data (payloads only, as etcd counts them) that a leader
+    /// holds proposed but not yet handed out as committed entries. A proposal that
+    /// would go beyond it fails with [`Error::ProposalDropped`]; a proposal is always
+    /// accepted when nothing is outstanding, and empty entries always are (the new
+    /// leader's entry). 0 = unlimited. Default 1 GiB (etcd raftexample).
+    /// etcd `Config.MaxUncommittedEntriesSize`.
+    pub max_uncommitted_entries_bytes: u64,
+    /// Most bytes of committed entries in one [`crate::Ready`] (each entry counted as
+    /// its data plus [`crate::ENTRY_HEADER_BYTES`]); one entry is always handed out
+    /// even if larger, so 0 means one entry per Ready. The rest follow in later
+    /// Readys. Default 1 MiB (etcd's default: `MaxSizePerMsg`, 1 MiB in the etcd
+    /// server). etcd `Config.MaxCommittedSizePerReady`.
+    pub max_committed_entries_bytes_per_ready: u64,
+    /// Most ReadIndex requests a leader holds unanswered (waiting for an entry of its
+    /// term to commit, or for a heartbeat round to be acknowledged). Further requests
+    /// fail with [`Error::ReadIndexQueueFull`]. Default 4096; allowed range
+    /// `1..=1048576` ([`PENDING_READ_INDEX_REQUESTS_MAX`]).
+    pub max_pending_read_index_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uncommitted_entries_bytes: 1 << 30,
+            max_committed_entries_bytes_per_ready: 1 << 20,
+            max_pending_read_index_requests: 4096,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks every field's range.
+    ///
+    /// Errors: [`Error::ConfigInvalid`] naming the first bad field and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.max_pending_read_index_requests;
+        if n == 0 || n > PENDING_READ_INDEX_REQUESTS_MAX {
+            return Err(Error::ConfigInvalid(format!(
+                "max_pending_read_index_requests must be in 1..={PENDING_READ_INDEX_REQUESTS_MAX}, got {n}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of one Raft node. All durations are in ticks: the caller decides how
 /// long one [`crate::RawNode::tick`] is (etcd: `--heartbeat-interval`, 100 ms).
 #[derive(Clone, Debug)]

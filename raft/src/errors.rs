@@ -43,7 +43,21 @@ pub enum Error {
     /// configuration. etcd `ErrStepPeerNotFound`.
     #[error("raft: cannot step as peer not found")]
     StepPeerNotFound,
-    /// A [`crate::Config`] field is out of range; the message names the field and
+    /// A ReadIndex request was refused because the leader already holds
+    /// `max_pending_read_index_requests` unanswered ones ([`crate::Limits`]); retry
+    /// later. Returned by [`crate::RawNode::try_read_index`] on the leader, and by
+    /// [`crate::RawNode::step`] for a request a follower forwarded (that follower's
+    /// read gets no answer, as when etcd drops a read).
+    #[error("raft: read index dropped: max_pending_read_index_requests ({max_pending_read_index_requests}) reached")]
+    ReadIndexQueueFull {
+        /// The limit that was reached.
+        max_pending_read_index_requests: usize,
+    },
+    /// [`crate::RawNode::try_read_index`] on a node that knows no leader (etcd drops
+    /// such a request silently).
+    #[error("raft: read index dropped: no leader")]
+    ReadIndexNoLeader,
+    /// A [`crate::Config`] or [`crate::Limits`] field is out of range; the message names the field and
     /// the allowed range.
     #[error("raft config invalid: {0}")]
     ConfigInvalid(String),

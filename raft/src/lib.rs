@@ -26,7 +26,9 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
-pub use crate::config::{Config, ELECTION_TICK_MAX, INFLIGHT_MSGS_MAX};
+pub use crate::config::{
+    Config, Limits, ELECTION_TICK_MAX, INFLIGHT_MSGS_MAX, PENDING_READ_INDEX_REQUESTS_MAX,
+};
 pub use crate::errors::{Error, Result};
 pub use crate::message::{
     ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType,

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::errors::{Error, Result};
 use crate::message::{
     ConfChange, ConfChangeType, ConfState, EntryType, HardState, Message, MessageType, Snapshot,
@@ -98,6 +98,13 @@ pub(crate) struct Raft<S: Storage> {
     pub(crate) check_quorum: bool,
     pub(crate) pre_vote: bool,
     pub(crate) max_msg_size: u64,
+    /// Payload bytes this leader appended that were not yet handed out as committed
+    /// entries (etcd `uncommittedSize`); an underestimate after a leader change.
+    pub(crate) uncommitted_size: u64,
+    /// [`Limits::max_uncommitted_entries_bytes`], `u64::MAX` for unlimited.
+    pub(crate) max_uncommitted_size: u64,
+    pub(crate) max_committed_size_per_ready: u64,
+    pub(crate) max_pending_read_index: usize,
     rng: SplitMix64,
 }
 
@@ -106,8 +113,9 @@ impl<S: Storage> Raft<S> {
     /// a conf state naming a node as both voter and learner, a persisted commit
     /// index outside the stored log, `applied` above the commit index, or a storage
     /// error.
-    pub(crate) fn new(config: &Config, store: S) -> Result<Self> {
+    pub(crate) fn new(config: &Config, limits: &Limits, store: S) -> Result<Self> {
         config.validate()?;
+        limits.validate()?;
         let rs = store.initial_state()?;
         let raft_log = RaftLog::new(store)?;
         let mut r = Raft {
@@ -132,6 +140,13 @@ impl<S: Storage> Raft<S> {
             check_quorum: config.check_quorum,
             pre_vote: config.pre_vote,
             max_msg_size: config.max_size_per_msg,
+            uncommitted_size: 0,
+            max_uncommitted_size: match limits.max_uncommitted_entries_bytes {
+                0 => u64::MAX,
+                n => n,
+            },
+            max_committed_size_per_ready: limits.max_committed_entries_bytes_per_ready,
+            max_pending_read_index: limits.max_pending_read_index_requests,
             rng: SplitMix64::new(config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407)),
         };
         r.load_conf_state(&rs.conf_state)?;
@@ -252,6 +267,7 @@ impl<S: Storage> Raft<S> {
             }
         }
         self.pending_conf_index = 0;
+        self.uncommitted_size = 0;
         self.read_only.reset();
         self.pending_read_index_messages.clear();
     }

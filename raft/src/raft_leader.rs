@@ -2,6 +2,7 @@
 //! ReadIndex, leader transfer (etcd-io/raft `raft.go` `stepLeader`).
 
 use bytes::Bytes;
+use tracing::debug;
 
 use crate::errors::{Error, Result};
 use crate::message::{Entry, EntryType, Message, MessageType};
@@ -9,10 +10,6 @@ use crate::progress::ProgressState;
 use crate::raft::{Raft, StateRole};
 use crate::read_only::{ctx_round, round_ctx, ReadState};
 use crate::storage::Storage;
-
-/// Most ReadIndex requests a new leader holds until it commits an entry of its term;
-/// later ones are dropped (the client retries).
-pub(crate) const PENDING_READ_INDEX_MAX: usize = 4096;
 
 impl<S: Storage> Raft<S> {
     pub(crate) fn step_leader(&mut self, m: Message) -> Result<()> {
@@ -26,10 +23,7 @@ impl<S: Storage> Raft<S> {
                 return Ok(());
             }
             MessageType::Propose => return self.handle_propose(m),
-            MessageType::ReadIndex => {
-                self.handle_read_index(m);
-                return Ok(());
-            }
+            MessageType::ReadIndex => return self.handle_read_index(m),
             _ => {}
         }
         let Some(pr) = self.prs.progress.get_mut(&m.from) else {
@@ -73,6 +67,21 @@ impl<S: Storage> Raft<S> {
         if !self.prs.progress.contains_key(&self.id) || self.lead_transferee.is_some() {
             return Err(Error::ProposalDropped);
         }
+        let size = payload_size(&m.entries);
+        if self.uncommitted_size > 0
+            && size > 0
+            && self.uncommitted_size.saturating_add(size) > self.max_uncommitted_size
+        {
+            // Nothing outstanding: accept any size, so one large proposal can pass;
+            // empty entries always pass (etcd `increaseUncommittedSize`).
+            debug!(
+                id = self.id,
+                uncommitted = self.uncommitted_size,
+                size,
+                "proposal dropped: max_uncommitted_entries_bytes reached"
+            );
+            return Err(Error::ProposalDropped);
+        }
         let conf_changes = m
             .entries
             .iter()
@@ -90,9 +99,18 @@ impl<S: Storage> Raft<S> {
                 .unwrap_or(0);
             self.pending_conf_index = self.raft_log.last_index() + pos as u64 + 1;
         }
+        self.uncommitted_size += size;
         self.append_entry(std::mem::take(&mut m.entries));
         self.bcast_append();
         Ok(())
+    }
+
+    /// Entries handed out as committed no longer count as uncommitted (etcd
+    /// `reduceUncommittedSize`; saturates, the count may underestimate).
+    pub(crate) fn reduce_uncommitted_size(&mut self, committed: &[Entry]) {
+        self.uncommitted_size = self
+            .uncommitted_size
+            .saturating_sub(payload_size(committed));
     }
 
     /// Appends `es` at the end of the leader's log with the current term. The
@@ -324,25 +342,34 @@ impl<S: Storage> Raft<S> {
         });
     }
 
-    fn handle_read_index(&mut self, m: Message) {
+    fn handle_read_index(&mut self, m: Message) -> Result<()> {
         if m.entries.len() != 1 {
-            return;
+            return Err(Error::MessageInvalid(format!(
+                "read index from {} with {} entries, expected 1 (the request context)",
+                m.from,
+                m.entries.len()
+            )));
         }
         if self.prs.is_singleton() && self.prs.voters.contains(&self.id) {
             let index = self.raft_log.committed;
             self.respond_to_read_index(m, index);
-            return;
+            return Ok(());
+        }
+        let pending = self.pending_read_index_messages.len() + self.read_only.pending_count();
+        if pending >= self.max_pending_read_index {
+            return Err(Error::ReadIndexQueueFull {
+                max_pending_read_index_requests: self.max_pending_read_index,
+            });
         }
         if !self.committed_entry_in_current_term() {
             // The commit index of a new leader may be stale until it commits an
             // entry of its own term (thesis §6.4 step 1).
-            if self.pending_read_index_messages.len() < PENDING_READ_INDEX_MAX {
-                self.pending_read_index_messages.push(m);
-            }
-            return;
+            self.pending_read_index_messages.push(m);
+            return Ok(());
         }
         let round = self.read_only.add_request(self.raft_log.committed, m);
         self.bcast_heartbeat_with_ctx(Some(round_ctx(round)));
+        Ok(())
     }
 
     fn release_pending_read_index_messages(&mut self) {
@@ -353,7 +380,8 @@ impl<S: Storage> Raft<S> {
             return;
         }
         for m in std::mem::take(&mut self.pending_read_index_messages) {
-            self.handle_read_index(m);
+            // Room was counted when it was queued; nothing else was added since.
+            let _ = self.handle_read_index(m);
         }
     }
 
@@ -392,4 +420,9 @@ impl<S: Storage> Raft<S> {
             });
         }
     }
+}
+
+/// Bytes of entry data, the size etcd's uncommitted limit counts.
+fn payload_size(entries: &[Entry]) -> u64 {
+    entries.iter().map(|e| e.data.len() as u64).sum()
 }

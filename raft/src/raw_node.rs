@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::errors::{Error, Result};
 use crate::message::{
     ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot,
@@ -93,7 +93,15 @@ impl<S: Storage> RawNode<S> {
     /// `config.applied` above the commit index), [`Error::Storage`] when the stored
     /// commit index is outside the stored log, or a storage error.
     pub fn new(config: &Config, store: S) -> Result<Self> {
-        let raft = Raft::new(config, store)?;
+        Self::new_with_limits(config, &Limits::default(), store)
+    }
+
+    /// [`RawNode::new`] with explicit resource [`Limits`].
+    ///
+    /// Errors: as [`RawNode::new`], and [`Error::ConfigInvalid`] for a limit out of
+    /// range (see [`Limits::validate`]).
+    pub fn new_with_limits(config: &Config, limits: &Limits, store: S) -> Result<Self> {
+        let raft = Raft::new(config, limits, store)?;
         let prev_ss = raft.soft_state();
         let prev_hs = raft.hard_state();
         Ok(RawNode {
@@ -202,14 +210,28 @@ impl<S: Storage> RawNode<S> {
     /// and after a restart) are answered separately and correctly. Dropped silently
     /// when there is no leader.
     pub fn read_index(&mut self, request_ctx: Bytes) {
-        let _ = self.raft.step(Message {
+        let _ = self.try_read_index(request_ctx);
+    }
+
+    /// [`RawNode::read_index`], reporting a request that is dropped at once.
+    ///
+    /// Errors: [`Error::ReadIndexNoLeader`] when this node knows no leader;
+    /// [`Error::ReadIndexQueueFull`] on a leader that already holds
+    /// [`Limits::max_pending_read_index_requests`] unanswered requests. A request
+    /// forwarded by a follower can still be dropped by the leader (no answer comes);
+    /// the application's read times out as with etcd.
+    pub fn try_read_index(&mut self, request_ctx: Bytes) -> Result<()> {
+        if self.raft.state != StateRole::Leader && self.raft.leader_id == 0 {
+            return Err(Error::ReadIndexNoLeader);
+        }
+        self.raft.step(Message {
             from: self.raft.id,
             entries: vec![Entry {
                 data: request_ctx,
                 ..Default::default()
             }],
             ..Message::new(MessageType::ReadIndex)
-        });
+        })
     }
 
     /// Asks the leader to hand leadership to `transferee` (a voter). Proposals are
@@ -272,7 +294,8 @@ impl<S: Storage> RawNode<S> {
     /// the storage holds those entries again (or a snapshot covering them is
     /// installed), so the server should stop.
     pub fn try_ready(&mut self) -> Result<Ready> {
-        let committed_entries = self.raft.raft_log.next_entries(None)?;
+        let max = self.raft.max_committed_size_per_ready;
+        let committed_entries = self.raft.raft_log.next_entries(Some(max))?;
         let r = &mut self.raft;
         let ss = r.soft_state();
         let hs = r.hard_state();
@@ -303,6 +326,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = ready.hard_state {
             self.prev_hs = hs;
         }
+        self.raft.reduce_uncommitted_size(&ready.committed_entries);
         let log = &mut self.raft.raft_log;
         if let Some(e) = ready.committed_entries.last() {
             log.applied_to(e.index);

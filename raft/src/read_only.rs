@@ -106,7 +106,6 @@ impl ReadOnly {
     }
 
     /// Number of requests waiting for their round to be confirmed.
-    #[cfg(test)]
     pub(crate) fn pending_count(&self) -> usize {
         self.queue.len()
     }

@@ -1,6 +1,7 @@
 //! Crate-internal tests: a message-passing network of `Raft` values (etcd-io/raft
 //! `raft_test.go` `network`), one test per rule of the Raft paper, and scenarios.
 
+mod limits;
 mod paper;
 mod read_index;
 mod scenarios;
@@ -36,11 +37,11 @@ pub(crate) fn store_with(voters: &[u64]) -> MemStorage {
 }
 
 pub(crate) fn new_raft(id: u64, voters: &[u64]) -> Raft<MemStorage> {
-    Raft::new(&cfg(id), store_with(voters)).unwrap()
+    Raft::new(&cfg(id), &crate::Limits::default(), store_with(voters)).unwrap()
 }
 
 pub(crate) fn raft_with(c: Config, store: MemStorage) -> Raft<MemStorage> {
-    Raft::new(&c, store).unwrap()
+    Raft::new(&c, &crate::Limits::default(), store).unwrap()
 }
 
 pub(crate) fn ent(index: u64, term: u64) -> Entry {
