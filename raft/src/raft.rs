@@ -105,6 +105,9 @@ pub(crate) struct Raft<S: Storage> {
     pub(crate) max_uncommitted_size: u64,
     pub(crate) max_committed_size_per_ready: u64,
     pub(crate) max_pending_read_index: usize,
+    /// A TimeoutNow arrived while a committed conf change was not applied yet; the
+    /// transfer campaign starts when it is (within the election timeout).
+    pub(crate) transfer_campaign_pending: bool,
     rng: SplitMix64,
 }
 
@@ -147,6 +150,7 @@ impl<S: Storage> Raft<S> {
             },
             max_committed_size_per_ready: limits.max_committed_entries_bytes_per_ready,
             max_pending_read_index: limits.max_pending_read_index_requests,
+            transfer_campaign_pending: false,
             rng: SplitMix64::new(config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407)),
         };
         r.load_conf_state(&rs.conf_state)?;
@@ -268,6 +272,7 @@ impl<S: Storage> Raft<S> {
         }
         self.pending_conf_index = 0;
         self.uncommitted_size = 0;
+        self.transfer_campaign_pending = false;
         self.read_only.reset();
         self.pending_read_index_messages.clear();
     }
@@ -338,6 +343,11 @@ impl<S: Storage> Raft<S> {
 
     fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
+        if self.election_elapsed >= self.election_timeout {
+            // A leader transfer is abandoned after an election timeout (as on the
+            // leader's side, see tick_heartbeat).
+            self.transfer_campaign_pending = false;
+        }
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
             self.election_elapsed = 0;
             let _ = self.step(self.local(MessageType::Hup));
@@ -389,6 +399,10 @@ impl<S: Storage> Raft<S> {
                     id = self.id,
                     "cannot campaign: pending conf change not applied"
                 );
+                // A TimeoutNow is honoured once the change is applied (see
+                // `on_applied`): the leader that sent it may have just applied its
+                // own removal and stepped down.
+                self.transfer_campaign_pending = transfer;
                 return;
             }
         }
@@ -399,6 +413,7 @@ impl<S: Storage> Raft<S> {
         } else {
             CampaignKind::Election
         };
+        self.transfer_campaign_pending = false;
         self.campaign(kind);
     }
 
@@ -811,7 +826,14 @@ impl<S: Storage> Raft<S> {
 
     fn remove_node(&mut self, id: u64) {
         self.prs.remove(id);
-        if self.prs.voters.is_empty() || self.state != StateRole::Leader {
+        if self.state != StateRole::Leader {
+            return;
+        }
+        if id == self.id {
+            self.step_down_after_removal();
+            return;
+        }
+        if self.prs.voters.is_empty() {
             return;
         }
         // The quorum may be smaller now.
@@ -821,6 +843,50 @@ impl<S: Storage> Raft<S> {
         if self.lead_transferee == Some(id) {
             self.lead_transferee = None;
         }
+    }
+}
+
+impl<S: Storage> Raft<S> {
+    /// The application advanced the applied index: start a transfer campaign that
+    /// a TimeoutNow asked for while a conf change was still unapplied.
+    pub(crate) fn on_applied(&mut self) {
+        if self.transfer_campaign_pending && self.state == StateRole::Follower {
+            self.hup(true);
+        }
+    }
+
+    /// The leader applied its own removal: the configuration that excludes it is
+    /// committed, so it hands leadership to the remaining voter with the largest
+    /// match index (the lowest id among equals) with TimeoutNow, as a leader transfer
+    /// does, and becomes a follower that can no longer campaign (Raft thesis §4.2.2;
+    /// etcd 3.5 `StepDownOnRemoval`, with the hand-over its TODO asks for). Without
+    /// this it stayed leader of a configuration it was not part of, and its
+    /// followers stayed in its lease.
+    fn step_down_after_removal(&mut self) {
+        let best = self
+            .prs
+            .voters
+            .iter()
+            .filter_map(|id| Some((self.prs.progress.get(id)?.matched, *id)))
+            .max_by_key(|(matched, id)| (*matched, std::cmp::Reverse(*id)));
+        if let Some((matched, to)) = best {
+            if matched < self.raft_log.last_index() {
+                // Send what it misses first (one message's worth), so that it can
+                // win the election TimeoutNow starts.
+                self.send_append(to);
+            }
+            self.send(Message {
+                to,
+                ..Message::new(MessageType::TimeoutNow)
+            });
+        }
+        debug!(
+            id = self.id,
+            term = self.term,
+            transferee = ?best.map(|b| b.1),
+            "removed from the configuration: stepping down"
+        );
+        self.become_follower(self.term, 0);
     }
 }
 

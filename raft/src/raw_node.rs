@@ -339,6 +339,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(s) = &ready.snapshot {
             log.stable_snap_to(s.metadata.index);
         }
+        self.raft.on_applied();
     }
 
     /// Current state for monitoring.

@@ -2,6 +2,7 @@
 //! `raft_test.go` `network`), one test per rule of the Raft paper, and scenarios.
 
 mod limits;
+mod membership;
 mod paper;
 mod read_index;
 mod scenarios;
