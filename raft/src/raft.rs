@@ -262,12 +262,14 @@ impl<S: Storage> Raft<S> {
         self.lead_transferee = None;
         self.prs.reset_votes();
         let last = self.raft_log.last_index();
+        // Only durable entries count toward the commit quorum (see on_persisted).
+        let persisted = self.raft_log.persisted_index();
         let (id, cap) = (self.id, self.prs.inflight_cap);
         for (pid, pr) in self.prs.progress.iter_mut() {
             let learner = pr.is_learner;
             *pr = crate::progress::Progress::new(last + 1, cap, learner);
             if *pid == id {
-                pr.matched = last;
+                pr.matched = persisted;
             }
         }
         self.pending_conf_index = 0;
@@ -847,6 +849,23 @@ impl<S: Storage> Raft<S> {
 }
 
 impl<S: Storage> Raft<S> {
+    /// The application persisted entries (at [`crate::RawNode::advance`]): a leader
+    /// now counts them toward the commit quorum, like a follower's acknowledgement
+    /// (etcd-io/raft self-acks its appended entries after persistence through
+    /// `msgsAfterAppend`). Commits and tells the followers if the commit index moved.
+    pub(crate) fn on_persisted(&mut self) {
+        if self.state != StateRole::Leader {
+            return;
+        }
+        let persisted = self.raft_log.persisted_index();
+        let Some(pr) = self.prs.progress.get_mut(&self.id) else {
+            return;
+        };
+        if pr.maybe_update(persisted) && self.maybe_commit() {
+            self.bcast_append();
+        }
+    }
+
     /// The application advanced the applied index: start a transfer campaign that
     /// a TimeoutNow asked for while a conf change was still unapplied.
     pub(crate) fn on_applied(&mut self) {

@@ -113,20 +113,17 @@ impl<S: Storage> Raft<S> {
             .saturating_sub(payload_size(committed));
     }
 
-    /// Appends `es` at the end of the leader's log with the current term. The
-    /// leader's own log counts as persisted at once (classic raft-rs): the caller
-    /// persists a Ready's entries before it sends or applies anything.
+    /// Appends `es` at the end of the leader's log with the current term. They count
+    /// toward the commit quorum only once the application persisted them
+    /// ([`Raft::on_persisted`] at advance), so that commit always means a quorum of
+    /// durable copies (etcd-io/raft `appendEntry` self-ack).
     pub(crate) fn append_entry(&mut self, mut es: Vec<Entry>) {
         let last = self.raft_log.last_index();
         for (i, e) in es.iter_mut().enumerate() {
             e.term = self.term;
             e.index = last + 1 + i as u64;
         }
-        let last = self.raft_log.append(&es);
-        if let Some(pr) = self.prs.progress.get_mut(&self.id) {
-            pr.maybe_update(last);
-        }
-        self.maybe_commit();
+        self.raft_log.append(&es);
     }
 
     /// Commits the quorum's match index if it is from the current term (§5.4.2);

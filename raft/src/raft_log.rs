@@ -155,6 +155,20 @@ impl<S: Storage> RaftLog<S> {
         self.last_index()
     }
 
+    /// Highest index of this log that is durable in the storage: entries below the
+    /// unstable offset are read from the storage (which may still hold a replaced
+    /// suffix after them). 0 while a snapshot waits to be persisted.
+    pub(crate) fn persisted_index(&self) -> u64 {
+        if self.unstable.snapshot.is_some() {
+            return 0;
+        }
+        let stored = self
+            .store
+            .last_index()
+            .unwrap_or_else(|e| storage_failed("last_index", e));
+        stored.min(self.unstable.offset - 1)
+    }
+
     pub(crate) fn unstable_entries(&self) -> &[Entry] {
         &self.unstable.entries
     }

@@ -21,21 +21,38 @@ use crate::storage::Storage;
 ///
 /// Handle a `Ready` in exactly this order (etcd-io/raft `node.go`, raft-rs `Ready`):
 ///
-/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any) —
-///    with an fsync first when `must_sync` is true. Append them to the
-///    [`Storage`] raft reads (e.g. [`crate::MemStorage::append`],
-///    [`crate::MemStorage::apply_snapshot`], [`crate::MemStorage::set_hard_state`]).
-/// 2. **Send** `messages` to their `to` nodes (only now: a vote or an append
-///    acknowledgement must not leave before the state it promises is durable).
+/// 1. **Persist** `snapshot` (if any), then `entries`, then `hard_state` (if any),
+///    and make them durable: fsync first when `must_sync` is true. Then add them to
+///    the [`Storage`] raft reads ([`crate::MemStorage::apply_snapshot`],
+///    [`crate::MemStorage::append`], [`crate::MemStorage::set_hard_state`]).
+/// 2. **Send** `messages` to their `to` nodes — only after step 1 is durable
+///    ("persist before send"). Messages promise state of this Ready: a vote
+///    response promises the persisted term and vote (a vote forgotten in a crash can
+///    be given twice in one term, electing two leaders); an AppendResponse tells the
+///    leader the entries are stored, and the leader counts it toward the commit
+///    quorum (a follower that loses acknowledged entries in a crash can make a
+///    committed entry disappear).
 /// 3. **Apply** the snapshot's data (if any) and then `committed_entries`, in order,
 ///    to the state machine; for a [`EntryType::ConfChange`] entry call
 ///    [`RawNode::apply_conf_change`]. Serve `read_states` once the applied index
 ///    reaches each one's index.
-/// 4. Call [`RawNode::advance`] with this `Ready`.
+/// 4. **Advance**: call [`RawNode::advance`] with this `Ready`. This is how raft
+///    learns that the entries are durable: a leader counts its *own* entries toward
+///    the commit quorum only from this call on (etcd-io/raft's self-acknowledgement
+///    after persistence, `raft.go` `appendEntry`), exactly as it counts a
+///    follower's only once that follower acknowledged them after persisting. So the
+///    commit index only ever covers entries with durable copies on a quorum, the
+///    leader's copy included. Consequences: the commit of entries proposed on a
+///    leader comes in a later Ready than the entries themselves (on a single voter:
+///    the next one, so loop `while has_ready()`); and the leader's commit rule does
+///    not depend on the leader's own Append messages waiting for its fsync (Raft
+///    thesis §10.2.1 lets a leader write in parallel with replicating), though this
+///    crate's contract still asks every message to wait for step 1.
 ///
-/// `committed_entries` may include entries that are in this very Ready's `entries`
-/// (a leader counts its own log as persisted on append), which is why step 1 comes
-/// before step 3. Call `advance` before asking for the next `ready()`.
+/// `committed_entries` may include entries of this very Ready's `entries` (a
+/// follower can learn the commit index together with the entries it covers, which
+/// are durable on a quorum elsewhere), which is why step 1 comes before step 3. Call
+/// `advance` before asking for the next `ready()`.
 #[derive(Debug, Default)]
 pub struct Ready {
     /// New leader/role, if changed since the last Ready. Not persisted.
@@ -50,7 +67,9 @@ pub struct Ready {
     pub entries: Vec<Entry>,
     /// A snapshot received from the leader, to persist and apply before any entry.
     pub snapshot: Option<Snapshot>,
-    /// Entries committed and not yet applied, contiguous, to apply in order.
+    /// Entries committed and not yet applied, contiguous, to apply in order; at most
+    /// [`crate::Limits::max_committed_entries_bytes_per_ready`] bytes (at least one
+    /// entry), the rest in later Readys. Empty while a `snapshot` is pending.
     pub committed_entries: Vec<Entry>,
     /// Messages to send after persisting.
     pub messages: Vec<Message>,
@@ -318,7 +337,10 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Acknowledges that `ready` was handled (persisted, sent, applied): its entries
-    /// and snapshot are now stable and its committed entries applied.
+    /// and snapshot are now stable and its committed entries applied. A leader counts
+    /// the now durable entries toward the commit quorum here, so a new Ready (a
+    /// higher commit index, committed entries, Appends carrying the commit) may
+    /// follow at once: check [`RawNode::has_ready`] again.
     pub fn advance(&mut self, ready: Ready) {
         if let Some(ss) = ready.soft_state {
             self.prev_ss = ss;
@@ -339,6 +361,7 @@ impl<S: Storage> RawNode<S> {
         if let Some(s) = &ready.snapshot {
             log.stable_snap_to(s.metadata.index);
         }
+        self.raft.on_persisted();
         self.raft.on_applied();
     }
 

@@ -27,6 +27,16 @@ fn persist_and_advance(node: &mut RawNode<MemStorage>, rd: Ready) {
     node.advance(rd);
 }
 
+/// Handles Readys until there is nothing left to do (a leader's entries commit only
+/// at the `advance` that reports them persisted, so their commit comes in the next
+/// Ready).
+fn drain(node: &mut RawNode<MemStorage>) {
+    while node.has_ready() {
+        let rd = node.ready();
+        persist_and_advance(node, rd);
+    }
+}
+
 fn entry(index: u64, term: u64, data: &'static [u8]) -> Entry {
     Entry {
         index,
@@ -55,21 +65,29 @@ fn single_voter_write_path() {
             raft_state: StateRole::Leader
         })
     );
+    // The entry commits only once persisted: at advance, not on append.
     let hs = HardState {
         term: 1,
         vote: 1,
-        commit: 1,
+        commit: 0,
     };
     assert_eq!(rd.hard_state, Some(hs));
     assert_eq!(rd.entries, vec![entry(1, 1, b"")]);
-    assert_eq!(rd.committed_entries, vec![entry(1, 1, b"")]);
+    assert!(rd.committed_entries.is_empty());
     assert!(rd.messages.is_empty());
     assert!(rd.must_sync);
     persist_and_advance(&mut node, rd);
+    assert!(node.has_ready());
+    let rd = node.ready();
+    assert_eq!(rd.hard_state, Some(HardState { commit: 1, ..hs }));
+    assert!(rd.entries.is_empty());
+    assert_eq!(rd.committed_entries, vec![entry(1, 1, b"")]);
+    assert!(!rd.must_sync, "a commit index change alone needs no fsync");
+    persist_and_advance(&mut node, rd);
     assert!(!node.has_ready());
 
-    // Group commit: proposals made before ready() come out in one Ready, appended and
-    // committed together.
+    // Group commit: proposals made before ready() come out in one Ready, appended
+    // (one fsync) together, and committed together at its advance.
     node.propose(Bytes::new(), Bytes::from_static(b"a"))
         .unwrap();
     node.propose(Bytes::new(), Bytes::from_static(b"b"))
@@ -77,17 +95,15 @@ fn single_voter_write_path() {
     let rd = node.ready();
     let want = vec![entry(2, 1, b"a"), entry(3, 1, b"b")];
     assert_eq!(rd.soft_state, None);
-    assert_eq!(
-        rd.hard_state,
-        Some(HardState {
-            term: 1,
-            vote: 1,
-            commit: 3
-        })
-    );
+    assert_eq!(rd.hard_state, None);
     assert_eq!(rd.entries, want);
-    assert_eq!(rd.committed_entries, want);
+    assert!(rd.committed_entries.is_empty());
     assert!(rd.must_sync);
+    persist_and_advance(&mut node, rd);
+    let rd = node.ready();
+    assert_eq!(rd.hard_state, Some(HardState { commit: 3, ..hs }));
+    assert_eq!(rd.committed_entries, want);
+    assert!(!rd.must_sync);
     persist_and_advance(&mut node, rd);
     assert!(!node.has_ready());
     assert_eq!(node.status().applied, 3);
@@ -130,12 +146,10 @@ fn single_voter_elects_itself_by_ticks() {
 fn restart_from_persisted_state() {
     let mut node = single_voter();
     node.campaign().unwrap();
-    let rd = node.ready();
-    persist_and_advance(&mut node, rd);
+    drain(&mut node);
     node.propose(Bytes::new(), Bytes::from_static(b"a"))
         .unwrap();
-    let rd = node.ready();
-    persist_and_advance(&mut node, rd);
+    drain(&mut node);
     let store = node.mut_store().clone();
     assert_eq!(
         store.hard_state(),
@@ -159,10 +173,13 @@ fn restart_from_persisted_state() {
         Some(HardState {
             term: 2,
             vote: 1,
-            commit: 3
+            commit: 2
         })
     );
     assert_eq!(rd.entries, vec![entry(3, 2, b"")]);
+    persist_and_advance(&mut node, rd);
+    let rd = node.ready();
+    assert_eq!(rd.hard_state.map(|h| h.commit), Some(3));
     assert_eq!(rd.committed_entries, vec![entry(3, 2, b"")]);
     persist_and_advance(&mut node, rd);
 
@@ -346,14 +363,15 @@ fn append_overwriting_committed_entry_is_refused() {
 fn conf_change_through_raw_node() {
     let mut node = single_voter();
     node.campaign().unwrap();
-    let rd = node.ready();
-    persist_and_advance(&mut node, rd);
+    drain(&mut node);
     let cc = ConfChange {
         change_type: ConfChangeType::AddLearnerNode,
         node_id: 2,
         context: Bytes::from_static(b"peer-url"),
     };
     node.propose_conf_change(Bytes::new(), cc.clone()).unwrap();
+    let rd = node.ready();
+    persist_and_advance(&mut node, rd);
     let rd = node.ready();
     assert_eq!(rd.committed_entries.len(), 1);
     let e = &rd.committed_entries[0];
@@ -374,7 +392,7 @@ fn conf_change_through_raw_node() {
     node.propose(Bytes::new(), Bytes::from_static(b"x"))
         .unwrap();
     let rd = node.ready();
-    assert_eq!(rd.committed_entries, vec![entry(3, 1, b"x")]);
+    assert_eq!(rd.entries, vec![entry(3, 1, b"x")]);
     assert_eq!(rd.messages.len(), 1);
     assert_eq!(rd.messages[0].to, 2);
     assert_eq!(rd.messages[0].msg_type, MessageType::Append);
@@ -382,6 +400,10 @@ fn conf_change_through_raw_node() {
     assert_eq!(st.conf_state, cs);
     let progress = st.progress.unwrap();
     assert!(progress[&2].is_learner);
-    assert_eq!(progress[&1].matched, 3);
+    assert_eq!(progress[&1].matched, 2, "entry 3 is not persisted yet");
+    persist_and_advance(&mut node, rd);
+    let rd = node.ready();
+    assert_eq!(rd.committed_entries, vec![entry(3, 1, b"x")]);
+    assert_eq!(node.status().progress.unwrap()[&1].matched, 3);
     persist_and_advance(&mut node, rd);
 }

@@ -1,6 +1,7 @@
 //! Crate-internal tests: a message-passing network of `Raft` values (etcd-io/raft
 //! `raft_test.go` `network`), one test per rule of the Raft paper, and scenarios.
 
+mod durability;
 mod limits;
 mod membership;
 mod paper;
@@ -87,14 +88,24 @@ pub(crate) fn propose_msg(id: u64, data: &'static [u8]) -> Message {
     }
 }
 
-/// Moves unstable entries to storage and applies everything committed, as the
-/// application would after a Ready.
-pub(crate) fn persist_and_apply(r: &mut Raft<MemStorage>) {
+/// Moves unstable entries to storage and reports them persisted, as the application
+/// would after a Ready (a leader then counts them toward the commit quorum). A node
+/// with a pending snapshot is left alone.
+pub(crate) fn persist(r: &mut Raft<MemStorage>) {
+    if r.raft_log.unstable.snapshot.is_some() {
+        return;
+    }
     let ents = r.raft_log.unstable_entries().to_vec();
     r.raft_log.store.append(&ents).unwrap();
     if let Some(e) = ents.last() {
         r.raft_log.stable_to(e.index, e.term);
     }
+    r.on_persisted();
+}
+
+/// [`persist`], then applies everything committed.
+pub(crate) fn persist_and_apply(r: &mut Raft<MemStorage>) {
+    persist(r);
     let committed = r.raft_log.committed;
     r.raft_log.applied_to(committed);
 }
@@ -102,6 +113,7 @@ pub(crate) fn persist_and_apply(r: &mut Raft<MemStorage>) {
 /// etcd `commitNoopEntry`: the new leader's empty entry is acknowledged by all voters.
 pub(crate) fn commit_noop_entry(r: &mut Raft<MemStorage>) {
     assert_eq!(r.state, crate::StateRole::Leader);
+    persist(r);
     r.bcast_append();
     let last = r.raft_log.last_index();
     let peers: Vec<u64> = r
@@ -166,7 +178,10 @@ impl Network {
         self.peers.get_mut(&id).unwrap()
     }
 
-    /// Delivers `msgs` and everything they cause until the network is quiet.
+    /// Delivers `msgs` and everything they cause until the network is quiet. A
+    /// leader persists its new entries after each step (as its application would
+    /// before sending), so that they count toward the commit quorum; followers'
+    /// entries stay unstable.
     pub(crate) fn send(&mut self, msgs: Vec<Message>) {
         let mut queue: VecDeque<Message> = self.filter(msgs).into();
         while let Some(m) = queue.pop_front() {
@@ -174,6 +189,9 @@ impl Network {
                 continue;
             };
             let _ = p.step(m);
+            if p.state == crate::StateRole::Leader {
+                persist(p);
+            }
             let out = take_msgs(p);
             queue.extend(self.filter(out));
         }

@@ -313,6 +313,7 @@ fn leader_acknowledge_commit() {
         commit_noop_entry(&mut r);
         let li = r.raft_log.last_index();
         r.step(propose_msg(1, b"some data")).unwrap();
+        persist(&mut r);
         for m in take_msgs(&mut r) {
             if acceptors.contains(&m.to) {
                 r.step(reply_accept(&m)).unwrap();
@@ -611,6 +612,7 @@ fn leader_only_commits_log_from_current_term() {
         r.become_leader();
         take_msgs(&mut r);
         r.step(propose_msg(1, b"")).unwrap();
+        persist(&mut r);
         let m = Message {
             index,
             ..msg(MessageType::AppendResponse, 2, 1, r.term)

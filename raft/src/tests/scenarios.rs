@@ -44,13 +44,18 @@ fn read_msg(from: u64, to: u64, ctx: &'static [u8]) -> Message {
     }
 }
 
+/// A single voter leads at once and commits each entry as soon as it is persisted.
 #[test]
-fn single_voter_campaign_commits_at_once() {
+fn single_voter_campaign_commits_once_persisted() {
     let mut r = new_raft(1, &[1]);
     r.step(msg(MessageType::Hup, 1, 1, 0)).unwrap();
     assert_eq!(r.state, StateRole::Leader);
-    assert_eq!((r.term, r.vote, r.raft_log.committed), (1, 1, 1));
+    assert_eq!((r.term, r.vote, r.raft_log.committed), (1, 1, 0));
+    persist(&mut r);
+    assert_eq!(r.raft_log.committed, 1);
     r.step(propose_msg(1, b"x")).unwrap();
+    assert_eq!(r.raft_log.committed, 1);
+    persist(&mut r);
     assert_eq!(r.raft_log.committed, 2);
     assert!(take_msgs(&mut r).is_empty());
 }
@@ -445,6 +450,7 @@ fn commit_after_remove_node() {
     r.become_leader();
     commit_noop_entry(&mut r);
     r.step(propose_msg(1, b"x")).unwrap();
+    persist(&mut r);
     assert_eq!(r.raft_log.committed, 1);
     let remove = ConfChange {
         change_type: ConfChangeType::RemoveNode,
