@@ -199,20 +199,32 @@ impl<S: Storage> RawNode<S> {
     ///
     /// Errors: [`Error::StepLocalMsg`] for a local message type,
     /// [`Error::StepPeerNotFound`] for a response from a non-member,
-    /// [`Error::MessageInvalid`] for a malformed message (sender 0, term 0 on any kind
-    /// but a forwarded Propose or ReadIndex, Append entries not
-    /// contiguous after `index` or with terms above the message term, Snapshot without
-    /// snapshot) or one that contradicts this node's log (an Append that would
-    /// overwrite a committed entry, a Heartbeat committing beyond the last index, an
-    /// AppendResponse acknowledging an index this leader does not have: signs of a
-    /// lost or corrupted log), [`Error::ProposalDropped`] for a forwarded proposal that
-    /// cannot be accepted.
+    /// [`Error::MessageInvalid`] for a malformed message (sender 0, addressed to
+    /// another node, term 0 on any kind but a forwarded Propose or ReadIndex, term
+    /// `u64::MAX`, Append entries reaching index `u64::MAX` or not contiguous after
+    /// `index` or with terms above the message term, a rejecting AppendResponse whose
+    /// `reject_hint` is above its `index`, Snapshot without snapshot or with metadata
+    /// that names no position or membership — index 0 or `u64::MAX`, term 0 or above
+    /// the message term, no voters, node 0, a node listed twice or as voter and
+    /// learner — or a ReadIndex without exactly one entry) or one that contradicts
+    /// this node's log (an Append that would overwrite a committed entry, a Heartbeat
+    /// committing beyond the last index, an AppendResponse acknowledging an index
+    /// this leader does not have: signs of a lost or corrupted log);
+    /// [`Error::ProposalDropped`] for a forwarded proposal that cannot be accepted;
+    /// [`Error::ReadIndexQueueFull`] for a forwarded read beyond
+    /// [`Limits::max_pending_read_index_requests`].
     pub fn step(&mut self, message: Message) -> Result<()> {
         if message.msg_type.is_local() {
             return Err(Error::StepLocalMsg);
         }
         if message.msg_type.is_response() && !self.raft.prs.progress.contains_key(&message.from) {
             return Err(Error::StepPeerNotFound);
+        }
+        if message.to != self.raft.id {
+            return Err(Error::MessageInvalid(format!(
+                "{:?} from {} is addressed to {}, not to this node {}",
+                message.msg_type, message.from, message.to, self.raft.id
+            )));
         }
         validate_peer_message(&message)?;
         self.raft.check_against_log(&message)?;
@@ -400,6 +412,15 @@ fn validate_peer_message(m: &Message) -> Result<()> {
         return Err(Error::MessageInvalid(format!(
             "{:?} from {} without a term (term 0 is reserved for local messages)",
             m.msg_type, m.from
+        )));
+    }
+    if m.term == u64::MAX {
+        // Nothing could follow it: the next campaign computes `term + 1`.
+        return Err(Error::MessageInvalid(format!(
+            "{:?} from {} with term {}",
+            m.msg_type,
+            m.from,
+            u64::MAX
         )));
     }
     match m.msg_type {

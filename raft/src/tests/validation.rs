@@ -112,7 +112,10 @@ fn term_zero_refused_for_every_peer_kind() {
     // Forwarded requests travel without a term (etcd `send`).
     let mut n = raw(1, &[1, 2, 3]);
     assert_eq!(
-        n.step(propose_msg(2, b"x")),
+        n.step(Message {
+            to: 1,
+            ..propose_msg(2, b"x")
+        }),
         Err(Error::ProposalDropped),
         "a forwarded proposal reaches the proposal logic"
     );
@@ -324,4 +327,31 @@ fn try_ready_reports_compacted_unapplied_entries() {
                 .into()
         ))
     );
+}
+
+/// A term of `u64::MAX` leaves no next term: a node that adopted it overflowed on
+/// its next campaign (`term + 1`).
+#[test]
+fn max_term_is_refused() {
+    let mut n = raw(1, &[1, 2, 3]);
+    let vote = Message {
+        index: 9,
+        log_term: 9,
+        ..msg(MessageType::RequestVote, 2, 1, u64::MAX)
+    };
+    assert!(is_invalid(n.step(vote)));
+    assert_eq!(n.status().hard_state.term, 0);
+    for _ in 0..30 {
+        n.tick();
+    }
+    assert_eq!(n.status().soft_state.raft_state, StateRole::Candidate);
+}
+
+/// A message addressed to another member is a routing bug, not input for this node.
+#[test]
+fn message_for_another_member_is_refused() {
+    let mut n = raw(1, &[1, 2, 3]);
+    let hb = msg(MessageType::Heartbeat, 2, 3, 1);
+    assert!(is_invalid(n.step(hb)));
+    assert_eq!(n.status().hard_state.term, 0);
 }
