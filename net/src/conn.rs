@@ -181,7 +181,7 @@ pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
 }
 
 /// Drives one HTTP/2 connection: accepts streams and serves each as a local task.
-async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
     io: T,
     grpc: Rc<G>,
     limits: &ServerLimits,

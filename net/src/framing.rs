@@ -81,6 +81,12 @@ impl MessageDecoder {
         }
     }
 
+    /// Changes the largest message accepted, for messages whose prefix is decoded from now
+    /// on (a stream whose messages differ in kind, e.g. a snapshot's meta and chunks).
+    pub fn set_max_message_bytes(&mut self, max_message_bytes: usize) {
+        self.max_message_bytes = max_message_bytes;
+    }
+
     /// Adds received bytes (one DATA frame's payload, or any part of the stream).
     pub fn push(&mut self, chunk: Bytes) {
         if chunk.is_empty() {

@@ -7,6 +7,8 @@
 //! - HTTP/1.1 on the same port (`/health`, `/version`, `/metrics`, the JSON gateway), driven
 //!   by an [`HttpHandler`]: a connection whose first bytes are not the HTTP/2 client preface
 //!   is served as HTTP/1.1.
+//! - [`peer`]: the transport members use among themselves on `--listen-peer-urls`: a Raft
+//!   message stream per direction, snapshots, unary calls (HTTP/2 on the same gRPC server).
 //!
 //! Everything here is per-core (`Rc`, no locks): each glommio executor binds the same address
 //! with [`bind_reuseport`] and serves its own connections.
@@ -21,6 +23,7 @@ mod framing;
 mod grpc;
 mod http1;
 pub mod pb;
+pub mod peer;
 mod shutdown;
 mod status;
 mod stream;

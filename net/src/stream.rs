@@ -52,6 +52,29 @@ impl Inbound {
         }
         result
     }
+
+    /// Changes the largest request message accepted from the next message on (the peer
+    /// transport's streams carry messages of different kinds and limits).
+    pub(crate) fn set_max_message_bytes(&mut self, max_message_bytes: usize) {
+        self.decoder.set_max_message_bytes(max_message_bytes);
+    }
+
+    /// The next request message if one is already decoded from received bytes, without
+    /// waiting for more; `None` when more bytes are needed or the stream is done. Errors as
+    /// [`Inbound::next`] (only decoding errors can occur here).
+    pub(crate) fn next_buffered(&mut self) -> Option<Result<Bytes, Status>> {
+        if self.done {
+            return None;
+        }
+        match self.decoder.next_message() {
+            Ok(Some(message)) => Some(Ok(message)),
+            Ok(None) => None,
+            Err(status) => {
+                self.done = true;
+                Some(Err(status))
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Inbound {

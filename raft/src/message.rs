@@ -12,7 +12,7 @@
 //!             flags bit0 = reject, bit1 = a Snapshot follows; other bits must be 0
 //! Entry    := term:v index:v type:u8(0 normal, 1 conf change) data:bytes
 //! Snapshot := index:v term:v n_voters:v voter:v* n_learners:v learner:v* data:bytes
-//! ConfChange := version:u8(=1) type:u8(0 add, 1 remove, 2 add learner) node_id:v context:bytes
+//! ConfChange := version:u8(=1) type:u8(0 add, 1 remove, 2 add learner, 3 update) node_id:v context:bytes
 //! ```
 //!
 //! `type` codes are the order of [`MessageType`]'s variants (Hup = 0 ... ReadIndexResponse
@@ -148,6 +148,9 @@ pub enum ConfChangeType {
     RemoveNode,
     /// Add a learner (a voter cannot be demoted: [`Error::ConfChangeInvalid`]).
     AddLearnerNode,
+    /// Change nothing in Raft's configuration; the application uses it to replicate a
+    /// change of a member's attributes, such as its peer URLs (etcd `ConfChangeUpdateNode`).
+    UpdateNode,
 }
 
 /// A single-step membership change, carried in an [`EntryType::ConfChange`] entry.
@@ -170,6 +173,7 @@ impl ConfChange {
             ConfChangeType::AddNode => 0,
             ConfChangeType::RemoveNode => 1,
             ConfChangeType::AddLearnerNode => 2,
+            ConfChangeType::UpdateNode => 3,
         });
         put_varint(&mut out, self.node_id);
         put_bytes(&mut out, &self.context);
@@ -187,6 +191,7 @@ impl ConfChange {
             0 => ConfChangeType::AddNode,
             1 => ConfChangeType::RemoveNode,
             2 => ConfChangeType::AddLearnerNode,
+            3 => ConfChangeType::UpdateNode,
             t => return Err(r.err(&format!("unknown conf change type {t}"))),
         };
         let node_id = r.varint("node_id")?;
@@ -669,9 +674,15 @@ mod tests {
         let b = cc.encode();
         assert_eq!(&b[..4], &[1, 2, 0xac, 0x02]);
         assert_eq!(ConfChange::decode(&b), Ok(cc));
+        let update = ConfChange {
+            change_type: ConfChangeType::UpdateNode,
+            node_id: 5,
+            context: Bytes::new(),
+        };
+        assert_eq!(ConfChange::decode(&update.encode()), Ok(update));
         assert_eq!(
-            ConfChange::decode(&[1, 3, 1, 0]),
-            Err(Error::Decode("unknown conf change type 3 at byte 2".into()))
+            ConfChange::decode(&[1, 4, 1, 0]),
+            Err(Error::Decode("unknown conf change type 4 at byte 2".into()))
         );
     }
 

@@ -629,6 +629,12 @@ impl<S: Storage> Raft<S> {
 
     fn step_follower(&mut self, mut m: Message) -> Result<()> {
         match m.msg_type {
+            // Forwarded to the leader, which appends it (etcd `stepFollower` MsgProp); the
+            // application learns the outcome when the entry is applied.
+            MessageType::Propose if self.leader_id != 0 => {
+                m.to = self.leader_id;
+                self.send(m);
+            }
             MessageType::Propose => return Err(Error::ProposalDropped),
             MessageType::Append => {
                 self.election_elapsed = 0;
@@ -810,6 +816,7 @@ impl<S: Storage> Raft<S> {
         match cc.change_type {
             ConfChangeType::AddNode => self.add_node(cc.node_id, false)?,
             ConfChangeType::AddLearnerNode => self.add_node(cc.node_id, true)?,
+            ConfChangeType::UpdateNode => {}
             ConfChangeType::RemoveNode => self.remove_node(cc.node_id),
         }
         Ok(self.prs.conf_state())

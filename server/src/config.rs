@@ -94,6 +94,9 @@ pub struct Config {
     /// Time (in milliseconds) for an election to timeout.
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub election_timeout: u64,
+    /// Reject reconfiguration requests that would cause quorum loss.
+    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_reconfig_check: bool,
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error", "panic", "fatal"])]
     pub log_level: String,
@@ -186,14 +189,20 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Addresses every core listens on for clients.
     pub listen_client_addrs: Vec<SocketAddr>,
+    /// Addresses the peer transport listens on (core 0 only).
+    pub listen_peer_addrs: Vec<SocketAddr>,
     /// Advertised client URLs (reported by MemberList).
     pub advertise_client_urls: Vec<String>,
     /// This member's advertised peer URLs.
     pub initial_advertise_peer_urls: Vec<String>,
     /// `(name, peer URLs)` of every initial member.
     pub initial_cluster: Vec<(String, Vec<String>)>,
+    /// `--initial-cluster-state existing`: join a running cluster instead of bootstrapping.
+    pub join_existing: bool,
     /// Cluster token.
     pub initial_cluster_token: String,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// etcd `--max-request-bytes`.
     pub max_request_bytes: usize,
     /// gRPC receive limit: max_request_bytes + 512 KiB, as etcd.
@@ -267,7 +276,10 @@ impl Config {
             listen_client_addrs.extend(url.socket_addrs()?);
         }
         let advertise = Url::parse_list("advertise-client-urls", &self.advertise_client_urls)?;
-        Url::parse_list("listen-peer-urls", &self.listen_peer_urls)?;
+        let mut listen_peer_addrs = Vec::new();
+        for url in Url::parse_list("listen-peer-urls", &self.listen_peer_urls)? {
+            listen_peer_addrs.extend(url.socket_addrs()?);
+        }
         let peer_urls: Vec<String> = Url::parse_list(
             "initial-advertise-peer-urls",
             &self.initial_advertise_peer_urls,
@@ -313,10 +325,13 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name))),
             listen_client_addrs,
+            listen_peer_addrs,
             advertise_client_urls: advertise.into_iter().map(|u| u.raw).collect(),
             initial_advertise_peer_urls: peer_urls,
             initial_cluster,
+            join_existing: self.initial_cluster_state == "existing",
             initial_cluster_token: self.initial_cluster_token.clone(),
+            strict_reconfig_check: self.strict_reconfig_check,
             max_request_bytes: self.max_request_bytes as usize,
             max_recv_message_bytes: self.max_request_bytes as usize + GRPC_OVERHEAD_BYTES,
             txn_ops_max: self.max_txn_ops as usize,

@@ -40,6 +40,36 @@ etcd_errors! {
     no_leader => (Unavailable, "etcdserver: no leader");
     /// `ErrGRPCStopped`.
     stopped => (Unavailable, "etcdserver: server stopped");
+    /// `ErrGRPCTimeout`: a proposal or read not answered within the request timeout.
+    timeout => (Unavailable, "etcdserver: request timed out");
+    /// `ErrGRPCTimeoutDueToLeaderFail`: as `timeout`, with a leader change meanwhile.
+    timeout_due_to_leader_fail => (Unavailable, "etcdserver: request timed out, possibly due to previous leader failure");
+    /// `ErrGRPCLeaderChanged`: a linearizable read whose leader changed before it was confirmed.
+    leader_changed => (Unavailable, "etcdserver: leader changed");
+    /// `ErrGRPCMemberNotFound`.
+    member_not_found => (NotFound, "etcdserver: member not found");
+    /// `ErrGRPCMemberExist`.
+    member_exist => (FailedPrecondition, "etcdserver: member ID already exist");
+    /// `ErrGRPCPeerURLExist`.
+    peer_url_exist => (FailedPrecondition, "etcdserver: Peer URLs already exists");
+    /// `ErrGRPCMemberBadURLs`.
+    member_bad_urls => (InvalidArgument, "etcdserver: given member URLs are invalid");
+    /// `ErrGRPCMemberNotLearner`.
+    member_not_learner => (FailedPrecondition, "etcdserver: can only promote a learner member");
+    /// `ErrGRPCLearnerNotReady`.
+    learner_not_ready => (FailedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader");
+    /// `ErrGRPCNotLeader`.
+    not_leader => (FailedPrecondition, "etcdserver: not leader");
+    /// `ErrGRPCBadLeaderTransferee`.
+    bad_leader_transferee => (FailedPrecondition, "etcdserver: bad leader transferee");
+    /// `ErrTimeoutLeaderTransfer` (not in rpctypes: grpc-go reports it as UNKNOWN).
+    timeout_leader_transfer => (Unknown, "etcdserver: request timed out, leader transfer took too long");
+    /// `ErrGRPCTooManyLearners`.
+    too_many_learners => (FailedPrecondition, "etcdserver: too many learner members in cluster");
+    /// `ErrGRPCMemberNotEnoughStarted`.
+    member_not_enough_started => (FailedPrecondition, "etcdserver: re-configuration failed due to not enough started members");
+    /// `ErrGRPCNotSupportedForLearner`.
+    not_supported_for_learner => (Unavailable, "etcdserver: rpc not supported for learner");
 }
 
 /// A protobuf message that does not decode: grpc-go's codec error text.

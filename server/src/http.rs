@@ -9,12 +9,19 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use net::{HttpHandler, HttpRequest, HttpResponse};
 
-use crate::raft_core::Shared;
+use crate::cluster::Shared;
 use crate::service::{CAIRN_VERSION, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
 
 /// Serves the HTTP/1.1 endpoints of one core.
 pub struct Endpoints {
     shared: Arc<Shared>,
+}
+
+/// The body of `GET /version` (client and peer ports), etcd's shape plus Cairn's version.
+pub fn version_json() -> String {
+    format!(
+        r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
+    )
 }
 
 impl Endpoints {
@@ -44,9 +51,7 @@ impl Endpoints {
             ("GET", "/version") => HttpResponse {
                 status: 200,
                 content_type: "application/json".into(),
-                body: Bytes::from(format!(
-                    r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}","cairn":"{CAIRN_VERSION}"}}"#
-                )),
+                body: Bytes::from(version_json()),
                 headers: Vec::new(),
             },
             (_, "/health") | (_, "/version") => HttpResponse {

@@ -5,10 +5,16 @@
 
 use sha1::{Digest, Sha1};
 
-/// Member ID: the first 8 bytes (big-endian) of SHA-1 over the member's peer URLs sorted and
-/// concatenated, followed by the cluster token. (etcd adds a timestamp only for members added
-/// at runtime, which an initial member never is.)
+/// Member ID of an initial member: the first 8 bytes (big-endian) of SHA-1 over the
+/// member's peer URLs sorted and concatenated, followed by the cluster token.
 pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
+    member_id_at(peer_urls, cluster_token, None)
+}
+
+/// Member ID as etcd's `newMember` derives it: SHA-1 over the sorted peer URLs, the
+/// cluster token and, for members added at runtime (MemberAdd, with an empty token), the
+/// Unix time in decimal seconds.
+pub fn member_id_at(peer_urls: &[String], cluster_token: &str, unix_seconds: Option<u64>) -> u64 {
     let mut urls = peer_urls.to_vec();
     urls.sort();
     let mut hasher = Sha1::new();
@@ -16,6 +22,9 @@ pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
         hasher.update(url.as_bytes());
     }
     hasher.update(cluster_token.as_bytes());
+    if let Some(seconds) = unix_seconds {
+        hasher.update(seconds.to_string().as_bytes());
+    }
     first_u64(&hasher.finalize())
 }
 
@@ -47,6 +56,23 @@ mod tests {
         let m = member_id(&["http://localhost:2380".to_string()], "etcd-cluster");
         assert_eq!(m, 0x8e9e05c52164694d);
         assert_eq!(cluster_id(&[m]), 0xcdf818194e3a8c32);
+    }
+
+    /// A runtime member's ID hashes the time too (etcd `newMember` with `now`).
+    #[test]
+    fn runtime_member_id_includes_the_time() {
+        let urls = vec!["http://127.0.0.1:12380".to_string()];
+        let mut h = Sha1::new();
+        h.update(b"http://127.0.0.1:12380");
+        h.update(b"1700000000");
+        assert_eq!(
+            member_id_at(&urls, "", Some(1_700_000_000)),
+            first_u64(&h.finalize())
+        );
+        assert_ne!(
+            member_id_at(&urls, "", Some(1_700_000_000)),
+            member_id_at(&urls, "", Some(1_700_000_001))
+        );
     }
 
     #[test]

@@ -31,9 +31,9 @@ use net::{Code, Inbound, Outbound, Status};
 use prost::Message;
 use tracing::{debug, warn};
 
+use crate::cluster::{encode_entry_data, Applied, RaftRequest};
 use crate::errors;
 use crate::kv::WriteView;
-use crate::raft_core::{encode_entry_data, Applied, RaftRequest};
 use crate::service::decode;
 use crate::service::EtcdService;
 
@@ -453,14 +453,18 @@ impl Lessor {
 
 /// Proposes a LeaseRevoke for each expired lease (at most [`EXPIRED_REVOKES_PER_TICK_MAX`]),
 /// as etcd's leader does from `revokeExpiredLeases`. The entries carry request ID 0: no
-/// client waits for them.
-pub fn propose_expired(lessor: &mut Lessor, node: &mut raft::RawNode<raft::MemStorage>) {
+/// client waits for them. `member_id` is this member (the entries' origin).
+pub fn propose_expired(
+    lessor: &mut Lessor,
+    node: &mut raft::RawNode<raft::MemStorage>,
+    member_id: u64,
+) {
     for id in lessor.take_expired(Instant::now(), EXPIRED_REVOKES_PER_TICK_MAX) {
         let request = InternalRaftRequest {
             lease_revoke: Some(LeaseRevokeRequest { id }),
             ..Default::default()
         };
-        if let Err(e) = node.propose(Bytes::new(), encode_entry_data(0, &request)) {
+        if let Err(e) = node.propose(Bytes::new(), encode_entry_data(member_id, 0, &request)) {
             debug!(lease = id, "expiry revoke not proposed: {e}");
         }
     }
@@ -481,7 +485,7 @@ pub const KEEP_ALIVE_METHOD: &str = "/etcdserverpb.Lease/LeaseKeepAlive";
 
 async fn query(svc: &EtcdService, query: LeaseQuery) -> Result<LeaseAnswer, Status> {
     let (reply, answer) = oneshot::channel();
-    svc.send(RaftRequest::Lease(query, reply)).await?;
+    svc.send(RaftRequest::Lease(query, reply, true)).await?;
     crate::service::await_reply(answer).await?
 }
 

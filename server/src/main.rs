@@ -7,6 +7,8 @@
 
 #![deny(missing_docs)]
 
+mod api;
+mod cluster;
 mod config;
 mod election;
 mod errors;
@@ -16,7 +18,6 @@ mod kv;
 mod lease;
 mod lock;
 mod member;
-mod raft_core;
 mod runtime;
 mod service;
 mod watch;

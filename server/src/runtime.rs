@@ -10,11 +10,14 @@ use futures::channel::oneshot;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use tracing::{error, info};
 
+use crate::cluster::{
+    self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
+};
 use crate::config::ServerConfig;
 use crate::http::Endpoints;
 use crate::member;
-use crate::raft_core::{self, RaftRequest, RaftSettings, Shared};
 use crate::service::{EtcdService, ServiceConfig};
+use net::peer::{PeerIdentity, PeerLimits, PeerTransport};
 
 /// Capacity of the channel every core sends writes and read barriers on.
 pub const RAFT_QUEUE_CAPACITY: usize = 8_192;
@@ -70,7 +73,6 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         txn_ops_max: config.txn_ops_max,
         quota_backend_bytes: config.quota_backend_bytes,
         name: config.name.clone(),
-        peer_urls: config.initial_advertise_peer_urls.clone(),
         client_urls: config.advertise_client_urls.clone(),
     });
     let limits = net::ServerLimits {
@@ -79,75 +81,71 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         max_concurrent_streams: MAX_CONCURRENT_STREAMS,
         http1_max_body_bytes: config.max_recv_message_bytes,
     };
-    let boot_nonce = (std::time::SystemTime::now()
+    let boot_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        & 0xffff) as u16;
+        .map_or(0, |d| d.as_nanos() as u64);
+    let boot_nonce = (boot_id & 0xffff) as u16;
 
     // Shutdown plumbing: the signal thread tells every core to stop serving; once every
     // core has stopped, core 0 stops the raft core.
-    let mut stop_senders = Vec::new();
+    let (stop_senders, stop_receivers): (Vec<_>, Vec<_>) =
+        (0..config.cores).map(|_| flume::bounded::<()>(1)).unzip();
     let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
     let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
 
     let mut handles = Vec::new();
     let mut shared0: Option<Arc<Shared>> = None;
     for core in 0..config.cores {
-        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
-        stop_senders.push(stop_tx);
+        let stop_rx = stop_receivers[core].clone();
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
         let addrs = config.listen_client_addrs.clone();
-        let raft_start = (core == 0).then(|| {
-            (
-                identity.member_dir.clone(),
-                identity.member_id,
-                identity.cluster_id,
-                RaftSettings {
-                    voters: identity.voters.clone(),
-                    election_ticks: config.election_ticks,
-                    tick: Duration::from_millis(config.heartbeat_interval_ms),
-                    snapshot_count: config.snapshot_count,
+        let raft_start = (core == 0).then(|| RaftStart {
+            member_dir: identity.member_dir.clone(),
+            member_id: identity.member_id,
+            cluster_id: identity.cluster_id,
+            initial: identity.initial.clone(),
+            join: identity.join,
+            bootstrap_peers: identity.bootstrap_peers.clone(),
+            settings: RaftSettings {
+                election_ticks: config.election_ticks,
+                tick: Duration::from_millis(config.heartbeat_interval_ms),
+                snapshot_count: config.snapshot_count,
+                name: config.name.clone(),
+                client_urls: config.advertise_client_urls.clone(),
+                strict_reconfig_check: config.strict_reconfig_check,
+                stop_serving: {
+                    let stops = stop_senders.clone();
+                    Box::new(move || {
+                        for stop in &stops {
+                            let _ = stop.try_send(());
+                        }
+                    })
                 },
-                raft_rx.clone(),
-                raft_stop_rx.clone(),
-                shared_tx.clone(),
-            )
+            },
+            boot_id,
+            requests: raft_rx.clone(),
+            sender: raft_tx.clone(),
+            peer_addrs: config.listen_peer_addrs.clone(),
         });
+        let raft_stop_rx = raft_stop_rx.clone();
+        let shared_tx = shared_tx.clone();
         let shared_for_core = shared0.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("cairn-core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let shared = match raft_start {
-                    Some((
-                        dir,
-                        member_id,
-                        cluster_id,
-                        settings,
-                        raft_rx,
-                        raft_stop_rx,
-                        shared_tx,
-                    )) => {
-                        let core_state =
-                            match raft_core::open(&dir, member_id, cluster_id, settings) {
-                                Ok(c) => c,
-                                Err(e) => {
-                                    let _ = shared_tx.send(Err(e));
-                                    return;
-                                }
-                            };
-                        let shared = core_state.shared();
+                    Some(start) => {
+                        let (shared, raft_task, peer_stop) = match start_raft_core(start) {
+                            Ok(started) => started,
+                            Err(e) => {
+                                let _ = shared_tx.send(Err(e));
+                                return;
+                            }
+                        };
                         let _ = shared_tx.send(Ok(shared.clone()));
-                        let tq = glommio::executor().create_task_queue(
-                            Shares::Static(1000),
-                            Latency::Matters(Duration::from_micros(500)),
-                            "raft",
-                        );
-                        let raft_task = glommio::spawn_local_into(core_state.run(raft_rx), tq)
-                            .expect("raft task queue exists")
-                            .detach();
                         serve_core(
                             core,
                             shared.clone(),
@@ -170,6 +168,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             let _ = done_rx.await;
                         }
                         drop(raft_task);
+                        peer_stop.trigger();
                         return;
                     }
                     None => shared_for_core.expect("shared state for every other core"),
@@ -238,6 +237,86 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
     info!("stopped");
     Ok(())
+}
+
+/// What core 0 needs to start the raft core.
+struct RaftStart {
+    member_dir: std::path::PathBuf,
+    member_id: u64,
+    cluster_id: u64,
+    initial: Membership,
+    join: bool,
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
+    settings: RaftSettings,
+    boot_id: u64,
+    requests: flume::Receiver<RaftRequest>,
+    /// For the peer handler, which feeds peers' messages to the raft core.
+    sender: flume::Sender<RaftRequest>,
+    /// `--listen-peer-urls`.
+    peer_addrs: Vec<std::net::SocketAddr>,
+}
+
+/// Recovers the member's storage, starts the peer transport and its listeners, and spawns
+/// the raft core in its latency-sensitive task queue on the current executor. Returns the
+/// shared state, the raft core's task and the peer listeners' shutdown.
+fn start_raft_core(
+    start: RaftStart,
+) -> Result<(Arc<Shared>, glommio::task::JoinHandle<()>, net::Shutdown), String> {
+    let identity = PeerIdentity {
+        member_id: start.member_id,
+        cluster_id: start.cluster_id,
+    };
+    let mut listeners = Vec::new();
+    for addr in &start.peer_addrs {
+        let listener = glommio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
+        listeners.push((*addr, listener));
+    }
+    let transport = PeerTransport::new(identity, PeerLimits::default());
+    let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
+    let core = cluster::open(
+        recovered,
+        start.member_id,
+        start.cluster_id,
+        start.settings,
+        Rc::new(TransportPeers::new(transport.clone())),
+        start.bootstrap_peers,
+        start.boot_id,
+    )?;
+    let shared = core.shared();
+    let handler = Rc::new(RaftPeerHandler::new(shared.clone(), start.sender));
+    let shutdown = net::Shutdown::new();
+    for (addr, listener) in listeners {
+        info!(%addr, "serving peer traffic");
+        let serve = net::peer::serve_peers(
+            listener,
+            identity,
+            handler.clone(),
+            PeerLimits::default(),
+            shutdown.clone(),
+        );
+        glommio::spawn_local(async move {
+            if let Err(e) = serve.await {
+                error!(%addr, "peer listener failed: {e}");
+            }
+        })
+        .detach();
+    }
+    let stop = shutdown.clone();
+    glommio::spawn_local(async move {
+        stop.wait().await;
+        transport.shutdown();
+    })
+    .detach();
+    let tq = glommio::executor().create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_micros(500)),
+        "raft",
+    );
+    let task = glommio::spawn_local_into(core.run(start.requests), tq)
+        .expect("raft task queue exists")
+        .detach();
+    Ok((shared, task, shutdown))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,16 +14,17 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse,
-    HashRequest, HashResponse, InternalRaftRequest, Member, MemberListRequest, MemberListResponse,
-    PutRequest, RangeRequest, RangeResponse, RequestHeader, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse,
+    HashRequest, HashResponse, InternalRaftRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
 
+use crate::cluster::{
+    encode_entry_data, Applied, Proposal, RaftRequest, Shared, ENTRY_DATA_HEADER_BYTES,
+};
 use crate::errors;
 use crate::kv;
-use crate::raft_core::{encode_entry_data, Applied, Proposal, RaftRequest, Shared};
 
 /// The etcd API version Cairn implements, reported by Status and `/version`.
 pub const ETCD_API_VERSION: &str = "3.6.0";
@@ -42,8 +43,6 @@ pub struct ServiceConfig {
     pub quota_backend_bytes: i64,
     /// Member name.
     pub name: String,
-    /// Advertised peer URLs.
-    pub peer_urls: Vec<String>,
     /// Advertised client URLs.
     pub client_urls: Vec<String>,
 }
@@ -67,7 +66,6 @@ const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Maintenance/Status",
     "/etcdserverpb.Maintenance/Hash",
     "/etcdserverpb.Maintenance/HashKV",
-    "/etcdserverpb.Cluster/MemberList",
 ];
 
 /// How often a core re-checks a reply from the raft core that it has not been woken for.
@@ -146,8 +144,8 @@ impl EtcdService {
             id,
             ..Default::default()
         });
-        let data = encode_entry_data(id, &request);
-        if data.len() - 8 > self.config.max_request_bytes {
+        let data = encode_entry_data(self.shared.member_id, id, &request);
+        if data.len() - ENTRY_DATA_HEADER_BYTES > self.config.max_request_bytes {
             return Err(errors::request_too_large());
         }
         let (reply, result) = oneshot::channel();
@@ -162,7 +160,7 @@ impl EtcdService {
     }
 
     /// Waits until this member has applied everything committed when the call began.
-    async fn read_barrier(&self) -> Result<(), Status> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), Status> {
         let (reply, done) = oneshot::channel();
         self.send(RaftRequest::ReadIndex(reply)).await?;
         await_reply(done).await?
@@ -171,6 +169,11 @@ impl EtcdService {
     /// The state shared with every core.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The server's settings.
+    pub(crate) fn config(&self) -> &ServiceConfig {
+        &self.config
     }
 
     fn fill(&self, header: &mut Option<net::pb::etcdserverpb::ResponseHeader>) {
@@ -306,19 +309,8 @@ impl EtcdService {
                 };
                 Ok(encode(&resp))
             }
-            "/etcdserverpb.Cluster/MemberList" => {
-                let _: MemberListRequest = decode(body)?;
-                let resp = MemberListResponse {
-                    header: Some(self.shared.header(0)),
-                    members: vec![Member {
-                        id: self.shared.member_id,
-                        name: self.config.name.clone(),
-                        peer_ur_ls: self.config.peer_urls.clone(),
-                        client_ur_ls: self.config.client_urls.clone(),
-                        is_learner: false,
-                    }],
-                };
-                Ok(encode(&resp))
+            p if crate::api::cluster::UNARY_METHODS.contains(&p) => {
+                crate::api::cluster::unary(self, p, body).await
             }
             p if crate::lease::UNARY_METHODS.contains(&p) => {
                 crate::lease::unary(self, p, body).await
@@ -342,11 +334,23 @@ impl EtcdService {
             raft_applied_index: s.applied_index.load(Ordering::Acquire),
             errors: Vec::new(),
             db_size_in_use: s.reader.size_in_use_bytes() as i64,
-            is_learner: false,
+            is_learner: s.is_learner.load(Ordering::Acquire),
             storage_version: ETCD_CLUSTER_VERSION.to_string(),
             db_size_quota: self.config.quota_backend_bytes,
             ..Default::default()
         }
+    }
+}
+
+/// What a learner serves (etcd 3.4 `isRPCSupportedForLearner`): Status and serializable
+/// Range only.
+fn unary_supported_for_learner(path: &str, request: &Bytes) -> bool {
+    match path {
+        "/etcdserverpb.Maintenance/Status" => true,
+        "/etcdserverpb.KV/Range" => {
+            RangeRequest::decode(request.clone()).is_ok_and(|r| r.serializable)
+        }
+        _ => false,
     }
 }
 
@@ -361,6 +365,7 @@ impl GrpcService for EtcdService {
             return Some(MethodKind::Streaming);
         }
         (UNARY_METHODS.contains(&path)
+            || crate::api::cluster::UNARY_METHODS.contains(&path)
             || crate::lease::UNARY_METHODS.contains(&path)
             || crate::election::UNARY_METHODS.contains(&path)
             || crate::lock::UNARY_METHODS.contains(&path))
@@ -372,6 +377,11 @@ impl GrpcService for EtcdService {
         ctx: CallContext,
         request: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        if self.shared.is_learner.load(Ordering::Acquire)
+            && !unary_supported_for_learner(&ctx.path, &request)
+        {
+            return Box::pin(async { Err(errors::not_supported_for_learner()) });
+        }
         if crate::election::UNARY_METHODS.contains(&ctx.path.as_str()) {
             return Box::pin(crate::election::unary(self, ctx.path, request));
         }
@@ -387,6 +397,10 @@ impl GrpcService for EtcdService {
         _inbound: Inbound,
         _outbound: Outbound,
     ) -> LocalBoxFuture<'static, Result<(), Status>> {
+        if self.shared.is_learner.load(Ordering::Acquire) {
+            // etcd 3.4 serves no stream on a learner.
+            return Box::pin(async { Err(errors::not_supported_for_learner()) });
+        }
         if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
             return Box::pin(crate::lease::keep_alive(self, _inbound, _outbound));
         }

@@ -68,10 +68,8 @@ fn proposals_dropped_without_leadership() {
         Err(Error::ProposalDropped)
     );
     net.campaign(1);
-    assert_eq!(
-        net.peer(2).step(propose_msg(2, b"x")),
-        Err(Error::ProposalDropped)
-    );
+    // A follower with a leader forwards (follower_forwards_proposals_to_the_leader);
+    // a candidate has none to forward to.
     net.isolate(1);
     net.peer(2).step(msg(MessageType::Hup, 2, 2, 0)).unwrap();
     assert_eq!(net.peer(2).state, StateRole::Candidate);
@@ -515,3 +513,25 @@ impl Network {
 }
 
 use crate::read_only::ReadState;
+
+/// A follower forwards a proposal to the leader (etcd `stepFollower` MsgProp), which
+/// appends and replicates it; with no leader known the proposal is dropped.
+#[test]
+fn follower_forwards_proposals_to_the_leader() {
+    let mut net = Network::new(&[1, 2, 3]);
+    assert_eq!(
+        net.peer(2).step(propose_msg(2, b"early")),
+        Err(Error::ProposalDropped),
+        "no leader yet"
+    );
+    net.campaign(1);
+    let before = net.peer(1).raft_log.last_index();
+    net.send(vec![propose_msg(2, b"via-2")]);
+    for id in [1, 2, 3] {
+        let r = net.peer(id);
+        assert_eq!(r.raft_log.last_index(), before + 1, "node {id}");
+        let e = r.raft_log.slice(before + 1, before + 2, None).unwrap();
+        assert_eq!(e[0].data.as_ref(), b"via-2", "node {id}");
+        assert_eq!(r.raft_log.committed, before + 1, "node {id}");
+    }
+}

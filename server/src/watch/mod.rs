@@ -41,7 +41,7 @@ use net::pb::etcdserverpb::{
 use net::pb::mvccpb;
 use net::Status;
 
-use crate::raft_core::Shared;
+use crate::cluster::Shared;
 
 /// The gRPC path of etcd's Watch method.
 pub const WATCH_METHOD: &str = "/etcdserverpb.Watch/Watch";

@@ -26,7 +26,7 @@ pub struct Feed {
 }
 
 /// Publishes applied revisions to every core's hub without ever blocking (`Send + Sync`;
-/// lives in [`crate::raft_core::Shared`]).
+/// lives in [`crate::cluster::Shared`]).
 #[derive(Default)]
 pub struct WatchPublisher {
     feeds: RwLock<Vec<FeedSender>>,

@@ -1,0 +1,999 @@
+//! The raft core: the one executor task that owns the Raft node, the WAL and the MVCC
+//! writer, talks to the other members, and runs the apply loop (DESIGN.md §2–3).
+//!
+//! Loop: wait for a request, a peer message or the next tick → drain every queued one
+//! (that is the batch) → `Ready` → append entries and hard state to the WAL → ONE
+//! `fdatasync` through io_uring (group commit: whatever arrives meanwhile waits in the
+//! channel and forms the next batch) → send messages to peers → apply committed entries →
+//! reply → advance. Messages leave only after the state they depend on is durable
+//! (etcd-io/raft's Ready contract), so no member acknowledges what it could lose, and no
+//! client sees success before its entry is durable on a quorum. A failed fsync stops the
+//! process.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use engine::{Mvcc, MvccReader, Wal};
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use net::pb::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+};
+use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
+use net::Status;
+use prost::Message as _;
+use raft::{
+    ConfChangeType, Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage,
+};
+use tracing::{debug, error, info, warn};
+
+use super::membership::{MemberInfo, Membership};
+use super::peers;
+use super::pending::{
+    request_timeout, MemberChangeReply, MoveLeaderReply, Pending, ProposalReply, ReadWaiter,
+};
+use super::reconfig::{self, MemberChange, MemberChangeResult};
+use super::storage::{
+    encode_entry, encode_u64s, Recovered, StateMeta, REC_ENTRY, REC_HARD_STATE, REC_SNAPSHOT,
+};
+use crate::errors;
+use crate::kv::{self, WriteView};
+use crate::lease::{self, LeaseAnswer, LeaseQuery, Lessor};
+
+/// Entries kept in the log behind a checkpoint so that slightly lagging followers catch up
+/// from the log (etcd `SnapshotCatchUpEntries`).
+pub const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5_000;
+/// Most requests taken from the channel into one Raft batch.
+pub const BATCH_REQUESTS_MAX: usize = 4_096;
+/// Bytes of entry data before the request protobuf: origin member ID and request ID.
+pub const ENTRY_DATA_HEADER_BYTES: usize = 16;
+
+/// A write on its way through Raft.
+pub struct Proposal {
+    /// Request ID, unique among this member's requests (the key its reply waits under).
+    pub id: u64,
+    /// Entry data: `origin member u64 LE | id u64 LE | InternalRaftRequest protobuf`
+    /// (see [`encode_entry_data`]).
+    pub data: Bytes,
+    /// The decoded request, so the apply loop need not decode `data` again.
+    pub request: InternalRaftRequest,
+    /// Where the apply result goes.
+    pub reply: ProposalReply,
+}
+
+/// What the cores and the peer transport send the raft core.
+pub enum RaftRequest {
+    /// Replicate and apply a write (boxed: the decoded request is large).
+    Propose(Box<Proposal>),
+    /// Linearizable-read barrier: answered once the applied index reaches the read index.
+    ReadIndex(ReadWaiter),
+    /// A lease query answered from the lessor without a log entry (renew, TimeToLive,
+    /// Leases). When this member does not lead and the flag is set, renew and TimeToLive
+    /// are forwarded to the leader (etcd forwards them over its peer port); queries that
+    /// peers forwarded here carry `false`, so they are never forwarded twice.
+    Lease(
+        LeaseQuery,
+        oneshot::Sender<Result<LeaseAnswer, Status>>,
+        bool,
+    ),
+    /// Raft messages from a peer, in the order it sent them.
+    Peer(Vec<raft::Message>),
+    /// A membership change (Cluster service); answered once applied.
+    Member(MemberChange, MemberChangeReply),
+    /// Maintenance.MoveLeader: answered once the transferee leads.
+    MoveLeader(u64, MoveLeaderReply),
+    /// Finish the current batch, sync, stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The result of applying one write request (headers carry only the revision; the
+/// service fills the cluster/member IDs and term).
+#[derive(Debug)]
+pub enum Applied {
+    /// Put.
+    Put(PutResponse),
+    /// DeleteRange.
+    DeleteRange(DeleteRangeResponse),
+    /// Txn.
+    Txn(TxnResponse),
+    /// Compaction.
+    Compaction(CompactionResponse),
+    /// LeaseGrant.
+    LeaseGrant(LeaseGrantResponse),
+    /// LeaseRevoke.
+    LeaseRevoke(LeaseRevokeResponse),
+    /// A member's published name and client URLs (no client waits for it).
+    MemberAttributes,
+}
+
+/// State every core reads: IDs, Raft progress, members, the MVCC reader.
+pub struct Shared {
+    /// This member's ID.
+    pub member_id: u64,
+    /// The cluster's ID.
+    pub cluster_id: u64,
+    /// Current Raft term.
+    pub term: AtomicU64,
+    /// Raft commit index.
+    pub commit_index: AtomicU64,
+    /// Raft applied index.
+    pub applied_index: AtomicU64,
+    /// Current leader's member ID (0 = none).
+    pub leader: AtomicU64,
+    /// Whether this member is a learner.
+    pub is_learner: AtomicBool,
+    /// The member table as of the applied index (replaced whole on every change).
+    pub members: RwLock<Arc<Membership>>,
+    /// Read view of the MVCC store.
+    pub reader: MvccReader,
+    /// Publishes every applied revision's events to the watch hubs (crate::watch).
+    pub watch: crate::watch::WatchPublisher,
+}
+
+impl Shared {
+    /// A response header at `revision` (0 = the store's current revision).
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: if revision == 0 {
+                self.reader.current_revision()
+            } else {
+                revision
+            },
+            raft_term: self.term.load(Ordering::Acquire),
+        }
+    }
+
+    /// The member table as of the applied index.
+    pub fn membership(&self) -> Arc<Membership> {
+        self.members.read().expect("members lock").clone()
+    }
+}
+
+/// Builds entry data: `origin member u64 LE | id u64 LE | request protobuf`. The origin
+/// tells every member whether a client of its own waits for the entry: request IDs are
+/// unique per member only.
+pub fn encode_entry_data(origin: u64, id: u64, request: &InternalRaftRequest) -> Bytes {
+    let mut buf = BytesMut::with_capacity(ENTRY_DATA_HEADER_BYTES + request.encoded_len());
+    buf.put_u64_le(origin);
+    buf.put_u64_le(id);
+    request.encode(&mut buf).expect("BytesMut grows");
+    buf.freeze()
+}
+
+/// Where the raft core sends Raft messages: the peer transport (`net::peer`), or nothing
+/// in a single-member cluster. Implementations never block.
+pub trait PeerSender {
+    /// Queues `message` (an encoded `raft::Message`) for member `to`; false if it was
+    /// dropped (queue full, peer unknown or disconnected): Raft is told it is unreachable.
+    fn send(&self, to: u64, message: Bytes) -> bool;
+    /// Members that dropped messages since the last call.
+    fn take_unreachable(&self) -> Vec<u64>;
+    /// The members to talk to, other than this one, with their peer URLs.
+    fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
+    /// Whether a peer refused this member as removed from the cluster.
+    fn removed_by_peers(&self) -> bool;
+    /// A unary call to member `to` (see `peers::METHOD_*`), bounded by the transport's
+    /// request timeout.
+    fn request(
+        &self,
+        to: u64,
+        method: &'static str,
+        body: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>>;
+}
+
+/// Raft settings the raft core needs.
+pub struct RaftSettings {
+    /// Election timeout in ticks.
+    pub election_ticks: usize,
+    /// Tick length (`--heartbeat-interval`).
+    pub tick: Duration,
+    /// Applied entries between checkpoints (`--snapshot-count`).
+    pub snapshot_count: u64,
+    /// This member's name and client URLs, published to the cluster through Raft.
+    pub name: String,
+    /// This member's advertised client URLs.
+    pub client_urls: Vec<String>,
+    /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
+    pub strict_reconfig_check: bool,
+    /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
+    /// shut down): called once this member is removed from the cluster.
+    pub stop_serving: Box<dyn Fn() + Send>,
+}
+
+impl RaftSettings {
+    fn election_timeout(&self) -> Duration {
+        self.tick * self.election_ticks as u32
+    }
+}
+
+/// The raft core's state (lives on one executor).
+pub struct RaftCore {
+    node: RawNode<MemStorage>,
+    wal: Wal,
+    mvcc: Mvcc,
+    shared: Arc<Shared>,
+    membership: Membership,
+    pending: Pending,
+    peers: Rc<dyn PeerSender>,
+    applied: u64,
+    last_checkpoint: u64,
+    settings: RaftSettings,
+    syncer: WalSyncer,
+    lessor: Lessor,
+    /// Leader changes seen (etcd's `leader_changes_seen`), to word timeouts as etcd does.
+    leader_changes: u64,
+    /// The leader change count at the last proposal expiry check.
+    leader_changes_at_expiry: u64,
+    /// When this member last proposed its attributes (name, client URLs).
+    attributes_proposed_at: Option<Instant>,
+    /// This member applied its own removal: it stops once the Ready is handled.
+    removed: bool,
+    /// Peers of a joining member until its member table names it (then emptied).
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
+    /// The server is stopping because this member was removed.
+    stopping: bool,
+}
+
+/// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
+/// nor hands the call to another thread. Keeps a glommio handle (on a dup'ed fd) for the
+/// few most recent segment files.
+#[derive(Default)]
+struct WalSyncer {
+    files: Vec<(Arc<std::fs::File>, glommio::io::BufferedFile)>,
+}
+
+/// Segment files the syncer keeps a handle for (the active one and its predecessor suffice).
+const SYNCER_FILES_MAX: usize = 4;
+
+impl WalSyncer {
+    async fn sync(&mut self, handle: engine::SyncHandle) -> std::io::Result<()> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        for file in handle.into_files() {
+            let at = match self.files.iter().position(|(f, _)| Arc::ptr_eq(f, &file)) {
+                Some(at) => at,
+                None => {
+                    // SAFETY: dup returns a new descriptor that the BufferedFile then owns.
+                    let fd = unsafe { libc::dup(file.as_raw_fd()) };
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // SAFETY: `fd` is open and owned by nothing else.
+                    let glommio_file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
+                    if self.files.len() == SYNCER_FILES_MAX {
+                        let (_, old) = self.files.remove(0);
+                        let _ = old.close().await;
+                    }
+                    self.files.push((file, glommio_file));
+                    self.files.len() - 1
+                }
+            };
+            self.files[at]
+                .1
+                .fdatasync()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the raft core from recovered storage. `bootstrap_peers` are the members a joining
+/// member talks to until its own member table (rebuilt from the leader's log) names it.
+/// `boot_id` makes this run's read contexts unique (see [`Pending::new`]).
+pub fn open(
+    recovered: Recovered,
+    member_id: u64,
+    cluster_id: u64,
+    settings: RaftSettings,
+    peers: Rc<dyn PeerSender>,
+    bootstrap_peers: Vec<(u64, Vec<String>)>,
+    boot_id: u64,
+) -> Result<RaftCore, String> {
+    let Recovered {
+        mvcc,
+        wal,
+        storage,
+        applied,
+        meta,
+        membership,
+        hard_state,
+    } = recovered;
+    let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
+    let lessor = Lessor::recover(&mvcc, &meta.lessor, min_ttl)?;
+    let config = raft::Config {
+        id: member_id,
+        election_tick: settings.election_ticks,
+        heartbeat_tick: 1,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        pre_vote: true,
+        check_quorum: true,
+        applied,
+        seed: member_id ^ boot_id,
+    };
+    let node = RawNode::new(&config, storage).map_err(|e| format!("cannot start Raft: {e}"))?;
+    let is_learner = membership.get(member_id).is_some_and(|m| m.is_learner);
+    let shared = Arc::new(Shared {
+        member_id,
+        cluster_id,
+        term: AtomicU64::new(hard_state.term),
+        commit_index: AtomicU64::new(hard_state.commit),
+        applied_index: AtomicU64::new(applied),
+        leader: AtomicU64::new(0),
+        is_learner: AtomicBool::new(is_learner),
+        members: RwLock::new(Arc::new(membership.clone())),
+        reader: mvcc.reader(),
+        watch: crate::watch::WatchPublisher::new(),
+    });
+    let timeout = request_timeout(settings.election_timeout());
+    let mut core = RaftCore {
+        node,
+        wal,
+        mvcc,
+        shared,
+        membership,
+        pending: Pending::new(boot_id, timeout),
+        peers,
+        applied,
+        last_checkpoint: applied,
+        settings,
+        syncer: WalSyncer::default(),
+        lessor,
+        leader_changes: 0,
+        leader_changes_at_expiry: 0,
+        attributes_proposed_at: None,
+        removed: false,
+        bootstrap_peers,
+        stopping: false,
+    };
+    core.update_peers();
+    Ok(core)
+}
+
+impl RaftCore {
+    /// The state shared with every core.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Runs the loop until a Shutdown request (or every sender is gone), then syncs the WAL.
+    pub async fn run(mut self, requests: flume::Receiver<RaftRequest>) {
+        if self.membership.voters() == [self.shared.member_id] {
+            // A lone voter need not wait an election timeout (etcd fast-forwards its ticks too).
+            if let Err(e) = self.node.campaign() {
+                warn!("campaign failed: {e}");
+            }
+        }
+        let tick = self.settings.tick;
+        let mut next_tick = Instant::now() + tick;
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        while shutdown.is_none() {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first =
+                futures_lite::future::or(async { Some(requests.recv_async().await) }, async {
+                    glommio::timer::sleep(wait).await;
+                    None
+                })
+                .await;
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                next_tick = now + tick;
+            }
+            let mut batch = 0;
+            match first {
+                Some(Ok(request)) => {
+                    self.handle(request, &mut shutdown, now);
+                    batch += 1;
+                }
+                Some(Err(_)) => break,
+                None => {}
+            }
+            while batch < BATCH_REQUESTS_MAX {
+                let Ok(request) = requests.try_recv() else {
+                    break;
+                };
+                self.handle(request, &mut shutdown, now);
+                batch += 1;
+            }
+            if let Some(ctx) = self.pending.start_read_round(now) {
+                self.node.read_index(ctx);
+            }
+            self.process_ready().await;
+        }
+        // Fail what is still waiting, then make everything written durable.
+        self.pending.fail_all(&errors::stopped());
+        if let Err(e) = self.wal.sync() {
+            fatal(&format!("WAL sync at shutdown failed: {e}"));
+        }
+        info!(applied = self.applied, "raft core stopped");
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        if self.peers.removed_by_peers() {
+            // This member missed the entry removing it; its peers know.
+            self.stop_removed();
+        }
+        self.node.tick();
+        lease::propose_expired(&mut self.lessor, &mut self.node, self.shared.member_id);
+        let leader_failed = self.leader_changes != self.leader_changes_at_expiry;
+        self.leader_changes_at_expiry = self.leader_changes;
+        self.pending.expire(now, leader_failed);
+        self.maybe_publish_attributes(now);
+    }
+
+    fn handle(
+        &mut self,
+        request: RaftRequest,
+        shutdown: &mut Option<oneshot::Sender<()>>,
+        now: Instant,
+    ) {
+        match request {
+            RaftRequest::Propose(p) => {
+                let Proposal {
+                    id,
+                    data,
+                    request,
+                    reply,
+                } = *p;
+                match self.node.propose(Bytes::new(), data) {
+                    Ok(()) => self.pending.add_proposal(id, request, reply, now),
+                    Err(e) => {
+                        debug!("proposal dropped: {e}");
+                        let _ = reply.send(Err(errors::no_leader()));
+                    }
+                }
+            }
+            RaftRequest::ReadIndex(reply) => self.pending.queue_read(reply),
+            RaftRequest::Lease(query, reply, forwardable) => {
+                self.answer_lease(query, reply, forwardable, now)
+            }
+            RaftRequest::Peer(messages) => {
+                for m in messages {
+                    self.step_peer(m);
+                }
+            }
+            RaftRequest::Member(change, reply) => self.propose_member_change(change, reply, now),
+            RaftRequest::MoveLeader(target, reply) => self.move_leader(target, reply, now),
+            RaftRequest::Shutdown(done) => *shutdown = Some(done),
+        }
+    }
+
+    /// Answers a lease query from the lessor, or forwards renew/TimeToLive to the leader.
+    fn answer_lease(
+        &mut self,
+        query: LeaseQuery,
+        reply: oneshot::Sender<Result<LeaseAnswer, Status>>,
+        forwardable: bool,
+        now: Instant,
+    ) {
+        let leader = self.shared.leader.load(Ordering::Acquire);
+        let follower = leader != 0 && leader != self.shared.member_id;
+        if forwardable && follower {
+            if let Some((method, body)) = peers::encode_lease_query(&query) {
+                let call = self.peers.request(leader, method, body);
+                glommio::spawn_local(async move {
+                    let answer = call
+                        .await
+                        .and_then(|body| peers::decode_lease_answer(&query, body));
+                    let _ = reply.send(answer);
+                })
+                .detach();
+                return;
+            }
+        }
+        let _ = reply.send(self.lessor.answer(query, now));
+    }
+
+    /// Checks a membership change as etcd does before proposing it, then proposes its
+    /// ConfChange; the reply waits for the apply.
+    fn propose_member_change(
+        &mut self,
+        change: MemberChange,
+        reply: MemberChangeReply,
+        now: Instant,
+    ) {
+        if let Err(status) = self.check_member_change(&change) {
+            let _ = reply.send(Err(status));
+            return;
+        }
+        let unix_seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (cc, added) = match reconfig::conf_change(&change, &self.membership, unix_seconds) {
+            Ok(built) => built,
+            Err(status) => {
+                let _ = reply.send(Err(status));
+                return;
+            }
+        };
+        let data = cc.encode();
+        match self.node.propose_conf_change(Bytes::new(), cc) {
+            Ok(()) => self.pending.add_conf_change(data, added, reply, now),
+            Err(e) => {
+                debug!("conf change dropped: {e}");
+                let status = if self.shared.leader.load(Ordering::Acquire) == 0 {
+                    errors::no_leader()
+                } else {
+                    // Another membership change is still being applied.
+                    errors::timeout()
+                };
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+
+    fn check_member_change(&self, change: &MemberChange) -> Result<(), Status> {
+        if let MemberChange::Promote(id) = change {
+            // Only the leader knows how far a learner is (etcd's isLearnerReady).
+            let status = self.node.status();
+            let Some(progress) = status.progress else {
+                return Err(errors::not_leader());
+            };
+            if self.membership.get(*id).is_some_and(|m| m.is_learner) {
+                reconfig::learner_ready(*id, self.shared.member_id, &progress)?;
+            }
+        }
+        if self.settings.strict_reconfig_check {
+            reconfig::strict_check(change, &self.membership)?;
+        }
+        Ok(())
+    }
+
+    /// Maintenance.MoveLeader on the leader (etcd `MoveLeader`): the transferee must be a
+    /// voting member; the reply waits until it leads.
+    fn move_leader(&mut self, target: u64, reply: MoveLeaderReply, now: Instant) {
+        let me = self.shared.member_id;
+        if self.shared.leader.load(Ordering::Acquire) != me {
+            let _ = reply.send(Err(errors::not_leader()));
+            return;
+        }
+        if !self.membership.get(target).is_some_and(|m| !m.is_learner) {
+            let _ = reply.send(Err(errors::bad_leader_transferee()));
+            return;
+        }
+        if target == me {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        info!(
+            transferee = format!("{target:x}"),
+            "leadership transfer starting"
+        );
+        self.node.transfer_leader(target);
+        self.pending.add_transfer(target, reply, now);
+    }
+
+    fn step_peer(&mut self, m: raft::Message) {
+        if m.msg_type == MessageType::Snapshot {
+            // Installing a leader's snapshot needs the state machine's snapshot stream,
+            // which is not built yet: refuse it, so this member stays behind (and safe)
+            // instead of jumping its log past data it does not have.
+            warn!(
+                from = format!("{:x}", m.from),
+                "cannot install a snapshot from the leader yet: this member stays behind until the leader's log reaches back far enough"
+            );
+            return;
+        }
+        let (from, msg_type) = (m.from, m.msg_type);
+        if let Err(e) = self.node.step(m) {
+            debug!(
+                from = format!("{from:x}"),
+                ?msg_type,
+                "peer message refused: {e}"
+            );
+        }
+    }
+
+    async fn process_ready(&mut self) {
+        while self.node.has_ready() {
+            let ready = self.node.ready();
+            if let Some(ss) = &ready.soft_state {
+                let old = self.shared.leader.swap(ss.leader_id, Ordering::AcqRel);
+                if old != ss.leader_id {
+                    self.leader_changes += 1;
+                    self.pending.on_leader_change();
+                    self.pending.on_leader(ss.leader_id);
+                    if ss.leader_id != 0 {
+                        info!(
+                            leader = format!("{:x}", ss.leader_id),
+                            term = self.node.status().hard_state.term,
+                            "elected leader"
+                        );
+                    }
+                }
+                self.lessor.set_primary(
+                    ss.raft_state == StateRole::Leader,
+                    self.settings.election_timeout(),
+                );
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                // step_peer refuses snapshot messages, so Raft never hands one over.
+                panic!(
+                    "raft core: Ready carries a snapshot at index {} although none was accepted",
+                    snapshot.metadata.index
+                );
+            }
+            for e in &ready.entries {
+                self.wal_append(REC_ENTRY, e.index, &encode_entry(e));
+            }
+            if let Some(hs) = &ready.hard_state {
+                self.wal_append(
+                    REC_HARD_STATE,
+                    0,
+                    &encode_u64s(&[hs.term, hs.vote, hs.commit]),
+                );
+            }
+            if ready.must_sync {
+                let handle = match self.wal.sync_handle() {
+                    Ok(handle) => handle,
+                    Err(e) => fatal(&format!("WAL write failed: {e}")),
+                };
+                if let Err(e) = self.syncer.sync(handle).await {
+                    fatal(&format!("WAL fdatasync failed: {e}"));
+                }
+            }
+            if !ready.entries.is_empty() {
+                if let Err(e) = self.node.mut_store().append(&ready.entries) {
+                    fatal(&format!("appending to the in-memory log failed: {e}"));
+                }
+            }
+            if let Some(hs) = ready.hard_state {
+                self.node.mut_store().set_hard_state(hs);
+                self.shared.term.store(hs.term, Ordering::Release);
+                self.shared.commit_index.store(hs.commit, Ordering::Release);
+            }
+            // Everything the messages depend on is durable now.
+            for m in &ready.messages {
+                if !self.peers.send(m.to, Bytes::from(m.encode())) {
+                    self.node.report_unreachable(m.to);
+                }
+            }
+            for id in self.peers.take_unreachable() {
+                self.node.report_unreachable(id);
+            }
+            for entry in &ready.committed_entries {
+                self.apply_entry(entry);
+            }
+            for rs in &ready.read_states {
+                self.pending.on_read_state(&rs.request_ctx, rs.index);
+            }
+            self.node.advance(ready);
+            self.shared
+                .applied_index
+                .store(self.applied, Ordering::Release);
+            self.pending.release_reads(self.applied);
+            self.maybe_checkpoint();
+            if self.removed {
+                self.stop_removed();
+            }
+        }
+    }
+
+    /// etcd stops a member that applied its own removal (or that its peers refuse as
+    /// removed); so does Cairn, as on SIGTERM: in-flight requests finish, the WAL is synced,
+    /// the process exits 0. Called once.
+    fn stop_removed(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        warn!("the member has been permanently removed from the cluster; the data-dir used by this member must be removed");
+        (self.settings.stop_serving)();
+    }
+
+    fn wal_append(&mut self, record_type: u8, index: u64, payload: &[u8]) {
+        if let Err(e) = self.wal.append(record_type, index, payload) {
+            fatal(&format!("WAL append failed: {e}"));
+        }
+    }
+
+    /// Tells the transport about every member but this one (and, on a joining member whose
+    /// table does not name it yet, the peers it joined through).
+    fn update_peers(&mut self) {
+        let me = self.shared.member_id;
+        if self.membership.get(me).is_some() {
+            self.bootstrap_peers.clear();
+        }
+        let mut peers: Vec<(u64, Vec<String>)> = self
+            .membership
+            .members()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect();
+        for (id, urls) in &self.bootstrap_peers {
+            if self.membership.get(*id).is_none() {
+                peers.push((*id, urls.clone()));
+            }
+        }
+        self.peers.set_peers(peers);
+    }
+
+    /// Publishes the new member table to every core and the transport.
+    fn membership_changed(&mut self) {
+        *self.shared.members.write().expect("members lock") = Arc::new(self.membership.clone());
+        let me = self.shared.member_id;
+        let learner = self.membership.get(me).is_some_and(|m| m.is_learner);
+        self.shared.is_learner.store(learner, Ordering::Release);
+        self.update_peers();
+    }
+
+    /// Proposes this member's name and client URLs until the applied table has them
+    /// (etcd's `publishV3`: "published local member to cluster through raft"), at most once
+    /// per request timeout.
+    fn maybe_publish_attributes(&mut self, now: Instant) {
+        let me = self.shared.member_id;
+        let Some(current) = self.membership.get(me) else {
+            return;
+        };
+        if current.name == self.settings.name && current.client_urls == self.settings.client_urls {
+            return;
+        }
+        if self.shared.leader.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let timeout = request_timeout(self.settings.election_timeout());
+        if self
+            .attributes_proposed_at
+            .is_some_and(|at| now.duration_since(at) < timeout)
+        {
+            return;
+        }
+        self.attributes_proposed_at = Some(now);
+        let request = InternalRaftRequest {
+            cluster_member_attr_set: Some(ClusterMemberAttrSetRequest {
+                member_id: me,
+                member_attributes: Some(Attributes {
+                    name: self.settings.name.clone(),
+                    client_urls: self.settings.client_urls.clone(),
+                }),
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .node
+            .propose(Bytes::new(), encode_entry_data(me, 0, &request))
+        {
+            debug!("publishing member attributes not proposed: {e}");
+        }
+    }
+
+    fn apply_entry(&mut self, entry: &Entry) {
+        assert!(
+            entry.index == self.applied + 1,
+            "applying entry {} after {}",
+            entry.index,
+            self.applied
+        );
+        match entry.entry_type {
+            EntryType::ConfChange => self.apply_conf_change(entry),
+            EntryType::Normal if entry.data.is_empty() => {}
+            EntryType::Normal => {
+                let mut data = entry.data.clone();
+                assert!(
+                    data.len() >= ENTRY_DATA_HEADER_BYTES,
+                    "entry {}: data shorter than its origin and request id",
+                    entry.index
+                );
+                let origin = data.get_u64_le();
+                let id = data.get_u64_le();
+                let mine = origin == self.shared.member_id && id != 0;
+                let (request, reply) = match mine.then(|| self.pending.take_proposal(id)) {
+                    Some(Some((request, reply))) => (request, Some(reply)),
+                    _ => {
+                        let request = InternalRaftRequest::decode(data).unwrap_or_else(|e| {
+                            panic!("entry {}: undecodable request: {e}", entry.index)
+                        });
+                        (request, None)
+                    }
+                };
+                let result = self.apply_request(&request);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        self.applied = entry.index;
+    }
+
+    /// Applies a membership change to Raft, the member table and the transport, after
+    /// etcd's validation (an invalid change is skipped by every member alike, and its
+    /// proposer gets etcd's error).
+    fn apply_conf_change(&mut self, entry: &Entry) {
+        let cc = raft::ConfChange::decode(&entry.data)
+            .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
+        let waiter = self.pending.take_conf_change(&entry.data);
+        let replay = self.is_replayed_add(&cc);
+        if !replay {
+            if let Err(status) = reconfig::validate(&cc, &self.membership) {
+                info!(
+                    index = entry.index,
+                    "conf change refused: {}", status.message
+                );
+                if let Some((_, reply)) = waiter {
+                    let _ = reply.send(Err(status));
+                }
+                return;
+            }
+        }
+        match self.node.apply_conf_change(&cc) {
+            Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
+            Err(e) => {
+                warn!(index = entry.index, "conf change rejected by raft: {e}");
+                if let Some((_, reply)) = waiter {
+                    let _ = reply.send(Err(Status::new(net::Code::Internal, e.to_string())));
+                }
+                return;
+            }
+        }
+        if !replay {
+            reconfig::apply(&cc, &mut self.membership);
+            self.membership_changed();
+            info!(
+                index = entry.index,
+                change = ?cc.change_type,
+                member = format!("{:x}", cc.node_id),
+                "applied a membership change"
+            );
+        }
+        if let Some((added, reply)) = waiter {
+            let _ = reply.send(Ok(MemberChangeResult {
+                member: added,
+                members: self.membership.members().cloned().collect(),
+            }));
+        }
+        if cc.change_type == ConfChangeType::RemoveNode && cc.node_id == self.shared.member_id {
+            self.removed = true;
+        }
+    }
+
+    /// A bootstrap AddNode re-applied at start for a member the table already holds with
+    /// the same peer URLs (the table a member starts with already reflects it).
+    fn is_replayed_add(&self, cc: &raft::ConfChange) -> bool {
+        if cc.change_type == ConfChangeType::RemoveNode || reconfig::is_promote(cc) {
+            return false;
+        }
+        let Ok(member) = MemberInfo::from_raft_context(&cc.context) else {
+            return false;
+        };
+        self.membership.get(member.id).is_some_and(|m| {
+            m.peer_urls == member.peer_urls
+                && m.is_learner == member.is_learner
+                && cc.change_type != ConfChangeType::UpdateNode
+        })
+    }
+
+    fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
+        let lease_exists = |id: i64| self.lessor.contains(id);
+        if let Some(attrs) = &request.cluster_member_attr_set {
+            let a = attrs.member_attributes.clone().unwrap_or_default();
+            if self
+                .membership
+                .set_attributes(attrs.member_id, a.name, a.client_urls)
+            {
+                info!(
+                    member = format!("{:x}", attrs.member_id),
+                    "published member attributes to the cluster through raft"
+                );
+                self.membership_changed();
+            }
+            return Ok(Applied::MemberAttributes);
+        }
+        let begin = self.shared.reader.current_revision();
+        let compact = self.shared.reader.compact_revision();
+        if let Some(put) = &request.put {
+            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
+            let result = kv::put(&mut view, put, &lease_exists);
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
+            return result.map(Applied::Put);
+        }
+        if let Some(delete) = &request.delete_range {
+            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
+            let result = kv::delete_range(&mut view, delete);
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
+            return result.map(Applied::DeleteRange);
+        }
+        if let Some(txn) = &request.txn {
+            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
+            let result = kv::txn_write(&mut view, txn, &lease_exists);
+            let (_, events) = view.end();
+            self.lessor.apply_events(&events);
+            self.shared.watch.publish(events);
+            return result.map(Applied::Txn);
+        }
+        if let Some(grant) = &request.lease_grant {
+            return self
+                .lessor
+                .apply_grant(grant, begin)
+                .map(Applied::LeaseGrant);
+        }
+        if let Some(revoke) = &request.lease_revoke {
+            let view = WriteView::new(self.mvcc.write(), begin, compact);
+            let (resp, events) = self.lessor.apply_revoke(revoke, view)?;
+            self.shared.watch.publish(events);
+            return Ok(Applied::LeaseRevoke(resp));
+        }
+        if let Some(compaction) = &request.compaction {
+            return match self.mvcc.compact(compaction.revision) {
+                Ok(()) => Ok(Applied::Compaction(CompactionResponse {
+                    header: Some(ResponseHeader {
+                        revision: self.shared.reader.current_revision(),
+                        ..Default::default()
+                    }),
+                })),
+                Err(e) => Err(errors::from_engine(&e)),
+            };
+        }
+        Err(Status::new(
+            net::Code::Internal,
+            "etcdserver: unsupported request in the Raft log",
+        ))
+    }
+
+    fn state_meta(&self) -> StateMeta {
+        StateMeta {
+            lessor: self.lessor.encode(),
+            membership: Some(self.membership.clone()),
+        }
+    }
+
+    /// Every `--snapshot-count` applied entries: checkpoint MVCC, mark the WAL, drop old segments.
+    fn maybe_checkpoint(&mut self) {
+        if self.applied - self.last_checkpoint < self.settings.snapshot_count {
+            return;
+        }
+        let index = self.applied;
+        let term = self
+            .node
+            .store()
+            .term(index)
+            .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
+        if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
+            error!("checkpoint at index {index} failed: {e}");
+            return;
+        }
+        let hs = self.node.status().hard_state;
+        self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));
+        self.wal_append(
+            REC_HARD_STATE,
+            0,
+            &encode_u64s(&[hs.term, hs.vote, hs.commit]),
+        );
+        if let Err(e) = self.wal.sync() {
+            fatal(&format!("WAL sync after checkpoint failed: {e}"));
+        }
+        let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
+        if keep_from > 0 {
+            match self.wal.purge(keep_from) {
+                Ok(n) => debug!(segments = n, "purged WAL segments"),
+                Err(e) => warn!("WAL purge failed: {e}"),
+            }
+            if let Err(e) = self.node.mut_store().compact(keep_from) {
+                warn!("log compaction at {keep_from} failed: {e}");
+            }
+        }
+        self.last_checkpoint = index;
+        info!(index, term, "checkpoint written");
+    }
+}
+
+/// A storage failure the process must not survive (DESIGN.md §3: a failed fsync stops the process).
+fn fatal(message: &str) -> ! {
+    error!("{message}");
+    eprintln!("cairn: fatal: {message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,20 @@
+//! The cluster layer (DESIGN.md §8): the raft driver (Ready loop, WAL log storage,
+//! recovery), the member table, requests waiting for Raft, and the glue to the peer
+//! transport. It may use `engine`, `raft`, `net` and the state machine; it never imports
+//! the gRPC services.
+
+mod driver;
+mod membership;
+mod peers;
+mod pending;
+mod reconfig;
+mod storage;
+
+pub use driver::{
+    encode_entry_data, open, Applied, Proposal, RaftRequest, RaftSettings, Shared,
+    ENTRY_DATA_HEADER_BYTES,
+};
+pub use membership::{MemberInfo, Membership};
+pub use peers::{RaftPeerHandler, TransportPeers};
+pub use reconfig::{MemberChange, MemberChangeResult};
+pub use storage::recover;

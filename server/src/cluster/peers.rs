@@ -1,0 +1,284 @@
+//! The raft core's side of the peer transport (`net::peer`): Raft messages out through
+//! [`TransportPeers`], peers' messages and forwarded requests in through
+//! [`RaftPeerHandler`]. Both live on the raft core's executor.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use net::pb::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
+use net::{HttpRequest, HttpResponse, Status};
+use prost::Message as _;
+use tracing::{debug, warn};
+
+use super::driver::{PeerSender, RaftRequest, Shared};
+use crate::errors;
+use crate::lease::{LeaseAnswer, LeaseQuery};
+use crate::member::PeerMember;
+
+/// Unary peer method: LeaseKeepAlive forwarded to the leader (body and answer are etcd's
+/// `LeaseKeepAliveRequest`/`LeaseKeepAliveResponse`), as etcd's `/leases` peer handler.
+pub const METHOD_LEASE_RENEW: &str = "LeaseRenew";
+/// Unary peer method: LeaseTimeToLive forwarded to the leader (etcd's
+/// `LeaseTimeToLiveRequest`/`LeaseTimeToLiveResponse`), as etcd's `/leases/internal`.
+pub const METHOD_LEASE_TIME_TO_LIVE: &str = "LeaseTimeToLive";
+
+/// [`PeerSender`] over the peer transport.
+pub struct TransportPeers {
+    transport: Rc<PeerTransport>,
+    peers: RefCell<BTreeMap<u64, Vec<String>>>,
+}
+
+impl TransportPeers {
+    /// Sends through `transport`.
+    pub fn new(transport: Rc<PeerTransport>) -> TransportPeers {
+        TransportPeers {
+            transport,
+            peers: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl PeerSender for TransportPeers {
+    fn send(&self, to: u64, message: Bytes) -> bool {
+        self.transport.send(to, message).is_ok()
+    }
+
+    fn take_unreachable(&self) -> Vec<u64> {
+        self.transport.take_unreachable()
+    }
+
+    fn set_peers(&self, peers: Vec<(u64, Vec<String>)>) {
+        let wanted: BTreeMap<u64, Vec<String>> = peers.into_iter().collect();
+        let mut current = self.peers.borrow_mut();
+        for id in current.keys().copied().collect::<Vec<_>>() {
+            if !wanted.contains_key(&id) {
+                self.transport.remove_peer(id);
+                current.remove(&id);
+            }
+        }
+        for (id, urls) in wanted {
+            if current.get(&id) == Some(&urls) {
+                continue;
+            }
+            match self.transport.add_peer(id, urls.clone()) {
+                Ok(()) => {
+                    current.insert(id, urls);
+                }
+                Err(e) => warn!(peer = format!("{id:x}"), "cannot talk to peer: {e}"),
+            }
+        }
+    }
+
+    fn removed_by_peers(&self) -> bool {
+        !self.transport.refused_as_non_member().is_empty()
+    }
+
+    fn request(
+        &self,
+        to: u64,
+        method: &'static str,
+        body: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.request(to, method, body).await })
+    }
+}
+
+/// Takes what peers send: Raft messages go to the raft core's queue (dropped when it is
+/// full: Raft retransmits), forwarded lease requests are answered by the raft core.
+pub struct RaftPeerHandler {
+    shared: Arc<Shared>,
+    raft: flume::Sender<RaftRequest>,
+}
+
+impl RaftPeerHandler {
+    /// A handler feeding the raft core through `raft`.
+    pub fn new(shared: Arc<Shared>, raft: flume::Sender<RaftRequest>) -> RaftPeerHandler {
+        RaftPeerHandler { shared, raft }
+    }
+}
+
+impl PeerHandler for RaftPeerHandler {
+    /// Everyone of this cluster but removed members (etcd answers those 410 Gone, and they
+    /// stop). A member this one does not know yet (its table lags the log, or it is still
+    /// joining) is accepted: Raft ignores what does not fit its configuration.
+    fn accepts(&self, from: u64) -> bool {
+        !self.shared.membership().is_removed(from)
+    }
+
+    fn on_raft_messages(&self, from: u64, messages: Vec<Bytes>) {
+        let mut decoded = Vec::with_capacity(messages.len());
+        for bytes in messages {
+            match raft::Message::decode(&bytes) {
+                Ok(m) if m.from == from => decoded.push(m),
+                Ok(m) => debug!(
+                    peer = format!("{from:x}"),
+                    claimed = format!("{:x}", m.from),
+                    "dropped a Raft message whose sender is not its connection's member"
+                ),
+                Err(e) => warn!(peer = format!("{from:x}"), "undecodable Raft message: {e}"),
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        if self.raft.try_send(RaftRequest::Peer(decoded)).is_err() {
+            debug!(
+                peer = format!("{from:x}"),
+                "raft core queue full: dropped peer messages"
+            );
+        }
+    }
+
+    /// etcd's peer-port `/members` (what a joining member reads) and `/version`.
+    fn http(&self, request: &HttpRequest) -> HttpResponse {
+        if request.method != "GET" {
+            return HttpResponse {
+                headers: vec![("Allow".into(), "GET".into())],
+                ..HttpResponse::text(405, "Method Not Allowed")
+            };
+        }
+        match request.path.split('?').next().unwrap_or("") {
+            "/members" => {
+                let members: Vec<PeerMember> = self
+                    .shared
+                    .membership()
+                    .members()
+                    .map(|m| PeerMember {
+                        id: m.id,
+                        peer_urls: m.peer_urls.clone(),
+                        name: m.name.clone(),
+                        client_urls: m.client_urls.clone(),
+                        is_learner: m.is_learner,
+                    })
+                    .collect();
+                HttpResponse {
+                    status: 200,
+                    content_type: "application/json".into(),
+                    body: Bytes::from(serde_json::to_vec(&members).expect("serializable")),
+                    headers: vec![(
+                        "X-Etcd-Cluster-ID".into(),
+                        format!("{:x}", self.shared.cluster_id),
+                    )],
+                }
+            }
+            "/version" => HttpResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: Bytes::from(crate::http::version_json()),
+                headers: Vec::new(),
+            },
+            _ => HttpResponse::text(404, "404 page not found\n"),
+        }
+    }
+
+    fn on_snapshot(
+        &self,
+        from: u64,
+        _meta: Bytes,
+        _chunks: SnapshotChunks,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
+        warn!(
+            peer = format!("{from:x}"),
+            "refused a snapshot: installing snapshots from the leader is not built yet"
+        );
+        Box::pin(async { Err("this member cannot install snapshots yet".to_string()) })
+    }
+
+    fn on_request(
+        &self,
+        from: u64,
+        method: String,
+        body: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            let query = match method.as_str() {
+                METHOD_LEASE_RENEW => LeaseQuery::Renew(
+                    LeaseKeepAliveRequest::decode(body)
+                        .map_err(errors::decode_failed)?
+                        .id,
+                ),
+                METHOD_LEASE_TIME_TO_LIVE => {
+                    let r = LeaseTimeToLiveRequest::decode(body).map_err(errors::decode_failed)?;
+                    LeaseQuery::TimeToLive {
+                        id: r.id,
+                        keys: r.keys,
+                    }
+                }
+                other => {
+                    return Err(Status::new(
+                        net::Code::Unimplemented,
+                        format!("unknown peer method {other} (from {from:x})"),
+                    ))
+                }
+            };
+            let (reply, answer) = oneshot::channel();
+            raft.send_async(RaftRequest::Lease(query, reply, false))
+                .await
+                .map_err(|_| errors::stopped())?;
+            let answer = answer.await.map_err(|_| errors::stopped())??;
+            Ok(encode_lease_answer(answer))
+        })
+    }
+}
+
+/// A lease query as a forwarded peer request: `(method, body)`; `None` for queries every
+/// member answers itself.
+pub fn encode_lease_query(query: &LeaseQuery) -> Option<(&'static str, Bytes)> {
+    match query {
+        LeaseQuery::Renew(id) => Some((
+            METHOD_LEASE_RENEW,
+            Bytes::from(LeaseKeepAliveRequest { id: *id }.encode_to_vec()),
+        )),
+        LeaseQuery::TimeToLive { id, keys } => Some((
+            METHOD_LEASE_TIME_TO_LIVE,
+            Bytes::from(
+                LeaseTimeToLiveRequest {
+                    id: *id,
+                    keys: *keys,
+                }
+                .encode_to_vec(),
+            ),
+        )),
+        LeaseQuery::Leases => None,
+    }
+}
+
+fn encode_lease_answer(answer: LeaseAnswer) -> Bytes {
+    match answer {
+        LeaseAnswer::Renewed(ttl) => Bytes::from(
+            LeaseKeepAliveResponse {
+                ttl,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        LeaseAnswer::TimeToLive(resp) => Bytes::from(resp.encode_to_vec()),
+        LeaseAnswer::Leases(_) => Bytes::new(),
+    }
+}
+
+/// Decodes the leader's answer to a forwarded [`LeaseQuery`].
+pub fn decode_lease_answer(query: &LeaseQuery, body: Bytes) -> Result<LeaseAnswer, Status> {
+    match query {
+        LeaseQuery::Renew(_) => LeaseKeepAliveResponse::decode(body)
+            .map(|r| LeaseAnswer::Renewed(r.ttl))
+            .map_err(|e| Status::new(net::Code::Internal, e.to_string())),
+        LeaseQuery::TimeToLive { .. } => LeaseTimeToLiveResponse::decode(body)
+            .map(LeaseAnswer::TimeToLive)
+            .map_err(|e| Status::new(net::Code::Internal, e.to_string())),
+        LeaseQuery::Leases => Err(Status::new(
+            net::Code::Internal,
+            "LeaseLeases is never forwarded",
+        )),
+    }
+}
