@@ -557,6 +557,18 @@ impl<S: Storage> Raft<S> {
                 reject: true,
                 ..Message::new(MessageType::RequestPreVoteResponse)
             });
+        } else if m.msg_type == MessageType::RequestVote {
+            // Raft §5.1 and figure 2: reply false with the current term, "for the
+            // candidate to update itself". Ignoring it (as etcd does) lets a candidate
+            // that can win race, term after term, a member that keeps campaigning
+            // without being able to win (its configuration is stale) and never talks
+            // to it: without pre-vote, neither ever learns the other is ahead.
+            self.send(Message {
+                to: m.from,
+                term: self.term,
+                reject: true,
+                ..Message::new(MessageType::RequestVoteResponse)
+            });
         }
     }
 

@@ -8,6 +8,7 @@ mod paper;
 mod read_index;
 mod read_restart;
 mod scenarios;
+mod stale_vote;
 mod validation;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
