@@ -839,7 +839,7 @@ impl Cluster {
             .status()
             .conf_state;
         let new_id = (self.next_new_id <= self.nodes.len() as u64).then_some(self.next_new_id);
-        let (change_type, node_id) = match self.rng.below(6) {
+        let (change_type, node_id) = match self.rng.below(8) {
             0 if new_id.is_some() && cs.voters.len() < VOTERS_MAX => {
                 (ConfChangeType::AddNode, new_id.unwrap())
             }
@@ -852,6 +852,11 @@ impl Cluster {
             5 if !cs.learners.is_empty() => {
                 (ConfChangeType::RemoveNode, self.rng.pick(&cs.learners))
             }
+            // Raft changes nothing; it still blocks other changes until applied.
+            6 => (ConfChangeType::UpdateNode, self.rng.pick(&cs.voters)),
+            // Invalid (a voter cannot become a learner): every member must refuse it
+            // the same way when applying it.
+            7 => (ConfChangeType::AddLearnerNode, self.rng.pick(&cs.voters)),
             _ => return Ok(()),
         };
         let cc = ConfChange {
