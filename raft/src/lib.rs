@@ -6,9 +6,12 @@
 //! Implemented: elections with randomized timeouts from a seeded RNG, pre-vote,
 //! check-quorum and leader stickiness; replication with log matching, conflict
 //! backtracking by term, probe/replicate/snapshot flow control and an inflight
-//! window; commit of current-term entries at quorum (Raft §5.4.2); ReadIndex
-//! (etcd `ReadOnlySafe`); leader transfer (TimeoutNow); snapshots to lagging
-//! followers; single-step membership changes with learners.
+//! window; commit of current-term entries at a quorum of durable copies (Raft
+//! §5.4.2; the leader's own copy counts once persisted); ReadIndex (etcd
+//! `ReadOnlySafe`, with heartbeat rounds numbered by the leader); leader transfer
+//! (TimeoutNow); snapshots to lagging followers; single-step membership changes with
+//! learners (a removed leader hands over and steps down); resource [`Limits`].
+//! Peer input is validated by [`RawNode::step`] ([`Error::MessageInvalid`]).
 #![deny(missing_docs)]
 
 mod config;
