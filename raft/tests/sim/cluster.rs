@@ -18,7 +18,7 @@ use raft::{
 };
 
 use super::disk::{Disk, Record};
-use super::faults::{draw_partition, Blocked, Faults, ELECTION_TICKS, HEARTBEAT_TICKS};
+use super::faults::{draw_partition, Blocked, Faults, ELECTION_TICKS};
 use super::fuzz;
 use super::invariants::read_safety::{ReadFloor, WaitingRead};
 use super::invariants::{state_machine_safety, Invariants, NodeView};
@@ -286,9 +286,9 @@ impl Cluster {
         Config {
             id,
             election_tick: ELECTION_TICKS,
-            heartbeat_tick: HEARTBEAT_TICKS,
-            max_size_per_msg: 256,
-            max_inflight_msgs: 8,
+            heartbeat_tick: self.faults.heartbeat_ticks,
+            max_size_per_msg: self.faults.max_size_per_msg,
+            max_inflight_msgs: self.faults.max_inflight_msgs,
             pre_vote: self.faults.pre_vote,
             check_quorum: self.faults.check_quorum,
             applied,

@@ -7,9 +7,9 @@ use super::rng::Rng;
 
 /// Election timeout of every node, in ticks (one simulation step is one tick).
 pub const ELECTION_TICKS: usize = 10;
-/// Heartbeat interval of every node, in ticks.
-pub const HEARTBEAT_TICKS: usize = 1;
-const _: () = assert!(HEARTBEAT_TICKS < ELECTION_TICKS);
+/// Longest heartbeat interval a seed draws, in ticks.
+pub const HEARTBEAT_TICKS_MAX: usize = 3;
+const _: () = assert!(HEARTBEAT_TICKS_MAX < ELECTION_TICKS);
 
 /// How hostile one seed's run is. Probabilities are per mille, per step unless said.
 #[derive(Clone, Debug)]
@@ -59,6 +59,12 @@ pub struct Faults {
     pub pre_vote: bool,
     /// Raft's check-quorum option on every node.
     pub check_quorum: bool,
+    /// Heartbeat interval of every node, in ticks (`1..=HEARTBEAT_TICKS_MAX`).
+    pub heartbeat_ticks: usize,
+    /// Appends in flight per follower (1 = stop and wait).
+    pub max_inflight_msgs: usize,
+    /// Bytes of entries per Append (0 = one entry per message).
+    pub max_size_per_msg: u64,
     /// Raft's resource limits on every node (small in some seeds, so that proposals,
     /// committed entries per Ready and pending reads hit them).
     pub limits: raft::Limits,
@@ -106,6 +112,9 @@ impl Faults {
             compact_per_mille: rng.range(5, 60),
             pre_vote: rng.chance(500),
             check_quorum: rng.chance(500),
+            heartbeat_ticks: rng.range(1, HEARTBEAT_TICKS_MAX as u64) as usize,
+            max_inflight_msgs: rng.pick(&[1, 2, 8, 64]),
+            max_size_per_msg: rng.pick(&[0, 26, 256, 4096]),
             limits: draw_limits(rng),
         }
     }
