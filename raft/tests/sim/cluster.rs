@@ -659,7 +659,13 @@ impl Cluster {
                 continue;
             }
             if self.node(to).kv.removed.contains(&from) {
-                continue; // etcd's transport refuses removed members
+                // etcd's transport refuses a removed member (rafthttp answers 410
+                // errMemberRemoved) and that member stops itself.
+                if self.exists(from) && self.is_up(from) && self.node(from).shutdown_at.is_none() {
+                    self.node(from).shutdown_at = Some(self.now + 1);
+                    trace!(self, "node {to} refuses removed node {from}, which stops");
+                }
+                continue;
             }
             self.stats.delivered += 1;
             trace!(self, "deliver {m:?}");

@@ -66,11 +66,19 @@ pub struct Kv {
 }
 
 impl Kv {
-    /// Applies `e` (the next entry): chains the hash, performs a put.
+    /// Applies `e` (the next entry): chains the hash, performs a put, records a
+    /// removed member.
     pub fn apply(&mut self, e: &Entry) {
         assert_eq!(e.index, self.applied + 1, "entries are applied in order");
         self.applied = e.index;
         self.hash = chain(self.hash, e);
+        if e.entry_type == raft::EntryType::ConfChange {
+            if let Ok(cc) = raft::ConfChange::decode(&e.data) {
+                if cc.change_type == raft::ConfChangeType::RemoveNode {
+                    self.removed.insert(cc.node_id);
+                }
+            }
+        }
         if let Some(p) = Put::decode(&e.data) {
             if e.entry_type == raft::EntryType::Normal {
                 self.registers[p.key as usize] = Register {
