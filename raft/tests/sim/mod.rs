@@ -21,7 +21,8 @@
 //!   a learner, remove a voter, remove a learner or remove the leader itself. New
 //!   members start empty and catch up by log (the bootstrap conf changes are in the
 //!   log, as etcd does) or snapshot; a removed member stops after a delay once it
-//!   applied its removal; the transport drops messages from removed members.
+//!   applied its removal, or at once when a peer that applied it refuses its
+//!   messages (etcd rafthttp `errMemberRemoved`).
 //! - **Clients**: puts on a few registers; linearizable reads (ReadIndex) from any
 //!   member, with contexts numbered 1, 2, 3… on every member and again after every
 //!   restart; log compaction with checkpoints; leader transfers; small resource
