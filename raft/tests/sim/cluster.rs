@@ -44,8 +44,12 @@ const VOTERS_AFTER_REMOVAL_MIN: usize = 2;
 /// A read not answered within this many ticks is given up (the client times out:
 /// a leader may drop a forwarded read, etcd's reads time out too).
 const READ_TIMEOUT_TICKS: u64 = 5 * ELECTION_TICKS as u64;
-/// Steps the liveness phase may take to commit a final entry everywhere.
-pub const LIVENESS_STEPS_MAX: u64 = 40 * ELECTION_TICKS as u64;
+/// Calm steps without progress after which the liveness phase fails: no member of
+/// the leader's configuration stored or applied anything new (or there was no leader).
+pub const LIVENESS_STALL_STEPS_MAX: u64 = 40 * ELECTION_TICKS as u64;
+/// Calm steps the liveness phase may take in all: a backlog built during the faults
+/// drains slowly with a small inflight window and one entry per message.
+pub const LIVENESS_STEPS_MAX: u64 = 20 * LIVENESS_STALL_STEPS_MAX;
 
 /// Where a member is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1057,8 +1061,13 @@ impl Cluster {
                 _ => {}
             }
         }
+        let start = self.now;
         let mut last_marker = 0;
+        let (mut progress, mut progress_at) = (0, self.now);
         for _ in 0..LIVENESS_STEPS_MAX {
+            if self.now - progress_at >= LIVENESS_STALL_STEPS_MAX {
+                break;
+            }
             self.step()?;
             let Some(leader) = self.leader() else {
                 continue;
@@ -1075,6 +1084,25 @@ impl Cluster {
                 .expect("running")
                 .status()
                 .conf_state;
+            // Progress: members applying or storing entries (a backlog drains before
+            // the leader's first entry of its term commits).
+            let done_work: u64 = cs
+                .voters
+                .iter()
+                .chain(&cs.learners)
+                .filter(|&&m| self.exists(m) && self.is_up(m))
+                .map(|&m| {
+                    let n = &self.nodes[(m - 1) as usize];
+                    let last = n
+                        .raw
+                        .as_ref()
+                        .map_or(0, |r| r.store().last_index().unwrap());
+                    n.kv.applied + last
+                })
+                .sum();
+            if done_work > progress {
+                (progress, progress_at) = (done_work, self.now);
+            }
             let done = self.markers.values().filter(|i| **i > 0).any(|&i| {
                 cs.voters.iter().chain(&cs.learners).all(|&m| {
                     self.exists(m) && self.is_up(m) && self.nodes[(m - 1) as usize].kv.applied >= i
@@ -1086,7 +1114,10 @@ impl Cluster {
             }
         }
         Err(format!(
-            "liveness: no final write applied on every member within {LIVENESS_STEPS_MAX} calm steps\n{}",
+            "liveness: no final write applied on every member: {} calm steps, the last {} without \
+             progress (members applying or storing entries)\n{}",
+            self.now - start,
+            self.now - progress_at,
             self.describe()
         ))
     }

@@ -134,6 +134,9 @@ impl Faults {
         self.conf_change_per_mille = 0;
         self.fuzz_per_mille = 0;
         self.transfer_per_mille = 0;
+        // Clients stop writing too (the final write is the liveness check's own);
+        // reads go on, they add no entries.
+        self.propose_per_mille = 0;
     }
 }
 
