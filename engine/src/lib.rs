@@ -16,7 +16,8 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use mvcc::{
-    Event, EventType, KeyValue, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult, WriteTxn,
+    received_applied_index, Event, EventType, KeyValue, Mvcc, MvccOptions, MvccReader,
+    RangeOptions, RangeResult, SnapshotReceiver, SnapshotSource, WriteTxn, SNAPSHOT_CHUNK_BYTES,
 };
 pub use wal::{SyncHandle, Wal, WalOptions, WalRecord};
 

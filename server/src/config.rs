@@ -97,6 +97,10 @@ pub struct Config {
     /// Reject reconfiguration requests that would cause quorum loss.
     #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: bool,
+    /// Promote learners to voters as soon as they have caught up with the leader (Cairn's
+    /// own flag; etcd never shipped this, etcd issue 15107). Off by default.
+    #[arg(long, env = "CAIRN_AUTO_PROMOTE_LEARNERS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_promote_learners: bool,
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error", "panic", "fatal"])]
     pub log_level: String,
@@ -203,6 +207,8 @@ pub struct ServerConfig {
     pub initial_cluster_token: String,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
+    /// `--auto-promote-learners`.
+    pub auto_promote_learners: bool,
     /// etcd `--max-request-bytes`.
     pub max_request_bytes: usize,
     /// gRPC receive limit: max_request_bytes + 512 KiB, as etcd.
@@ -221,6 +227,39 @@ pub struct ServerConfig {
     pub cores: usize,
     /// tracing filter directive.
     pub log_level: String,
+}
+
+impl ServerConfig {
+    /// The bootstrap checks of `--initial-cluster` (etcd makes them only when a member
+    /// starts without data: a restarted member ignores the initial-cluster flags): this
+    /// member's name is listed, with exactly its `--initial-advertise-peer-urls`.
+    pub fn check_initial_cluster(&self) -> Result<(), String> {
+        let own = self
+            .initial_cluster
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .ok_or_else(|| {
+                format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    self.name
+                )
+            })?;
+        let mut own_urls = own.1.clone();
+        own_urls.sort();
+        let mut advertised = self.initial_advertise_peer_urls.clone();
+        advertised.sort();
+        if own_urls != advertised {
+            return Err(format!(
+                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: \"{}\" != \"{}\")",
+                self.name,
+                own.1.join(","),
+                self.initial_advertise_peer_urls.join(","),
+                own.1.join(","),
+                self.initial_advertise_peer_urls.join(",")
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -291,29 +330,6 @@ impl Config {
             Some(spec) => parse_initial_cluster(spec)?,
             None => vec![(self.name.clone(), peer_urls.clone())],
         };
-        let own = initial_cluster
-            .iter()
-            .find(|(n, _)| *n == self.name)
-            .ok_or_else(|| {
-                format!(
-                    "couldn't find local name {:?} in the initial cluster configuration",
-                    self.name
-                )
-            })?;
-        let mut own_urls = own.1.clone();
-        own_urls.sort();
-        let mut advertised = peer_urls.clone();
-        advertised.sort();
-        if own_urls != advertised {
-            return Err(format!(
-                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: \"{}\" != \"{}\")",
-                self.name,
-                own.1.join(","),
-                peer_urls.join(","),
-                own.1.join(","),
-                peer_urls.join(",")
-            ));
-        }
         let log_level = match self.log_level.as_str() {
             "panic" | "fatal" => "error".to_string(),
             other => other.to_string(),
@@ -332,6 +348,7 @@ impl Config {
             join_existing: self.initial_cluster_state == "existing",
             initial_cluster_token: self.initial_cluster_token.clone(),
             strict_reconfig_check: self.strict_reconfig_check,
+            auto_promote_learners: self.auto_promote_learners,
             max_request_bytes: self.max_request_bytes as usize,
             max_recv_message_bytes: self.max_request_bytes as usize + GRPC_OVERHEAD_BYTES,
             txn_ops_max: self.max_txn_ops as usize,
@@ -454,7 +471,10 @@ mod tests {
 
     #[test]
     fn local_member_must_be_in_initial_cluster() {
-        let e = parse(&["--initial-cluster", "other=http://localhost:2380"]).unwrap_err();
+        let e = parse(&["--initial-cluster", "other=http://localhost:2380"])
+            .unwrap()
+            .check_initial_cluster()
+            .unwrap_err();
         assert_eq!(
             e,
             "couldn't find local name \"default\" in the initial cluster configuration"

@@ -128,6 +128,7 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
             member_dir,
         });
     }
+    config.check_initial_cluster()?;
     if config.join_existing {
         return join(config, member_dir, &meta_path);
     }

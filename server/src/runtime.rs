@@ -74,6 +74,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         quota_backend_bytes: config.quota_backend_bytes,
         name: config.name.clone(),
         client_urls: config.advertise_client_urls.clone(),
+        election_timeout: Duration::from_millis(
+            config.heartbeat_interval_ms * config.election_ticks as u64,
+        ),
     });
     let limits = net::ServerLimits {
         max_recv_message_bytes: config.max_recv_message_bytes,
@@ -115,6 +118,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 name: config.name.clone(),
                 client_urls: config.advertise_client_urls.clone(),
                 strict_reconfig_check: config.strict_reconfig_check,
+                auto_promote_learners: config.auto_promote_learners,
                 stop_serving: {
                     let stops = stop_senders.clone();
                     Box::new(move || {
@@ -282,9 +286,14 @@ fn start_raft_core(
         Rc::new(TransportPeers::new(transport.clone())),
         start.bootstrap_peers,
         start.boot_id,
+        start.sender.clone(),
     )?;
     let shared = core.shared();
-    let handler = Rc::new(RaftPeerHandler::new(shared.clone(), start.sender));
+    let handler = Rc::new(RaftPeerHandler::new(
+        shared.clone(),
+        start.sender,
+        start.member_dir.clone(),
+    ));
     let shutdown = net::Shutdown::new();
     for (addr, listener) in listeners {
         info!(%addr, "serving peer traffic");

@@ -45,6 +45,8 @@ pub struct ServiceConfig {
     pub name: String,
     /// Advertised client URLs.
     pub client_urls: Vec<String>,
+    /// `--election-timeout`.
+    pub election_timeout: std::time::Duration,
 }
 
 /// One core's gRPC service.
@@ -342,6 +344,31 @@ impl EtcdService {
     }
 }
 
+/// gRPC metadata a client sets to be refused at once while the member has no leader
+/// (etcd `rpctypes.MetadataRequireLeaderKey`, value `MetadataHasLeader`).
+pub const REQUIRE_LEADER_KEY: &str = "hasleader";
+/// Election timeouts without a leader after which a stream that asked for a leader ends
+/// (etcd `maxNoLeaderCnt`).
+pub const NO_LEADER_ELECTIONS_MAX: u32 = 3;
+
+/// Whether the call carries `hasleader: true`.
+fn requires_leader(ctx: &CallContext) -> bool {
+    ctx.metadata
+        .get(REQUIRE_LEADER_KEY)
+        .is_some_and(|v| v.as_bytes() == b"true")
+}
+
+impl EtcdService {
+    /// etcd's interceptors: a call carrying `hasleader: true` fails with `etcdserver: no
+    /// leader` while this member knows no leader.
+    fn check_require_leader(&self, ctx: &CallContext) -> Result<(), Status> {
+        if requires_leader(ctx) && self.shared.leader.load(Ordering::Acquire) == 0 {
+            return Err(errors::no_leader());
+        }
+        Ok(())
+    }
+}
+
 /// What a learner serves (etcd 3.4 `isRPCSupportedForLearner`): Status and serializable
 /// Range only.
 fn unary_supported_for_learner(path: &str, request: &Bytes) -> bool {
@@ -377,6 +404,9 @@ impl GrpcService for EtcdService {
         ctx: CallContext,
         request: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
+        if let Err(status) = self.check_require_leader(&ctx) {
+            return Box::pin(async { Err(status) });
+        }
         if self.shared.is_learner.load(Ordering::Acquire)
             && !unary_supported_for_learner(&ctx.path, &request)
         {
@@ -397,25 +427,53 @@ impl GrpcService for EtcdService {
         _inbound: Inbound,
         _outbound: Outbound,
     ) -> LocalBoxFuture<'static, Result<(), Status>> {
+        if let Err(status) = self.check_require_leader(&ctx) {
+            return Box::pin(async { Err(status) });
+        }
         if self.shared.is_learner.load(Ordering::Acquire) {
             // etcd 3.4 serves no stream on a learner.
             return Box::pin(async { Err(errors::not_supported_for_learner()) });
         }
-        if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
-            return Box::pin(crate::lease::keep_alive(self, _inbound, _outbound));
+        let stream: LocalBoxFuture<'static, Result<(), Status>> =
+            if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
+                Box::pin(crate::lease::keep_alive(self.clone(), _inbound, _outbound))
+            } else if ctx.path == crate::watch::WATCH_METHOD {
+                Box::pin(crate::watch::serve_stream(_inbound, _outbound))
+            } else if ctx.path == crate::election::OBSERVE_METHOD {
+                Box::pin(crate::election::observe(self.clone(), _inbound, _outbound))
+            } else {
+                // method_kind reports no other streaming method, so the transport never
+                // calls this.
+                return Box::pin(async move {
+                    Err(Status::new(
+                        net::Code::Unimplemented,
+                        format!("unknown method {}", ctx.path),
+                    ))
+                });
+            };
+        if !requires_leader(&ctx) {
+            return stream;
         }
-        if ctx.path == crate::watch::WATCH_METHOD {
-            return Box::pin(crate::watch::serve_stream(_inbound, _outbound));
-        }
-        if ctx.path == crate::election::OBSERVE_METHOD {
-            return Box::pin(crate::election::observe(self, _inbound, _outbound));
-        }
-        // method_kind never reports a streaming method yet, so the transport never calls this.
+        // etcd's monitorLeader: a stream that asked for a leader ends with `no leader`
+        // once this member has had none for NO_LEADER_ELECTIONS_MAX election timeouts.
+        let shared = self.shared.clone();
+        let election = self.config.election_timeout;
         Box::pin(async move {
-            Err(Status::new(
-                net::Code::Unimplemented,
-                format!("unknown method {}", ctx.path),
-            ))
+            let monitor = async move {
+                let mut without = 0;
+                loop {
+                    glommio::timer::sleep(election).await;
+                    if shared.leader.load(Ordering::Acquire) == 0 {
+                        without += 1;
+                    } else {
+                        without = 0;
+                    }
+                    if without >= NO_LEADER_ELECTIONS_MAX {
+                        return Err(errors::no_leader());
+                    }
+                }
+            };
+            futures_lite::future::or(stream, monitor).await
         })
     }
 }

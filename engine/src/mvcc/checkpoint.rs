@@ -7,7 +7,10 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::key_index::{Generation, KeyIndex, Rev};
+use super::values::{ValueCodec, ValueSegment, VALUE_EXT};
 use crate::codec::{PutLe, Reader};
+use crate::error::{Error, Result};
+use crate::fsutil;
 
 /// File extension of checkpoints.
 pub(crate) const CHECKPOINT_EXT: &str = "ckpt";
@@ -243,6 +246,48 @@ pub(crate) fn load(path: &Path) -> crate::Result<Image> {
     let data = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
     CheckpointCodec::decode(&data)
         .map_err(|(offset, reason)| crate::Error::corruption(path, offset, reason))
+}
+
+/// A decoded checkpoint, its segments opened with their tails, and its file size.
+pub(crate) type LoadedCheckpoint = (Image, Vec<(ValueSegment, u64)>, u64);
+
+/// Loads a checkpoint and opens every segment it references (checking tails).
+pub(crate) fn load_checkpoint(path: &Path, values_dir: &Path) -> Result<LoadedCheckpoint> {
+    let img = load(path)?;
+    let ckpt_bytes = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let mut segs = Vec::new();
+    for st in &img.segments {
+        let p = fsutil::seq_path(values_dir, st.seq, VALUE_EXT);
+        let seg = ValueSegment::open(&p, st.seq)?;
+        if st.tail < ValueCodec::HEADER_BYTES || st.tail > seg.capacity || st.tail % 8 != 0 {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!("bad tail {} for segment {}", st.tail, st.seq),
+            ));
+        }
+        segs.push((seg, st.tail));
+    }
+    for (rev, loc) in &img.locs {
+        let ok = img.segments.iter().any(|s| {
+            s.seq == loc.seg
+                && loc.offset >= ValueCodec::HEADER_BYTES
+                && loc.offset + u64::from(loc.bytes) <= s.tail
+        });
+        if !ok {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!(
+                    "revision {}.{} points outside the recorded segments",
+                    rev.main, rev.sub
+                ),
+            ));
+        }
+    }
+    Ok((img, segs, ckpt_bytes))
 }
 
 #[cfg(test)]

@@ -30,7 +30,12 @@
 
 mod checkpoint;
 mod key_index;
+mod snapshot;
 mod values;
+
+pub use self::snapshot::{
+    received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -41,7 +46,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use self::checkpoint::{CheckpointCodec, Image, Loc, SegmentTail, CHECKPOINT_EXT};
+use self::checkpoint::{load_checkpoint, CheckpointCodec, Image, Loc, SegmentTail, CHECKPOINT_EXT};
 use self::key_index::{KeyIndex, Rev};
 use self::values::{ValueCodec, ValueRecord, ValueSegment, VALUE_EXT};
 use crate::error::{Error, Result};
@@ -525,6 +530,8 @@ pub struct Mvcc {
     retired: Vec<(u64, u64)>,
     /// Sequence number of the newest checkpoint written or loaded (0 = none).
     checkpoint_seq: u64,
+    /// The value segments and tails that checkpoint records (what a snapshot ships).
+    checkpoint_tails: BTreeMap<u64, u64>,
     /// Highest checkpoint sequence number seen on disk (corrupt ones included).
     checkpoint_seq_max: u64,
     applied_index: u64,
@@ -543,6 +550,7 @@ impl Mvcc {
     /// (revision 1) and leftover value segments are deleted.
     pub fn open(dir: &Path, options: MvccOptions) -> Result<Mvcc> {
         options.validate()?;
+        snapshot::recover_install(dir)?;
         let values_dir = dir.join("values");
         fsutil::create_dir(dir)?;
         fsutil::create_dir(&values_dir)?;
@@ -606,6 +614,7 @@ impl Mvcc {
             }
             state.keys = img.keys;
         }
+        let checkpoint_tails = tails.clone();
         let mut seg_seq_max = 0;
         for (seq, path) in fsutil::list_seq_files(&values_dir, VALUE_EXT)? {
             seg_seq_max = seg_seq_max.max(seq);
@@ -643,6 +652,7 @@ impl Mvcc {
             unsynced: BTreeSet::new(),
             retired: Vec::new(),
             checkpoint_seq: loaded_seq,
+            checkpoint_tails,
             checkpoint_seq_max,
             applied_index,
             meta,
@@ -732,10 +742,11 @@ impl Mvcc {
             }
         }
         let meta = Bytes::copy_from_slice(meta);
-        let encoded = {
+        let (encoded, checkpoint_tails) = {
             let st = self.state.read();
             let img = self.image(&st, applied_index, meta.clone());
-            CheckpointCodec::encode(&img)
+            let tails = img.segments.iter().map(|s| (s.seq, s.tail)).collect();
+            (CheckpointCodec::encode(&img), tails)
         };
         let seq = self.checkpoint_seq_max + 1;
         let path = fsutil::seq_path(&self.dir, seq, CHECKPOINT_EXT);
@@ -743,6 +754,7 @@ impl Mvcc {
         self.unsynced.clear();
         let previous = self.checkpoint_seq;
         self.checkpoint_seq = seq;
+        self.checkpoint_tails = checkpoint_tails;
         self.checkpoint_seq_max = seq;
         self.applied_index = applied_index;
         self.meta = meta;
@@ -898,48 +910,6 @@ impl Mvcc {
         tracing::debug!(segment = seq, "value segment rewritten by gc");
         Ok(())
     }
-}
-
-/// A decoded checkpoint, its segments opened with their tails, and its file size.
-type LoadedCheckpoint = (Image, Vec<(ValueSegment, u64)>, u64);
-
-/// Loads a checkpoint and opens every segment it references (checking tails).
-fn load_checkpoint(path: &Path, values_dir: &Path) -> Result<LoadedCheckpoint> {
-    let img = checkpoint::load(path)?;
-    let ckpt_bytes = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    let mut segs = Vec::new();
-    for st in &img.segments {
-        let p = fsutil::seq_path(values_dir, st.seq, VALUE_EXT);
-        let seg = ValueSegment::open(&p, st.seq)?;
-        if st.tail < ValueCodec::HEADER_BYTES || st.tail > seg.capacity || st.tail % 8 != 0 {
-            return Err(Error::corruption(
-                path,
-                0,
-                format!("bad tail {} for segment {}", st.tail, st.seq),
-            ));
-        }
-        segs.push((seg, st.tail));
-    }
-    for (rev, loc) in &img.locs {
-        let ok = img.segments.iter().any(|s| {
-            s.seq == loc.seg
-                && loc.offset >= ValueCodec::HEADER_BYTES
-                && loc.offset + u64::from(loc.bytes) <= s.tail
-        });
-        if !ok {
-            return Err(Error::corruption(
-                path,
-                0,
-                format!(
-                    "revision {}.{} points outside the recorded segments",
-                    rev.main, rev.sub
-                ),
-            ));
-        }
-    }
-    Ok((img, segs, ckpt_bytes))
 }
 
 /// temp file + fsync + rename + directory fsync.

@@ -60,6 +60,8 @@ fn single_voter_campaign_commits_once_persisted() {
     assert!(take_msgs(&mut r).is_empty());
 }
 
+/// Without a known leader a proposal is dropped; a follower that knows the leader
+/// forwards it instead (see `follower_forwards_proposals_to_the_leader`).
 #[test]
 fn proposals_dropped_without_leadership() {
     let mut net = Network::new(&[1, 2, 3]);
@@ -68,8 +70,13 @@ fn proposals_dropped_without_leadership() {
         Err(Error::ProposalDropped)
     );
     net.campaign(1);
-    // A follower with a leader forwards (follower_forwards_proposals_to_the_leader);
-    // a candidate has none to forward to.
+    assert_eq!(net.peer(2).step(propose_msg(2, b"x")), Ok(()));
+    let forwarded = take_msgs(net.peer(2));
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(
+        (forwarded[0].msg_type, forwarded[0].to),
+        (MessageType::Propose, 1)
+    );
     net.isolate(1);
     net.peer(2).step(msg(MessageType::Hup, 2, 2, 0)).unwrap();
     assert_eq!(net.peer(2).state, StateRole::Candidate);

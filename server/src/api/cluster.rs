@@ -106,7 +106,7 @@ pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, 
 
 async fn change(svc: &EtcdService, change: MemberChange) -> Result<MemberChangeResult, Status> {
     let (reply, done) = oneshot::channel();
-    svc.send(RaftRequest::Member(change, reply)).await?;
+    svc.send(RaftRequest::Member(change, reply, true)).await?;
     await_reply(done).await?
 }
 

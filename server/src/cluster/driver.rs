@@ -38,7 +38,8 @@ use super::pending::{
 };
 use super::reconfig::{self, MemberChange, MemberChangeResult};
 use super::storage::{
-    encode_entry, encode_u64s, Recovered, StateMeta, REC_ENTRY, REC_HARD_STATE, REC_SNAPSHOT,
+    encode_entry, encode_u64s, Recovered, StateMeta, RECEIVED_SNAPSHOT_DIR, REC_ENTRY,
+    REC_HARD_STATE, REC_SNAPSHOT,
 };
 use crate::errors;
 use crate::kv::{self, WriteView};
@@ -82,10 +83,17 @@ pub enum RaftRequest {
     ),
     /// Raft messages from a peer, in the order it sent them.
     Peer(Vec<raft::Message>),
-    /// A membership change (Cluster service); answered once applied.
-    Member(MemberChange, MemberChangeReply),
+    /// A membership change (Cluster service); answered once applied. A promotion reaching
+    /// a follower is forwarded to the leader (only it knows whether the learner caught
+    /// up, etcd `PromoteMember`) when the flag is set; peers' forwarded ones carry `false`.
+    Member(MemberChange, MemberChangeReply, bool),
     /// Maintenance.MoveLeader: answered once the transferee leads.
     MoveLeader(u64, MoveLeaderReply),
+    /// A snapshot from the leader, received whole into `snapshot.received`: step its
+    /// message; the reply says whether it was installed.
+    InstallSnapshot(raft::Message, oneshot::Sender<Result<(), String>>),
+    /// How sending a snapshot to a member ended (`true`: failed), for Raft's flow control.
+    SnapshotStatus(u64, bool),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -178,6 +186,14 @@ pub trait PeerSender {
     fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
     /// Whether a peer refused this member as removed from the cluster.
     fn removed_by_peers(&self) -> bool;
+    /// Streams a snapshot to member `to`: `meta` is the encoded Raft snapshot message,
+    /// `chunks` the engine's archive. Resolves once the receiver installed it or failed.
+    fn send_snapshot(
+        &self,
+        to: u64,
+        meta: Bytes,
+        chunks: futures::stream::LocalBoxStream<'static, Result<Bytes, String>>,
+    ) -> LocalBoxFuture<'static, Result<(), String>>;
     /// A unary call to member `to` (see `peers::METHOD_*`), bounded by the transport's
     /// request timeout.
     fn request(
@@ -202,6 +218,8 @@ pub struct RaftSettings {
     pub client_urls: Vec<String>,
     /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
     pub strict_reconfig_check: bool,
+    /// `--auto-promote-learners`: the leader promotes learners that caught up.
+    pub auto_promote_learners: bool,
     /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
     /// shut down): called once this member is removed from the cluster.
     pub stop_serving: Box<dyn Fn() + Send>,
@@ -239,6 +257,14 @@ pub struct RaftCore {
     bootstrap_peers: Vec<(u64, Vec<String>)>,
     /// The server is stopping because this member was removed.
     stopping: bool,
+    /// When this leader last proposed promoting a learner on its own.
+    auto_promote_proposed_at: Option<Instant>,
+    /// Waits for the verdict on a snapshot received from the leader.
+    snapshot_reply: Option<oneshot::Sender<Result<(), String>>>,
+    /// The raft core's own queue, for tasks it spawns (snapshot sends) to report back.
+    inbox: flume::Sender<RaftRequest>,
+    /// `member/`: where received snapshots wait to be installed.
+    member_dir: std::path::PathBuf,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -295,6 +321,7 @@ pub fn open(
     peers: Rc<dyn PeerSender>,
     bootstrap_peers: Vec<(u64, Vec<String>)>,
     boot_id: u64,
+    inbox: flume::Sender<RaftRequest>,
 ) -> Result<RaftCore, String> {
     let Recovered {
         mvcc,
@@ -304,6 +331,7 @@ pub fn open(
         meta,
         membership,
         hard_state,
+        member_dir,
     } = recovered;
     let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
     let lessor = Lessor::recover(&mvcc, &meta.lessor, min_ttl)?;
@@ -352,6 +380,10 @@ pub fn open(
         removed: false,
         bootstrap_peers,
         stopping: false,
+        auto_promote_proposed_at: None,
+        snapshot_reply: None,
+        inbox,
+        member_dir,
     };
     core.update_peers();
     Ok(core)
@@ -430,6 +462,45 @@ impl RaftCore {
         self.leader_changes_at_expiry = self.leader_changes;
         self.pending.expire(now, leader_failed);
         self.maybe_publish_attributes(now);
+        self.maybe_auto_promote(now);
+    }
+
+    /// `--auto-promote-learners`: on the leader, proposes the promotion of the first
+    /// learner that passes etcd's readiness and strict-reconfig checks, at most once per
+    /// request timeout (Raft refuses it while another membership change is pending).
+    fn maybe_auto_promote(&mut self, now: Instant) {
+        if !self.settings.auto_promote_learners {
+            return;
+        }
+        let timeout = request_timeout(self.settings.election_timeout());
+        if self
+            .auto_promote_proposed_at
+            .is_some_and(|at| now.duration_since(at) < timeout)
+        {
+            return;
+        }
+        let Some(progress) = self.node.status().progress else {
+            return;
+        };
+        let me = self.shared.member_id;
+        let ready = self.membership.learners().into_iter().find(|id| {
+            let change = MemberChange::Promote(*id);
+            reconfig::learner_ready(*id, me, &progress).is_ok()
+                && reconfig::strict_check(&change, &self.membership).is_ok()
+        });
+        let Some(id) = ready else { return };
+        let Ok((cc, _)) = reconfig::conf_change(&MemberChange::Promote(id), &self.membership, 0)
+        else {
+            return;
+        };
+        self.auto_promote_proposed_at = Some(now);
+        match self.node.propose_conf_change(Bytes::new(), cc) {
+            Ok(()) => info!(
+                member = format!("{id:x}"),
+                "proposed promoting a learner that caught up (--auto-promote-learners)"
+            ),
+            Err(e) => debug!("learner promotion not proposed: {e}"),
+        }
     }
 
     fn handle(
@@ -463,8 +534,32 @@ impl RaftCore {
                     self.step_peer(m);
                 }
             }
-            RaftRequest::Member(change, reply) => self.propose_member_change(change, reply, now),
+            RaftRequest::Member(change, reply, forwardable) => {
+                let leader = self.shared.leader.load(Ordering::Acquire);
+                let follower = leader != 0 && leader != self.shared.member_id;
+                match change {
+                    MemberChange::Promote(id) if forwardable && follower => {
+                        self.forward_promote(leader, id, reply)
+                    }
+                    change => self.propose_member_change(change, reply, now),
+                }
+            }
             RaftRequest::MoveLeader(target, reply) => self.move_leader(target, reply, now),
+            RaftRequest::InstallSnapshot(message, reply) => {
+                let from = message.from;
+                self.snapshot_reply = Some(reply);
+                if let Err(e) = self.node.step(message) {
+                    warn!(from = format!("{from:x}"), "snapshot message refused: {e}");
+                }
+            }
+            RaftRequest::SnapshotStatus(to, failed) => {
+                if failed {
+                    warn!(member = format!("{to:x}"), "sending a snapshot failed");
+                } else {
+                    info!(member = format!("{to:x}"), "sent a snapshot");
+                }
+                self.node.report_snapshot(to, failed);
+            }
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
     }
@@ -533,6 +628,16 @@ impl RaftCore {
         }
     }
 
+    /// Asks the leader to promote learner `id` (etcd forwards over its peer port too).
+    fn forward_promote(&self, leader: u64, id: u64, reply: MemberChangeReply) {
+        let (method, body) = peers::encode_promote(id);
+        let call = self.peers.request(leader, method, body);
+        glommio::spawn_local(async move {
+            let _ = reply.send(call.await.and_then(peers::decode_promote_answer));
+        })
+        .detach();
+    }
+
     fn check_member_change(&self, change: &MemberChange) -> Result<(), Status> {
         if let MemberChange::Promote(id) = change {
             // Only the leader knows how far a learner is (etcd's isLearnerReady).
@@ -576,12 +681,11 @@ impl RaftCore {
 
     fn step_peer(&mut self, m: raft::Message) {
         if m.msg_type == MessageType::Snapshot {
-            // Installing a leader's snapshot needs the state machine's snapshot stream,
-            // which is not built yet: refuse it, so this member stays behind (and safe)
-            // instead of jumping its log past data it does not have.
+            // A snapshot message is only valid with its data: it comes through the
+            // snapshot stream (RaftRequest::InstallSnapshot), never the message stream.
             warn!(
                 from = format!("{:x}", m.from),
-                "cannot install a snapshot from the leader yet: this member stays behind until the leader's log reaches back far enough"
+                "dropped a snapshot message that came without its data"
             );
             return;
         }
@@ -618,11 +722,7 @@ impl RaftCore {
                 );
             }
             if let Some(snapshot) = &ready.snapshot {
-                // step_peer refuses snapshot messages, so Raft never hands one over.
-                panic!(
-                    "raft core: Ready carries a snapshot at index {} although none was accepted",
-                    snapshot.metadata.index
-                );
+                self.install_snapshot(snapshot, ready.hard_state);
             }
             for e in &ready.entries {
                 self.wal_append(REC_ENTRY, e.index, &encode_entry(e));
@@ -655,7 +755,9 @@ impl RaftCore {
             }
             // Everything the messages depend on is durable now.
             for m in &ready.messages {
-                if !self.peers.send(m.to, Bytes::from(m.encode())) {
+                if m.msg_type == MessageType::Snapshot {
+                    self.send_snapshot(m);
+                } else if !self.peers.send(m.to, Bytes::from(m.encode())) {
                     self.node.report_unreachable(m.to);
                 }
             }
@@ -678,6 +780,136 @@ impl RaftCore {
                 self.stop_removed();
             }
         }
+        if let Some(reply) = self.snapshot_reply.take() {
+            // Raft did not take it: this member is not behind it (any more).
+            let _ = std::fs::remove_dir_all(self.member_dir.join(RECEIVED_SNAPSHOT_DIR));
+            let _ = reply.send(Err(
+                "the snapshot was not installed: the member is not behind it".to_string(),
+            ));
+        }
+    }
+
+    /// Streams the newest checkpoint to `m.to` (Raft asked for a snapshot at its index).
+    fn send_snapshot(&mut self, m: &raft::Message) {
+        let to = m.to;
+        let index = m.snapshot.as_ref().map_or(0, |s| s.metadata.index);
+        let source = match self.mvcc.snapshot_source() {
+            Ok(source) if source.applied_index() == index => source,
+            Ok(source) => {
+                warn!(
+                    member = format!("{to:x}"),
+                    raft = index,
+                    checkpoint = source.applied_index(),
+                    "snapshot and checkpoint differ; not sent"
+                );
+                self.node.report_snapshot(to, true);
+                return;
+            }
+            Err(e) => {
+                warn!(
+                    member = format!("{to:x}"),
+                    "cannot read the snapshot to send: {e}"
+                );
+                self.node.report_snapshot(to, true);
+                return;
+            }
+        };
+        info!(
+            member = format!("{to:x}"),
+            index,
+            bytes = source.total_bytes(),
+            "sending a snapshot"
+        );
+        let chunks = futures::stream::unfold(Some(source), |source| async move {
+            let mut source = source?;
+            glommio::executor().yield_if_needed().await;
+            match source.next_chunk() {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(source))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e.to_string()), None)),
+            }
+        });
+        let sent = self
+            .peers
+            .send_snapshot(to, Bytes::from(m.encode()), Box::pin(chunks));
+        let inbox = self.inbox.clone();
+        glommio::spawn_local(async move {
+            let failed = match sent.await {
+                Ok(()) => false,
+                Err(e) => {
+                    warn!(member = format!("{to:x}"), "snapshot not delivered: {e}");
+                    true
+                }
+            };
+            let _ = inbox
+                .send_async(RaftRequest::SnapshotStatus(to, failed))
+                .await;
+        })
+        .detach();
+    }
+
+    /// Installs the leader's snapshot Raft accepted (etcd `applySnapshot`): the WAL marks
+    /// the new log start first (so a restart finishes an interrupted install from the
+    /// received files), then the store is swapped and the lessor and member table reload.
+    fn install_snapshot(&mut self, snapshot: &raft::Snapshot, hs: Option<raft::HardState>) {
+        let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+        let received = self.member_dir.join(RECEIVED_SNAPSHOT_DIR);
+        match engine::received_applied_index(&received) {
+            Ok(Some(applied)) if applied == index => {}
+            other => fatal(&format!(
+                "Raft installs a snapshot at {index} but the received files hold {other:?}"
+            )),
+        }
+        let hs = hs.unwrap_or(self.node.status().hard_state);
+        self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));
+        self.wal_append(
+            REC_HARD_STATE,
+            0,
+            &encode_u64s(&[hs.term, hs.vote, hs.commit.max(index)]),
+        );
+        if let Err(e) = self.wal.sync() {
+            fatal(&format!(
+                "WAL sync before installing a snapshot failed: {e}"
+            ));
+        }
+        if let Err(e) = self.mvcc.install(&received) {
+            fatal(&format!("installing the snapshot at {index} failed: {e}"));
+        }
+        if let Err(e) = self.reload_state_machine() {
+            fatal(&format!("the snapshot at {index} cannot be loaded: {e}"));
+        }
+        if let Err(e) = self.node.mut_store().apply_snapshot(snapshot.clone()) {
+            fatal(&format!(
+                "the Raft log cannot start at snapshot {index}: {e}"
+            ));
+        }
+        self.applied = index;
+        self.last_checkpoint = index;
+        self.shared.applied_index.store(index, Ordering::Release);
+        self.shared.watch.resync_all();
+        if let Err(e) = self.wal.purge(index) {
+            warn!("WAL purge after installing a snapshot failed: {e}");
+        }
+        info!(index, term, "finished applying incoming snapshot");
+        if let Some(reply) = self.snapshot_reply.take() {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Reloads the lessor and the member table from the store's checkpoint meta.
+    fn reload_state_machine(&mut self) -> Result<(), String> {
+        let (_, meta) = self.mvcc.checkpoint_state();
+        let meta = StateMeta::decode(&meta)?;
+        let min_ttl = lease::min_ttl_seconds(self.settings.election_ticks, self.settings.tick);
+        self.lessor = Lessor::recover(&self.mvcc, &meta.lessor, min_ttl)?;
+        let leader = self.shared.leader.load(Ordering::Acquire) == self.shared.member_id;
+        self.lessor
+            .set_primary(leader, self.settings.election_timeout());
+        if let Some(membership) = meta.membership {
+            self.membership = membership;
+            self.membership_changed();
+        }
+        Ok(())
     }
 
     /// etcd stops a member that applied its own removal (or that its peers refuse as
@@ -965,6 +1197,18 @@ impl RaftCore {
         if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
             error!("checkpoint at index {index} failed: {e}");
             return;
+        }
+        // Followers behind the compacted log get this checkpoint as their snapshot.
+        let conf_state = raft::ConfState {
+            voters: self.membership.voters(),
+            learners: self.membership.learners(),
+        };
+        if let Err(e) = self
+            .node
+            .mut_store()
+            .create_snapshot(index, conf_state, Bytes::new())
+        {
+            warn!(index, "recording the Raft snapshot failed: {e}");
         }
         let hs = self.node.status().hard_state;
         self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));

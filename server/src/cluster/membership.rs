@@ -46,6 +46,17 @@ impl MemberInfo {
         }
     }
 
+    /// From the Cluster service's shape.
+    pub fn from_pb(m: PbMember) -> MemberInfo {
+        MemberInfo {
+            id: m.id,
+            name: m.name,
+            peer_urls: m.peer_ur_ls,
+            client_urls: m.client_ur_ls,
+            is_learner: m.is_learner,
+        }
+    }
+
     /// As carried in a ConfChange context (etcd's `membershippb.Member` shape).
     pub fn to_raft_context(&self) -> Vec<u8> {
         membershippb::Member {

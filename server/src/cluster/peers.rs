@@ -2,23 +2,30 @@
 //! [`TransportPeers`], peers' messages and forwarded requests in through
 //! [`RaftPeerHandler`]. Both live on the raft core's executor.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use engine::SnapshotReceiver;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
+use futures::StreamExt;
 use net::pb::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberPromoteRequest, MemberPromoteResponse,
 };
 use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
 use net::{HttpRequest, HttpResponse, Status};
 use prost::Message as _;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::driver::{PeerSender, RaftRequest, Shared};
+use super::membership::MemberInfo;
+use super::reconfig::{MemberChange, MemberChangeResult};
+use super::storage::RECEIVED_SNAPSHOT_DIR;
 use crate::errors;
 use crate::lease::{LeaseAnswer, LeaseQuery};
 use crate::member::PeerMember;
@@ -26,6 +33,9 @@ use crate::member::PeerMember;
 /// Unary peer method: LeaseKeepAlive forwarded to the leader (body and answer are etcd's
 /// `LeaseKeepAliveRequest`/`LeaseKeepAliveResponse`), as etcd's `/leases` peer handler.
 pub const METHOD_LEASE_RENEW: &str = "LeaseRenew";
+/// Unary peer method: MemberPromote forwarded to the leader (etcd's
+/// `MemberPromoteRequest`/`MemberPromoteResponse`), as etcd's `/members/promote/<id>`.
+pub const METHOD_MEMBER_PROMOTE: &str = "MemberPromote";
 /// Unary peer method: LeaseTimeToLive forwarded to the leader (etcd's
 /// `LeaseTimeToLiveRequest`/`LeaseTimeToLiveResponse`), as etcd's `/leases/internal`.
 pub const METHOD_LEASE_TIME_TO_LIVE: &str = "LeaseTimeToLive";
@@ -81,6 +91,16 @@ impl PeerSender for TransportPeers {
         !self.transport.refused_as_non_member().is_empty()
     }
 
+    fn send_snapshot(
+        &self,
+        to: u64,
+        meta: Bytes,
+        chunks: futures::stream::LocalBoxStream<'static, Result<Bytes, String>>,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.send_snapshot(to, meta, chunks).await })
+    }
+
     fn request(
         &self,
         to: u64,
@@ -97,12 +117,35 @@ impl PeerSender for TransportPeers {
 pub struct RaftPeerHandler {
     shared: Arc<Shared>,
     raft: flume::Sender<RaftRequest>,
+    /// `member/`, where snapshots are received.
+    member_dir: PathBuf,
+    /// A snapshot is being received (one at a time).
+    receiving: Rc<Cell<bool>>,
 }
 
 impl RaftPeerHandler {
-    /// A handler feeding the raft core through `raft`.
-    pub fn new(shared: Arc<Shared>, raft: flume::Sender<RaftRequest>) -> RaftPeerHandler {
-        RaftPeerHandler { shared, raft }
+    /// A handler feeding the raft core through `raft`; snapshots are received under
+    /// `member_dir`.
+    pub fn new(
+        shared: Arc<Shared>,
+        raft: flume::Sender<RaftRequest>,
+        member_dir: PathBuf,
+    ) -> RaftPeerHandler {
+        RaftPeerHandler {
+            shared,
+            raft,
+            member_dir,
+            receiving: Rc::new(Cell::new(false)),
+        }
+    }
+}
+
+/// Clears the "receiving" mark when a snapshot receipt ends, however it ends.
+struct Receiving(Rc<Cell<bool>>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -180,17 +223,50 @@ impl PeerHandler for RaftPeerHandler {
         }
     }
 
+    /// Receives the leader's snapshot into `member/snapshot.received`, then lets the raft
+    /// core step its message and install it; the sender learns the verdict.
     fn on_snapshot(
         &self,
         from: u64,
-        _meta: Bytes,
-        _chunks: SnapshotChunks,
+        meta: Bytes,
+        mut chunks: SnapshotChunks,
     ) -> LocalBoxFuture<'static, Result<(), String>> {
-        warn!(
-            peer = format!("{from:x}"),
-            "refused a snapshot: installing snapshots from the leader is not built yet"
-        );
-        Box::pin(async { Err("this member cannot install snapshots yet".to_string()) })
+        if self.receiving.replace(true) {
+            return Box::pin(async { Err("another snapshot is being received".to_string()) });
+        }
+        let guard = Receiving(self.receiving.clone());
+        let raft = self.raft.clone();
+        let dir = self.member_dir.join(RECEIVED_SNAPSHOT_DIR);
+        Box::pin(async move {
+            let _guard = guard;
+            let message = raft::Message::decode(&meta).map_err(|e| e.to_string())?;
+            let index = match (&message.snapshot, message.msg_type, message.from) {
+                (Some(s), raft::MessageType::Snapshot, sender) if sender == from => {
+                    s.metadata.index
+                }
+                _ => {
+                    return Err("the snapshot stream does not start with a snapshot message".into())
+                }
+            };
+            info!(peer = format!("{from:x}"), index, "receiving a snapshot");
+            let mut receiver = SnapshotReceiver::create(&dir).map_err(|e| e.to_string())?;
+            while let Some(chunk) = chunks.next().await {
+                receiver.push(&chunk?).map_err(|e| e.to_string())?;
+            }
+            let applied = receiver.finish().map_err(|e| e.to_string())?;
+            if applied != index {
+                return Err(format!(
+                    "the snapshot message is at index {index} but its data at {applied}"
+                ));
+            }
+            let (reply, verdict) = oneshot::channel();
+            raft.send_async(RaftRequest::InstallSnapshot(message, reply))
+                .await
+                .map_err(|_| "the raft core stopped".to_string())?;
+            verdict
+                .await
+                .map_err(|_| "the raft core stopped".to_string())?
+        })
     }
 
     fn on_request(
@@ -201,6 +277,23 @@ impl PeerHandler for RaftPeerHandler {
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
         let raft = self.raft.clone();
         Box::pin(async move {
+            if method == METHOD_MEMBER_PROMOTE {
+                let r = MemberPromoteRequest::decode(body).map_err(errors::decode_failed)?;
+                let (reply, answer) = oneshot::channel();
+                raft.send_async(RaftRequest::Member(
+                    MemberChange::Promote(r.id),
+                    reply,
+                    false,
+                ))
+                .await
+                .map_err(|_| errors::stopped())?;
+                let result = answer.await.map_err(|_| errors::stopped())??;
+                let resp = MemberPromoteResponse {
+                    header: None,
+                    members: result.members.iter().map(MemberInfo::to_pb).collect(),
+                };
+                return Ok(Bytes::from(resp.encode_to_vec()));
+            }
             let query = match method.as_str() {
                 METHOD_LEASE_RENEW => LeaseQuery::Renew(
                     LeaseKeepAliveRequest::decode(body)
@@ -229,6 +322,24 @@ impl PeerHandler for RaftPeerHandler {
             Ok(encode_lease_answer(answer))
         })
     }
+}
+
+/// A MemberPromote as a forwarded peer request: `(method, body)`.
+pub fn encode_promote(id: u64) -> (&'static str, Bytes) {
+    (
+        METHOD_MEMBER_PROMOTE,
+        Bytes::from(MemberPromoteRequest { id }.encode_to_vec()),
+    )
+}
+
+/// Decodes the leader's answer to a forwarded MemberPromote.
+pub fn decode_promote_answer(body: Bytes) -> Result<MemberChangeResult, Status> {
+    let resp = MemberPromoteResponse::decode(body)
+        .map_err(|e| Status::new(net::Code::Internal, e.to_string()))?;
+    Ok(MemberChangeResult {
+        member: None,
+        members: resp.members.into_iter().map(MemberInfo::from_pb).collect(),
+    })
 }
 
 /// A lease query as a forwarded peer request: `(method, body)`; `None` for queries every

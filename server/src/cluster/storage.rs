@@ -20,6 +20,9 @@ pub const REC_HARD_STATE: u8 = 2;
 /// WAL record type of a snapshot marker: the log before `index` lives in the MVCC checkpoint.
 /// Payload: `index | term`, each u64 LE.
 pub const REC_SNAPSHOT: u8 = 3;
+/// Directory under `member/` where a snapshot from the leader is received; installed (or
+/// removed) by the raft core, or at the next start when the WAL already marks it.
+pub const RECEIVED_SNAPSHOT_DIR: &str = "snapshot.received";
 /// Size of each preallocated WAL segment (etcd's WAL segment size is 64 MB too).
 pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -147,6 +150,8 @@ pub struct Recovered {
     pub membership: Membership,
     /// The recovered hard state.
     pub hard_state: HardState,
+    /// The `member/` folder.
+    pub member_dir: std::path::PathBuf,
 }
 
 /// Opens the member's storage under `member_dir` and recovers: MVCC from its checkpoint,
@@ -156,11 +161,8 @@ pub struct Recovered {
 /// ([`bootstrap`]); a member joining an existing cluster (`join`) starts with an empty log
 /// and learns everything from the leader.
 pub fn recover(member_dir: &Path, initial: Membership, join: bool) -> Result<Recovered, String> {
-    let mvcc = Mvcc::open(&member_dir.join("kv"), MvccOptions::default())
+    let mut mvcc = Mvcc::open(&member_dir.join("kv"), MvccOptions::default())
         .map_err(|e| format!("cannot open the MVCC store: {e}"))?;
-    let (applied, meta) = mvcc.checkpoint_state();
-    let meta = StateMeta::decode(&meta)?;
-    let membership = meta.membership.clone().unwrap_or(initial);
     let (mut wal, records) = Wal::open(
         &member_dir.join("wal"),
         WalOptions {
@@ -168,6 +170,10 @@ pub fn recover(member_dir: &Path, initial: Membership, join: bool) -> Result<Rec
         },
     )
     .map_err(|e| format!("cannot open the WAL: {e}"))?;
+    finish_snapshot_install(member_dir, &mut mvcc, &records)?;
+    let (applied, meta) = mvcc.checkpoint_state();
+    let meta = StateMeta::decode(&meta)?;
+    let membership = meta.membership.clone().unwrap_or(initial);
     let conf_state = ConfState {
         voters: membership.voters(),
         learners: membership.learners(),
@@ -242,7 +248,43 @@ pub fn recover(member_dir: &Path, initial: Membership, join: bool) -> Result<Rec
         meta,
         membership,
         hard_state,
+        member_dir: member_dir.to_path_buf(),
     })
+}
+
+/// A snapshot from the leader whose WAL marker is durable but whose install into the store
+/// did not finish before a crash is installed now; a received snapshot the WAL does not
+/// mark is dropped (Raft had not accepted it).
+fn finish_snapshot_install(
+    member_dir: &Path,
+    mvcc: &mut Mvcc,
+    records: &[engine::WalRecord],
+) -> Result<(), String> {
+    let received = member_dir.join(RECEIVED_SNAPSHOT_DIR);
+    let mut marker = 0;
+    for rec in records.iter().filter(|r| r.record_type == REC_SNAPSHOT) {
+        let [index, _] = decode_u64s::<2>("snapshot", rec.payload.clone())?;
+        marker = marker.max(index);
+    }
+    let applied = mvcc.checkpoint_state().0;
+    let held = engine::received_applied_index(&received).unwrap_or(None);
+    if marker > applied {
+        if held != Some(marker) {
+            return Err(format!(
+                "the WAL starts at a snapshot at index {marker} but the store is at {applied} and no received snapshot holds it: this member's data is incomplete; remove it and add the member again"
+            ));
+        }
+        mvcc.install(&received)
+            .map_err(|e| format!("cannot finish installing the snapshot at {marker}: {e}"))?;
+        info!(
+            index = marker,
+            "finished installing a snapshot received before the restart"
+        );
+    } else if received.exists() {
+        std::fs::remove_dir_all(&received)
+            .map_err(|e| format!("cannot remove {}: {e}", received.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes a new member's first log entries, as etcd's bootstrap does: one committed

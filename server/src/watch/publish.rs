@@ -78,6 +78,14 @@ impl WatchPublisher {
             }
         }
     }
+
+    /// The store jumped to a new state without publishing its revisions one by one (a
+    /// Raft snapshot was installed): every core catches up from MVCC history.
+    pub fn resync_all(&self) {
+        for feed in self.feeds.read().expect("watch feeds lock").iter() {
+            feed.lagging.store(true, Ordering::Release);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //! Every test binary compiles this module and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
+
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
