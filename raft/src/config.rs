@@ -95,7 +95,11 @@ pub struct Config {
     /// committed again. 0 for a fresh node.
     pub applied: u64,
     /// Seed of the node's random number generator (randomized election timeout). The
-    /// node mixes its id into it, so the same seed on every member is fine.
+    /// node mixes its id into it, so the same seed on every member is fine. Give a
+    /// different seed at each start of a node (the server takes it from the clock):
+    /// it also tags the reads the node forwards to the leader, so that an answer to a
+    /// read sent before a restart is not taken for the answer to a new read with the
+    /// same context.
     pub seed: u64,
 }
 

@@ -244,9 +244,11 @@ pub enum MessageType {
     TransferLeader,
     /// Leader → transferee: campaign now, ignoring leases.
     TimeoutNow,
-    /// Request a read index; `entries[0].data` is the request context.
+    /// Request a read index; `entries[0].data` is the request context; when a
+    /// follower forwards its own request, `context` is its start tag.
     ReadIndex,
-    /// Leader → follower: read index `index` for context `entries[0].data`.
+    /// Leader → follower: read index `index` for context `entries[0].data`;
+    /// `context` echoes the request's start tag.
     ReadIndexResponse,
 }
 

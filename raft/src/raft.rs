@@ -52,6 +52,10 @@ pub(crate) enum CampaignKind {
     Transfer,
 }
 
+/// Mixed into the seed for [`Raft::read_incarnation`], so that the tag is not the
+/// first value of the election-timeout generator.
+const READ_INCARNATION_SALT: u64 = 0x5EAD_1DE4_C0FF_EE00;
+
 /// SplitMix64: a small, fully specified generator, so that a seed reproduces the
 /// same election timeouts on every platform and crate version.
 #[derive(Clone, Debug)]
@@ -89,6 +93,11 @@ pub(crate) struct Raft<S: Storage> {
     /// ReadIndex requests received before this leader committed an entry of its term.
     pub(crate) pending_read_index_messages: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
+    /// Tag of this start of the node, put in the `context` of the ReadIndex requests
+    /// it forwards and echoed by the leader: an answer carrying another tag was asked
+    /// for before a restart and must not be matched to a new request that reuses the
+    /// same application context.
+    pub(crate) read_incarnation: Bytes,
     pub(crate) msgs: Vec<Message>,
     pub(crate) election_elapsed: usize,
     pub(crate) heartbeat_elapsed: usize,
@@ -134,6 +143,11 @@ impl<S: Storage> Raft<S> {
             read_only: ReadOnly::default(),
             pending_read_index_messages: Vec::new(),
             read_states: Vec::new(),
+            read_incarnation: Bytes::copy_from_slice(
+                &SplitMix64::new(config.seed ^ config.id ^ READ_INCARNATION_SALT)
+                    .next_u64()
+                    .to_le_bytes(),
+            ),
             msgs: Vec::new(),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
@@ -543,6 +557,18 @@ impl<S: Storage> Raft<S> {
                 reject: true,
                 ..Message::new(MessageType::RequestPreVoteResponse)
             });
+        } else if m.msg_type == MessageType::RequestVote {
+            // Raft §5.1 and figure 2: reply false with the current term, "for the
+            // candidate to update itself". Ignoring it (as etcd does) lets a candidate
+            // that can win race, term after term, a member that keeps campaigning
+            // without being able to win (its configuration is stale) and never talks
+            // to it: without pre-vote, neither ever learns the other is ahead.
+            self.send(Message {
+                to: m.from,
+                term: self.term,
+                reject: true,
+                ..Message::new(MessageType::RequestVoteResponse)
+            });
         }
     }
 
@@ -642,9 +668,15 @@ impl<S: Storage> Raft<S> {
                 // `from` stays the member that asked (it may be another member that
                 // sent its read here, etcd `stepFollower`), so the leader answers it.
                 m.to = self.leader_id;
+                if m.msg_type == MessageType::ReadIndex && m.from == self.id {
+                    m.context = self.read_incarnation.clone();
+                }
                 self.send(m);
             }
             MessageType::TimeoutNow => self.hup(true),
+            // An answer to a read this start of the node did not ask for (one sent
+            // before a restart) is dropped: its context may have been reused.
+            MessageType::ReadIndexResponse if m.context != self.read_incarnation => {}
             MessageType::ReadIndexResponse => {
                 if let [e] = m.entries.as_slice() {
                     self.read_states.push(ReadState {

@@ -389,10 +389,12 @@ impl<S: Storage> Raft<S> {
                 request_ctx: req.entries[0].data.clone(),
             });
         } else {
+            // `context` echoes the requester's start tag (see `Raft::read_incarnation`).
             self.send(Message {
                 to: req.from,
                 index,
                 entries: req.entries,
+                context: req.context,
                 ..Message::new(MessageType::ReadIndexResponse)
             });
         }

@@ -237,9 +237,11 @@ impl<S: Storage> RawNode<S> {
     /// sent after the request on a multi-member leader (a round confirms every
     /// earlier request too); via the leader on a follower. raft matches rounds by its
     /// own sequence numbers, so `request_ctx` only needs to identify the read to this
-    /// node's application: equal contexts on different members (or one member before
-    /// and after a restart) are answered separately and correctly. Dropped silently
-    /// when there is no leader.
+    /// node's application: equal contexts on different members are answered
+    /// separately and correctly, and so are equal contexts before and after a
+    /// restart when each start uses a different [`Config::seed`] (an answer to a read
+    /// forwarded before the restart is dropped). Dropped silently when there is no
+    /// leader.
     pub fn read_index(&mut self, request_ctx: Bytes) {
         let _ = self.try_read_index(request_ctx);
     }

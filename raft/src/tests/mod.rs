@@ -6,7 +6,9 @@ mod limits;
 mod membership;
 mod paper;
 mod read_index;
+mod read_restart;
 mod scenarios;
+mod stale_vote;
 mod validation;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

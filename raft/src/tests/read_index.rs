@@ -116,7 +116,12 @@ fn re_forwarded_read_keeps_its_sender() {
     net.propose(1, b"a");
     let commit = net.peer(1).raft_log.committed;
     // 2 sends its read to 3 (stale leader knowledge); 3 forwards it to 1.
-    net.send(vec![read_msg(2, 3, b"r")]);
+    let node2 = net.peer(2);
+    node2.leader_id = 3;
+    node2.step(read_msg(2, 2, b"r")).unwrap();
+    let forwarded = take_msgs(node2);
+    assert_eq!(forwarded[0].to, 3);
+    net.send(forwarded);
     assert_eq!(net.peer(2).read_states, vec![rs(commit, b"r")]);
     assert!(net.peer(3).read_states.is_empty());
 }
