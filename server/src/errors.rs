@@ -58,6 +58,8 @@ etcd_errors! {
     member_not_learner => (FailedPrecondition, "etcdserver: can only promote a learner member");
     /// `ErrGRPCLearnerNotReady`.
     learner_not_ready => (FailedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader");
+    /// `ErrGRPCTooManyRequests`: more reads waiting for a read index than Raft holds.
+    too_many_requests => (ResourceExhausted, "etcdserver: too many requests");
     /// `ErrGRPCNotLeader`.
     not_leader => (FailedPrecondition, "etcdserver: not leader");
     /// `ErrGRPCBadLeaderTransferee`.

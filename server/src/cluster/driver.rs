@@ -436,7 +436,13 @@ impl RaftCore {
                 batch += 1;
             }
             if let Some(ctx) = self.pending.start_read_round(now) {
-                self.node.read_index(ctx);
+                if let Err(e) = self.node.try_read_index(ctx.clone()) {
+                    let status = match e {
+                        raft::Error::ReadIndexQueueFull { .. } => errors::too_many_requests(),
+                        _ => errors::no_leader(),
+                    };
+                    self.pending.fail_round(&ctx, &status);
+                }
             }
             self.process_ready().await;
         }
@@ -701,7 +707,10 @@ impl RaftCore {
 
     async fn process_ready(&mut self) {
         while self.node.has_ready() {
-            let ready = self.node.ready();
+            let ready = match self.node.try_ready() {
+                Ok(ready) => ready,
+                Err(e) => fatal(&format!("Raft cannot hand out its next Ready: {e}")),
+            };
             if let Some(ss) = &ready.soft_state {
                 let old = self.shared.leader.swap(ss.leader_id, Ordering::AcqRel);
                 if old != ss.leader_id {
@@ -790,8 +799,29 @@ impl RaftCore {
     }
 
     /// Streams the newest checkpoint to `m.to` (Raft asked for a snapshot at its index).
+    /// When that checkpoint's membership does not name the member (it was added after
+    /// it), a checkpoint at the applied index is taken first and sent instead, as etcd
+    /// sends its current state (`createMergedSnapshotMessage`): otherwise the member would
+    /// refuse the snapshot until the next `--snapshot-count` checkpoint.
     fn send_snapshot(&mut self, m: &raft::Message) {
         let to = m.to;
+        let mut m = m.clone();
+        let names_member = m.snapshot.as_ref().is_some_and(|s| {
+            let cs = &s.metadata.conf_state;
+            cs.voters.contains(&to) || cs.learners.contains(&to)
+        });
+        let stale = m
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.metadata.index < self.applied);
+        if !names_member && stale {
+            self.checkpoint_now();
+            match raft::Storage::snapshot(self.node.store(), 0) {
+                Ok(fresh) => m.snapshot = Some(fresh),
+                Err(e) => warn!("no snapshot after a fresh checkpoint: {e}"),
+            }
+        }
+        let m = &m;
         let index = m.snapshot.as_ref().map_or(0, |s| s.metadata.index);
         let source = match self.mvcc.snapshot_source() {
             Ok(source) if source.applied_index() == index => source,
@@ -1188,7 +1218,16 @@ impl RaftCore {
         if self.applied - self.last_checkpoint < self.settings.snapshot_count {
             return;
         }
+        self.checkpoint_now();
+    }
+
+    /// Checkpoints MVCC at the applied index, records it as Raft's snapshot, marks the WAL
+    /// and drops WAL segments and log entries older than `SNAPSHOT_CATCH_UP_ENTRIES`.
+    fn checkpoint_now(&mut self) {
         let index = self.applied;
+        if index == self.last_checkpoint && self.mvcc.checkpoint_state().0 == index {
+            return;
+        }
         let term = self
             .node
             .store()

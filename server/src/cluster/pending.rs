@@ -160,16 +160,31 @@ impl Pending {
         Some(ctx.freeze())
     }
 
-    /// Raft answered a read round with `index`; contexts not of this run are ignored.
-    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) {
-        let Ok(ctx) = <[u8; READ_CONTEXT_BYTES]>::try_from(ctx) else {
+    /// Raft refused the read round `ctx` (no leader, too many pending): its reads fail
+    /// with `status` at once.
+    pub fn fail_round(&mut self, ctx: &[u8], status: &Status) {
+        let Some(round) = self.round_of(ctx) else {
             return;
         };
-        let boot_id = u64::from_le_bytes(ctx[..8].try_into().expect("8 bytes"));
-        let round = u64::from_le_bytes(ctx[8..].try_into().expect("8 bytes"));
-        if boot_id != self.boot_id {
-            return;
+        if let Some((_, waiters)) = self.reads_by_round.remove(&round) {
+            for w in waiters {
+                let _ = w.send(Err(status.clone()));
+            }
         }
+    }
+
+    /// The round of a context of this run.
+    fn round_of(&self, ctx: &[u8]) -> Option<u64> {
+        let ctx = <[u8; READ_CONTEXT_BYTES]>::try_from(ctx).ok()?;
+        let boot_id = u64::from_le_bytes(ctx[..8].try_into().expect("8 bytes"));
+        (boot_id == self.boot_id).then(|| u64::from_le_bytes(ctx[8..].try_into().expect("8 bytes")))
+    }
+
+    /// Raft answered a read round with `index`; contexts not of this run are ignored.
+    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) {
+        let Some(round) = self.round_of(ctx) else {
+            return;
+        };
         if let Some((deadline, waiters)) = self.reads_by_round.remove(&round) {
             self.reads_by_index.push((index, deadline, waiters));
         }
@@ -376,6 +391,22 @@ mod tests {
             cc.try_recv().unwrap().unwrap().unwrap_err(),
             errors::timeout()
         );
+    }
+
+    #[test]
+    fn a_refused_round_fails_its_reads_only() {
+        let now = Instant::now();
+        let mut p = Pending::new(3, Duration::from_secs(1));
+        let mut first = read(&mut p);
+        let first_ctx = p.start_read_round(now).unwrap();
+        let mut second = read(&mut p);
+        let second_ctx = p.start_read_round(now).unwrap();
+        p.fail_round(&second_ctx, &errors::no_leader());
+        assert_eq!(second.try_recv().unwrap(), Some(Err(errors::no_leader())));
+        assert_eq!(first.try_recv().unwrap(), None);
+        p.on_read_state(&first_ctx, 1);
+        p.release_reads(1);
+        assert_eq!(first.try_recv().unwrap(), Some(Ok(())));
     }
 
     #[test]
