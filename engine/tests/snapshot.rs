@@ -19,7 +19,10 @@ fn put(m: &mut Mvcc, key: &str, value: &str) -> i64 {
     t.end().0
 }
 
-fn all(m: &Mvcc) -> Vec<(Bytes, Bytes, i64, i64, i64)> {
+/// Every key as `(key, value, create_revision, mod_revision, version)`.
+type Kvs = Vec<(Bytes, Bytes, i64, i64, i64)>;
+
+fn all(m: &Mvcc) -> Kvs {
     m.reader()
         .range(b"\0", b"\0", &RangeOptions::default())
         .unwrap()
@@ -50,7 +53,7 @@ fn receive(dir: &Path, bytes: &[u8], split: usize) -> engine::Result<u64> {
 
 /// A store with history across several value segments, a compaction and a checkpoint at
 /// applied index 40, then writes after the checkpoint that must not ship.
-fn source_store(dir: &Path) -> (Mvcc, Vec<(Bytes, Bytes, i64, i64, i64)>, (u32, i64, i64)) {
+fn source_store(dir: &Path) -> (Mvcc, Kvs, (u32, i64, i64)) {
     let mut m = Mvcc::open(dir, small()).unwrap();
     for i in 0..120 {
         put(

@@ -98,8 +98,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
 
     let mut handles = Vec::new();
     let mut shared0: Option<Arc<Shared>> = None;
-    for core in 0..config.cores {
-        let stop_rx = stop_receivers[core].clone();
+    for (core, stop_rx) in stop_receivers.iter().cloned().enumerate() {
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
@@ -280,13 +279,17 @@ fn start_raft_core(
     let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
     let core = cluster::open(
         recovered,
-        start.member_id,
-        start.cluster_id,
+        cluster::CoreIdentity {
+            member_id: start.member_id,
+            cluster_id: start.cluster_id,
+            boot_id: start.boot_id,
+        },
         start.settings,
-        Rc::new(TransportPeers::new(transport.clone())),
-        start.bootstrap_peers,
-        start.boot_id,
-        start.sender.clone(),
+        cluster::CorePeers {
+            sender: Rc::new(TransportPeers::new(transport.clone())),
+            bootstrap_peers: start.bootstrap_peers,
+            inbox: start.sender.clone(),
+        },
     )?;
     let shared = core.shared();
     let handler = Rc::new(RaftPeerHandler::new(

@@ -310,19 +310,45 @@ impl WalSyncer {
     }
 }
 
-/// Builds the raft core from recovered storage. `bootstrap_peers` are the members a joining
-/// member talks to until its own member table (rebuilt from the leader's log) names it.
-/// `boot_id` makes this run's read contexts unique (see [`Pending::new`]).
+/// Who the raft core is.
+pub struct CoreIdentity {
+    /// This member.
+    pub member_id: u64,
+    /// Its cluster.
+    pub cluster_id: u64,
+    /// Unique per start: makes this run's read contexts unique (see [`Pending::new`]) and
+    /// seeds Raft.
+    pub boot_id: u64,
+}
+
+/// How the raft core reaches the other members and itself.
+pub struct CorePeers {
+    /// The peer transport.
+    pub sender: Rc<dyn PeerSender>,
+    /// The members a joining member talks to until its own member table (rebuilt from the
+    /// leader's log) names it.
+    pub bootstrap_peers: Vec<(u64, Vec<String>)>,
+    /// The raft core's own request queue, for tasks it spawns to report back.
+    pub inbox: flume::Sender<RaftRequest>,
+}
+
+/// Builds the raft core from recovered storage.
 pub fn open(
     recovered: Recovered,
-    member_id: u64,
-    cluster_id: u64,
+    identity: CoreIdentity,
     settings: RaftSettings,
-    peers: Rc<dyn PeerSender>,
-    bootstrap_peers: Vec<(u64, Vec<String>)>,
-    boot_id: u64,
-    inbox: flume::Sender<RaftRequest>,
+    peers: CorePeers,
 ) -> Result<RaftCore, String> {
+    let CoreIdentity {
+        member_id,
+        cluster_id,
+        boot_id,
+    } = identity;
+    let CorePeers {
+        sender: peers,
+        bootstrap_peers,
+        inbox,
+    } = peers;
     let Recovered {
         mvcc,
         wal,
@@ -669,7 +695,7 @@ impl RaftCore {
             let _ = reply.send(Err(errors::not_leader()));
             return;
         }
-        if !self.membership.get(target).is_some_and(|m| !m.is_learner) {
+        if self.membership.get(target).is_none_or(|m| m.is_learner) {
             let _ = reply.send(Err(errors::bad_leader_transferee()));
             return;
         }

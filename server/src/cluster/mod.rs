@@ -11,8 +11,8 @@ mod reconfig;
 mod storage;
 
 pub use driver::{
-    encode_entry_data, open, Applied, Proposal, RaftRequest, RaftSettings, Shared,
-    ENTRY_DATA_HEADER_BYTES,
+    encode_entry_data, open, Applied, CoreIdentity, CorePeers, Proposal, RaftRequest, RaftSettings,
+    Shared, ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
 pub use peers::{RaftPeerHandler, TransportPeers};

@@ -122,6 +122,11 @@ pub fn is_promote(cc: &ConfChange) -> bool {
     cc.change_type == ConfChangeType::AddNode && cc.context.is_empty()
 }
 
+/// Votes a quorum of `members` voters needs.
+fn quorum(members: usize) -> usize {
+    members / 2 + 1
+}
+
 /// Voting members that have started (published their name), and all voting members.
 fn started_voters(table: &Membership, skip: Option<u64>) -> (usize, usize) {
     let voters = table
@@ -143,15 +148,16 @@ pub fn strict_check(change: &MemberChange, table: &Membership) -> Result<(), Sta
         } => {
             let (started, voters) = started_voters(table, None);
             let members = voters + 1;
-            (started == 1 && members == 2) || started >= members / 2 + 1
+            (started == 1 && members == 2) || started >= quorum(members)
         }
         MemberChange::Remove(id) if table.get(*id).is_some_and(|m| !m.is_learner) => {
             let (started, members) = started_voters(table, Some(*id));
-            started >= members / 2 + 1
+            started >= quorum(members)
         }
         MemberChange::Promote(_) => {
             let (started, voters) = started_voters(table, None);
-            started + 1 >= (voters + 1) / 2 + 1
+            // The learner counts as started and as a member of the new quorum.
+            started + 1 >= quorum(voters + 1)
         }
         _ => true,
     };
