@@ -57,6 +57,15 @@ pub struct FailoverConfig {
     /// Value size, bytes, 0..=[`VAL_SIZE_MAX`].
     pub val_size: u32,
     /// Deadline of one put, ms; a put past it counts as failed (outcome unknown).
+    ///
+    /// It bounds how precisely failover is measured: until a follower's election
+    /// timeout fires it still follows the dead leader and forwards proposals to it
+    /// (etcd-io/raft `raft.go` stepFollower, `MsgProp`), where they are lost, and the
+    /// server answers only when its own request timeout passes; the client learns
+    /// nothing before this deadline. So failover ms is at most new-leader ms plus this
+    /// deadline (plus [`RETRY_PAUSE_MS`]). clientv3's `WithRequireLeader` would not
+    /// help here (the follower believes it has a leader), and `etcd-client` cannot
+    /// send that metadata anyway.
     pub request_timeout_ms: u64,
     /// Steady load before each kill, ms.
     pub steady_ms: u64,
@@ -82,7 +91,8 @@ fn check_ms(flag: &'static str, value: u64, max: u64) -> Result<()> {
 }
 
 impl FailoverConfig {
-    /// Defaults: 10 clients, 10 kills, 256-byte values, 2 s put deadline, 1 s steady
+    /// Defaults: 10 clients, 10 kills, 256-byte values, 500 ms put deadline (see
+    /// [`FailoverConfig::request_timeout_ms`]), 1 s steady
     /// load before each kill, 30 s for a failover, 60 s for a rejoin, caught up within
     /// 100 entries, 20 s start-up, 1 000 000 acknowledged puts per client.
     pub fn new(target: Target) -> FailoverConfig {
@@ -91,7 +101,7 @@ impl FailoverConfig {
             clients: 10,
             kills: 10,
             val_size: 256,
-            request_timeout_ms: 2_000,
+            request_timeout_ms: 500,
             steady_ms: 1_000,
             failover_timeout_ms: 30_000,
             catch_up_timeout_ms: 60_000,

@@ -279,8 +279,8 @@ struct FailoverArgs {
     /// Value size in bytes.
     #[arg(long, default_value_t = 256)]
     val_size: u32,
-    /// Deadline of one put, ms.
-    #[arg(long, default_value_t = 2_000)]
+    /// Deadline of one put, ms; failover ms is at most new-leader ms plus this.
+    #[arg(long, default_value_t = 500)]
     request_timeout_ms: u64,
     /// Steady load before each kill, ms.
     #[arg(long, default_value_t = 1_000)]
