@@ -21,6 +21,10 @@
 #   STREAMS    watch streams holding them      (default: 10)
 #   PUTS       sequential puts of the watch latency run; every put fans out to all
 #              watchers (default: 2000)
+#   CLUSTER    1 to add a step after the others, `cairn-bench compare-cluster`: the
+#              same put phases against a 3-member cluster of each server, clients spread
+#              over all members; server CPU summed over the members, RSS per member
+#              (default: 0, skipped)
 # Extra arguments are passed to `cairn-bench compare` (e.g. --json, --conns 10), not to
 # compare-watch.
 set -euo pipefail
@@ -54,4 +58,16 @@ if [ "${WATCH:-0}" = "1" ]; then
         --watchers "${WATCHERS:-1000}" \
         --streams "${STREAMS:-10}" \
         --puts "${PUTS:-2000}"
+fi
+
+if [ "${CLUSTER:-0}" = "1" ]; then
+    echo >&2
+    echo "bench-compare: cluster step (compare-cluster)" >&2
+    echo
+    "$target_dir/release/cairn-bench" compare-cluster \
+        --cairn-bin "$target_dir/release/cairn" \
+        --etcd-bin "$etcd_bin" \
+        --clients "${CLIENTS:-1,100}" \
+        --total "${TOTAL:-20000}" \
+        --val-size "${VAL_SIZE:-256}"
 fi

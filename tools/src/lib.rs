@@ -9,14 +9,20 @@
 //! - Watches: put→event latency with many watchers ([`run_watch_latency`]), server RSS
 //!   per 1,000 idle watchers ([`run_watch_memory`]), both servers side by side
 //!   ([`run_compare_watch`], [`render_watch_markdown`]).
+//! - Clusters: [`Cluster`] starts three members of a target on loopback;
+//!   [`run_compare_cluster`] runs the put phases against each target's cluster
+//!   ([`render_cluster_markdown`]); [`run_failover`] kills the leader again and again
+//!   under load and reports failover times and lost writes ([`FailoverReport`]).
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
 //! - [`linearizability`]: a linearizability checker for recorded client histories
 //!   (Wing & Gong with Lowe's memo, as Porcupine), with an etcd KV model, for the
 //!   cluster fault tests.
 #![deny(missing_docs)]
 
+mod cluster;
 mod compare;
 mod error;
+mod failover;
 mod keys;
 pub mod linearizability;
 mod load;
@@ -25,16 +31,27 @@ mod server;
 mod stats;
 mod watch;
 
+pub use cluster::{
+    agreed_leader, cluster_member_args, initial_cluster, leader_index, member_status,
+    render_cluster_markdown, run_compare_cluster, Cluster, ClusterRow, MemberStatus,
+    CLUSTER_MEMBERS, CLUSTER_TOKEN, STATUS_POLL_MS, STATUS_TIMEOUT_MS,
+};
 pub use compare::{
     cpu_us_per_op, default_conns, render_markdown, run_compare, CompareConfig, Row, Target,
 };
 pub use error::{BenchError, Result};
+pub use failover::{
+    failover_key, median, run_failover, FailoverConfig, FailoverReport, KillRecord, Spread,
+    FAILOVER_CLIENTS_MAX, FAILOVER_PREFIX, KILLS_MAX, RETRY_PAUSE_MS, VERIFY_PAGE_KEYS,
+};
 pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
 pub use load::{
     run_load, validate_endpoints, Bench, LoadConfig, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS,
     TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
 };
-pub use server::{free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS};
+pub use server::{
+    free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS,
+};
 pub use stats::{
     format_ms, new_latency_histogram, parse_clients_list, record_latency_us, us_to_ms, Summary,
     LATENCY_SIGFIGS, LATENCY_US_MAX,

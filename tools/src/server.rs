@@ -48,6 +48,36 @@ pub fn free_ports() -> Result<(u16, u16)> {
     Ok((port(&client)?, port(&peer)?))
 }
 
+/// `count` distinct free loopback TCP ports, found by binding port 0 `count` times
+/// while holding every listener, so the ports differ from each other.
+///
+/// As with [`free_ports`], the ports are released before the servers bind them.
+/// Errors: [`BenchError::Io`] when binding fails (e.g. out of ports).
+pub fn free_port_list(count: usize) -> Result<Vec<u16>> {
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| BenchError::Io {
+                op: "bind",
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
+        listeners.push(listener);
+    }
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|source| BenchError::Io {
+                    op: "local_addr",
+                    path: PathBuf::from("127.0.0.1:0"),
+                    source,
+                })
+        })
+        .collect()
+}
+
 /// The etcd-style command line of a one-member server listening on loopback.
 pub fn server_args(name: &str, data_dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
     let client_url = format!("http://127.0.0.1:{client_port}");
@@ -84,8 +114,9 @@ pub fn is_healthy_response(response: &str) -> bool {
     status_ok && compact.contains("\"health\":\"true\"")
 }
 
-/// One `GET /health` on `127.0.0.1:port`; `Ok(false)` for any answer but healthy.
-async fn probe_health(port: u16, timeout: Duration) -> bool {
+/// One `GET /health` on `127.0.0.1:port`; `false` for any answer but healthy, or no
+/// answer within `timeout`.
+pub(crate) async fn probe_health(port: u16, timeout: Duration) -> bool {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         let request =
@@ -264,6 +295,16 @@ mod tests {
         assert!(!is_healthy_response(false_200));
         assert!(!is_healthy_response("HTTP/1.1 200 OK\r\n"));
         assert!(!is_healthy_response(""));
+    }
+
+    #[test]
+    fn free_port_list_is_distinct() {
+        let mut ports = free_port_list(6).unwrap();
+        assert_eq!(ports.len(), 6);
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 6);
+        assert!(!ports.contains(&0));
     }
 
     #[test]

@@ -6,11 +6,18 @@
 //! cairn-bench range ... [--serializable]
 //! cairn-bench txn   ... [--txn-ops M]
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--total N]
+//! cairn-bench compare-cluster --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--json]
+//! cairn-bench failover --target cairn|etcd --bin PATH [--kills 10] [--clients 10] [--json]
 //! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
 //!                   [--prefix-mode shared|distinct] [--json]
 //! cairn-bench watch-memory  --endpoints URL --pid PID --watchers 1000 --streams 10 [--json]
 //! cairn-bench compare-watch --cairn-bin PATH --etcd-bin etcd [--watchers 1000] [--json]
 //! ```
+//!
+//! `compare-cluster` starts a 3-member cluster of each server in turn and spreads the
+//! clients over all three members' client URLs (as etcd's benchmark tool does when given
+//! every endpoint). `failover` kills the leader of a 3-member cluster under load
+//! `--kills` times and reads back every acknowledged put.
 //!
 //! Watch prefixes: by default (`--prefix-mode shared`) every watcher watches the
 //! prefix the writer writes to, `/registry/pods/ns0/`, so each put fans out to all
@@ -22,9 +29,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tools::{
-    parse_clients_list, render_markdown, render_watch_markdown, run_compare, run_compare_watch,
-    run_load, run_watch_latency, run_watch_memory, CompareConfig, LoadConfig, PrefixMode, Target,
-    WatchConfig, Workload, CLIENTS_MAX,
+    parse_clients_list, render_cluster_markdown, render_markdown, render_watch_markdown,
+    run_compare, run_compare_cluster, run_compare_watch, run_failover, run_load, run_watch_latency,
+    run_watch_memory, CompareConfig, FailoverConfig, LoadConfig, PrefixMode, Target, WatchConfig,
+    Workload, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -60,6 +68,12 @@ enum Command {
     },
     /// Starts each server in turn and compares put throughput, latency, CPU and RSS.
     Compare(CompareArgs),
+    /// Starts a 3-member cluster of each server in turn and compares put throughput,
+    /// latency, CPU of all members and each member's RSS; clients spread over all members.
+    CompareCluster(CompareArgs),
+    /// Kills the leader of a 3-member cluster under put load, --kills times; reports
+    /// failover times and checks that every acknowledged put can be read back.
+    Failover(FailoverArgs),
     /// Put→event latency: many watchers on a few streams, one sequential writer.
     WatchLatency {
         #[command(flatten)]
@@ -248,6 +262,73 @@ struct CompareArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+struct FailoverArgs {
+    /// Which server: cairn or etcd (its name in the report).
+    #[arg(long, value_parser = ["cairn", "etcd"])]
+    target: String,
+    /// Server binary (default: target/release/cairn for cairn, etcd on PATH for etcd).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Leader kills (1..=1000).
+    #[arg(long, default_value_t = 10)]
+    kills: u32,
+    /// Concurrent put clients (1..=1000).
+    #[arg(long, default_value_t = 10)]
+    clients: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    val_size: u32,
+    /// Deadline of one put, ms; failover ms is at most new-leader ms plus this.
+    #[arg(long, default_value_t = 500)]
+    request_timeout_ms: u64,
+    /// Steady load before each kill, ms.
+    #[arg(long, default_value_t = 1_000)]
+    steady_ms: u64,
+    /// Longest wait after a kill for a new leader and an acknowledged put, ms.
+    #[arg(long, default_value_t = 30_000)]
+    failover_timeout_ms: u64,
+    /// Longest wait for the restarted member to be healthy and caught up, ms.
+    #[arg(long, default_value_t = 60_000)]
+    catch_up_timeout_ms: u64,
+    /// Caught up: Raft index at most this many entries behind the leader's.
+    #[arg(long, default_value_t = 100)]
+    catch_up_entries_max: u64,
+    /// How long the cluster may take to become healthy, ms.
+    #[arg(long, default_value_t = 20_000)]
+    startup_timeout_ms: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl FailoverArgs {
+    fn config(&self) -> tools::Result<FailoverConfig> {
+        let bin = self
+            .bin
+            .clone()
+            .unwrap_or_else(|| match self.target.as_str() {
+                "cairn" => PathBuf::from("target/release/cairn"),
+                _ => PathBuf::from("etcd"),
+            });
+        let mut config = FailoverConfig::new(Target {
+            name: self.target.clone(),
+            bin,
+        });
+        config.kills = self.kills;
+        config.clients = self.clients;
+        config.val_size = self.val_size;
+        config.request_timeout_ms = self.request_timeout_ms;
+        config.steady_ms = self.steady_ms;
+        config.failover_timeout_ms = self.failover_timeout_ms;
+        config.catch_up_timeout_ms = self.catch_up_timeout_ms;
+        config.catch_up_entries_max = self.catch_up_entries_max;
+        config.startup_timeout_ms = self.startup_timeout_ms;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl CompareArgs {
     fn config(&self) -> tools::Result<CompareConfig> {
         let targets = vec![
@@ -297,6 +378,34 @@ async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
         print!("{}", render_markdown(&rows));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn compare_cluster(args: &CompareArgs) -> tools::Result<ExitCode> {
+    let config = args.config()?;
+    let rows = run_compare_cluster(&config, |line| eprintln!("{line}")).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+    } else {
+        print!("{}", render_cluster_markdown(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn failover(args: &FailoverArgs) -> tools::Result<ExitCode> {
+    let report = run_failover(&args.config()?, |line| eprintln!("{line}")).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.lost_writes == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn watch_latency(args: &WatchArgs, json: bool) -> tools::Result<ExitCode> {
@@ -389,6 +498,8 @@ fn main() -> ExitCode {
                 txn_ops,
             } => load(args, Workload::Txn { ops: *txn_ops }).await,
             Command::Compare(args) => compare(args).await,
+            Command::CompareCluster(args) => compare_cluster(args).await,
+            Command::Failover(args) => failover(args).await,
             Command::WatchLatency { watch, json } => watch_latency(watch, *json).await,
             Command::WatchMemory { watch, pid, json } => watch_memory(watch, *pid, *json).await,
             Command::CompareWatch {
@@ -406,5 +517,86 @@ fn main() -> ExitCode {
             eprintln!("cairn-bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairn-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn compare_cluster_flags() {
+        let cli = parse(&[
+            "compare-cluster",
+            "--cairn-bin",
+            "target/release/cairn",
+            "--clients",
+            "1,50",
+            "--total",
+            "300",
+            "--json",
+        ])
+        .unwrap();
+        let Command::CompareCluster(args) = cli.command else {
+            panic!("not compare-cluster: {:?}", cli.command);
+        };
+        assert!(args.json);
+        let config = args.config().unwrap();
+        assert_eq!(config.clients, vec![1, 50]);
+        assert_eq!(config.total, 300);
+        assert_eq!(config.targets[0].name, "cairn");
+        assert_eq!(config.targets[1].bin, PathBuf::from("etcd"));
+        assert!(
+            parse(&["compare-cluster"]).is_err(),
+            "--cairn-bin is required"
+        );
+    }
+
+    #[test]
+    fn failover_flags_and_defaults() {
+        let cli = parse(&["failover", "--target", "cairn"]).unwrap();
+        let Command::Failover(args) = cli.command else {
+            panic!("not failover: {:?}", cli.command);
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.kills, 10);
+        assert_eq!(config.clients, 10);
+        assert_eq!(config.target.bin, PathBuf::from("target/release/cairn"));
+        let cli = parse(&[
+            "failover",
+            "--target",
+            "etcd",
+            "--kills",
+            "2",
+            "--clients",
+            "3",
+        ])
+        .unwrap();
+        let Command::Failover(args) = cli.command else {
+            panic!("not failover: {:?}", cli.command);
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.target.name, "etcd");
+        assert_eq!(config.target.bin, PathBuf::from("etcd"));
+        assert_eq!(config.kills, 2);
+        assert_eq!(config.clients, 3);
+    }
+
+    #[test]
+    fn failover_rejects_bad_flags() {
+        assert!(parse(&["failover", "--target", "zookeeper"]).is_err());
+        assert!(parse(&["failover"]).is_err(), "--target is required");
+        let cli = parse(&["failover", "--target", "cairn", "--kills", "0"]).unwrap();
+        let Command::Failover(args) = cli.command else {
+            panic!("not failover");
+        };
+        assert_eq!(
+            args.config().unwrap_err().to_string(),
+            "invalid --kills: 0 is outside 1..=1000"
+        );
     }
 }
