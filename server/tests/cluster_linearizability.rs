@@ -55,8 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::linearizability::{
-    check, CheckResult, EtcdKvModel, KvInput, KvOp, KvOutput, ObservedValue, Operation,
-    RETURN_UNKNOWN,
+    check, EtcdKvModel, KvInput, KvOp, KvOutput, Model, ObservedValue, Operation, RETURN_UNKNOWN,
 };
 
 /// Members of the cluster.
@@ -165,6 +164,21 @@ struct HistoryEvent {
     key: Vec<u8>,
     /// The value put, `None` for a delete.
     value: Option<Vec<u8>>,
+}
+
+impl std::fmt::Display for HistoryEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = String::from_utf8_lossy(&self.key);
+        match &self.value {
+            Some(v) => write!(
+                f,
+                "rev {} put {key} = {}",
+                self.revision,
+                String::from_utf8_lossy(v)
+            ),
+            None => write!(f, "rev {} delete {key}", self.revision),
+        }
+    }
 }
 
 /// The final state read after the run: the store revision and every key's value.
@@ -526,10 +540,10 @@ fn integrity_problems(state: &FinalState, operations: &[KvOperation]) -> Vec<Str
             Some(value) => {
                 last.insert(&event.key, value);
                 if writers.get(value.as_slice()) != Some(&1) {
-                    problems.push(format!("{event:?} puts a value no single operation wrote"));
+                    problems.push(format!("{event} puts a value no single operation wrote"));
                 }
                 if let Some(earlier) = seen_values.insert(value, event.revision) {
-                    problems.push(format!("{event:?} puts a value already put at {earlier}"));
+                    problems.push(format!("{event} puts a value already put at {earlier}"));
                 }
             }
             None => {
@@ -589,7 +603,8 @@ fn acknowledged_write_problem(
         ) => {
             return seen_values.get(value.as_slice()).map(|r| {
                 format!(
-                    "failed compare-and-set by client {} took effect at {r}",
+                    "{} (client {}) took effect at revision {r}",
+                    EtcdKvModel.describe_operation(&op.input, &op.output),
                     op.client_id
                 )
             })
@@ -598,17 +613,18 @@ fn acknowledged_write_problem(
     };
     let Some(revision) = revision else {
         return Some(format!(
-            "acknowledged write without header revision: {op:?}"
+            "acknowledged write without header revision: {}",
+            EtcdKvModel.describe_operation(&op.input, &op.output)
         ));
     };
     let found = by_revision.get(&revision);
     let matches = found.is_some_and(|e| e.key == *key && e.value.as_ref() == value);
     (!matches).then(|| {
         format!(
-            "acknowledged write {:?} on {} at revision {revision} is not in the store's \
-             history (there: {found:?})",
-            op.input.op,
-            String::from_utf8_lossy(key)
+            "acknowledged {} is not in the store's history at revision {revision} \
+             (there: {})",
+            EtcdKvModel.describe_operation(&op.input, &op.output),
+            found.map_or(String::from("nothing"), |e| e.to_string()),
         )
     })
 }
@@ -703,6 +719,46 @@ fn unclaimed_delete_events(
     unclaimed
 }
 
+/// Writes the checked history (by key, in call order), the store's events and every
+/// member's logs to a new directory under the system temp dir, kept after the test, and
+/// returns it.
+fn save_evidence(
+    cluster: &Cluster,
+    seed: u64,
+    history: &[KvOperation],
+    state: &FinalState,
+) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cairn-lin-{seed}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create evidence dir");
+    let mut sorted: Vec<&KvOperation> = history.iter().collect();
+    sorted.sort_by(|a, b| (&a.input.key, a.call).cmp(&(&b.input.key, b.call)));
+    let lines: Vec<String> = sorted
+        .iter()
+        .map(|op| {
+            let return_ = if op.is_outcome_unknown() {
+                String::from("unknown")
+            } else {
+                op.return_.to_string()
+            };
+            format!(
+                "client {} [{}..{return_}] {}",
+                op.client_id,
+                op.call,
+                EtcdKvModel.describe_operation(&op.input, &op.output)
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("history.txt"), lines.join("\n")).expect("write history");
+    let events: Vec<String> = state.events.iter().map(ToString::to_string).collect();
+    std::fs::write(dir.join("events.txt"), events.join("\n")).expect("write events");
+    for i in 0..cluster.len() {
+        let member = cluster.member(i);
+        std::fs::write(dir.join(format!("{}.log", member.name)), member.logs_all())
+            .expect("write member log");
+    }
+    dir
+}
+
 /// Operations with a response, split into (all, writes, reads that saw a value).
 fn completed_counts(history: &[KvOperation]) -> (usize, usize, usize) {
     let completed: Vec<&KvOperation> = history.iter().filter(|o| !o.is_outcome_unknown()).collect();
@@ -795,17 +851,29 @@ fn client_history_under_faults_is_linearizable() {
         "checked {} operations in {:.2}s: {}",
         history.len(),
         check_started.elapsed().as_secs_f64(),
-        match &verdict {
-            CheckResult::Ok => String::from("linearizable"),
-            other => format!("{other}"),
+        if verdict.is_ok() {
+            "linearizable"
+        } else {
+            "FAILED"
         }
     );
+    let mut failures = problems;
+    if !verdict.is_ok() {
+        failures.push(verdict.to_string());
+    }
+    if !failures.is_empty() {
+        let dir = save_evidence(&cluster, seed, &history, &state);
+        failures.push(format!(
+            "history, store events and member logs saved in {}",
+            dir.display()
+        ));
+    }
     assert!(
-        problems.is_empty(),
-        "seed {seed}: the store's history disagrees with the clients':\n{}",
-        problems.join("\n")
+        failures.is_empty(),
+        "seed {seed}: the store's history disagrees with the clients' or is not \
+         linearizable:\n{}",
+        failures.join("\n")
     );
-    assert_eq!(verdict, CheckResult::Ok, "seed {seed}: not linearizable");
     assert!(
         completed >= COMPLETED_OPERATIONS_MIN,
         "only {completed} completed operations"
