@@ -189,7 +189,7 @@ impl EtcdService {
         if !r.serializable {
             self.read_barrier().await?;
         }
-        let mut resp = kv::range(&self.shared.reader, &r)?;
+        let mut resp = kv::range(&kv::Pinned::new(&self.shared.reader), &r)?;
         self.fill(&mut resp.header);
         Ok(resp)
     }
@@ -222,7 +222,7 @@ impl EtcdService {
             if !kv::txn_is_serializable(&r) {
                 self.read_barrier().await?;
             }
-            let mut resp = kv::txn_read_only(&self.shared.reader, &r)?;
+            let mut resp = kv::txn_read_only(&kv::Pinned::new(&self.shared.reader), &r)?;
             self.fill(&mut resp.header);
             return Ok(resp);
         }
