@@ -34,8 +34,10 @@ impl Endpoints {
         let path = request.path.split('?').next().unwrap_or("");
         match (request.method.as_str(), path) {
             ("GET", "/health") => {
-                // etcd: unhealthy while there is no leader (or an alarm is raised).
-                let healthy = self.shared.leader.load(Ordering::Acquire) != 0;
+                // etcd: unhealthy while there is no leader (or an alarm is raised); and
+                // etcd serves nothing before this member published its attributes.
+                let healthy = self.shared.leader.load(Ordering::Acquire) != 0
+                    && self.shared.published.load(Ordering::Acquire);
                 let body = if healthy {
                     r#"{"health":"true"}"#
                 } else {

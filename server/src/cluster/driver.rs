@@ -134,6 +134,10 @@ pub struct Shared {
     pub leader: AtomicU64,
     /// Whether this member is a learner.
     pub is_learner: AtomicBool,
+    /// Whether the applied member table holds this member's name and client URLs: etcd
+    /// serves clients only after publishing them ("ready to serve client requests"), and
+    /// `/health` reports healthy only after it too.
+    pub published: AtomicBool,
     /// The member table as of the applied index (replaced whole on every change).
     pub members: RwLock<Arc<Membership>>,
     /// Read view of the MVCC store.
@@ -257,6 +261,8 @@ pub struct RaftCore {
     bootstrap_peers: Vec<(u64, Vec<String>)>,
     /// The server is stopping because this member was removed.
     stopping: bool,
+    /// A leader became known: publish this member's attributes once the Ready is done.
+    publish_due: bool,
     /// When this leader last proposed promoting a learner on its own.
     auto_promote_proposed_at: Option<Instant>,
     /// Waits for the verdict on a snapshot received from the leader.
@@ -382,6 +388,7 @@ pub fn open(
         applied_index: AtomicU64::new(applied),
         leader: AtomicU64::new(0),
         is_learner: AtomicBool::new(is_learner),
+        published: AtomicBool::new(false),
         members: RwLock::new(Arc::new(membership.clone())),
         reader: mvcc.reader(),
         watch: crate::watch::WatchPublisher::new(),
@@ -406,12 +413,13 @@ pub fn open(
         removed: false,
         bootstrap_peers,
         stopping: false,
+        publish_due: false,
         auto_promote_proposed_at: None,
         snapshot_reply: None,
         inbox,
         member_dir,
     };
-    core.update_peers();
+    core.membership_changed();
     Ok(core)
 }
 
@@ -749,6 +757,9 @@ impl RaftCore {
                             term = self.node.status().hard_state.term,
                             "elected leader"
                         );
+                        // Publish at once (after this Ready) rather than at the next tick.
+                        self.attributes_proposed_at = None;
+                        self.publish_due = true;
                     }
                 }
                 self.lessor.set_primary(
@@ -813,6 +824,9 @@ impl RaftCore {
             self.maybe_checkpoint();
             if self.removed {
                 self.stop_removed();
+            }
+            if !self.node.has_ready() && std::mem::take(&mut self.publish_due) {
+                self.maybe_publish_attributes(Instant::now());
             }
         }
         if let Some(reply) = self.snapshot_reply.take() {
@@ -1013,7 +1027,17 @@ impl RaftCore {
         let me = self.shared.member_id;
         let learner = self.membership.get(me).is_some_and(|m| m.is_learner);
         self.shared.is_learner.store(learner, Ordering::Release);
+        self.shared
+            .published
+            .store(self.attributes_published(), Ordering::Release);
         self.update_peers();
+    }
+
+    /// Whether the applied table holds this member's current name and client URLs.
+    fn attributes_published(&self) -> bool {
+        self.membership.get(self.shared.member_id).is_some_and(|m| {
+            m.name == self.settings.name && m.client_urls == self.settings.client_urls
+        })
     }
 
     /// Proposes this member's name and client URLs until the applied table has them
@@ -1021,10 +1045,7 @@ impl RaftCore {
     /// per request timeout.
     fn maybe_publish_attributes(&mut self, now: Instant) {
         let me = self.shared.member_id;
-        let Some(current) = self.membership.get(me) else {
-            return;
-        };
-        if current.name == self.settings.name && current.client_urls == self.settings.client_urls {
+        if self.membership.get(me).is_none() || self.attributes_published() {
             return;
         }
         if self.shared.leader.load(Ordering::Acquire) == 0 {
