@@ -26,17 +26,18 @@ use net::pb::etcdserverpb::{
 use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
 use net::Status;
 use prost::Message as _;
-use raft::{
-    ConfChangeType, Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage,
-};
+use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage};
 use tracing::{debug, error, info, warn};
 
-use super::membership::{MemberInfo, Membership};
+mod reconfigure;
+mod snapshot;
+
+use super::membership::Membership;
 use super::peers;
 use super::pending::{
     request_timeout, MemberChangeReply, MoveLeaderReply, Pending, ProposalReply, ReadWaiter,
 };
-use super::reconfig::{self, MemberChange, MemberChangeResult};
+use super::reconfig::MemberChange;
 use super::storage::{
     encode_entry, encode_u64s, Recovered, StateMeta, RECEIVED_SNAPSHOT_DIR, REC_ENTRY,
     REC_HARD_STATE, REC_SNAPSHOT,
@@ -505,44 +506,6 @@ impl RaftCore {
         self.maybe_auto_promote(now);
     }
 
-    /// `--auto-promote-learners`: on the leader, proposes the promotion of the first
-    /// learner that passes etcd's readiness and strict-reconfig checks, at most once per
-    /// request timeout (Raft refuses it while another membership change is pending).
-    fn maybe_auto_promote(&mut self, now: Instant) {
-        if !self.settings.auto_promote_learners {
-            return;
-        }
-        let timeout = request_timeout(self.settings.election_timeout());
-        if self
-            .auto_promote_proposed_at
-            .is_some_and(|at| now.duration_since(at) < timeout)
-        {
-            return;
-        }
-        let Some(progress) = self.node.status().progress else {
-            return;
-        };
-        let me = self.shared.member_id;
-        let ready = self.membership.learners().into_iter().find(|id| {
-            let change = MemberChange::Promote(*id);
-            reconfig::learner_ready(*id, me, &progress).is_ok()
-                && reconfig::strict_check(&change, &self.membership).is_ok()
-        });
-        let Some(id) = ready else { return };
-        let Ok((cc, _)) = reconfig::conf_change(&MemberChange::Promote(id), &self.membership, 0)
-        else {
-            return;
-        };
-        self.auto_promote_proposed_at = Some(now);
-        match self.node.propose_conf_change(Bytes::new(), cc) {
-            Ok(()) => info!(
-                member = format!("{id:x}"),
-                "proposed promoting a learner that caught up (--auto-promote-learners)"
-            ),
-            Err(e) => debug!("learner promotion not proposed: {e}"),
-        }
-    }
-
     fn handle(
         &mut self,
         request: RaftRequest,
@@ -628,95 +591,6 @@ impl RaftCore {
             }
         }
         let _ = reply.send(self.lessor.answer(query, now));
-    }
-
-    /// Checks a membership change as etcd does before proposing it, then proposes its
-    /// ConfChange; the reply waits for the apply.
-    fn propose_member_change(
-        &mut self,
-        change: MemberChange,
-        reply: MemberChangeReply,
-        now: Instant,
-    ) {
-        if let Err(status) = self.check_member_change(&change) {
-            let _ = reply.send(Err(status));
-            return;
-        }
-        let unix_seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (cc, added) = match reconfig::conf_change(&change, &self.membership, unix_seconds) {
-            Ok(built) => built,
-            Err(status) => {
-                let _ = reply.send(Err(status));
-                return;
-            }
-        };
-        let data = cc.encode();
-        match self.node.propose_conf_change(Bytes::new(), cc) {
-            Ok(()) => self.pending.add_conf_change(data, added, reply, now),
-            Err(e) => {
-                debug!("conf change dropped: {e}");
-                let status = if self.shared.leader.load(Ordering::Acquire) == 0 {
-                    errors::no_leader()
-                } else {
-                    // Another membership change is still being applied.
-                    errors::timeout()
-                };
-                let _ = reply.send(Err(status));
-            }
-        }
-    }
-
-    /// Asks the leader to promote learner `id` (etcd forwards over its peer port too).
-    fn forward_promote(&self, leader: u64, id: u64, reply: MemberChangeReply) {
-        let (method, body) = peers::encode_promote(id);
-        let call = self.peers.request(leader, method, body);
-        glommio::spawn_local(async move {
-            let _ = reply.send(call.await.and_then(peers::decode_promote_answer));
-        })
-        .detach();
-    }
-
-    fn check_member_change(&self, change: &MemberChange) -> Result<(), Status> {
-        if let MemberChange::Promote(id) = change {
-            // Only the leader knows how far a learner is (etcd's isLearnerReady).
-            let status = self.node.status();
-            let Some(progress) = status.progress else {
-                return Err(errors::not_leader());
-            };
-            if self.membership.get(*id).is_some_and(|m| m.is_learner) {
-                reconfig::learner_ready(*id, self.shared.member_id, &progress)?;
-            }
-        }
-        if self.settings.strict_reconfig_check {
-            reconfig::strict_check(change, &self.membership)?;
-        }
-        Ok(())
-    }
-
-    /// Maintenance.MoveLeader on the leader (etcd `MoveLeader`): the transferee must be a
-    /// voting member; the reply waits until it leads.
-    fn move_leader(&mut self, target: u64, reply: MoveLeaderReply, now: Instant) {
-        let me = self.shared.member_id;
-        if self.shared.leader.load(Ordering::Acquire) != me {
-            let _ = reply.send(Err(errors::not_leader()));
-            return;
-        }
-        if self.membership.get(target).is_none_or(|m| m.is_learner) {
-            let _ = reply.send(Err(errors::bad_leader_transferee()));
-            return;
-        }
-        if target == me {
-            let _ = reply.send(Ok(()));
-            return;
-        }
-        info!(
-            transferee = format!("{target:x}"),
-            "leadership transfer starting"
-        );
-        self.node.transfer_leader(target);
-        self.pending.add_transfer(target, reply, now);
     }
 
     fn step_peer(&mut self, m: raft::Message) {
@@ -836,150 +710,6 @@ impl RaftCore {
                 "the snapshot was not installed: the member is not behind it".to_string(),
             ));
         }
-    }
-
-    /// Streams the newest checkpoint to `m.to` (Raft asked for a snapshot at its index).
-    /// When that checkpoint's membership does not name the member (it was added after
-    /// it), a checkpoint at the applied index is taken first and sent instead, as etcd
-    /// sends its current state (`createMergedSnapshotMessage`): otherwise the member would
-    /// refuse the snapshot until the next `--snapshot-count` checkpoint.
-    fn send_snapshot(&mut self, m: &raft::Message) {
-        let to = m.to;
-        let mut m = m.clone();
-        let names_member = m.snapshot.as_ref().is_some_and(|s| {
-            let cs = &s.metadata.conf_state;
-            cs.voters.contains(&to) || cs.learners.contains(&to)
-        });
-        let stale = m
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.metadata.index < self.applied);
-        if !names_member && stale {
-            self.checkpoint_now();
-            match raft::Storage::snapshot(self.node.store(), 0) {
-                Ok(fresh) => m.snapshot = Some(fresh),
-                Err(e) => warn!("no snapshot after a fresh checkpoint: {e}"),
-            }
-        }
-        let m = &m;
-        let index = m.snapshot.as_ref().map_or(0, |s| s.metadata.index);
-        let source = match self.mvcc.snapshot_source() {
-            Ok(source) if source.applied_index() == index => source,
-            Ok(source) => {
-                warn!(
-                    member = format!("{to:x}"),
-                    raft = index,
-                    checkpoint = source.applied_index(),
-                    "snapshot and checkpoint differ; not sent"
-                );
-                self.node.report_snapshot(to, true);
-                return;
-            }
-            Err(e) => {
-                warn!(
-                    member = format!("{to:x}"),
-                    "cannot read the snapshot to send: {e}"
-                );
-                self.node.report_snapshot(to, true);
-                return;
-            }
-        };
-        info!(
-            member = format!("{to:x}"),
-            index,
-            bytes = source.total_bytes(),
-            "sending a snapshot"
-        );
-        let chunks = futures::stream::unfold(Some(source), |source| async move {
-            let mut source = source?;
-            glommio::executor().yield_if_needed().await;
-            match source.next_chunk() {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(source))),
-                Ok(None) => None,
-                Err(e) => Some((Err(e.to_string()), None)),
-            }
-        });
-        let sent = self
-            .peers
-            .send_snapshot(to, Bytes::from(m.encode()), Box::pin(chunks));
-        let inbox = self.inbox.clone();
-        glommio::spawn_local(async move {
-            let failed = match sent.await {
-                Ok(()) => false,
-                Err(e) => {
-                    warn!(member = format!("{to:x}"), "snapshot not delivered: {e}");
-                    true
-                }
-            };
-            let _ = inbox
-                .send_async(RaftRequest::SnapshotStatus(to, failed))
-                .await;
-        })
-        .detach();
-    }
-
-    /// Installs the leader's snapshot Raft accepted (etcd `applySnapshot`): the WAL marks
-    /// the new log start first (so a restart finishes an interrupted install from the
-    /// received files), then the store is swapped and the lessor and member table reload.
-    fn install_snapshot(&mut self, snapshot: &raft::Snapshot, hs: Option<raft::HardState>) {
-        let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
-        let received = self.member_dir.join(RECEIVED_SNAPSHOT_DIR);
-        match engine::received_applied_index(&received) {
-            Ok(Some(applied)) if applied == index => {}
-            other => fatal(&format!(
-                "Raft installs a snapshot at {index} but the received files hold {other:?}"
-            )),
-        }
-        let hs = hs.unwrap_or(self.node.status().hard_state);
-        self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));
-        self.wal_append(
-            REC_HARD_STATE,
-            0,
-            &encode_u64s(&[hs.term, hs.vote, hs.commit.max(index)]),
-        );
-        if let Err(e) = self.wal.sync() {
-            fatal(&format!(
-                "WAL sync before installing a snapshot failed: {e}"
-            ));
-        }
-        if let Err(e) = self.mvcc.install(&received) {
-            fatal(&format!("installing the snapshot at {index} failed: {e}"));
-        }
-        if let Err(e) = self.reload_state_machine() {
-            fatal(&format!("the snapshot at {index} cannot be loaded: {e}"));
-        }
-        if let Err(e) = self.node.mut_store().apply_snapshot(snapshot.clone()) {
-            fatal(&format!(
-                "the Raft log cannot start at snapshot {index}: {e}"
-            ));
-        }
-        self.applied = index;
-        self.last_checkpoint = index;
-        self.shared.applied_index.store(index, Ordering::Release);
-        self.shared.watch.resync_all();
-        if let Err(e) = self.wal.purge(index) {
-            warn!("WAL purge after installing a snapshot failed: {e}");
-        }
-        info!(index, term, "finished applying incoming snapshot");
-        if let Some(reply) = self.snapshot_reply.take() {
-            let _ = reply.send(Ok(()));
-        }
-    }
-
-    /// Reloads the lessor and the member table from the store's checkpoint meta.
-    fn reload_state_machine(&mut self) -> Result<(), String> {
-        let (_, meta) = self.mvcc.checkpoint_state();
-        let meta = StateMeta::decode(&meta)?;
-        let min_ttl = lease::min_ttl_seconds(self.settings.election_ticks, self.settings.tick);
-        self.lessor = Lessor::recover(&self.mvcc, &meta.lessor, min_ttl)?;
-        let leader = self.shared.leader.load(Ordering::Acquire) == self.shared.member_id;
-        self.lessor
-            .set_primary(leader, self.settings.election_timeout());
-        if let Some(membership) = meta.membership {
-            self.membership = membership;
-            self.membership_changed();
-        }
-        Ok(())
     }
 
     /// etcd stops a member that applied its own removal (or that its peers refuse as
@@ -1113,73 +843,6 @@ impl RaftCore {
             }
         }
         self.applied = entry.index;
-    }
-
-    /// Applies a membership change to Raft, the member table and the transport, after
-    /// etcd's validation (an invalid change is skipped by every member alike, and its
-    /// proposer gets etcd's error).
-    fn apply_conf_change(&mut self, entry: &Entry) {
-        let cc = raft::ConfChange::decode(&entry.data)
-            .unwrap_or_else(|e| panic!("entry {}: undecodable conf change: {e}", entry.index));
-        let waiter = self.pending.take_conf_change(&entry.data);
-        let replay = self.is_replayed_add(&cc);
-        if !replay {
-            if let Err(status) = reconfig::validate(&cc, &self.membership) {
-                info!(
-                    index = entry.index,
-                    "conf change refused: {}", status.message
-                );
-                if let Some((_, reply)) = waiter {
-                    let _ = reply.send(Err(status));
-                }
-                return;
-            }
-        }
-        match self.node.apply_conf_change(&cc) {
-            Ok(conf_state) => self.node.mut_store().set_conf_state(conf_state),
-            Err(e) => {
-                warn!(index = entry.index, "conf change rejected by raft: {e}");
-                if let Some((_, reply)) = waiter {
-                    let _ = reply.send(Err(Status::new(net::Code::Internal, e.to_string())));
-                }
-                return;
-            }
-        }
-        if !replay {
-            reconfig::apply(&cc, &mut self.membership);
-            self.membership_changed();
-            info!(
-                index = entry.index,
-                change = ?cc.change_type,
-                member = format!("{:x}", cc.node_id),
-                "applied a membership change"
-            );
-        }
-        if let Some((added, reply)) = waiter {
-            let _ = reply.send(Ok(MemberChangeResult {
-                member: added,
-                members: self.membership.members().cloned().collect(),
-            }));
-        }
-        if cc.change_type == ConfChangeType::RemoveNode && cc.node_id == self.shared.member_id {
-            self.removed = true;
-        }
-    }
-
-    /// A bootstrap AddNode re-applied at start for a member the table already holds with
-    /// the same peer URLs (the table a member starts with already reflects it).
-    fn is_replayed_add(&self, cc: &raft::ConfChange) -> bool {
-        if cc.change_type == ConfChangeType::RemoveNode || reconfig::is_promote(cc) {
-            return false;
-        }
-        let Ok(member) = MemberInfo::from_raft_context(&cc.context) else {
-            return false;
-        };
-        self.membership.get(member.id).is_some_and(|m| {
-            m.peer_urls == member.peer_urls
-                && m.is_learner == member.is_learner
-                && cc.change_type != ConfChangeType::UpdateNode
-        })
     }
 
     fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
