@@ -249,6 +249,35 @@ fn leader_kill9_under_load_loses_no_acknowledged_write() {
 }
 
 /// Awaits every task in order and returns their outputs.
+/// [`WRITES_WHILE_STOPPED`] puts of `<prefix>/<writer>/<n>` by
+/// [`CATCH_UP_WRITERS_COUNT`] concurrent writers spread over `members`; every one must
+/// succeed (a quorum is up).
+fn write_concurrently(cluster: &Cluster, members: &[usize], prefix: &str) {
+    runtime().block_on(async {
+        let mut clients = Vec::new();
+        for &i in members {
+            clients.push(cluster.client(i, OP_TIMEOUT_MS).await);
+        }
+        let per_writer = WRITES_WHILE_STOPPED / CATCH_UP_WRITERS_COUNT;
+        let tasks: Vec<_> = (0..CATCH_UP_WRITERS_COUNT)
+            .map(|w| {
+                let mut client = clients[w as usize % clients.len()].clone();
+                let prefix = prefix.to_string();
+                tokio::spawn(async move {
+                    for n in 0..per_writer {
+                        let key = format!("{prefix}/{w:03}/{n:04}");
+                        client
+                            .put(key.clone(), format!("value-{w}-{n}"), None)
+                            .await
+                            .unwrap_or_else(|e| panic!("put {key} with a quorum up: {e}"));
+                    }
+                })
+            })
+            .collect();
+        futures_join(tasks).await;
+    });
+}
+
 async fn futures_join<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::with_capacity(handles.len());
     for handle in handles {
@@ -340,29 +369,7 @@ fn a_stopped_member_catches_up_by_snapshot() {
     ok(cluster.etcdctl(leader, &["put", "snap/first", "v"]));
 
     cluster.stop(lagging);
-    let rt = runtime();
-    rt.block_on(async {
-        let mut clients = Vec::new();
-        for &i in &live {
-            clients.push(cluster.client(i, OP_TIMEOUT_MS).await);
-        }
-        let per_writer = WRITES_WHILE_STOPPED / CATCH_UP_WRITERS_COUNT;
-        let tasks: Vec<_> = (0..CATCH_UP_WRITERS_COUNT)
-            .map(|w| {
-                let mut client = clients[w as usize % clients.len()].clone();
-                tokio::spawn(async move {
-                    for n in 0..per_writer {
-                        let key = format!("snap/{w:03}/{n:04}");
-                        client
-                            .put(key.clone(), format!("value-{w}-{n}"), None)
-                            .await
-                            .unwrap_or_else(|e| panic!("put {key} with a quorum up: {e}"));
-                    }
-                })
-            })
-            .collect();
-        futures_join(tasks).await;
-    });
+    write_concurrently(&cluster, &live, "snap");
     cluster.cont(lagging);
 
     let converged = cluster.wait_hashkv_equal(&[0, 1, 2]);
@@ -704,29 +711,7 @@ fn a_member_added_after_log_compaction_catches_up_by_snapshot() {
         .size(3)
         .args(&["--snapshot-count", &count])
         .start();
-    let rt = runtime();
-    rt.block_on(async {
-        let mut clients = Vec::new();
-        for i in 0..3 {
-            clients.push(cluster.client(i, OP_TIMEOUT_MS).await);
-        }
-        let per_writer = WRITES_WHILE_STOPPED / CATCH_UP_WRITERS_COUNT;
-        let tasks: Vec<_> = (0..CATCH_UP_WRITERS_COUNT)
-            .map(|w| {
-                let mut client = clients[w as usize % clients.len()].clone();
-                tokio::spawn(async move {
-                    for n in 0..per_writer {
-                        let key = format!("added/{w:03}/{n:04}");
-                        client
-                            .put(key.clone(), format!("value-{w}-{n}"), None)
-                            .await
-                            .unwrap_or_else(|e| panic!("put {key}: {e}"));
-                    }
-                })
-            })
-            .collect();
-        futures_join(tasks).await;
-    });
+    write_concurrently(&cluster, &[0, 1, 2], "added");
     let added = cluster.add_member("m3", false);
     let converged = cluster.wait_hashkv_equal(&[0, 1, 2, added]);
     assert_eq!(converged.revision, 1 + WRITES_WHILE_STOPPED as i64);
