@@ -165,14 +165,7 @@ impl Cluster {
     /// the member's log tail if a member exits or the cluster is not ready within
     /// `startup_timeout`.
     pub async fn start(target: &str, bin: &Path, startup_timeout: Duration) -> Result<Cluster> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("cairn-bench-cluster-{target}-"))
-            .tempdir()
-            .map_err(|source| BenchError::Io {
-                op: "create temp dir",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = crate::server::temp_dir(&format!("cairn-bench-cluster-{target}-"))?;
         let ports = free_port_list(2 * CLUSTER_MEMBERS)?;
         let names: Vec<String> = (1..=CLUSTER_MEMBERS).map(|i| format!("n{i}")).collect();
         let peers: Vec<(String, u16)> = names

@@ -140,6 +140,20 @@ pub(crate) async fn probe_health(port: u16, timeout: Duration) -> bool {
     }
 }
 
+/// A fresh temporary directory named `<prefix>…` for a server's data and log.
+///
+/// Errors: [`BenchError::Io`] naming the temp directory.
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            op: "create temp dir",
+            path: std::env::temp_dir(),
+            source,
+        })
+}
+
 /// A running server under test. Dropping it kills the process (SIGKILL), reaps it and
 /// removes its temporary directory.
 pub struct ServerProcess {
@@ -159,14 +173,7 @@ impl ServerProcess {
     /// [`BenchError::Server`] (with the tail of its log) if the process exits or is not
     /// healthy within `startup_timeout`.
     pub async fn start(name: &str, bin: &Path, startup_timeout: Duration) -> Result<ServerProcess> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("cairn-bench-{name}-"))
-            .tempdir()
-            .map_err(|source| BenchError::Io {
-                op: "create temp dir",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = temp_dir(&format!("cairn-bench-{name}-"))?;
         let (client_port, peer_port) = free_ports()?;
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).map_err(|source| BenchError::Io {
