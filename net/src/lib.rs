@@ -22,6 +22,7 @@ mod error;
 mod framing;
 mod grpc;
 mod http1;
+mod notify;
 pub mod pb;
 pub mod peer;
 mod shutdown;

@@ -1,17 +1,14 @@
 //! A per-core, one-way shutdown latch.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+
+use crate::notify::Notify;
 
 #[derive(Default)]
 struct Inner {
     triggered: Cell<bool>,
-    next_waiter_id: Cell<u64>,
-    waiters: RefCell<HashMap<u64, Waker>>,
+    notify: Notify,
 }
 
 /// Per-core shutdown signal (an `Rc` inside; clones share the state; not `Send`).
@@ -33,12 +30,8 @@ impl Shutdown {
 
     /// Triggers the signal and wakes every waiter. Idempotent.
     pub fn trigger(&self) {
-        if self.inner.triggered.replace(true) {
-            return;
-        }
-        let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
-        for (_, waker) in waiters {
-            waker.wake();
+        if !self.inner.triggered.replace(true) {
+            self.inner.notify.notify();
         }
     }
 
@@ -49,11 +42,12 @@ impl Shutdown {
 
     /// Resolves once the signal is triggered (at once if it already was).
     pub async fn wait(&self) {
-        Wait {
-            inner: &self.inner,
-            id: None,
+        // `changed()` is taken before the check: a trigger in between is not missed.
+        let changed = self.inner.notify.changed();
+        if self.inner.triggered.get() {
+            return;
         }
-        .await
+        changed.await
     }
 }
 
@@ -62,43 +56,6 @@ impl std::fmt::Debug for Shutdown {
         f.debug_struct("Shutdown")
             .field("triggered", &self.is_triggered())
             .finish()
-    }
-}
-
-struct Wait<'a> {
-    inner: &'a Inner,
-    id: Option<u64>,
-}
-
-impl Future for Wait<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.inner.triggered.get() {
-            return Poll::Ready(());
-        }
-        let id = match self.id {
-            Some(id) => id,
-            None => {
-                let id = self.inner.next_waiter_id.get();
-                self.inner.next_waiter_id.set(id + 1);
-                self.id = Some(id);
-                id
-            }
-        };
-        self.inner
-            .waiters
-            .borrow_mut()
-            .insert(id, cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for Wait<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.inner.waiters.borrow_mut().remove(&id);
-        }
     }
 }
 
@@ -114,10 +71,10 @@ mod tests {
         assert!(!shutdown.is_triggered());
         let mut waiting = Box::pin(clone.wait());
         assert_eq!(waiting.as_mut().now_or_never(), None);
-        assert_eq!(shutdown.inner.waiters.borrow().len(), 1);
+        assert_eq!(shutdown.inner.notify.waiter_count(), 1);
         shutdown.trigger();
         assert!(clone.is_triggered());
-        assert_eq!(shutdown.inner.waiters.borrow().len(), 0);
+        assert_eq!(shutdown.inner.notify.waiter_count(), 0);
         assert_eq!(waiting.as_mut().now_or_never(), Some(()));
         assert_eq!(clone.wait().now_or_never(), Some(()));
         shutdown.trigger();
@@ -131,8 +88,8 @@ mod tests {
             let mut waiting = Box::pin(shutdown.wait());
             assert_eq!(waiting.as_mut().now_or_never(), None);
             assert_eq!(waiting.as_mut().now_or_never(), None);
-            assert_eq!(shutdown.inner.waiters.borrow().len(), 1);
+            assert_eq!(shutdown.inner.notify.waiter_count(), 1);
         }
-        assert_eq!(shutdown.inner.waiters.borrow().len(), 0);
+        assert_eq!(shutdown.inner.notify.waiter_count(), 0);
     }
 }

@@ -46,7 +46,6 @@
 //! (or [`PeerServer`]) on the receiving side, [`PeerTransport`] on the sending side (one task
 //! per peer). Both stop on their shutdown signal.
 
-mod notify;
 mod server;
 mod transport;
 mod wire;

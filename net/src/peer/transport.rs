@@ -18,7 +18,6 @@ use h2::client::SendRequest;
 use h2::{Ping, PingPong, RecvStream, SendStream};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use super::notify::Notify;
 use super::wire::{
     build_request, check_method_name, check_response_head, id_hex, read_single_response,
     read_trailer_status, PeerUrl, CALL_PATH_PREFIX, RAFT_PATH, SNAPSHOT_PATH,
@@ -29,6 +28,7 @@ use crate::conn::{
     H2_STREAM_WINDOW_BYTES,
 };
 use crate::framing::{encode_message, encode_message_header, MessageDecoder};
+use crate::notify::Notify;
 use crate::shutdown::Shutdown;
 use crate::status::{Code, Status};
 use crate::stream::{next_message, status_from_h2, COALESCE_BYTES_MAX};

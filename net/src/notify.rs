@@ -44,6 +44,14 @@ impl Notify {
     }
 }
 
+impl Notify {
+    /// Waiters currently registered (tests check that none leak).
+    #[cfg(test)]
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.inner.waiters.borrow().len()
+    }
+}
+
 /// See [`Notify::changed`].
 pub(crate) struct Changed {
     inner: Rc<Inner>,
