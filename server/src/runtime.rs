@@ -59,6 +59,17 @@ pub fn check_io_uring() -> Result<(), String> {
 
 /// Runs the server until SIGTERM/SIGINT; returns once everything is durable.
 pub fn run(config: ServerConfig) -> Result<(), String> {
+    if let Some(l) = config
+        .listen_client_addrs
+        .iter()
+        .chain(&config.listen_peer_addrs)
+        .find(|l| l.tls)
+    {
+        return Err(format!(
+            "https:// listener {} is not served yet: TLS is not wired into the runtime",
+            l.addr
+        ));
+    }
     let identity = member::load_or_bootstrap(&config)?;
     info!(
         name = %config.name,
@@ -102,7 +113,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
-        let addrs = config.listen_client_addrs.clone();
+        let addrs: Vec<std::net::SocketAddr> =
+            config.listen_client_addrs.iter().map(|l| l.addr).collect();
         let raft_start = (core == 0).then(|| RaftStart {
             member_dir: identity.member_dir.clone(),
             member_id: identity.member_id,
@@ -130,7 +142,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             boot_id,
             requests: raft_rx.clone(),
             sender: raft_tx.clone(),
-            peer_addrs: config.listen_peer_addrs.clone(),
+            peer_addrs: config.listen_peer_addrs.iter().map(|l| l.addr).collect(),
         });
         let raft_stop_rx = raft_stop_rx.clone();
         let shared_tx = shared_tx.clone();
