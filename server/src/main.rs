@@ -22,35 +22,29 @@ mod runtime;
 mod service;
 mod watch;
 
-use clap::{CommandFactory, FromArgMatches};
-
 /// mimalloc's per-thread heaps suit thread-per-core: with `cairn-bench compare` (100
 /// clients) server CPU per put went from ~45 µs to ~42 µs against glibc malloc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let matches = config::Config::command().get_matches();
-    if let Err(e) = config::check_env_shadowing(&matches) {
-        eprintln!("cairn: {e}");
-        std::process::exit(1);
-    }
-    let cli = config::Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if cli.version {
-        println!("cairn Version: {}", service::CAIRN_VERSION);
-        println!("etcd API Version: {}", service::ETCD_API_VERSION);
-        println!(
-            "OS/Arch: {}/{}",
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        );
-        return;
-    }
-    let config = match cli.validate() {
-        Ok(c) => c,
-        Err(e) => {
+    let config = match config::load(std::env::args_os().collect()) {
+        Ok(config::Loaded::Version) => {
+            print!(
+                "{}",
+                config::version_text(service::CAIRN_VERSION, service::ETCD_API_VERSION)
+            );
+            return;
+        }
+        Ok(config::Loaded::Server(config)) => *config,
+        Err(config::LoadError::Usage(e)) => e.exit(),
+        Err(config::LoadError::Invalid(e)) => {
             eprintln!("cairn: {e}");
             std::process::exit(2);
+        }
+        Err(config::LoadError::Fatal(e)) => {
+            eprintln!("cairn: {e}");
+            std::process::exit(1);
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
@@ -61,6 +55,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    config::log_given_config(&config);
     if let Err(e) = runtime::check_io_uring() {
         eprintln!("cairn: {e}");
         std::process::exit(1);

@@ -24,8 +24,6 @@ pub const RAFT_QUEUE_CAPACITY: usize = 8_192;
 /// Bytes of io_uring registered buffers per executor (Cairn reads and writes through the
 /// page cache, so a small pool suffices and keeps under low RLIMIT_MEMLOCK limits).
 pub const IO_MEMORY_BYTES: usize = 512 * 1024;
-/// Most concurrent HTTP/2 streams per client connection.
-pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
 
 /// Fails with a message naming the cause and the fix when io_uring cannot be used.
 pub fn check_io_uring() -> Result<(), String> {
@@ -88,11 +86,12 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         election_timeout: Duration::from_millis(
             config.heartbeat_interval_ms * config.election_ticks as u64,
         ),
+        watch_progress_notify_interval: config.watch_progress_notify_interval,
     });
     let limits = net::ServerLimits {
         max_recv_message_bytes: config.max_recv_message_bytes,
         max_send_message_bytes: usize::MAX >> 1,
-        max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+        max_concurrent_streams: config.max_concurrent_streams,
         http1_max_body_bytes: config.max_recv_message_bytes,
     };
     let boot_id = std::time::SystemTime::now()
@@ -356,6 +355,7 @@ async fn serve_core(
 ) {
     let shared_for_watch = shared.clone();
     let max_request_bytes = service_config.max_request_bytes;
+    let progress_notify_interval = service_config.watch_progress_notify_interval;
     let service = Rc::new(EtcdService::new(
         shared.clone(),
         service_config,
@@ -365,7 +365,12 @@ async fn serve_core(
     ));
     let endpoints = Rc::new(Endpoints::new(shared));
     let shutdown = net::Shutdown::new();
-    crate::watch::start_hub(shared_for_watch, shutdown.clone(), max_request_bytes);
+    crate::watch::start_hub(
+        shared_for_watch,
+        shutdown.clone(),
+        max_request_bytes,
+        progress_notify_interval,
+    );
     let mut servers = Vec::new();
     for addr in addrs {
         let listener = match net::bind_reuseport(addr) {

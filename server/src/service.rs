@@ -47,6 +47,8 @@ pub struct ServiceConfig {
     pub client_urls: Vec<String>,
     /// `--election-timeout`.
     pub election_timeout: std::time::Duration,
+    /// Interval of watch progress notifications (etcd `--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: std::time::Duration,
 }
 
 /// One core's gRPC service.

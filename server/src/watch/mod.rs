@@ -224,8 +224,14 @@ thread_local! {
 
 /// Starts this core's hub: subscribes to the publisher and spawns the hub task, which ends
 /// when `shutdown` triggers. `max_request_bytes` (etcd `--max-request-bytes`) plus
-/// [`GRPC_OVERHEAD_BYTES`] bounds fragments.
-pub fn start_hub(shared: Arc<Shared>, shutdown: net::Shutdown, max_request_bytes: usize) {
+/// [`GRPC_OVERHEAD_BYTES`] bounds fragments; `progress_every` is etcd's
+/// `--experimental-watch-progress-notify-interval`.
+pub fn start_hub(
+    shared: Arc<Shared>,
+    shutdown: net::Shutdown,
+    max_request_bytes: usize,
+    progress_every: Duration,
+) {
     let feed = shared.watch.subscribe();
     let next_rev = shared.reader.current_revision() + 1;
     let hub = Rc::new(WatchHub {
@@ -241,16 +247,17 @@ pub fn start_hub(shared: Arc<Shared>, shutdown: net::Shutdown, max_request_bytes
         max_request_bytes: max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES),
     });
     HUB.with(|h| *h.borrow_mut() = Some(hub.clone()));
-    glommio::spawn_local(hub.run(feed, progress_interval())).detach();
+    glommio::spawn_local(hub.run(feed, progress_interval(progress_every))).detach();
 }
 
-/// [`PROGRESS_NOTIFY_INTERVAL`], or the test override from [`PROGRESS_NOTIFY_INTERVAL_ENV`].
-fn progress_interval() -> Duration {
+/// `flag` ([`PROGRESS_NOTIFY_INTERVAL`] unless set), or the test override from
+/// [`PROGRESS_NOTIFY_INTERVAL_ENV`].
+fn progress_interval(flag: Duration) -> Duration {
     std::env::var(PROGRESS_NOTIFY_INTERVAL_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|ms| *ms > 0)
-        .map_or(PROGRESS_NOTIFY_INTERVAL, Duration::from_millis)
+        .map_or(flag, Duration::from_millis)
 }
 
 enum Wake {
