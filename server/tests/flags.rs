@@ -199,3 +199,388 @@ fn cores_flag_is_accepted() {
     let (exit, stdout, stderr) = text(&server.etcdctl(&["get", "k"]));
     assert_eq!((exit, stdout.as_str(), stderr.as_str()), (0, "k\nv\n", ""));
 }
+
+/// Workers that start servers at once in [`every_etcd_help_flag_starts_and_serves`].
+const PARALLEL_STARTS_MAX: usize = 4;
+
+/// Flags the test helper passes on every start (with its own ports and paths); passing
+/// etcd's defaults for them again would point the server elsewhere.
+const HELPER_FLAGS: &[&str] = &[
+    "name",
+    "data-dir",
+    "listen-client-urls",
+    "advertise-client-urls",
+    "listen-peer-urls",
+    "initial-advertise-peer-urls",
+    "initial-cluster",
+];
+
+/// `(flag, default)` of every flag `etcd --help` lists (Debian's etcd 3.4), read from the
+/// real binary: lines `  --name 'default'` or `  --bcrypt-cost 10`.
+fn etcd_help_flags() -> Vec<(String, String)> {
+    let output = Command::new("etcd")
+        .arg("--help")
+        .output()
+        .expect("run `etcd --help` (Debian package etcd-server)");
+    let help = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut flags = Vec::new();
+    for line in help.lines() {
+        let Some(rest) = line.strip_prefix("  --") else {
+            continue;
+        };
+        let (name, default) = rest.split_once(' ').unwrap_or((rest, ""));
+        flags.push((
+            name.to_string(),
+            default.trim().trim_matches('\'').to_string(),
+        ));
+    }
+    flags
+}
+
+/// A value etcd accepts for `flag`: its help default, or a sensible one where the help
+/// shows none that parses.
+fn valid_value(flag: &str, default: &str) -> String {
+    match (flag, default) {
+        ("max-concurrent-streams", "math.MaxUint32") => "4294967295".into(),
+        ("backend-batch-interval", "") => "100ms".into(),
+        // etcd 3.4 refuses an explicit empty list: "unexpected TLS cipher suite \"\"".
+        ("cipher-suites", "") => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+        _ => default.to_string(),
+    }
+}
+
+/// Runs `check` on each item with at most [`PARALLEL_STARTS_MAX`] at once; panics with
+/// every failure's message.
+fn for_each_parallel<T: Send + Sync>(items: &[T], check: impl Fn(&T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_STARTS_MAX {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(item)));
+                if let Err(panic) = result {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.lock().unwrap().push(message);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n---\n")
+    );
+}
+
+/// A started server answers a put and a get, then stops on SIGTERM with exit 0.
+fn serves_and_stops(mut server: TestServer, what: &str) -> String {
+    let (exit, stdout, stderr) = text(&server.etcdctl(&["put", "k", "v"]));
+    assert_eq!(
+        (exit, stdout.as_str(), stderr.as_str()),
+        (0, "OK\n", ""),
+        "{what}: put"
+    );
+    let (exit, stdout, _) = text(&server.etcdctl(&["get", "k", "--print-value-only"]));
+    assert_eq!((exit, stdout.as_str()), (0, "v\n"), "{what}: get");
+    let log = server.log();
+    let status = server.sigterm();
+    assert_clean_stop(status, &format!("{what}; log:\n{log}"));
+    log
+}
+
+/// Cairn exits 0 after SIGTERM; etcd 3.4 runs its shutdown handlers and re-raises
+/// SIGTERM (pkg/osutil/interrupt_unix.go), so it dies of signal 15.
+fn assert_clean_stop(status: std::process::ExitStatus, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    match Target::from_env() {
+        Target::Cairn => assert_eq!(status.code(), Some(0), "{what}: SIGTERM exit status"),
+        Target::Etcd => assert!(
+            status.code() == Some(0) || status.signal() == Some(libc::SIGTERM),
+            "{what}: SIGTERM exit status {status:?}"
+        ),
+    }
+}
+
+fn ignored_warning(flag: &str) -> String {
+    format!("{flag} is accepted for etcd compatibility and ignored")
+}
+
+#[test]
+fn every_etcd_help_flag_starts_and_serves() {
+    let flags = etcd_help_flags();
+    assert!(
+        flags.len() >= 70,
+        "etcd --help listed only {} flags",
+        flags.len()
+    );
+    let to_pass: Vec<(String, String)> = flags
+        .into_iter()
+        .filter(|(name, _)| !HELPER_FLAGS.contains(&name.as_str()))
+        .map(|(name, default)| {
+            let value = valid_value(&name, &default);
+            (name, value)
+        })
+        .collect();
+    let is_cairn = Target::from_env() == Target::Cairn;
+    for_each_parallel(&to_pass, |(name, value)| {
+        let arg = format!("--{name}={value}");
+        let server = TestServer::builder().args(&[arg.as_str()]).start();
+        let log = serves_and_stops(server, &arg);
+        // Spot checks of the warning: flags Cairn ignores say so once, implemented ones not.
+        if is_cairn {
+            let warned = log.matches(&ignored_warning(&format!("--{name}"))).count();
+            match name.as_str() {
+                "wal-dir"
+                | "enable-v2"
+                | "proxy"
+                | "max-wals"
+                | "auth-token"
+                | "enable-pprof"
+                | "log-package-levels"
+                | "experimental-backend-bbolt-freelist-type" => {
+                    assert_eq!(warned, 1, "{arg}: one warning expected; log:\n{log}")
+                }
+                "snapshot-count"
+                | "max-txn-ops"
+                | "heartbeat-interval"
+                | "log-level"
+                | "experimental-watch-progress-notify-interval"
+                | "max-concurrent-streams" => {
+                    assert_eq!(warned, 0, "{arg}: implemented, no warning; log:\n{log}")
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+#[test]
+fn kubeadm_static_pod_flags_without_tls() {
+    // kubeadm's etcd manifest (cmd/kubeadm/app/phases/etcd/local.go) with http URLs: the
+    // TLS file flags wait for the tls work; everything else is passed as kubeadm does.
+    let metrics = format!("http://127.0.0.1:{}", free_port());
+    let server = TestServer::builder()
+        .args(&[
+            "--client-cert-auth=true",
+            "--experimental-initial-corrupt-check=true",
+            "--experimental-watch-progress-notify-interval=5s",
+            &format!("--listen-metrics-urls={metrics}"),
+            "--peer-client-cert-auth=true",
+            "--snapshot-count=10000",
+        ])
+        .start();
+    let log = serves_and_stops(server, "kubeadm flags");
+    if Target::from_env() == Target::Cairn {
+        assert!(
+            !log.contains("is accepted for etcd compatibility and ignored"),
+            "kubeadm's flags are all implemented; log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn watch_progress_notify_interval_flag_sets_the_interval() {
+    // etcd --experimental-watch-progress-notify-interval: a watcher created with
+    // progress_notify gets an empty response with the current revision every interval.
+    // The default (10 min) would never answer within the test's 20 s bound.
+    let server = TestServer::builder()
+        .env("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "1s")
+        .start();
+    runtime().block_on(async {
+        let mut c = server.client().await;
+        c.put("k", "v", None).await.expect("put");
+        let options = etcd_client::WatchOptions::new().with_progress_notify();
+        let (_watcher, mut stream) = c.watch("k", Some(options)).await.expect("watch");
+        let progress = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let response = stream.message().await.expect("stream").expect("open");
+                if !response.created() && response.events().is_empty() {
+                    return response;
+                }
+            }
+        })
+        .await
+        .expect("a progress notification within 20 s");
+        assert_eq!(progress.header().expect("header").revision(), 2);
+    });
+}
+
+#[test]
+fn ignored_flags_and_unknown_variables_warn_once_each() {
+    if common::skip_unless_cairn("the warning text is Cairn's") {
+        return;
+    }
+    let server = TestServer::builder()
+        .args(&["--wal-dir", "/nonexistent/wal", "--enable-v2"])
+        .env("ETCD_MAX_WALS", "3")
+        .env("ETCD_NO_SUCH_SETTING", "1")
+        .start();
+    let log = serves_and_stops(server, "ignored flags");
+    for flag in ["--wal-dir", "--enable-v2", "--max-wals"] {
+        assert_eq!(
+            log.matches(&ignored_warning(flag)).count(),
+            1,
+            "{flag}; log:\n{log}"
+        );
+    }
+    assert_eq!(
+        log.matches(&ignored_warning("ETCD_NO_SUCH_SETTING"))
+            .count(),
+        1,
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("unrecognized environment variable"),
+        "log:\n{log}"
+    );
+    // Defaults warn nothing.
+    let log = serves_and_stops(TestServer::start(), "defaults");
+    assert!(!log.contains("ignored"), "log:\n{log}");
+}
+
+/// Spawns `command` (output to `log_path`) and waits until `/health` on `client_port`
+/// answers healthy; panics with the log if it exits or does not within the start-up bound.
+fn spawn_healthy(mut command: Command, client_port: u16, log_path: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log_path).expect("log file");
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn server");
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(common::STARTUP_TIMEOUT_MS);
+    while !common::is_healthy(client_port) {
+        let exited = child.try_wait().expect("try_wait");
+        if exited.is_some() || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "server not healthy ({exited:?}); log:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = i32::try_from(child.id()).expect("pid fits i32");
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(common::SHUTDOWN_TIMEOUT_MS);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_file_with_nested_tls_keys_starts_and_ignores_other_flags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (client_port, peer_port) = (free_port(), free_port());
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let data_dir = dir.path().join("from-file.etcd");
+    let yaml = format!(
+        "name: filenode\n\
+         data-dir: {data}\n\
+         listen-client-urls: {client}\n\
+         advertise-client-urls: {client}\n\
+         listen-peer-urls: {peer}\n\
+         initial-advertise-peer-urls: {peer}\n\
+         initial-cluster: filenode={peer}\n\
+         initial-cluster-token: file-token\n\
+         max-txn-ops: 2\n\
+         logger: zap\n\
+         log-outputs: [stderr]\n\
+         client-transport-security:\n  client-cert-auth: false\n  auto-tls: false\n\
+         peer-transport-security:\n  client-cert-auth: false\n  auto-tls: false\n\
+         not-an-etcd-key: 1\n",
+        data = data_dir.display()
+    );
+    let path = dir.path().join("etcd.conf.yml");
+    std::fs::write(&path, yaml).expect("write config file");
+    let mut command = Target::from_env().command();
+    command
+        .current_dir(dir.path())
+        .arg(format!("--config-file={}", path.display()))
+        // Ignored, as etcd: the file wins over other flags and ETCD_* variables.
+        .args(["--name", "flagnode", "--max-txn-ops", "100"])
+        .env("ETCD_SNAPSHOT_COUNT", "abc");
+    let log_path = dir.path().join("server.log");
+    let mut child = spawn_healthy(command, client_port, &log_path);
+    let put = common::etcdctl_at(&client, &["put", "k", "v"], "");
+    assert_eq!(text(&put).0, 0, "{:?}", text(&put));
+    // max-txn-ops 2 from the file: a txn with 3 puts is refused.
+    let txn = common::etcdctl_at(&client, &["txn"], "\n\nput a 1\nput b 2\nput c 3\n\n");
+    let (exit, _, stderr) = text(&txn);
+    assert_ne!(exit, 0, "a 3-op txn must be refused");
+    assert!(
+        stderr.contains("too many operations in txn request"),
+        "{stderr}"
+    );
+    let members = common::etcdctl_at(&client, &["member", "list"], "");
+    let (_, stdout, _) = text(&members);
+    assert!(stdout.contains("filenode"), "name from the file: {stdout}");
+    assert!(is_non_empty_dir(&data_dir), "data dir from the file");
+    assert!(!dir.path().join("flagnode.etcd").exists());
+    let status = sigterm_and_wait(&mut child);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert_clean_stop(status, &format!("config file; log:\n{log}"));
+    assert!(
+        log.contains("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided"),
+        "log:\n{log}"
+    );
+}
+
+#[test]
+fn cairn_version_subcommand_prints_etcd_layout() {
+    if common::skip_unless_cairn("`etcd version` is not an etcd command") {
+        return;
+    }
+    for args in [&["version"][..], &["--version"][..]] {
+        let mut command = Target::from_env().command();
+        command.args(args);
+        let (exit, stdout, stderr) = text(&run_to_exit(command, EXIT_TIMEOUT_MS));
+        assert_eq!(exit, 0, "{args:?}: {stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 5, "{stdout}");
+        assert_eq!(
+            lines[0],
+            format!("cairn Version: {}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(lines[1], "etcd API Version: 3.6.0");
+        let sha = lines[2].strip_prefix("Git SHA: ").expect("Git SHA line");
+        assert!(
+            sha == "Not provided" || (sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit())),
+            "{sha:?}"
+        );
+        assert!(
+            lines[3].starts_with("Rust Version: rustc 1."),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(lines[4], "Rust OS/Arch: linux/amd64");
+    }
+}

@@ -786,14 +786,20 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
     }
     let command = command();
     let args = go_style_args(&command, args);
-    let matches = command
-        .clone()
+    // First the command line alone (as etcd's flagSet.Parse): it decides between the
+    // config file and flags + environment; ETCD_* variables are read only in the latter.
+    let without_env = || command.clone().mut_args(|arg| arg.env(None::<&str>));
+    let line = without_env()
         .try_get_matches_from(&args)
         .map_err(LoadError::Usage)?;
-    if matches.get_flag("version") {
+    if line.get_flag("version") {
         return Ok(Loaded::Version);
     }
-    let config_file = matches.get_one::<PathBuf>("config_file").cloned();
+    let config_file = line.get_one::<PathBuf>("config_file").cloned().or_else(|| {
+        std::env::var_os(table::env_name("config-file"))
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     let (matches, from_file) = match &config_file {
         Some(path) => {
             let text = read_config_file(path).map_err(LoadError::Fatal)?;
@@ -801,13 +807,16 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
                 .map_err(|e| LoadError::Fatal(format!("{}: {e}", path.display())))?;
             let mut argv = vec![OsString::from("cairn")];
             argv.extend(file_args.into_iter().map(OsString::from));
-            let matches = command
-                .mut_args(|arg| arg.env(None::<&str>))
+            let matches = without_env()
                 .try_get_matches_from(argv)
                 .map_err(|e| LoadError::Fatal(format!("{}: {}", path.display(), e.render())))?;
             (matches, Some((path.clone(), unknown)))
         }
         None => {
+            let matches = command
+                .clone()
+                .try_get_matches_from(&args)
+                .map_err(LoadError::Usage)?;
             check_env_shadowing(&matches).map_err(LoadError::Fatal)?;
             (matches, None)
         }
@@ -825,9 +834,7 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
                 )
             }));
         }
-        None => server
-            .ignored_flags
-            .extend(unrecognized_env(&self::command())),
+        None => server.ignored_flags.extend(unrecognized_env(&command)),
     }
     if server.auto_compaction != AutoCompaction::Off {
         server.ignored_flags.push((
