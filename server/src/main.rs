@@ -9,6 +9,7 @@
 
 mod api;
 mod cluster;
+mod compactor;
 mod config;
 mod election;
 mod errors;

@@ -87,6 +87,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             config.heartbeat_interval_ms * config.election_ticks as u64,
         ),
         watch_progress_notify_interval: config.watch_progress_notify_interval,
+        auto_compaction: config.auto_compaction,
     });
     let limits = net::ServerLimits {
         max_recv_message_bytes: config.max_recv_message_bytes,
@@ -356,6 +357,7 @@ async fn serve_core(
     let shared_for_watch = shared.clone();
     let max_request_bytes = service_config.max_request_bytes;
     let progress_notify_interval = service_config.watch_progress_notify_interval;
+    let auto_compaction = service_config.auto_compaction;
     let service = Rc::new(EtcdService::new(
         shared.clone(),
         service_config,
@@ -365,6 +367,9 @@ async fn serve_core(
     ));
     let endpoints = Rc::new(Endpoints::new(shared));
     let shutdown = net::Shutdown::new();
+    if core == 0 {
+        crate::compactor::start(service.clone(), auto_compaction, shutdown.clone());
+    }
     crate::watch::start_hub(
         shared_for_watch,
         shutdown.clone(),

@@ -49,6 +49,8 @@ pub struct ServiceConfig {
     pub election_timeout: std::time::Duration,
     /// Interval of watch progress notifications (etcd `--experimental-watch-progress-notify-interval`).
     pub watch_progress_notify_interval: std::time::Duration,
+    /// `--auto-compaction-mode` / `--auto-compaction-retention`.
+    pub auto_compaction: crate::config::AutoCompaction,
 }
 
 /// One core's gRPC service.

@@ -836,12 +836,6 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
         }
         None => server.ignored_flags.extend(unrecognized_env(&command)),
     }
-    if server.auto_compaction != AutoCompaction::Off {
-        server.ignored_flags.push((
-            "--auto-compaction-retention".into(),
-            "automatic compaction is not implemented yet; compact with `etcdctl compact`".into(),
-        ));
-    }
     Ok(Loaded::Server(Box::new(server)))
 }
 
@@ -1277,14 +1271,13 @@ peer-transport-security:
     }
 
     #[test]
-    fn auto_compaction_warns_until_implemented() {
+    fn auto_compaction_parsed_as_etcd() {
         let c = load_args(&["--auto-compaction-retention=1"]).unwrap();
         assert_eq!(
             c.auto_compaction,
             AutoCompaction::Periodic(Duration::from_secs(3600))
         );
-        assert_eq!(c.ignored_flags.len(), 1);
-        assert_eq!(c.ignored_flags[0].0, "--auto-compaction-retention");
+        assert_eq!(c.ignored_flags, Vec::new());
         let e = load_args(&[
             "--auto-compaction-mode=revision",
             "--auto-compaction-retention=1h",

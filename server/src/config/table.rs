@@ -164,8 +164,8 @@ pub const FLAGS: &[FlagSpec] = &[
     f("discovery-password", Text, "", V36, No(DISCOVERY)),
     f("strict-reconfig-check", Bool, "true", ALL, Yes("ServerConfig.strict_reconfig_check")),
     f("pre-vote", Bool, "true", ALL, No("Cairn always runs pre-vote and check-quorum (etcd 3.5+'s default; 3.4's default was false)")),
-    f("auto-compaction-retention", Text, "0", ALL, Yes("ServerConfig.auto_compaction (parsed and checked as etcd; see the warning when set)")),
-    f("auto-compaction-mode", Text, "periodic", ALL, Yes("ServerConfig.auto_compaction")),
+    f("auto-compaction-retention", Text, "0", ALL, Yes("ServerConfig.auto_compaction → the leader's compactor (compactor.rs, etcd's v3compactor)")),
+    f("auto-compaction-mode", Text, "periodic", ALL, Yes("ServerConfig.auto_compaction → the leader's compactor")),
     f("enable-v2", Bool, "false", V34 | V35, No(V2)),
     f("v2-deprecation", Text, "write-only", V35_, No(V2)),
     // Security.
