@@ -627,3 +627,55 @@ fn periodic_auto_compaction_compacts_old_revisions_on_the_leader() {
         assert_eq!(now.kvs()[0].value(), b"v2");
     });
 }
+
+#[test]
+fn every_etcd_help_flag_at_once_on_the_command_line_and_in_the_environment() {
+    // A harness may pass many flags together: all of them in one start, first as flags,
+    // then as ETCD_* variables.
+    let to_pass: Vec<(String, String)> = etcd_help_flags()
+        .into_iter()
+        .filter(|(name, _)| !HELPER_FLAGS.contains(&name.as_str()))
+        .map(|(name, default)| {
+            let value = valid_value(&name, &default);
+            (name, value)
+        })
+        .collect();
+    let args: Vec<String> = to_pass
+        .iter()
+        .map(|(name, value)| format!("--{name}={value}"))
+        .collect();
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    serves_and_stops(
+        TestServer::builder().args(&arg_refs).start(),
+        "every flag at once",
+    );
+    let mut builder = TestServer::builder();
+    for (name, value) in &to_pass {
+        let env = format!("ETCD_{}", name.to_uppercase().replace('-', "_"));
+        builder = builder.env(&env, value);
+    }
+    serves_and_stops(builder.start(), "every ETCD_* variable at once");
+}
+
+#[test]
+fn kubeadm_flags_for_etcd_3_6_without_tls() {
+    if common::skip_unless_cairn("Debian's etcd 3.4 has no 3.6 flags") {
+        return;
+    }
+    // kubeadm for etcd 3.6 spells the renamed flags without `experimental-` and moves
+    // the corrupt check to a feature gate.
+    let server = TestServer::builder()
+        .args(&[
+            "--client-cert-auth=true",
+            "--feature-gates=InitialCorruptCheck=true",
+            "--watch-progress-notify-interval=5s",
+            "--peer-client-cert-auth=true",
+            "--snapshot-count=10000",
+        ])
+        .start();
+    let log = serves_and_stops(server, "kubeadm 3.6 flags");
+    assert!(
+        !log.contains("is accepted for etcd compatibility and ignored"),
+        "kubeadm's 3.6 flags are all implemented; log:\n{log}"
+    );
+}

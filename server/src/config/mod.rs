@@ -264,6 +264,9 @@ pub struct Config {
     /// Skip verification of SAN field in client certificate for peer connections (etcd 3.6 name).
     #[arg(long, env = "ETCD_PEER_SKIP_CLIENT_SAN_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub peer_skip_client_san_verification: bool,
+    /// Comma-separated list of etcd 3.6 feature gates (`Name=true|false`).
+    #[arg(long, env = "ETCD_FEATURE_GATES", default_value = "")]
+    pub feature_gates: String,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -687,6 +690,20 @@ impl Config {
         };
         let auto_compaction =
             AutoCompaction::parse(&self.auto_compaction_mode, &self.auto_compaction_retention)?;
+        let feature_gates = values::parse_feature_gates(&self.feature_gates)
+            .map_err(|e| format!("--feature-gates: {e}"))?;
+        let mut initial_corrupt_check = self.experimental_initial_corrupt_check;
+        let mut ignored_flags = Vec::new();
+        for (gate, enabled) in feature_gates {
+            match values::FEATURE_GATES.iter().find(|(g, _)| *g == gate) {
+                Some((_, None)) => initial_corrupt_check = enabled,
+                Some((_, Some(reason))) => ignored_flags.push((
+                    format!("--feature-gates {gate}={enabled}"),
+                    reason.to_string(),
+                )),
+                None => unreachable!("parse_feature_gates returns known gates only"),
+            }
+        }
         let log_outputs = match &self.log_output {
             Some(deprecated) if self.log_outputs == "default" => deprecated.clone(),
             _ => self.log_outputs.clone(),
@@ -711,7 +728,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-            initial_corrupt_check: self.experimental_initial_corrupt_check,
+            initial_corrupt_check,
             advertise_client_urls: advertise.into_iter().map(|u| u.raw).collect(),
             initial_advertise_peer_urls: peer_urls,
             initial_cluster,
@@ -745,7 +762,7 @@ impl Config {
                 .unwrap_or(self.experimental_warning_apply_duration),
             auto_compaction,
             config_file: None,
-            ignored_flags: Vec::new(),
+            ignored_flags,
         })
     }
 }
@@ -823,7 +840,7 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
     };
     let cli = Config::from_arg_matches(&matches).map_err(LoadError::Usage)?;
     let mut server = cli.validate().map_err(LoadError::Invalid)?;
-    server.ignored_flags = ignored_given(&matches);
+    server.ignored_flags.splice(0..0, ignored_given(&matches));
     match from_file {
         Some((path, unknown)) => {
             server.config_file = Some(path);
@@ -1247,6 +1264,28 @@ peer-transport-security:
             c.watch_progress_notify_interval,
             WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT
         );
+    }
+
+    #[test]
+    fn feature_gates_map_or_warn() {
+        let c = load_args(&["--feature-gates=InitialCorruptCheck=true"]).unwrap();
+        assert!(c.initial_corrupt_check);
+        assert_eq!(c.ignored_flags, Vec::new());
+        let c = load_args(&[
+            "--experimental-initial-corrupt-check",
+            "--feature-gates=InitialCorruptCheck=false,LeaseCheckpoint=true",
+        ])
+        .unwrap();
+        assert!(!c.initial_corrupt_check, "the gate wins, as etcd 3.6");
+        assert_eq!(
+            c.ignored_flags,
+            vec![(
+                "--feature-gates LeaseCheckpoint=true".to_string(),
+                "not implemented yet".to_string()
+            )]
+        );
+        let e = load_args(&["--feature-gates=NoSuchGate=true"]).unwrap_err();
+        assert_eq!(e, "--feature-gates: unrecognized feature gate: NoSuchGate");
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub const FLAGS: &[FlagSpec] = &[
     f("enable-grpc-gateway", Bool, "true", ALL, No("Cairn's HTTP endpoints are always served on the client URLs")),
     f("raft-read-timeout", Dur, "5s", V35_, No("the peer transport detects dead peers by HTTP/2 PING (5 s)")),
     f("raft-write-timeout", Dur, "5s", V35_, No("the peer transport detects dead peers by HTTP/2 PING (5 s)")),
-    f("feature-gates", Text, "", V36, No("etcd 3.6 feature gates have no Cairn counterpart")),
+    f("feature-gates", Text, "", V36, Yes("InitialCorruptCheck → ServerConfig.initial_corrupt_check; each other gate set warns that it is ignored")),
     // Clustering.
     f("initial-advertise-peer-urls", Text, "http://localhost:2380", ALL, Yes("ServerConfig.initial_advertise_peer_urls")),
     f("initial-cluster", Text, "default=http://localhost:2380", ALL, Yes("ServerConfig.initial_cluster")),

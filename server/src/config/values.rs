@@ -69,6 +69,46 @@ pub fn parse_go_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// etcd 3.6's feature gates (`server/features/etcd_features.go`) and what Cairn does
+/// with each when it is set: `None` for the ones Cairn maps onto its own settings.
+pub const FEATURE_GATES: &[(&str, Option<&str>)] = &[
+    ("InitialCorruptCheck", None),
+    ("StopGRPCServiceOnDefrag", Some("not implemented yet")),
+    (
+        "TxnModeWriteWithSharedBuffer",
+        Some("bbolt tuning; Cairn has its own storage engine"),
+    ),
+    ("CompactHashCheck", Some("not implemented yet")),
+    ("LeaseCheckpoint", Some("not implemented yet")),
+    ("LeaseCheckpointPersist", Some("not implemented yet")),
+    ("SetMemberLocalAddr", Some("not implemented yet")),
+    ("AllAlpha", Some("no Cairn feature is gated")),
+    ("AllBeta", Some("no Cairn feature is gated")),
+];
+
+/// Parses `--feature-gates` (`Name=bool,...`) as etcd's `featuregate.Set`: each entry
+/// needs `=` and a Go boolean, and names one of [`FEATURE_GATES`]. Errors are etcd's
+/// texts (`missing bool value for X`, `invalid value of X=Y ...`,
+/// `unrecognized feature gate: X`).
+pub fn parse_feature_gates(text: &str) -> Result<Vec<(&'static str, bool)>, String> {
+    let mut gates = Vec::new();
+    for entry in text.split(',').filter(|e| !e.is_empty()) {
+        let (name, value) = match entry.split_once('=') {
+            Some((n, v)) => (n.trim(), v.trim()),
+            None => return Err(format!("missing bool value for {}", entry.trim())),
+        };
+        let enabled = parse_go_bool(value)
+            .map_err(|e| format!("invalid value of {name}={value}, err: {e}"))?;
+        let (known, _) = FEATURE_GATES
+            .iter()
+            .find(|(gate, _)| *gate == name)
+            .ok_or_else(|| format!("unrecognized feature gate: {name}"))?;
+        gates.retain(|(gate, _)| gate != known);
+        gates.push((*known, enabled));
+    }
+    Ok(gates)
+}
+
 /// `--auto-compaction-mode` with `--auto-compaction-retention` (etcd
 /// `embed.Config.AutoCompactionRetention`, `etcdserver/api/v3compactor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +206,33 @@ mod tests {
         assert!(parse_go_bool("yes").is_err());
         assert!(parse_go_bool("").is_err());
         assert!(parse_go_bool("tRUE").is_err());
+    }
+
+    #[test]
+    fn feature_gates_as_etcd() {
+        assert_eq!(parse_feature_gates(""), Ok(vec![]));
+        assert_eq!(
+            parse_feature_gates("InitialCorruptCheck=true,CompactHashCheck=false"),
+            Ok(vec![
+                ("InitialCorruptCheck", true),
+                ("CompactHashCheck", false)
+            ])
+        );
+        assert_eq!(
+            parse_feature_gates("InitialCorruptCheck=true,InitialCorruptCheck=false"),
+            Ok(vec![("InitialCorruptCheck", false)])
+        );
+        assert_eq!(
+            parse_feature_gates("Bogus=true"),
+            Err("unrecognized feature gate: Bogus".into())
+        );
+        assert_eq!(
+            parse_feature_gates("InitialCorruptCheck"),
+            Err("missing bool value for InitialCorruptCheck".into())
+        );
+        assert!(parse_feature_gates("InitialCorruptCheck=yes")
+            .unwrap_err()
+            .starts_with("invalid value of InitialCorruptCheck=yes"));
     }
 
     #[test]
