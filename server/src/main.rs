@@ -40,8 +40,8 @@ fn main() {
         Ok(config::Loaded::Server(config)) => *config,
         Err(config::LoadError::Usage(e)) => e.exit(),
         Err(config::LoadError::Invalid(e)) => {
-            eprintln!("cairn: {e}");
-            std::process::exit(2);
+            eprintln!("cairn: error verifying flags, {e}. See 'cairn --help'.");
+            std::process::exit(1);
         }
         Err(config::LoadError::Fatal(e)) => {
             eprintln!("cairn: {e}");

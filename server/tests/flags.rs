@@ -679,3 +679,27 @@ fn kubeadm_flags_for_etcd_3_6_without_tls() {
         "kubeadm's 3.6 flags are all implemented; log:\n{log}"
     );
 }
+
+#[test]
+fn listen_client_urls_without_advertise_client_urls_exits_1() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let mut command = Target::from_env().command();
+    command.current_dir(cwd.path()).arg(format!(
+        "--listen-client-urls=http://127.0.0.1:{}",
+        free_port()
+    ));
+    let (exit, stdout, stderr) = text(&run_to_exit(command, EXIT_TIMEOUT_MS));
+    // etcd: "error verifying flags, --advertise-client-urls is required when
+    // --listen-client-urls is set explicitly. See 'etcd --help'.", exit 1.
+    assert_eq!(exit, 1, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(
+        format!("{stdout}{stderr}").contains(
+            "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+        ),
+        "stderr {stderr:?}"
+    );
+    assert!(
+        !cwd.path().join("default.etcd").exists(),
+        "no server started"
+    );
+}

@@ -782,8 +782,8 @@ pub enum LoadError {
     /// A flag is unknown or its value does not parse (Go's flag package: exit 2).
     /// `exit()` prints it as clap does.
     Usage(clap::Error),
-    /// The flags parse but do not make a valid configuration (exit 2, Cairn's existing
-    /// behaviour).
+    /// The flags parse but do not make a valid configuration (etcd: "error verifying
+    /// flags", exit 1).
     Invalid(String),
     /// A conflicting environment variable, or an unreadable/invalid `--config-file`
     /// (etcd logs fatally and exits 1).
@@ -835,6 +835,7 @@ pub fn load(args: Vec<OsString>) -> Result<Loaded, LoadError> {
                 .try_get_matches_from(&args)
                 .map_err(LoadError::Usage)?;
             check_env_shadowing(&matches).map_err(LoadError::Fatal)?;
+            check_advertise_client_urls(&matches).map_err(LoadError::Invalid)?;
             (matches, None)
         }
     };
@@ -912,6 +913,29 @@ fn go_style_args(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> 
             }
         })
         .collect()
+}
+
+/// etcd (`etcdmain/config.go` `configFromCmdLine`, `embed.ErrUnsetAdvertiseClientURLsFlag`):
+/// listening on explicit client URLs needs explicit advertised ones, unless the v2 proxy
+/// is on. Flags and `ETCD_*` variables count as given; a config file keeps the default.
+fn check_advertise_client_urls(matches: &clap::ArgMatches) -> Result<(), String> {
+    use clap::parser::ValueSource;
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let proxy = matches
+        .get_one::<String>("proxy")
+        .is_some_and(|p| p != "off");
+    if given("listen_client_urls") && !given("advertise_client_urls") && !proxy {
+        return Err(
+            "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Reads `--config-file`, bounded by [`CONFIG_FILE_BYTES_MAX`].
@@ -1263,6 +1287,26 @@ peer-transport-security:
         assert_eq!(
             c.watch_progress_notify_interval,
             WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT
+        );
+    }
+
+    #[test]
+    fn listen_client_urls_need_advertise_client_urls() {
+        let e = load_args(&["--listen-client-urls=http://127.0.0.1:2379"]).unwrap_err();
+        assert_eq!(
+            e,
+            "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+        );
+        assert!(load_args(&[
+            "--listen-client-urls=http://127.0.0.1:2379",
+            "--advertise-client-urls=http://127.0.0.1:2379"
+        ])
+        .is_ok());
+        assert!(load_args(&["--listen-client-urls=http://127.0.0.1:2379", "--proxy=on"]).is_ok());
+        let c = with_config_file("listen-client-urls: http://127.0.0.1:2379\n").unwrap();
+        assert_eq!(
+            c.advertise_client_urls,
+            vec!["http://localhost:2379".to_string()]
         );
     }
 
