@@ -703,3 +703,65 @@ fn listen_client_urls_without_advertise_client_urls_exits_1() {
         "no server started"
     );
 }
+
+/// `(flag, default)` of every row of docs/flags.md (etcd 3.4, 3.5 and 3.6 flags).
+fn documented_flags() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/flags.md");
+    let text = std::fs::read_to_string(&path).expect("read docs/flags.md");
+    text.lines()
+        .filter(|line| line.starts_with("| `--"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let name = cells[0].trim_start_matches("| `--").trim_end_matches('`');
+            let default = cells[2].trim_matches('`');
+            (name.to_string(), default.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_etcd_3_5_and_3_6_flag_at_once() {
+    if common::skip_unless_cairn("Debian's etcd 3.4 lacks the 3.5/3.6 flags") {
+        return;
+    }
+    let flags: Vec<(String, String)> = documented_flags()
+        .into_iter()
+        .filter(|(name, _)| !HELPER_FLAGS.contains(&name.as_str()) && name != "config-file")
+        .map(|(name, default)| {
+            let value = valid_value(&name, &default);
+            (name, value)
+        })
+        .collect();
+    assert!(
+        flags.len() >= 140,
+        "docs/flags.md lists {} flags",
+        flags.len()
+    );
+    let args: Vec<String> = flags
+        .iter()
+        .map(|(name, value)| format!("--{name}={value}"))
+        .collect();
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = serves_and_stops(
+        TestServer::builder().args(&arg_refs).start(),
+        "every documented flag at once",
+    );
+    for flag in [
+        "--max-learners",
+        "--discovery-token",
+        "--v2-deprecation",
+        "--vv",
+    ] {
+        assert_eq!(
+            log.matches(&ignored_warning(flag)).count(),
+            1,
+            "{flag}; log:\n{log}"
+        );
+    }
+    let mut builder = TestServer::builder();
+    for (name, value) in &flags {
+        let env = format!("ETCD_{}", name.to_uppercase().replace('-', "_"));
+        builder = builder.env(&env, value);
+    }
+    serves_and_stops(builder.start(), "every documented ETCD_* variable at once");
+}
