@@ -130,6 +130,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 client_urls: config.advertise_client_urls.clone(),
                 strict_reconfig_check: config.strict_reconfig_check,
                 auto_promote_learners: config.auto_promote_learners,
+                learners_max: config.learners_max,
                 stop_serving: {
                     let stops = stop_senders.clone();
                     Box::new(move || {

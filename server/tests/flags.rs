@@ -747,7 +747,7 @@ fn every_documented_etcd_3_5_and_3_6_flag_at_once() {
         "every documented flag at once",
     );
     for flag in [
-        "--max-learners",
+        "--raft-read-timeout",
         "--discovery-token",
         "--v2-deprecation",
         "--vv",
@@ -764,4 +764,35 @@ fn every_documented_etcd_3_5_and_3_6_flag_at_once() {
         builder = builder.env(&env, value);
     }
     serves_and_stops(builder.start(), "every documented ETCD_* variable at once");
+}
+
+#[test]
+fn max_learners_flag_limits_learner_members() {
+    if common::skip_unless_cairn("Debian's etcd 3.4 has no --max-learners") {
+        return;
+    }
+    let add_learner = |server: &TestServer, name: &str| {
+        let peer = format!("--peer-urls=http://127.0.0.1:{}", free_port());
+        text(&server.etcdctl(&["member", "add", name, "--learner", &peer]))
+    };
+    // etcd's default: one learner.
+    let server = TestServer::start();
+    assert_eq!(add_learner(&server, "l1").0, 0);
+    let (exit, _, stderr) = add_learner(&server, "l2");
+    assert_ne!(exit, 0);
+    assert!(
+        stderr.contains("too many learner members in cluster"),
+        "{stderr}"
+    );
+    drop(server);
+    let server = TestServer::builder().args(&["--max-learners=2"]).start();
+    assert_eq!(add_learner(&server, "l1").0, 0);
+    let (exit, stdout, stderr) = add_learner(&server, "l2");
+    assert_eq!(exit, 0, "{stdout} {stderr}");
+    let (exit, _, stderr) = add_learner(&server, "l3");
+    assert_ne!(exit, 0);
+    assert!(
+        stderr.contains("too many learner members in cluster"),
+        "{stderr}"
+    );
 }

@@ -225,6 +225,8 @@ pub struct RaftSettings {
     pub strict_reconfig_check: bool,
     /// `--auto-promote-learners`: the leader promotes learners that caught up.
     pub auto_promote_learners: bool,
+    /// `--max-learners`: learners the member table may hold.
+    pub learners_max: usize,
     /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
     /// shut down): called once this member is removed from the cluster.
     pub stop_serving: Box<dyn Fn() + Send>,

@@ -16,5 +16,5 @@ pub use driver::{
 };
 pub use membership::{MemberInfo, Membership};
 pub use peers::{RaftPeerHandler, TransportPeers};
-pub use reconfig::{MemberChange, MemberChangeResult};
+pub use reconfig::{MemberChange, MemberChangeResult, LEARNERS_MAX};
 pub use storage::recover;

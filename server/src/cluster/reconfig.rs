@@ -186,8 +186,19 @@ pub fn learner_ready(
 }
 
 /// Checks a committed ConfChange against the table before applying it (etcd
-/// `ValidateConfigurationChange`); every member reaches the same verdict.
+/// `ValidateConfigurationChange`) with etcd's default learner limit [`LEARNERS_MAX`].
+#[cfg(test)]
 pub fn validate(cc: &ConfChange, table: &Membership) -> Result<(), Status> {
+    validate_with(cc, table, LEARNERS_MAX)
+}
+
+/// [`validate`] with `--max-learners` = `learners_max`; every member reaches the same
+/// verdict as long as every member has the same limit (etcd requires the same).
+pub fn validate_with(
+    cc: &ConfChange,
+    table: &Membership,
+    learners_max: usize,
+) -> Result<(), Status> {
     if table.is_removed(cc.node_id) {
         return Err(errors::member_not_found());
     }
@@ -212,7 +223,7 @@ pub fn validate(cc: &ConfChange, table: &Membership) -> Result<(), Status> {
             if urls_taken(&member.peer_urls, None) {
                 return Err(errors::peer_url_exist());
             }
-            if member.is_learner && table.learners().len() + 1 > LEARNERS_MAX {
+            if member.is_learner && table.learners().len() + 1 > learners_max {
                 return Err(errors::too_many_learners());
             }
             Ok(())
@@ -305,6 +316,11 @@ mod tests {
         let learner = m.unwrap().id;
         let (second, _) = conf_change(&add(&["http://h:2"], true), &t, 5).unwrap();
         assert_eq!(validate(&second, &t), Err(errors::too_many_learners()));
+        validate_with(&second, &t, 2).expect("--max-learners=2 allows a second learner");
+        assert_eq!(
+            validate_with(&second, &t, 0),
+            Err(errors::too_many_learners())
+        );
         let (promote_voter, _) = conf_change(&MemberChange::Promote(1), &t, 5).unwrap();
         assert_eq!(
             validate(&promote_voter, &t),

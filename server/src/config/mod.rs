@@ -264,6 +264,15 @@ pub struct Config {
     /// Skip verification of SAN field in client certificate for peer connections (etcd 3.6 name).
     #[arg(long, env = "ETCD_PEER_SKIP_CLIENT_SAN_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub peer_skip_client_san_verification: bool,
+    /// Sets the maximum number of learners that can be available in the cluster membership
+    /// (etcd 3.6; 0 or less: no learners).
+    #[arg(
+        long,
+        env = "ETCD_MAX_LEARNERS",
+        default_value_t = crate::cluster::LEARNERS_MAX as i64,
+        allow_negative_numbers = true
+    )]
+    pub max_learners: i64,
     /// Comma-separated list of etcd 3.6 feature gates (`Name=true|false`).
     #[arg(long, env = "ETCD_FEATURE_GATES", default_value = "")]
     pub feature_gates: String,
@@ -504,6 +513,8 @@ pub struct ServerConfig {
     pub warning_apply_duration: Duration,
     /// `--auto-compaction-mode` with `--auto-compaction-retention`.
     pub auto_compaction: AutoCompaction,
+    /// `--max-learners`: learners the member table may hold (etcd 3.6, default 1).
+    pub learners_max: usize,
     /// `--config-file`, when the configuration came from it.
     pub config_file: Option<PathBuf>,
     /// Flags (`--name`) and environment variables (`ETCD_NAME`) that were given but have
@@ -761,6 +772,7 @@ impl Config {
                 .warning_apply_duration
                 .unwrap_or(self.experimental_warning_apply_duration),
             auto_compaction,
+            learners_max: usize::try_from(self.max_learners.max(0)).unwrap_or(usize::MAX),
             config_file: None,
             ignored_flags,
         })
@@ -1307,6 +1319,16 @@ peer-transport-security:
         assert_eq!(
             c.advertise_client_urls,
             vec!["http://localhost:2379".to_string()]
+        );
+    }
+
+    #[test]
+    fn max_learners_as_etcd() {
+        assert_eq!(load_args(&[]).unwrap().learners_max, 1);
+        assert_eq!(load_args(&["--max-learners=3"]).unwrap().learners_max, 3);
+        assert_eq!(
+            load_args(&["--max-learners", "-1"]).unwrap().learners_max,
+            0
         );
     }
 

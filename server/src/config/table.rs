@@ -255,7 +255,7 @@ pub const FLAGS: &[FlagSpec] = &[
     f("experimental-txn-mode-write-with-shared-buffer", Bool, "true", V35_, No(BBOLT)),
     f("experimental-bootstrap-defrag-threshold-megabytes", Uint, "0", V35_, No(BBOLT)),
     f("bootstrap-defrag-threshold-megabytes", Uint, "0", V36, No(BBOLT)),
-    f("max-learners", Int, "1", V36, No("Cairn allows one learner, etcd's default")),
+    f("max-learners", Int, "1", V36, Yes("ServerConfig.learners_max → membership changes (set the same value on every member, as etcd)")),
     f("experimental-downgrade-check-time", Dur, "5s", V35_, No("downgrades are not implemented")),
     f("downgrade-check-time", Dur, "5s", V36, No("downgrades are not implemented")),
     f("experimental-snapshot-catchup-entries", Uint, "5000", V35_, No("Cairn keeps 5000 entries for lagging followers, etcd's default")),

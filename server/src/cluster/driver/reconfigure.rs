@@ -154,7 +154,8 @@ impl RaftCore {
         let waiter = self.pending.take_conf_change(&entry.data);
         let replay = self.is_replayed_add(&cc);
         if !replay {
-            if let Err(status) = reconfig::validate(&cc, &self.membership) {
+            let learners_max = self.settings.learners_max;
+            if let Err(status) = reconfig::validate_with(&cc, &self.membership, learners_max) {
                 info!(
                     index = entry.index,
                     "conf change refused: {}", status.message
