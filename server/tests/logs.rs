@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::cluster::wait_until;
+use common::cluster::{wait_until, Cluster};
 use common::{Target, TestServer};
 use serde_json::Value;
 
@@ -252,4 +252,75 @@ fn stop(server: &mut TestServer) {
         "exit after SIGTERM: {status}; output:\n{}",
         server.log()
     );
+}
+
+#[test]
+fn checkpoints_log_saved_snapshot() {
+    let server = zap_server(&["--snapshot-count", "5"]);
+    for i in 0..12 {
+        let out = server.etcdctl(&["put", &format!("k{i}"), "v"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    wait_for_msg(&server, "saved snapshot");
+    let lines = parse_lines(&server.log());
+    let saved = with_msg(&lines, "saved snapshot");
+    assert!(
+        saved.iter().all(|l| l["snapshot-index"].as_u64().is_some()),
+        "{saved:?}"
+    );
+}
+
+#[test]
+fn member_add_and_remove_are_logged_with_etcds_fields() {
+    let mut cluster = Cluster::builder()
+        .size(1)
+        .args(&["--logger", "zap"])
+        .start();
+    let learner = cluster.add_member("learner", true);
+    let id = format!("{:x}", cluster.member_id(learner));
+    let peer_url = cluster.member(learner).peer_url();
+    let out = cluster.member_remove(learner);
+    assert!(out.status.success(), "{out:?}");
+    wait_until("the removal in the log", LOG_LINE_TIMEOUT_MS, || {
+        let log = cluster.member(0).log();
+        if log.contains("\"msg\":\"removed member\"") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    let lines = parse_lines(&cluster.member(0).log());
+    let cluster_id = with_msg(&lines, "added member")
+        .iter()
+        .find(|l| l["added-peer-id"] == id.as_str())
+        .map(|l| {
+            assert_eq!(l["added-peer-peer-urls"], serde_json::json!([peer_url]));
+            l["cluster-id"].clone()
+        })
+        .unwrap_or_else(|| panic!("no added member line for {id}: {lines:?}"));
+    let removed = with_msg(&lines, "removed member");
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["removed-remote-peer-id"], id.as_str());
+    assert_eq!(
+        removed[0]["removed-remote-peer-urls"],
+        serde_json::json!([peer_url])
+    );
+    assert_eq!(removed[0]["cluster-id"], cluster_id);
+}
+
+#[test]
+fn capnslog_is_accepted_and_logs_as_zap() {
+    if common::skip_unless_cairn("etcd 3.4 prints capnslog's own format") {
+        return;
+    }
+    let mut server = TestServer::builder()
+        .args(&["--logger", "capnslog"])
+        .start();
+    stop(&mut server);
+    let lines = parse_lines(&server.log());
+    let warned: Vec<_> = lines
+        .iter()
+        .filter(|l| l["level"] == "warn" && l["logger"] == "capnslog")
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:?}");
 }
