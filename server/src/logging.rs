@@ -42,7 +42,7 @@ pub const FATAL_TARGET: &str = "fatal";
 /// `--log-outputs` value meaning stderr (etcd `embed.DefaultLogOutput`).
 pub const DEFAULT_LOG_OUTPUT: &str = "default";
 
-/// Most bytes of one log line's fields; a longer line keeps `level`, `ts`, `caller` and
+/// Most bytes of one log line; a longer line keeps `level`, `ts`, `caller` and
 /// `msg` (cut to half this) and reports the dropped fields' size as `truncated-bytes`
 /// (a request dumped into a warning must not make a 1.5 MiB line).
 pub const LINE_BYTES_MAX: usize = 64 * 1024;
@@ -405,7 +405,7 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -460,7 +460,7 @@ mod tests {
     }
 
     /// Formats events through a scoped subscriber that captures lines.
-    fn capture(f: impl FnOnce()) -> Vec<(String, serde_json::Value)> {
+    pub(crate) fn capture(f: impl FnOnce()) -> Vec<(String, serde_json::Value)> {
         use std::sync::Arc;
         #[derive(Clone, Default)]
         struct Lines(Arc<Mutex<Vec<String>>>);

@@ -1074,3 +1074,47 @@ fn warn_slow_apply(
         "apply request took too long"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use net::pb::etcdserverpb::PutRequest;
+
+    #[test]
+    fn slow_apply_warning_has_etcds_fields_and_a_bounded_request() {
+        let request = InternalRaftRequest {
+            put: Some(PutRequest {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from(vec![b'v'; 4 * SLOW_APPLY_REQUEST_BYTES_MAX]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let lines = crate::logging::tests::capture(|| {
+            warn_slow_apply(
+                Duration::from_millis(150),
+                &request,
+                &Err(errors::compacted()),
+            );
+        });
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0].1;
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["msg"], "apply request took too long");
+        assert_eq!(line["took"], "150ms");
+        assert_eq!(line["expected-duration"], "100ms");
+        assert_eq!(
+            line["error"],
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let text = line["request"].as_str().expect("request");
+        assert!(text.ends_with("..."), "{text}");
+        assert!(text.len() <= SLOW_APPLY_REQUEST_BYTES_MAX + 3);
+    }
+
+    #[test]
+    fn warning_thresholds_are_etcds() {
+        assert_eq!(WARN_SYNC_DURATION, Duration::from_secs(1));
+        assert_eq!(WARN_APPLY_DURATION, Duration::from_millis(100));
+    }
+}
