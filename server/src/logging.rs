@@ -108,11 +108,19 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 /// Logs `message` with level `fatal` and the given error text (zap `Fatal` with
-/// `zap.Error`), then exits with status 1, as etcd's `lg.Fatal`.
+/// `zap.Error`), then exits with status 1, as etcd's `lg.Fatal`. The line's `caller` is
+/// the caller of this function.
+#[track_caller]
 pub fn fatal(message: &str, error: &str) -> ! {
-    tracing::error!(target: FATAL_TARGET, error, "{message}");
+    let at = std::panic::Location::caller();
+    let caller = short_caller(at.file(), at.line());
+    tracing::error!(target: FATAL_TARGET, caller = %caller, error, "{message}");
     std::process::exit(1);
 }
+
+/// A field with this name replaces the line's `caller` instead of being appended
+/// (used by [`fatal`] to name its own caller).
+const CALLER_FIELD: &str = "caller";
 
 /// One destination of log lines.
 enum Output {
@@ -221,7 +229,10 @@ fn format_event(event: &Event<'_>, now: SystemTime) -> String {
     line.push_str("\",\"ts\":\"");
     line.push_str(&iso8601_local(now));
     line.push_str("\",\"caller\":");
-    let caller = short_caller(meta.file().unwrap_or("?"), meta.line().unwrap_or(0));
+    let caller = visitor
+        .caller
+        .clone()
+        .unwrap_or_else(|| short_caller(meta.file().unwrap_or("?"), meta.line().unwrap_or(0)));
     push_json_str(&mut line, &caller);
     line.push_str(",\"msg\":");
     push_json_str(&mut line, &visitor.message);
@@ -261,6 +272,7 @@ fn push_json_str(out: &mut String, s: &str) {
 struct FieldsVisitor {
     message: String,
     fields: String,
+    caller: Option<String>,
 }
 
 impl FieldsVisitor {
@@ -272,6 +284,10 @@ impl FieldsVisitor {
     fn string(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message.push_str(value);
+            return;
+        }
+        if field.name() == CALLER_FIELD {
+            self.caller = Some(value.to_string());
             return;
         }
         self.key(field);
@@ -497,7 +513,12 @@ pub(crate) mod tests {
                 "quote\"d" = "a\nb",
                 "started as single-node"
             );
-            tracing::error!(target: FATAL_TARGET, error = "boom", "discovery failed");
+            tracing::error!(
+                target: FATAL_TARGET,
+                caller = "embed/etcd.go:227",
+                error = "boom",
+                "discovery failed"
+            );
         });
         assert_eq!(lines.len(), 2);
         let first = &lines[0].1;
@@ -532,6 +553,8 @@ pub(crate) mod tests {
         let ts = first["ts"].as_str().unwrap();
         assert_eq!(ts.len(), "2026-12-01T04:54:44.635".len() + 1, "{ts}");
         assert_eq!(lines[1].1["level"], "fatal");
+        assert_eq!(lines[1].1["caller"], "embed/etcd.go:227");
+        assert_eq!(lines[1].0.matches("\"caller\"").count(), 1);
         assert_eq!(lines[1].1["error"], "boom");
     }
 

@@ -64,8 +64,7 @@ fn main() {
         std::process::exit(1);
     }
     if let Err(e) = runtime::check_io_uring() {
-        eprintln!("cairn: {e}");
-        std::process::exit(1);
+        logging::fatal("io_uring is unavailable", &e);
     }
     if let Err(e) = runtime::run(config) {
         logging::fatal("cairn stopped", &e);

@@ -72,6 +72,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     }
     // Held until the process ends: no second process uses this data dir meanwhile.
     let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
+    let (config_name, config_data_dir) = (config.name.clone(), config.data_dir.clone());
     log_start(&config, member_initialized);
     let identity = member::load_or_bootstrap(&config)?;
     info!(
@@ -237,7 +238,13 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     eprintln!("cairn: second signal {signal}: exiting now");
                     std::process::exit(130);
                 }
-                info!(signal, "shutting down: finishing in-flight requests");
+                // etcd pkg/osutil/interrupt_unix.go, with Go's signal names.
+                let name = match signal {
+                    signal_hook::consts::SIGTERM => "terminated",
+                    signal_hook::consts::SIGINT => "interrupt",
+                    _ => "unknown",
+                };
+                info!(signal = name, "received signal; shutting down");
                 for stop in &stop_senders {
                     let _ = stop.try_send(());
                 }
@@ -256,7 +263,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     core0
         .join()
         .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
-    info!("stopped");
+    info!(
+        name = %config_name,
+        "data-dir" = %config_data_dir.display(),
+        "closed etcd server"
+    );
     Ok(())
 }
 
