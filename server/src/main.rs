@@ -18,6 +18,7 @@ mod ids;
 mod kv;
 mod lease;
 mod lock;
+mod logging;
 mod member;
 mod runtime;
 mod service;
@@ -48,24 +49,20 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    config::log_given_config(&config);
-    if let Err(e) = runtime::check_io_uring() {
+    let log_settings = logging::LogSettings {
+        logger: config.logger.clone(),
+        log_outputs: config.log_outputs.clone(),
+        log_level: config.log_level.clone(),
+    };
+    if let Err(e) = logging::init(&log_settings) {
         eprintln!("cairn: {e}");
         std::process::exit(1);
     }
-    match runtime::run(config) {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("cairn: {e}");
-            std::process::exit(1);
-        }
+    config::log_given_config(&config);
+    if let Err(e) = runtime::check_io_uring() {
+        logging::fatal("io_uring is unavailable", &e);
+    }
+    if let Err(e) = runtime::run(config) {
+        logging::fatal("cairn stopped", &e);
     }
 }

@@ -322,8 +322,13 @@ fn join(config: &ServerConfig, member_dir: PathBuf, meta_path: &Path) -> Result<
 
 /// Writes `path` via a temporary file, fsync, rename and a directory fsync.
 fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
     let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    fs::create_dir_all(dir).map_err(err)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .map_err(err)?;
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
@@ -333,4 +338,280 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
         .and_then(|d| d.sync_all())
         .map_err(err)?;
     Ok(())
+}
+
+/// Permission bits of a data dir and the folders Cairn creates in it (etcd
+/// `fileutil.PrivateDirMode`).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// The lock file inside the data dir, held with `flock(LOCK_EX)` for the process's life;
+/// it holds the owner's process ID (text) for the error a second process prints.
+pub const LOCK_FILE_NAME: &str = "cairn.lock";
+
+/// The data dir's exclusive lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: fs::File,
+}
+
+/// Go's `os.FileMode.String` of a directory's mode (`drwxr-xr-x`), or of plain
+/// permission bits with `dir == false` (`-rwx------`).
+fn go_file_mode(mode: u32, dir: bool) -> String {
+    let mut s = String::from(if dir { "d" } else { "-" });
+    for (bit, c) in [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ] {
+        s.push(if mode & bit != 0 { c } else { '-' });
+    }
+    s
+}
+
+/// etcd's start-up checks of the data dir, before anything reads or writes it:
+///
+/// - a missing data dir is created with [`PRIVATE_DIR_MODE`] (etcd `fileutil.TouchDirAll`);
+/// - an existing one with other permissions is used, after etcd's warning
+///   "check file permission" (`fileutil.CheckDirPermission`'s text in `error`);
+/// - it must be writable (etcd: `cannot access data directory: ...`);
+/// - [`LOCK_FILE_NAME`] is locked exclusively without waiting: a data dir another
+///   running process holds is refused with an error naming it and that process.
+///
+/// Returns the lock, to be kept for the life of the process, and whether the member was
+/// already initialized (`member/meta.json` exists), as etcd's `member-initialized`.
+pub fn prepare_data_dir(data_dir: &Path) -> Result<(DataDirLock, bool), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let access = |e: std::io::Error| format!("cannot access data directory: {e}");
+    match fs::metadata(data_dir) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(format!(
+                "cannot access data directory: {} is not a directory",
+                data_dir.display()
+            ))
+        }
+        Ok(meta) => {
+            let mode = meta.mode() & 0o777;
+            if mode != PRIVATE_DIR_MODE {
+                tracing::warn!(
+                    error = format!(
+                        "directory {:?} exist, but the permission is {:?}. The recommended permission is {:?} to prevent possible unprivileged access to the data.",
+                        data_dir.display().to_string(),
+                        go_file_mode(mode, true),
+                        go_file_mode(PRIVATE_DIR_MODE, false)
+                    ),
+                    "check file permission"
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(data_dir)
+            .map_err(access)?,
+        Err(e) => return Err(access(e)),
+    }
+    let lock_path = data_dir.join(LOCK_FILE_NAME);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(access)?;
+    // SAFETY: flock on a file descriptor this function owns.
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let owner = fs::read_to_string(&lock_path).unwrap_or_default();
+            let owner = owner.trim();
+            return Err(format!(
+                "data dir {} is in use by another process{}: a data dir serves one member at a time (lock file {})",
+                data_dir.display(),
+                if owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {owner})")
+                },
+                lock_path.display()
+            ));
+        }
+        return Err(format!("cannot lock {}: {err}", lock_path.display()));
+    }
+    file.set_len(0).map_err(access)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .map_err(access)?;
+    let initialized = data_dir.join("member").join("meta.json").exists();
+    Ok((DataDirLock { _file: file }, initialized))
+}
+
+/// One peer to compare with in [`check_initial_corrupt`]: its member ID and peer URLs.
+pub type CorruptCheckPeer = (u64, Vec<String>);
+
+/// etcd's `--experimental-initial-corrupt-check` (`etcdserver/corrupt.go`
+/// `CheckInitialHashKV`), run by a member that already has data, before it starts Raft
+/// or serves clients: computes this member's HashKV at its current revision, asks every
+/// other member (`peers`) for its HashKV at that revision over the peer transport
+/// ([`crate::cluster::METHOD_HASH_KV`]), each within `request_timeout`, and compares.
+///
+/// - equal hashes, or a peer with a different compact revision ("found different compact
+///   revision values from remote peer"), pass;
+/// - a peer that cannot answer is skipped with etcd's "failed hash kv request" warning
+///   (and "cannot fetch hash from slow remote peer" / "... local member is behind" for
+///   etcd's future-revision and compacted errors);
+/// - a different hash at the same compact revision is logged ("found different hash
+///   values from remote peer") and fails the check with etcd's error text
+///   `<id> found data inconsistency with peers`.
+pub async fn check_initial_corrupt(
+    local: &engine::MvccReader,
+    identity: net::peer::PeerIdentity,
+    peers: Vec<CorruptCheckPeer>,
+    request_timeout: std::time::Duration,
+) -> Result<(), String> {
+    use net::pb::etcdserverpb::{HashKvRequest, HashKvResponse};
+    use prost::Message as _;
+    use tracing::{info, warn};
+    let me = format!("{:x}", identity.member_id);
+    info!(
+        "local-member-id" = %me,
+        timeout = %crate::logging::go_duration(request_timeout),
+        "starting initial corruption check"
+    );
+    let (hash, compact, revision) = local
+        .hash_kv(0)
+        .map_err(|e| format!("{me} failed to fetch hash ({e})"))?;
+    let compact = if compact == 0 { -1 } else { compact };
+    let limits = net::peer::PeerLimits {
+        request_timeout,
+        ..net::peer::PeerLimits::default()
+    };
+    let transport = net::peer::PeerTransport::new(identity, limits);
+    let mut mismatch = 0;
+    for (id, urls) in peers {
+        if urls.is_empty() || id == identity.member_id {
+            continue;
+        }
+        let peer = format!("{id:x}");
+        let endpoints = crate::logging::json(&urls);
+        let answer = match transport.add_peer(id, urls.clone()) {
+            Ok(()) => {
+                let body = bytes::Bytes::from(HashKvRequest { revision }.encode_to_vec());
+                let answer = transport
+                    .request(id, crate::cluster::METHOD_HASH_KV, body)
+                    .await
+                    .and_then(|b| {
+                        HashKvResponse::decode(b)
+                            .map_err(|e| net::Status::new(net::Code::Internal, e.to_string()))
+                    });
+                transport.remove_peer(id);
+                answer
+            }
+            Err(e) => Err(net::Status::new(net::Code::Unavailable, e.to_string())),
+        };
+        let resp = match answer {
+            Ok(resp) => resp,
+            Err(status) => {
+                warn!(
+                    "local-member-id" = %me,
+                    "requested-revision" = revision,
+                    "remote-peer-endpoint" = %urls.join(","),
+                    error = %status.message,
+                    "failed hash kv request"
+                );
+                let lagging = if status.message == crate::errors::future_rev().message {
+                    Some("cannot fetch hash from slow remote peer")
+                } else if status.message == crate::errors::compacted().message {
+                    Some("cannot fetch hash from remote peer; local member is behind")
+                } else {
+                    None
+                };
+                if let Some(message) = lagging {
+                    warn!(
+                        "local-member-id" = %me,
+                        "local-member-revision" = revision,
+                        "local-member-compact-revision" = compact,
+                        "local-member-hash" = hash,
+                        "remote-peer-id" = %peer,
+                        "remote-peer-endpoints" = %endpoints,
+                        error = %status.message,
+                        "{message}"
+                    );
+                }
+                continue;
+            }
+        };
+        if resp.hash == hash {
+            continue;
+        }
+        let message = if resp.compact_revision == compact {
+            mismatch += 1;
+            "found different hash values from remote peer"
+        } else {
+            "found different compact revision values from remote peer"
+        };
+        warn!(
+            "local-member-id" = %me,
+            "local-member-revision" = revision,
+            "local-member-compact-revision" = compact,
+            "local-member-hash" = hash,
+            "remote-peer-id" = %peer,
+            "remote-peer-endpoints" = %endpoints,
+            "remote-peer-revision" = resp.header.map_or(0, |h| h.revision),
+            "remote-peer-compact-revision" = resp.compact_revision,
+            "remote-peer-hash" = resp.hash,
+            "{message}"
+        );
+    }
+    transport.shutdown();
+    if mismatch > 0 {
+        return Err(format!("{me} found data inconsistency with peers"));
+    }
+    info!(
+        "local-member-id" = %me,
+        "initial corruption checking passed; no corruption"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn go_file_modes() {
+        assert_eq!(go_file_mode(0o755, true), "drwxr-xr-x");
+        assert_eq!(go_file_mode(0o700, false), "-rwx------");
+        assert_eq!(go_file_mode(0o640, false), "-rw-r-----");
+    }
+
+    #[test]
+    fn data_dir_created_private_and_locked_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("a").join("data");
+        let (lock, initialized) = prepare_data_dir(&dir).expect("prepared");
+        assert!(!initialized);
+        let mode = fs::metadata(&dir).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, PRIVATE_DIR_MODE);
+        let err = prepare_data_dir(&dir).expect_err("locked");
+        assert!(err.contains("is in use by another process"), "{err}");
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
+        drop(lock);
+        prepare_data_dir(&dir).expect("free again");
+    }
 }

@@ -68,13 +68,15 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             l.addr
         ));
     }
+    // Held until the process ends: no second process uses this data dir meanwhile.
+    let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
+    let (config_name, config_data_dir) = (config.name.clone(), config.data_dir.clone());
+    log_start(&config, member_initialized);
     let identity = member::load_or_bootstrap(&config)?;
     info!(
-        name = %config.name,
-        member_id = %format!("{:x}", identity.member_id),
-        cluster_id = %format!("{:x}", identity.cluster_id),
-        data_dir = %config.data_dir.display(),
-        "starting cairn"
+        "local-member-id" = %format!("{:x}", identity.member_id),
+        "cluster-id" = %format!("{:x}", identity.cluster_id),
+        "starting local member"
     );
     let (raft_tx, raft_rx) = flume::bounded::<RaftRequest>(RAFT_QUEUE_CAPACITY);
     let service_config = Arc::new(ServiceConfig {
@@ -141,6 +143,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 },
             },
             boot_id,
+            corrupt_check: (config.initial_corrupt_check && member_initialized).then(|| {
+                cluster::request_timeout(Duration::from_millis(
+                    config.heartbeat_interval_ms * config.election_ticks as u64,
+                ))
+            }),
             requests: raft_rx.clone(),
             sender: raft_tx.clone(),
             peer_addrs: config.listen_peer_addrs.iter().map(|l| l.addr).collect(),
@@ -154,7 +161,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             .spawn(move || async move {
                 let shared = match raft_start {
                     Some(start) => {
-                        let (shared, raft_task, peer_stop) = match start_raft_core(start) {
+                        let (shared, raft_task, peer_stop) = match start_raft_core(start).await {
                             Ok(started) => started,
                             Err(e) => {
                                 let _ = shared_tx.send(Err(e));
@@ -232,7 +239,13 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     eprintln!("cairn: second signal {signal}: exiting now");
                     std::process::exit(130);
                 }
-                info!(signal, "shutting down: finishing in-flight requests");
+                // etcd pkg/osutil/interrupt_unix.go, with Go's signal names.
+                let name = match signal {
+                    signal_hook::consts::SIGTERM => "terminated",
+                    signal_hook::consts::SIGINT => "interrupt",
+                    _ => "unknown",
+                };
+                info!(signal = name, "received signal; shutting down");
                 for stop in &stop_senders {
                     let _ = stop.try_send(());
                 }
@@ -251,7 +264,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     core0
         .join()
         .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
-    info!("stopped");
+    info!(
+        name = %config_name,
+        "data-dir" = %config_data_dir.display(),
+        "closed etcd server"
+    );
     Ok(())
 }
 
@@ -265,6 +282,9 @@ struct RaftStart {
     bootstrap_peers: Vec<(u64, Vec<String>)>,
     settings: RaftSettings,
     boot_id: u64,
+    /// `--experimental-initial-corrupt-check` on a member with data: the timeout of each
+    /// peer's HashKV.
+    corrupt_check: Option<Duration>,
     requests: flume::Receiver<RaftRequest>,
     /// For the peer handler, which feeds peers' messages to the raft core.
     sender: flume::Sender<RaftRequest>,
@@ -275,7 +295,7 @@ struct RaftStart {
 /// Recovers the member's storage, starts the peer transport and its listeners, and spawns
 /// the raft core in its latency-sensitive task queue on the current executor. Returns the
 /// shared state, the raft core's task and the peer listeners' shutdown.
-fn start_raft_core(
+async fn start_raft_core(
     start: RaftStart,
 ) -> Result<(Arc<Shared>, glommio::task::JoinHandle<()>, net::Shutdown), String> {
     let identity = PeerIdentity {
@@ -290,6 +310,19 @@ fn start_raft_core(
     }
     let transport = PeerTransport::new(identity, PeerLimits::default());
     let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
+    if let Some(timeout) = start.corrupt_check {
+        let peers = recovered
+            .membership
+            .members()
+            .filter(|m| m.id != start.member_id)
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect();
+        let reader = recovered.mvcc.reader();
+        if let Err(e) = member::check_initial_corrupt(&reader, identity, peers, timeout).await {
+            // etcd's etcdmain fails start-up errors with this message.
+            crate::logging::fatal("discovery failed", &e);
+        }
+    }
     let core = cluster::open(
         recovered,
         cluster::CoreIdentity {
@@ -312,7 +345,7 @@ fn start_raft_core(
     ));
     let shutdown = net::Shutdown::new();
     for (addr, listener) in listeners {
-        info!(%addr, "serving peer traffic");
+        info!(address = %addr, "serving peer traffic");
         let serve = net::peer::serve_peers(
             listener,
             identity,
@@ -356,6 +389,7 @@ async fn serve_core(
     boot_nonce: u16,
 ) {
     let shared_for_watch = shared.clone();
+    let shared_for_ready = shared.clone();
     let max_request_bytes = service_config.max_request_bytes;
     let progress_notify_interval = service_config.watch_progress_notify_interval;
     let auto_compaction = service_config.auto_compaction;
@@ -387,7 +421,7 @@ async fn serve_core(
             }
         };
         if core == 0 {
-            info!(%addr, "serving client requests");
+            log_ready_to_serve(shared_for_ready.clone(), addr, shutdown.clone());
         }
         let task = glommio::spawn_local(net::serve(
             listener,
@@ -409,4 +443,78 @@ async fn serve_core(
             error!(core, "client listener failed: {e}");
         }
     }
+}
+
+/// How often core 0 looks whether this member has published itself, to log that it is
+/// ready to serve clients.
+pub const READY_POLL: Duration = Duration::from_millis(20);
+
+/// etcd `embed/serve.go`: once the member has published itself through Raft (etcd waits
+/// for `ReadyNotify`), logs "ready to serve client requests" and "serving client traffic
+/// insecurely; this is strongly discouraged!" with the listener's address.
+fn log_ready_to_serve(shared: Arc<Shared>, addr: std::net::SocketAddr, shutdown: net::Shutdown) {
+    use std::sync::atomic::Ordering;
+    glommio::spawn_local(async move {
+        while !shared.published.load(Ordering::Acquire) {
+            if shutdown.is_triggered() {
+                return;
+            }
+            glommio::timer::sleep(READY_POLL).await;
+        }
+        info!(address = %addr, "ready to serve client requests");
+        info!(
+            address = %addr,
+            "serving client traffic insecurely; this is strongly discouraged!"
+        );
+    })
+    .detach();
+}
+
+/// etcd `embed/etcd.go` `print`: the start-up summary "starting an etcd server" with
+/// etcd's field names, plus Cairn's version.
+fn log_start(config: &ServerConfig, member_initialized: bool) {
+    use crate::logging::{go_duration, json};
+    let urls = |addrs: &[crate::config::ListenAddr]| -> Vec<String> {
+        addrs
+            .iter()
+            .map(|l| format!("{}://{}", if l.tls { "https" } else { "http" }, l.addr))
+            .collect()
+    };
+    let initial_cluster: Vec<String> = config
+        .initial_cluster
+        .iter()
+        .flat_map(|(name, urls)| urls.iter().map(move |u| format!("{name}={u}")))
+        .collect();
+    let tick = Duration::from_millis(config.heartbeat_interval_ms);
+    info!(
+        "etcd-version" = crate::service::ETCD_API_VERSION,
+        "cairn-version" = crate::service::CAIRN_VERSION,
+        "os" = std::env::consts::OS,
+        "arch" = std::env::consts::ARCH,
+        "max-cpu-set" = config.cores as u64,
+        "max-cpu-available" = std::thread::available_parallelism().map_or(0, |n| n.get()) as u64,
+        "member-initialized" = member_initialized,
+        name = %config.name,
+        "data-dir" = %config.data_dir.display(),
+        "member-dir" = %config.data_dir.join("member").display(),
+        "heartbeat-interval" = %go_duration(tick),
+        "election-timeout" = %go_duration(tick * config.election_ticks as u32),
+        "snapshot-count" = config.snapshot_count,
+        "initial-advertise-peer-urls" = %json(&config.initial_advertise_peer_urls),
+        "listen-peer-urls" = %json(&urls(&config.listen_peer_addrs)),
+        "advertise-client-urls" = %json(&config.advertise_client_urls),
+        "listen-client-urls" = %json(&urls(&config.listen_client_addrs)),
+        "listen-metrics-urls" = %json(&urls(&config.listen_metrics_addrs)),
+        "initial-cluster" = %initial_cluster.join(","),
+        "initial-cluster-state" = if config.join_existing { "existing" } else { "new" },
+        "initial-cluster-token" = %config.initial_cluster_token,
+        "quota-backend-bytes" = config.quota_backend_bytes,
+        "max-request-bytes" = config.max_request_bytes as u64,
+        "max-concurrent-streams" = config.max_concurrent_streams,
+        "initial-corrupt-check" = config.initial_corrupt_check,
+        logger = %config.logger,
+        "log-outputs" = %json(&config.log_outputs),
+        "log-level" = %config.log_level,
+        "starting an etcd server"
+    );
 }

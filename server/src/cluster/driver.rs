@@ -627,12 +627,22 @@ impl RaftCore {
                     self.leader_changes += 1;
                     self.pending.on_leader_change();
                     self.pending.on_leader(ss.leader_id);
-                    if ss.leader_id != 0 {
-                        info!(
-                            leader = format!("{:x}", ss.leader_id),
-                            term = self.node.status().hard_state.term,
-                            "elected leader"
-                        );
+                    let term = self.node.status().hard_state.term;
+                    let me = self.shared.member_id;
+                    if ss.leader_id == 0 {
+                        info!("raft.node: {me:x} lost leader {old:x} at term {term}");
+                    } else {
+                        if old != 0 {
+                            info!(
+                                "raft.node: {me:x} changed leader from {old:x} to {:x} at term {term}",
+                                ss.leader_id
+                            );
+                        } else {
+                            info!(
+                                "raft.node: {me:x} elected leader {:x} at term {term}",
+                                ss.leader_id
+                            );
+                        }
                         // Publish at once (after this Ready) rather than at the next tick.
                         self.attributes_proposed_at = None;
                         self.publish_due = true;
@@ -661,8 +671,17 @@ impl RaftCore {
                     Ok(handle) => handle,
                     Err(e) => fatal(&format!("WAL write failed: {e}")),
                 };
+                let started = Instant::now();
                 if let Err(e) = self.syncer.sync(handle).await {
                     fatal(&format!("WAL fdatasync failed: {e}"));
+                }
+                let took = started.elapsed();
+                if took > WARN_SYNC_DURATION {
+                    warn!(
+                        took = %crate::logging::go_duration(took),
+                        "expected-duration" = %crate::logging::go_duration(WARN_SYNC_DURATION),
+                        "slow fdatasync"
+                    );
                 }
             }
             if !ready.entries.is_empty() {
@@ -838,7 +857,12 @@ impl RaftCore {
                         (request, None)
                     }
                 };
+                let started = Instant::now();
                 let result = self.apply_request(&request);
+                let took = started.elapsed();
+                if took > WARN_APPLY_DURATION {
+                    warn_slow_apply(took, &request, &result);
+                }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
@@ -851,14 +875,34 @@ impl RaftCore {
         let lease_exists = |id: i64| self.lessor.contains(id);
         if let Some(attrs) = &request.cluster_member_attr_set {
             let a = attrs.member_attributes.clone().unwrap_or_default();
-            if self
-                .membership
-                .set_attributes(attrs.member_id, a.name, a.client_urls)
-            {
-                info!(
-                    member = format!("{:x}", attrs.member_id),
-                    "published member attributes to the cluster through raft"
-                );
+            if self.membership.set_attributes(
+                attrs.member_id,
+                a.name.clone(),
+                a.client_urls.clone(),
+            ) {
+                if attrs.member_id == self.shared.member_id {
+                    // etcd server.go publish: logged by the member that published.
+                    let id = format!("{:x}", attrs.member_id);
+                    info!(
+                        "local-member-id" = %id,
+                        "local-member-attributes" = %format!(
+                            "{{Name:{} ClientURLs:[{}]}}",
+                            a.name,
+                            a.client_urls.join(" ")
+                        ),
+                        "request-path" = %format!("/0/members/{id}/attributes"),
+                        "cluster-id" = %format!("{:x}", self.shared.cluster_id),
+                        "publish-timeout" = %crate::logging::go_duration(request_timeout(
+                            self.settings.election_timeout()
+                        )),
+                        "published local member to cluster through raft"
+                    );
+                } else {
+                    info!(
+                        member = format!("{:x}", attrs.member_id),
+                        "published member attributes to the cluster through raft"
+                    );
+                }
                 self.membership_changed();
             }
             return Ok(Applied::MemberAttributes);
@@ -977,18 +1021,102 @@ impl RaftCore {
                 Ok(n) => debug!(segments = n, "purged WAL segments"),
                 Err(e) => warn!("WAL purge failed: {e}"),
             }
-            if let Err(e) = self.node.mut_store().compact(keep_from) {
-                warn!("log compaction at {keep_from} failed: {e}");
+            match self.node.mut_store().compact(keep_from) {
+                Ok(()) => info!("compact-index" = keep_from, "compacted Raft logs"),
+                Err(e) => warn!("log compaction at {keep_from} failed: {e}"),
             }
         }
         self.last_checkpoint = index;
-        info!(index, term, "checkpoint written");
+        info!("snapshot-index" = index, term, "saved snapshot");
     }
 }
 
 /// A storage failure the process must not survive (DESIGN.md §3: a failed fsync stops the process).
 fn fatal(message: &str) -> ! {
-    error!("{message}");
-    eprintln!("cairn: fatal: {message}");
+    error!(target: crate::logging::FATAL_TARGET, "{message}");
     std::process::exit(1);
+}
+
+/// etcd `wal.warnSyncDuration`: a WAL fdatasync slower than this logs "slow fdatasync".
+pub const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
+
+/// etcd `etcdserver.warnApplyDuration` (`--warning-apply-duration`'s default): applying
+/// one request slower than this logs "apply request took too long".
+pub const WARN_APPLY_DURATION: Duration = Duration::from_millis(100);
+
+/// Most bytes of the request text in "apply request took too long".
+pub const SLOW_APPLY_REQUEST_BYTES_MAX: usize = 1024;
+
+/// etcd `warnOfExpensiveGenericRequest`'s warning for one applied request.
+fn warn_slow_apply(
+    took: Duration,
+    request: &InternalRaftRequest,
+    result: &Result<Applied, Status>,
+) {
+    let mut text = format!("{request:?}");
+    if text.len() > SLOW_APPLY_REQUEST_BYTES_MAX {
+        let mut cut = SLOW_APPLY_REQUEST_BYTES_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    let error = match result {
+        Ok(_) => String::new(),
+        Err(status) => status.message.clone(),
+    };
+    warn!(
+        took = %crate::logging::go_duration(took),
+        "expected-duration" = %crate::logging::go_duration(WARN_APPLY_DURATION),
+        prefix = "",
+        request = %text,
+        response = "",
+        error = %error,
+        "apply request took too long"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use net::pb::etcdserverpb::PutRequest;
+
+    #[test]
+    fn slow_apply_warning_has_etcds_fields_and_a_bounded_request() {
+        let request = InternalRaftRequest {
+            put: Some(PutRequest {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from(vec![b'v'; 4 * SLOW_APPLY_REQUEST_BYTES_MAX]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let lines = crate::logging::tests::capture(|| {
+            warn_slow_apply(
+                Duration::from_millis(150),
+                &request,
+                &Err(errors::compacted()),
+            );
+        });
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0].1;
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["msg"], "apply request took too long");
+        assert_eq!(line["took"], "150ms");
+        assert_eq!(line["expected-duration"], "100ms");
+        assert_eq!(
+            line["error"],
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let text = line["request"].as_str().expect("request");
+        assert!(text.ends_with("..."), "{text}");
+        assert!(text.len() <= SLOW_APPLY_REQUEST_BYTES_MAX + 3);
+    }
+
+    #[test]
+    fn warning_thresholds_are_etcds() {
+        assert_eq!(WARN_SYNC_DURATION, Duration::from_secs(1));
+        assert_eq!(WARN_APPLY_DURATION, Duration::from_millis(100));
+    }
 }

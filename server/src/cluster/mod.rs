@@ -15,6 +15,7 @@ pub use driver::{
     Shared, ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
-pub use peers::{RaftPeerHandler, TransportPeers};
+pub use peers::{RaftPeerHandler, TransportPeers, METHOD_HASH_KV};
+pub use pending::request_timeout;
 pub use reconfig::{MemberChange, MemberChangeResult, LEARNERS_MAX};
 pub use storage::recover;

@@ -14,8 +14,8 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use net::pb::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
-    MemberPromoteRequest, MemberPromoteResponse,
+    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberPromoteRequest, MemberPromoteResponse,
 };
 use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
 use net::{HttpRequest, HttpResponse, Status};
@@ -39,6 +39,31 @@ pub const METHOD_MEMBER_PROMOTE: &str = "MemberPromote";
 /// Unary peer method: LeaseTimeToLive forwarded to the leader (etcd's
 /// `LeaseTimeToLiveRequest`/`LeaseTimeToLiveResponse`), as etcd's `/leases/internal`.
 pub const METHOD_LEASE_TIME_TO_LIVE: &str = "LeaseTimeToLive";
+
+/// Unary peer method: HashKV of this member's store (body and answer are etcd's
+/// `HashKVRequest`/`HashKVResponse`), as etcd's peer-port `/members/hashkv` that
+/// `--experimental-initial-corrupt-check` asks (etcd `etcdserver/corrupt.go`).
+pub const METHOD_HASH_KV: &str = "HashKV";
+
+/// This member's HashKV answer at `revision` (0 = current); the compact revision is -1
+/// before the first compaction, as etcd reports it. Errors: etcd's `compacted` and
+/// `future revision` statuses.
+pub fn hash_kv_answer(shared: &Shared, revision: i64) -> Result<HashKvResponse, Status> {
+    let (hash, compact_revision, hash_revision) = shared
+        .reader
+        .hash_kv(revision)
+        .map_err(|e| errors::from_engine(&e))?;
+    Ok(HashKvResponse {
+        header: Some(shared.header(0)),
+        hash,
+        compact_revision: if compact_revision == 0 {
+            -1
+        } else {
+            compact_revision
+        },
+        hash_revision,
+    })
+}
 
 /// [`PeerSender`] over the peer transport.
 pub struct TransportPeers {
@@ -276,7 +301,13 @@ impl PeerHandler for RaftPeerHandler {
         body: Bytes,
     ) -> LocalBoxFuture<'static, Result<Bytes, Status>> {
         let raft = self.raft.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
+            if method == METHOD_HASH_KV {
+                let r = HashKvRequest::decode(body).map_err(errors::decode_failed)?;
+                let resp = hash_kv_answer(&shared, r.revision)?;
+                return Ok(Bytes::from(resp.encode_to_vec()));
+            }
             if method == METHOD_MEMBER_PROMOTE {
                 let r = MemberPromoteRequest::decode(body).map_err(errors::decode_failed)?;
                 let (reply, answer) = oneshot::channel();

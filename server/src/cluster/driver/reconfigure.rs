@@ -177,14 +177,14 @@ impl RaftCore {
             }
         }
         if !replay {
+            let removed_urls = self
+                .membership
+                .get(cc.node_id)
+                .map(|m| m.peer_urls.clone())
+                .unwrap_or_default();
             reconfig::apply(&cc, &mut self.membership);
             self.membership_changed();
-            info!(
-                index = entry.index,
-                change = ?cc.change_type,
-                member = format!("{:x}", cc.node_id),
-                "applied a membership change"
-            );
+            self.log_member_change(&cc, removed_urls);
         }
         if let Some((added, reply)) = waiter {
             let _ = reply.send(Ok(MemberChangeResult {
@@ -194,6 +194,50 @@ impl RaftCore {
         }
         if cc.change_type == ConfChangeType::RemoveNode && cc.node_id == self.shared.member_id {
             self.removed = true;
+        }
+    }
+
+    /// etcd `membership/cluster.go`'s lines for an applied change ("added member",
+    /// "removed member", "promote member", "updated member") with etcd's field names.
+    fn log_member_change(&self, cc: &raft::ConfChange, removed_urls: Vec<String>) {
+        let cluster_id = format!("{:x}", self.shared.cluster_id);
+        let local = format!("{:x}", self.shared.member_id);
+        let peer = format!("{:x}", cc.node_id);
+        let urls = |id: u64| {
+            self.membership
+                .get(id)
+                .map(|m| m.peer_urls.clone())
+                .unwrap_or_default()
+        };
+        match cc.change_type {
+            ConfChangeType::AddNode if reconfig::is_promote(cc) => info!(
+                "cluster-id" = %cluster_id,
+                "local-member-id" = %local,
+                "promoted-member-id" = %peer,
+                "promote member"
+            ),
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => info!(
+                "cluster-id" = %cluster_id,
+                "local-member-id" = %local,
+                "added-peer-id" = %peer,
+                "added-peer-peer-urls" = %crate::logging::json(&urls(cc.node_id)),
+                "added-peer-is-learner" = cc.change_type == ConfChangeType::AddLearnerNode,
+                "added member"
+            ),
+            ConfChangeType::UpdateNode => info!(
+                "cluster-id" = %cluster_id,
+                "local-member-id" = %local,
+                "updated-remote-peer-id" = %peer,
+                "updated-remote-peer-urls" = %crate::logging::json(&urls(cc.node_id)),
+                "updated member"
+            ),
+            ConfChangeType::RemoveNode => info!(
+                "cluster-id" = %cluster_id,
+                "local-member-id" = %local,
+                "removed-remote-peer-id" = %peer,
+                "removed-remote-peer-urls" = %crate::logging::json(&removed_urls),
+                "removed member"
+            ),
         }
     }
 
