@@ -46,7 +46,7 @@ pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
     name = "cairn",
     about = "Cairn: a strongly consistent key-value store that speaks the etcd v3 API.",
     disable_version_flag = true,
-    after_help = "Every other flag of etcd 3.4, 3.5 and 3.6 is accepted too (with its ETCD_* variable); \
+    after_help = "Every flag of etcd 3.4, 3.5 and 3.6 is accepted (with its ETCD_* variable); \
                   the ones Cairn has no use for log one warning each when given. \
                   See docs/flags.md for the full table, and --config-file for etcd's YAML.",
     args_override_self = true

@@ -302,7 +302,9 @@ pub fn add_ignored_args(mut command: Command) -> Command {
                 "Accepted for etcd compatibility and ignored: {reason}."
             ))
             .action(ArgAction::Set)
-            .hide(true);
+            .help_heading("Accepted for etcd compatibility and ignored (see docs/flags.md)")
+            // etcd's own --help leaves out the 0.4 legacy flags too.
+            .hide(reason == LEGACY);
         let arg = match spec.kind {
             Kind::Bool if reason == LEGACY => arg.num_args(0..=1).default_missing_value(""),
             Kind::Bool => arg
