@@ -18,6 +18,7 @@ mod kv;
 mod lease;
 mod lock;
 mod member;
+mod metrics;
 mod runtime;
 mod service;
 mod watch;

@@ -472,6 +472,7 @@ impl RaftCore {
             }
             if let Some(ctx) = self.pending.start_read_round(now) {
                 if let Err(e) = self.node.try_read_index(ctx.clone()) {
+                    crate::metrics::get().read_indexes_failed_total.inc();
                     let status = match e {
                         raft::Error::ReadIndexQueueFull { .. } => errors::too_many_requests(),
                         _ => errors::no_leader(),
@@ -480,6 +481,9 @@ impl RaftCore {
                 }
             }
             self.process_ready().await;
+            crate::metrics::get()
+                .proposals_pending
+                .set(self.pending.proposals_waiting() as f64);
         }
         // Fail what is still waiting, then make everything written durable.
         self.pending.fail_all(&errors::stopped());
@@ -524,6 +528,7 @@ impl RaftCore {
                     Ok(()) => self.pending.add_proposal(id, request, reply, now),
                     Err(e) => {
                         debug!("proposal dropped: {e}");
+                        crate::metrics::get().proposals_failed_total.inc();
                         let _ = reply.send(Err(errors::no_leader()));
                     }
                 }
@@ -626,6 +631,8 @@ impl RaftCore {
                     self.pending.on_leader_change();
                     self.pending.on_leader(ss.leader_id);
                     if ss.leader_id != 0 {
+                        // etcd counts a change to a known new leader (`newLeader`).
+                        crate::metrics::get().leader_changes_seen_total.inc();
                         info!(
                             leader = format!("{:x}", ss.leader_id),
                             term = self.node.status().hard_state.term,
@@ -659,9 +666,17 @@ impl RaftCore {
                     Ok(handle) => handle,
                     Err(e) => fatal(&format!("WAL write failed: {e}")),
                 };
+                let started = Instant::now();
                 if let Err(e) = self.syncer.sync(handle).await {
                     fatal(&format!("WAL fdatasync failed: {e}"));
                 }
+                let metrics = crate::metrics::get();
+                metrics
+                    .wal_fsync_duration_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics
+                    .wal_fsync_batch_entries
+                    .observe(ready.entries.len() as f64);
             }
             if !ready.entries.is_empty() {
                 if let Err(e) = self.node.mut_store().append(&ready.entries) {
@@ -678,6 +693,9 @@ impl RaftCore {
                 if m.msg_type == MessageType::Snapshot {
                     self.send_snapshot(m);
                 } else if !self.peers.send(m.to, Bytes::from(m.encode())) {
+                    if m.msg_type == MessageType::Heartbeat {
+                        crate::metrics::get().heartbeat_send_failures_total.inc();
+                    }
                     self.node.report_unreachable(m.to);
                 }
             }
@@ -808,6 +826,7 @@ impl RaftCore {
     }
 
     fn apply_entry(&mut self, entry: &Entry) {
+        let started = Instant::now();
         assert!(
             entry.index == self.applied + 1,
             "applying entry {} after {}",
@@ -842,6 +861,9 @@ impl RaftCore {
                 }
             }
         }
+        if started.elapsed() > Duration::from_millis(crate::metrics::SLOW_APPLY_MS) {
+            crate::metrics::get().slow_apply_total.inc();
+        }
         self.applied = entry.index;
     }
 
@@ -863,7 +885,9 @@ impl RaftCore {
         }
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
+        let metrics = crate::metrics::get();
         if let Some(put) = &request.put {
+            metrics.put_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::put(&mut view, put, &lease_exists);
             let (_, events) = view.end();
@@ -872,6 +896,7 @@ impl RaftCore {
             return result.map(Applied::Put);
         }
         if let Some(delete) = &request.delete_range {
+            metrics.delete_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::delete_range(&mut view, delete);
             let (_, events) = view.end();
@@ -880,6 +905,7 @@ impl RaftCore {
             return result.map(Applied::DeleteRange);
         }
         if let Some(txn) = &request.txn {
+            metrics.txn_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::txn_write(&mut view, txn, &lease_exists);
             let (_, events) = view.end();
@@ -943,10 +969,14 @@ impl RaftCore {
             .store()
             .term(index)
             .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
+        let started = Instant::now();
         if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
             error!("checkpoint at index {index} failed: {e}");
             return;
         }
+        crate::metrics::get()
+            .backend_commit_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         // Followers behind the compacted log get this checkpoint as their snapshot.
         let conf_state = raft::ConfState {
             voters: self.membership.voters(),
@@ -966,9 +996,13 @@ impl RaftCore {
             0,
             &encode_u64s(&[hs.term, hs.vote, hs.commit]),
         );
+        let started = Instant::now();
         if let Err(e) = self.wal.sync() {
             fatal(&format!("WAL sync after checkpoint failed: {e}"));
         }
+        crate::metrics::get()
+            .wal_fsync_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if keep_from > 0 {
             match self.wal.purge(keep_from) {

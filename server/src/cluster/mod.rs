@@ -16,5 +16,6 @@ pub use driver::{
 };
 pub use membership::{MemberInfo, Membership};
 pub use peers::{RaftPeerHandler, TransportPeers};
+pub use pending::request_timeout;
 pub use reconfig::{MemberChange, MemberChangeResult};
 pub use storage::recover;
