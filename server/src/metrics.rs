@@ -513,7 +513,7 @@ mod tests {
         };
         m.on_events(&[put(1), put(1), put(2)]);
         assert_eq!(m.keys_total.get(), 2.0);
-        m.on_events(&[delete.clone()]);
+        m.on_events(std::slice::from_ref(&delete));
         assert_eq!(m.keys_total.get(), 1.0);
         m.on_events(&[put(3)]);
         assert_eq!(m.keys_total.get(), 1.0);
