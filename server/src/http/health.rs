@@ -309,3 +309,93 @@ impl Checks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F: std::future::Future<Output = ()>>(test: F) {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("glommio executor")
+            .run(test);
+    }
+
+    /// Answers every probe of `receiver` with `answer`, on the current executor.
+    fn answer_probes(receiver: flume::Receiver<ProbeReply>, answer: Result<(), String>) {
+        glommio::spawn_local(async move {
+            while let Ok(reply) = receiver.recv_async().await {
+                let _ = reply.send(answer.clone());
+            }
+        })
+        .detach();
+    }
+
+    #[test]
+    fn every_core_answering_passes() {
+        run(async {
+            let (probes, receivers) = CoreProbes::new(3);
+            for receiver in receivers {
+                answer_probes(receiver, Ok(()));
+            }
+            assert_eq!(probes.ask_all().await, Ok(()));
+        });
+    }
+
+    #[test]
+    fn a_silent_core_fails_within_the_bound() {
+        run(async {
+            let (probes, receivers) = CoreProbes::new(2);
+            answer_probes(receivers[0].clone(), Ok(()));
+            let started = std::time::Instant::now();
+            assert_eq!(
+                probes.ask_all().await,
+                Err(format!(
+                    "core 1: no answer within {CORE_PROBE_TIMEOUT_MS} ms"
+                ))
+            );
+            assert!(started.elapsed() >= Duration::from_millis(CORE_PROBE_TIMEOUT_MS));
+            drop(receivers);
+        });
+    }
+
+    #[test]
+    fn a_failing_read_names_its_core() {
+        run(async {
+            let (probes, receivers) = CoreProbes::new(2);
+            answer_probes(receivers[0].clone(), Ok(()));
+            answer_probes(receivers[1].clone(), Err("etcdserver: no space".into()));
+            assert_eq!(
+                probes.ask_all().await,
+                Err("core 1: etcdserver: no space".into())
+            );
+        });
+    }
+
+    #[test]
+    fn full_or_closed_queues_fail_at_once() {
+        run(async {
+            let (probes, receivers) = CoreProbes::new(1);
+            let mut held = Vec::new();
+            for _ in 0..CORE_PROBE_QUEUE_MAX {
+                let (reply, answer) = oneshot::channel();
+                probes.senders[0].try_send(reply).expect("room");
+                held.push(answer);
+            }
+            assert_eq!(
+                probes.ask_all().await,
+                Err("core 0: too many health probes queued".into())
+            );
+            drop(receivers);
+            assert_eq!(probes.ask_all().await, Err("core 0: stopped".into()));
+        });
+    }
+
+    #[test]
+    fn health_paths() {
+        assert!(is_health_path("/livez"));
+        assert!(is_health_path("/readyz/linearizable_read"));
+        assert!(!is_health_path("/health"));
+        assert!(!is_health_path("/readyzz"));
+    }
+}
