@@ -99,6 +99,8 @@ impl Endpoints {
             applied_index: shared.applied_index.load(Ordering::Acquire),
             db_size_bytes: shared.reader.size_bytes(),
             db_size_in_use_bytes: shared.reader.size_in_use_bytes(),
+            current_revision: shared.reader.current_revision(),
+            compact_revision: shared.reader.compact_revision(),
         });
         metrics.render()
     }

@@ -95,6 +95,25 @@ pub struct Metrics {
     pub keys_total: Gauge,
     /// etcd_debugging_mvcc_watcher_total: watchers on every core.
     pub watcher_total: Gauge,
+    /// etcd_debugging_mvcc_watch_stream_total: Watch streams open on every core.
+    pub watch_stream_total: Gauge,
+    /// etcd_debugging_mvcc_db_total_size_in_bytes: the 3.4 name dashboards still read
+    /// (set at scrape).
+    pub debugging_db_total_size_in_bytes: Gauge,
+    /// etcd_debugging_mvcc_current_revision (set at scrape).
+    pub current_revision: Gauge,
+    /// etcd_debugging_mvcc_compact_revision (set at scrape).
+    pub compact_revision: Gauge,
+    /// etcd_cluster_version{cluster_version}.
+    pub cluster_version: GaugeVec,
+    /// etcd_debugging_mvcc_put_total (etcd counts each put under both names).
+    pub debugging_put_total: IntCounter,
+    /// etcd_debugging_mvcc_delete_total.
+    pub debugging_delete_total: IntCounter,
+    /// etcd_debugging_mvcc_txn_total.
+    pub debugging_txn_total: IntCounter,
+    /// etcd_network_peer_sent_failures_total{To}: Raft messages the transport dropped.
+    pub peer_sent_failures_total: IntCounterVec,
     /// etcd_mvcc_put_total: puts applied (Txn puts included).
     pub put_total: IntCounter,
     /// etcd_mvcc_delete_total: delete requests applied.
@@ -246,6 +265,50 @@ impl Metrics {
                 "etcd_debugging_mvcc_watcher_total",
                 "Total number of watchers.",
             ),
+            watch_stream_total: gauge(
+                "etcd_debugging_mvcc_watch_stream_total",
+                "Total number of watch streams.",
+            ),
+            debugging_db_total_size_in_bytes: gauge(
+                "etcd_debugging_mvcc_db_total_size_in_bytes",
+                "Total size of the underlying database physically allocated in bytes.",
+            ),
+            current_revision: gauge(
+                "etcd_debugging_mvcc_current_revision",
+                "The current revision of store.",
+            ),
+            compact_revision: gauge(
+                "etcd_debugging_mvcc_compact_revision",
+                "The revision of the last compaction in store.",
+            ),
+            cluster_version: GaugeVec::new(
+                Opts::new(
+                    "etcd_cluster_version",
+                    "Which version is running. 1 for 'cluster_version' label with current cluster version",
+                ),
+                &["cluster_version"],
+            )
+            .expect("valid gauge"),
+            debugging_put_total: counter(
+                "etcd_debugging_mvcc_put_total",
+                "Total number of puts seen by this member.",
+            ),
+            debugging_delete_total: counter(
+                "etcd_debugging_mvcc_delete_total",
+                "Total number of deletes seen by this member.",
+            ),
+            debugging_txn_total: counter(
+                "etcd_debugging_mvcc_txn_total",
+                "Total number of txns seen by this member.",
+            ),
+            peer_sent_failures_total: IntCounterVec::new(
+                Opts::new(
+                    "etcd_network_peer_sent_failures_total",
+                    "The total number of send failures from peers.",
+                ),
+                &["To"],
+            )
+            .expect("valid counter"),
             put_total: counter(
                 "etcd_mvcc_put_total",
                 "Total number of puts seen by this member.",
@@ -330,6 +393,15 @@ impl Metrics {
             Box::new(m.db_total_size_in_use_in_bytes.clone()),
             Box::new(m.keys_total.clone()),
             Box::new(m.watcher_total.clone()),
+            Box::new(m.watch_stream_total.clone()),
+            Box::new(m.debugging_db_total_size_in_bytes.clone()),
+            Box::new(m.current_revision.clone()),
+            Box::new(m.compact_revision.clone()),
+            Box::new(m.cluster_version.clone()),
+            Box::new(m.debugging_put_total.clone()),
+            Box::new(m.debugging_delete_total.clone()),
+            Box::new(m.debugging_txn_total.clone()),
+            Box::new(m.peer_sent_failures_total.clone()),
             Box::new(m.put_total.clone()),
             Box::new(m.delete_total.clone()),
             Box::new(m.txn_total.clone()),
@@ -350,6 +422,10 @@ impl Metrics {
         m.grpc.register(&m.registry);
         m.version
             .with_label_values(&[crate::service::ETCD_API_VERSION])
+            .set(1.0);
+        // etcd's cluster version keeps major.minor ("3.6.0").
+        m.cluster_version
+            .with_label_values(&[crate::service::ETCD_CLUSTER_VERSION])
             .set(1.0);
         m
     }
@@ -391,6 +467,10 @@ impl Metrics {
             .set(state.commit_index as f64);
         self.proposals_applied_total.set(state.applied_index as f64);
         self.db_total_size_in_bytes.set(state.db_size_bytes as f64);
+        self.debugging_db_total_size_in_bytes
+            .set(state.db_size_bytes as f64);
+        self.current_revision.set(state.current_revision as f64);
+        self.compact_revision.set(state.compact_revision as f64);
         self.db_total_size_in_use_in_bytes
             .set(state.db_size_in_use_bytes as f64);
     }
@@ -455,6 +535,15 @@ impl PeerMetrics {
             .inc_by(bytes as u64);
     }
 
+    /// A Raft message for member `to` that the transport dropped
+    /// (etcd_network_peer_sent_failures_total).
+    pub fn sent_failure(&self, to: u64) {
+        get()
+            .peer_sent_failures_total
+            .with_label_values(&[&format!("{to:x}")])
+            .inc();
+    }
+
     /// One round trip to member `to` (etcd_network_peer_round_trip_time_seconds).
     pub fn round_trip(&self, to: u64, time: std::time::Duration) {
         self.round_trips
@@ -486,6 +575,10 @@ pub struct StateSample {
     pub db_size_bytes: u64,
     /// Bytes of the store in use (etcd's db size in use).
     pub db_size_in_use_bytes: u64,
+    /// The store's current revision.
+    pub current_revision: i64,
+    /// The store's last compaction revision.
+    pub compact_revision: i64,
 }
 
 /// The Content-Type of [`Metrics::render`]'s text.

@@ -31,6 +31,14 @@ const REQUIRED: &[(&str, &str)] = &[
     ("etcd_mvcc_db_total_size_in_use_in_bytes", "gauge"),
     ("etcd_debugging_mvcc_keys_total", "gauge"),
     ("etcd_debugging_mvcc_watcher_total", "gauge"),
+    ("etcd_debugging_mvcc_watch_stream_total", "gauge"),
+    ("etcd_debugging_mvcc_db_total_size_in_bytes", "gauge"),
+    ("etcd_debugging_mvcc_current_revision", "gauge"),
+    ("etcd_debugging_mvcc_compact_revision", "gauge"),
+    ("etcd_debugging_mvcc_put_total", "counter"),
+    ("etcd_mvcc_put_total", "counter"),
+    ("etcd_cluster_version", "gauge"),
+    ("etcd_server_quota_backend_bytes", "gauge"),
     ("etcd_network_client_grpc_sent_bytes_total", "counter"),
     ("etcd_network_client_grpc_received_bytes_total", "counter"),
     ("grpc_server_started_total", "counter"),
@@ -318,9 +326,16 @@ fn counters_move_under_load() {
     assert!(delta("etcd_network_client_grpc_received_bytes_total", &[]) > (PUTS * 100) as f64);
     // Each get returns the 100-byte value.
     assert!(delta("etcd_network_client_grpc_sent_bytes_total", &[]) > (PUTS * 100) as f64);
+    // One revision and one put per write.
+    assert_eq!(delta("etcd_debugging_mvcc_current_revision", &[]), writes);
+    assert_eq!(delta("etcd_mvcc_put_total", &[]), writes);
+    assert_eq!(during.value("etcd_debugging_mvcc_watcher_total", &[]), 1.0);
+    assert_eq!(
+        during.value("etcd_debugging_mvcc_watch_stream_total", &[]),
+        1.0
+    );
     if server.target() == Target::Cairn {
         assert_eq!(delta("etcd_debugging_mvcc_keys_total", &[]), PUTS as f64);
-        assert_eq!(during.value("etcd_debugging_mvcc_watcher_total", &[]), 1.0);
         assert!(delta("cairn_wal_fsync_batch_entries_count", &[]) >= 1.0);
         let per_core: f64 = during.value("cairn_server_core_requests_total", &[])
             - before.value("cairn_server_core_requests_total", &[]);

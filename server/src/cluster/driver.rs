@@ -888,6 +888,7 @@ impl RaftCore {
         let metrics = crate::metrics::get();
         if let Some(put) = &request.put {
             metrics.put_total.inc();
+            metrics.debugging_put_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::put(&mut view, put, &lease_exists);
             let (_, events) = view.end();
@@ -897,6 +898,7 @@ impl RaftCore {
         }
         if let Some(delete) = &request.delete_range {
             metrics.delete_total.inc();
+            metrics.debugging_delete_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::delete_range(&mut view, delete);
             let (_, events) = view.end();
@@ -906,6 +908,7 @@ impl RaftCore {
         }
         if let Some(txn) = &request.txn {
             metrics.txn_total.inc();
+            metrics.debugging_txn_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::txn_write(&mut view, txn, &lease_exists);
             let (_, events) = view.end();

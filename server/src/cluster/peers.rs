@@ -69,6 +69,8 @@ impl PeerSender for TransportPeers {
         let sent = self.transport.send(to, message).is_ok();
         if sent {
             self.metrics.sent(to, bytes);
+        } else {
+            self.metrics.sent_failure(to);
         }
         sent
     }
