@@ -109,10 +109,8 @@ fn health_checks_are_counted_in_metrics() {
 
 #[test]
 fn quorum_loss_fails_health_and_readyz_but_not_livez() {
-    if skip_unless_cairn("the cluster helper starts cairn") {
-        return;
-    }
     let mut cluster = Cluster::start(3);
+    let cairn = cluster.target() == Target::Cairn;
     cluster.wait_all_healthy();
     let leader = cluster.wait_leader();
     let survivor = cluster.followers(leader)[0];
@@ -130,13 +128,19 @@ fn quorum_loss_fails_health_and_readyz_but_not_livez() {
     // for long: the answer is 200 only while the old leader is still believed in.
     let json = wait_until("/health to report the lost leader", 15_000, || {
         let (status, json) = health_json(port, "/health");
-        if status == 503 && json["reason"] == "RAFT NO LEADER" {
+        // etcd 3.4 gives no reason: {"health":"false"}.
+        let settled = !cairn || json["reason"] == "RAFT NO LEADER";
+        if status == 503 && settled {
             Ok(json)
         } else {
             Err(format!("{status} {json}"))
         }
     });
     assert_eq!(json["health"], "false");
+    if !cairn {
+        // etcd 3.4 has neither ?serializable=true nor /livez and /readyz.
+        return;
+    }
     // A serializable check looks at local state only: every core still answers.
     let (status, json) = health_json(port, "/health?serializable=true");
     assert_eq!(status, 200, "{json}");
