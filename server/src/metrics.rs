@@ -112,6 +112,12 @@ pub struct Metrics {
     pub debugging_delete_total: IntCounter,
     /// etcd_debugging_mvcc_txn_total.
     pub debugging_txn_total: IntCounter,
+    /// etcd_debugging_lease_granted_total: leases granted (applied).
+    pub lease_granted_total: IntCounter,
+    /// etcd_debugging_lease_revoked_total: leases revoked (applied; expiry included).
+    pub lease_revoked_total: IntCounter,
+    /// etcd_debugging_lease_renewed_total: keep-alives answered by the leader.
+    pub lease_renewed_total: IntCounter,
     /// etcd_network_peer_sent_failures_total{To}: Raft messages the transport dropped.
     pub peer_sent_failures_total: IntCounterVec,
     /// etcd_mvcc_put_total: puts applied (Txn puts included).
@@ -301,6 +307,18 @@ impl Metrics {
                 "etcd_debugging_mvcc_txn_total",
                 "Total number of txns seen by this member.",
             ),
+            lease_granted_total: counter(
+                "etcd_debugging_lease_granted_total",
+                "The total number of granted leases.",
+            ),
+            lease_revoked_total: counter(
+                "etcd_debugging_lease_revoked_total",
+                "The total number of revoked leases.",
+            ),
+            lease_renewed_total: counter(
+                "etcd_debugging_lease_renewed_total",
+                "The number of renewed leases seen by the leader.",
+            ),
             peer_sent_failures_total: IntCounterVec::new(
                 Opts::new(
                     "etcd_network_peer_sent_failures_total",
@@ -402,6 +420,9 @@ impl Metrics {
             Box::new(m.debugging_delete_total.clone()),
             Box::new(m.debugging_txn_total.clone()),
             Box::new(m.peer_sent_failures_total.clone()),
+            Box::new(m.lease_granted_total.clone()),
+            Box::new(m.lease_revoked_total.clone()),
+            Box::new(m.lease_renewed_total.clone()),
             Box::new(m.put_total.clone()),
             Box::new(m.delete_total.clone()),
             Box::new(m.txn_total.clone()),

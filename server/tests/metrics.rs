@@ -349,6 +349,31 @@ fn counters_move_under_load() {
 }
 
 #[test]
+fn lease_counters_follow_grant_keepalive_and_revoke() {
+    let server = TestServer::start();
+    let port = server.client_port();
+    let before = scrape(port);
+    let output = server.etcdctl(&["lease", "grant", "60"]);
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    // "lease 694d7a4ac7b2ea0a granted with TTL(60s)"
+    let id = text
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    let output = server.etcdctl(&["lease", "keep-alive", "--once", &id]);
+    assert!(output.status.success(), "{output:?}");
+    let output = server.etcdctl(&["lease", "revoke", &id]);
+    assert!(output.status.success(), "{output:?}");
+    let after = scrape(port);
+    let delta = |name: &str| after.value(name, &[]) - before.value(name, &[]);
+    assert_eq!(delta("etcd_debugging_lease_granted_total"), 1.0);
+    assert_eq!(delta("etcd_debugging_lease_renewed_total"), 1.0);
+    assert_eq!(delta("etcd_debugging_lease_revoked_total"), 1.0);
+}
+
+#[test]
 fn extensive_adds_grpc_handling_seconds() {
     let server = TestServer::builder().args(&["--metrics=extensive"]).start();
     let output = server.etcdctl(&["put", "k", "v"]);

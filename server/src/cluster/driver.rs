@@ -595,7 +595,11 @@ impl RaftCore {
                 return;
             }
         }
-        let _ = reply.send(self.lessor.answer(query, now));
+        let answer = self.lessor.answer(query, now);
+        if let Ok(LeaseAnswer::Renewed(_)) = answer {
+            crate::metrics::get().lease_renewed_total.inc();
+        }
+        let _ = reply.send(answer);
     }
 
     fn step_peer(&mut self, m: raft::Message) {
@@ -917,14 +921,16 @@ impl RaftCore {
             return result.map(Applied::Txn);
         }
         if let Some(grant) = &request.lease_grant {
-            return self
-                .lessor
-                .apply_grant(grant, begin)
-                .map(Applied::LeaseGrant);
+            let granted = self.lessor.apply_grant(grant, begin);
+            if granted.is_ok() {
+                metrics.lease_granted_total.inc();
+            }
+            return granted.map(Applied::LeaseGrant);
         }
         if let Some(revoke) = &request.lease_revoke {
             let view = WriteView::new(self.mvcc.write(), begin, compact);
             let (resp, events) = self.lessor.apply_revoke(revoke, view)?;
+            metrics.lease_revoked_total.inc();
             self.shared.watch.publish(events);
             return Ok(Applied::LeaseRevoke(resp));
         }
