@@ -349,6 +349,46 @@ fn counters_move_under_load() {
 }
 
 #[test]
+fn failed_calls_count_under_their_grpc_code() {
+    let server = TestServer::start();
+    let port = server.client_port();
+    let endpoint = server.endpoint();
+    let before = scrape(port);
+    let error = runtime().block_on(async {
+        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+            .await
+            .expect("connect");
+        client.put("", "v", None).await.expect_err("empty key")
+    });
+    assert!(
+        error
+            .to_string()
+            .contains("etcdserver: key is not provided"),
+        "{error}"
+    );
+    let after = scrape(port);
+    let put = |code: &'static str| {
+        [
+            ("grpc_type", "unary"),
+            ("grpc_service", "etcdserverpb.KV"),
+            ("grpc_method", "Put"),
+            ("grpc_code", code),
+        ]
+    };
+    let delta = |labels: &[(&str, &str)]| {
+        after.value("grpc_server_handled_total", labels)
+            - before.value("grpc_server_handled_total", labels)
+    };
+    assert_eq!(delta(&put("InvalidArgument")), 1.0);
+    assert_eq!(delta(&put("OK")), 0.0);
+    assert_eq!(
+        after.value("grpc_server_started_total", &put("OK")[..3])
+            - before.value("grpc_server_started_total", &put("OK")[..3]),
+        1.0
+    );
+}
+
+#[test]
 fn lease_counters_follow_grant_keepalive_and_revoke() {
     let server = TestServer::start();
     let port = server.client_port();
