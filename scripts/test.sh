@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Cairn's default test suite on a fresh machine: installs what the tests need
 # (the real etcdctl and etcd 3.4 from Debian for compatibility tests, protoc for the
-# etcd-client crate's build), then runs every crate's tests.
+# etcd-client crate's build, promtool for the metrics tests), then runs every crate's tests.
 #
 # Longer runs sit behind environment variables (see README.md, "Tests").
 set -euo pipefail
@@ -11,6 +11,8 @@ need=()
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+# promtool checks /metrics (server/tests/metrics.rs).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
@@ -52,8 +52,33 @@ pub enum MethodKind {
     Streaming,
 }
 
+/// Hooks for metrics on the calls a [`GrpcService`] serves: etcd counts calls with
+/// go-grpc-prometheus interceptors (`grpc_server_started_total`, `grpc_server_handled_total`,
+/// `grpc_server_handling_seconds`) and message bytes in its codec (etcd
+/// `etcdserver/api/v3rpc/codec.go`). Every method defaults to doing nothing; they run on
+/// every call and message, so implementations must be cheap (atomics, no locks).
+pub trait CallObserver {
+    /// A call to `path` (e.g. `"/etcdserverpb.KV/Put"`) of kind `kind` was dispatched to the
+    /// service. Calls to unknown methods or refused before dispatch are not reported (as
+    /// grpc-go never runs the interceptors for them).
+    fn call_started(&self, _path: &str, _kind: MethodKind) {}
+    /// A call reported by [`CallObserver::call_started`] ended with `code`, `elapsed` after
+    /// it started. A passed deadline ends it with DEADLINE_EXCEEDED, a client reset with
+    /// CANCELLED.
+    fn call_finished(&self, _path: &str, _kind: MethodKind, _code: Code, _elapsed: Duration) {}
+    /// A request message of `bytes` bytes (protobuf, framing excluded) was received.
+    fn message_received(&self, _bytes: usize) {}
+    /// A response message of `bytes` bytes (protobuf, framing excluded) was queued to send.
+    fn message_sent(&self, _bytes: usize) {}
+}
+
 /// The application side of the gRPC server (one per core; calls run as local tasks).
 pub trait GrpcService: 'static {
+    /// The observer of this service's calls (metrics), if any; asked once per call.
+    fn observer(&self) -> Option<Rc<dyn CallObserver>> {
+        None
+    }
+
     /// The kind of the method at `path` (e.g. `"/etcdserverpb.KV/Range"`), or `None` when it
     /// is not served: the call then ends UNIMPLEMENTED with grpc-go's message ("unknown
     /// service etcdserverpb.Foo" / "unknown method Bar for service etcdserverpb.KV").
@@ -237,40 +262,67 @@ pub(crate) async fn serve_call<G: GrpcService>(
     let Some(kind) = grpc.method_kind(&path) else {
         return send_trailers_only(respond, StatusCode::OK, &unknown_method(&path));
     };
+    let observer = grpc.observer();
+    let started = Instant::now();
+    // The path outlives the call only when an observer wants it at the end.
+    let observed_path = observer.as_ref().map(|observer| {
+        observer.call_started(&path, kind);
+        path.clone()
+    });
     let ctx = CallContext {
         path,
         deadline,
         metadata: parts.headers,
         peer,
     };
-    match kind {
+    // A client reset ends the call with nothing sent; grpc-go reports it as CANCELLED.
+    let code = match kind {
         MethodKind::Unary => {
-            let call = unary_call(grpc, ctx, body, limits);
+            let call = unary_call(grpc, ctx, body, limits, observer.clone());
             let outcome = race(call, deadline, |cx| respond.poll_reset(cx).map(|_| ())).await;
             let result = match outcome {
-                Race::Done(result) => result,
-                Race::DeadlineExceeded => Err(Status::deadline_exceeded()),
-                Race::Reset => return,
+                Race::Done(result) => Some(result),
+                Race::DeadlineExceeded => Some(Err(Status::deadline_exceeded())),
+                Race::Reset => None,
             };
-            send_unary_response(respond, result, limits.max_send_message_bytes);
+            match result {
+                Some(result) => {
+                    let code = result.as_ref().err().map_or(Code::Ok, |status| status.code);
+                    let max_send = limits.max_send_message_bytes;
+                    send_unary_response(respond, result, max_send, observer.as_deref())
+                        .unwrap_or(code)
+                }
+                None => Code::Cancelled,
+            }
         }
         MethodKind::Streaming => {
             let state = Rc::new(RefCell::new(CallState::new(respond)));
-            let inbound = Inbound::new(body, limits.max_recv_message_bytes);
-            let outbound = Outbound::new(state.clone(), limits.max_send_message_bytes);
+            let inbound =
+                Inbound::new(body, limits.max_recv_message_bytes).observed_by(observer.clone());
+            let outbound = Outbound::new(state.clone(), limits.max_send_message_bytes)
+                .observed_by(observer.clone());
             let call = grpc.streaming(ctx, inbound, outbound);
             let outcome = race(call, deadline, |cx| state.borrow_mut().poll_reset(cx)).await;
             let status = match outcome {
-                Race::Done(Ok(())) => Status::new(Code::Ok, ""),
-                Race::Done(Err(status)) => status,
-                Race::DeadlineExceeded => Status::deadline_exceeded(),
+                Race::Done(Ok(())) => Some(Status::new(Code::Ok, "")),
+                Race::Done(Err(status)) => Some(status),
+                Race::DeadlineExceeded => Some(Status::deadline_exceeded()),
                 Race::Reset => {
                     state.borrow_mut().phase = Phase::Closed;
-                    return;
+                    None
                 }
             };
-            state.borrow_mut().finish(&status);
+            match status {
+                Some(status) => {
+                    state.borrow_mut().finish(&status);
+                    status.code
+                }
+                None => Code::Cancelled,
+            }
         }
+    };
+    if let (Some(observer), Some(path)) = (&observer, observed_path) {
+        observer.call_finished(&path, kind, code, started.elapsed());
     }
 }
 
@@ -279,20 +331,27 @@ async fn unary_call<G: GrpcService>(
     ctx: CallContext,
     mut body: RecvStream,
     limits: CallLimits,
+    observer: Option<Rc<dyn CallObserver>>,
 ) -> Result<Bytes, Status> {
     let mut decoder = MessageDecoder::new(limits.max_recv_message_bytes);
     let request = match next_message(&mut body, &mut decoder).await {
         Some(result) => result?,
         None => return Err(Status::new(Code::Unknown, "EOF")),
     };
+    if let Some(observer) = &observer {
+        observer.message_received(request.len());
+    }
     grpc.unary(ctx, request).await
 }
 
+/// Sends the unary call's answer. Returns the code actually sent when it differs from the
+/// result's (a response too large to send).
 fn send_unary_response(
     mut respond: SendResponse<Bytes>,
     result: Result<Bytes, Status>,
     max_send: usize,
-) {
+    observer: Option<&dyn CallObserver>,
+) -> Option<Code> {
     let message = match result {
         Ok(message) if message.len() > max_send => {
             let status = Status::new(
@@ -303,14 +362,24 @@ fn send_unary_response(
                     max_send
                 ),
             );
-            return send_trailers_only(respond, StatusCode::OK, &status);
+            send_trailers_only(respond, StatusCode::OK, &status);
+            return Some(status.code);
         }
         Ok(message) => message,
-        Err(status) => return send_trailers_only(respond, StatusCode::OK, &status),
+        Err(status) => {
+            send_trailers_only(respond, StatusCode::OK, &status);
+            return None;
+        }
     };
+    if let Some(observer) = observer {
+        observer.message_sent(message.len());
+    }
     let mut stream = match respond.send_response(response_head(), false) {
         Ok(stream) => stream,
-        Err(error) => return tracing::debug!(%error, "grpc: sending response headers failed"),
+        Err(error) => {
+            tracing::debug!(%error, "grpc: sending response headers failed");
+            return None;
+        }
     };
     // Unary responses are bounded by max_send_message_bytes: queue them whole and let h2
     // release them as the flow-control window allows.
@@ -329,6 +398,7 @@ fn send_unary_response(
     if let Err(error) = ended {
         tracing::debug!(%error, "grpc: sending unary response failed");
     }
+    None
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ mod timeout;
 pub use conn::{bind_reuseport, serve, serve_connection, ServerLimits};
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
-pub use grpc::{CallContext, GrpcService, Inbound, MethodKind, Outbound};
+pub use grpc::{CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound};
 pub use http1::{HttpHandler, HttpRequest, HttpResponse};
 pub use shutdown::Shutdown;
 pub use status::{decode_grpc_message, encode_grpc_message, Code, Status};

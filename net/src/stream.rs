@@ -15,6 +15,7 @@ use h2::{RecvStream, SendStream};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::framing::{encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
+use crate::grpc::CallObserver;
 use crate::status::{encode_grpc_message, Code, Status};
 
 /// Messages up to this size are copied behind their 5-byte prefix into one DATA frame;
@@ -26,6 +27,7 @@ pub struct Inbound {
     body: RecvStream,
     decoder: MessageDecoder,
     done: bool,
+    observer: Option<Rc<dyn CallObserver>>,
 }
 
 impl Inbound {
@@ -34,6 +36,19 @@ impl Inbound {
             body,
             decoder: MessageDecoder::new(max_message_bytes),
             done: false,
+            observer: None,
+        }
+    }
+
+    /// Reports every request message's size to `observer` (metrics).
+    pub(crate) fn observed_by(mut self, observer: Option<Rc<dyn CallObserver>>) -> Inbound {
+        self.observer = observer;
+        self
+    }
+
+    fn observe(&self, result: &Option<Result<Bytes, Status>>) {
+        if let (Some(observer), Some(Ok(message))) = (&self.observer, result) {
+            observer.message_received(message.len());
         }
     }
 
@@ -50,6 +65,7 @@ impl Inbound {
         if !matches!(result, Some(Ok(_))) {
             self.done = true;
         }
+        self.observe(&result);
         result
     }
 
@@ -67,7 +83,11 @@ impl Inbound {
             return None;
         }
         match self.decoder.next_message() {
-            Ok(Some(message)) => Some(Ok(message)),
+            Ok(Some(message)) => {
+                let result = Some(Ok(message));
+                self.observe(&result);
+                result
+            }
             Ok(None) => None,
             Err(status) => {
                 self.done = true;
@@ -112,6 +132,7 @@ pub(crate) async fn next_message(
 pub struct Outbound {
     call: Rc<RefCell<CallState>>,
     max_message_bytes: usize,
+    observer: Option<Rc<dyn CallObserver>>,
 }
 
 impl Outbound {
@@ -119,7 +140,14 @@ impl Outbound {
         Outbound {
             call,
             max_message_bytes,
+            observer: None,
         }
+    }
+
+    /// Reports every response message's size to `observer` (metrics).
+    pub(crate) fn observed_by(mut self, observer: Option<Rc<dyn CallObserver>>) -> Outbound {
+        self.observer = observer;
+        self
     }
 }
 
@@ -141,6 +169,9 @@ impl Outbound {
             ));
         }
         self.call.borrow_mut().start_body()?;
+        if let Some(observer) = &self.observer {
+            observer.message_sent(message.len());
+        }
         if message.len() <= COALESCE_BYTES_MAX {
             let mut framed = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + message.len());
             framed.put_slice(&encode_message_header(message.len()));
@@ -168,6 +199,11 @@ impl Outbound {
             ));
         }
         self.call.borrow_mut().start_body()?;
+        if let Some(observer) = &self.observer {
+            for message in messages {
+                observer.message_sent(message.len());
+            }
+        }
         let total: usize = messages
             .iter()
             .map(|m| MESSAGE_HEADER_BYTES + m.len())

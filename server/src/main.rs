@@ -20,6 +20,7 @@ mod lease;
 mod lock;
 mod logging;
 mod member;
+mod metrics;
 mod runtime;
 mod service;
 mod watch;

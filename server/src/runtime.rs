@@ -14,7 +14,7 @@ use crate::cluster::{
     self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
 };
 use crate::config::ServerConfig;
-use crate::http::Endpoints;
+use crate::http::{CoreProbes, Endpoints, Surface};
 use crate::member;
 use crate::service::{EtcdService, ServiceConfig};
 use net::peer::{PeerIdentity, PeerLimits, PeerTransport};
@@ -68,11 +68,24 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             l.addr
         ));
     }
+    if let Some(l) = config.listen_metrics_addrs.iter().find(|l| l.tls) {
+        // Hook for TLS: serve `metrics_listeners` over rustls with `config.client_tls`.
+        return Err(format!(
+            "https:// metrics listener {} is not served yet: TLS is not wired into the runtime",
+            l.addr
+        ));
+    }
+    let metrics_level = crate::metrics::MetricsLevel::parse(&config.metrics)?;
     // Held until the process ends: no second process uses this data dir meanwhile.
     let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
     let (config_name, config_data_dir) = (config.name.clone(), config.data_dir.clone());
     log_start(&config, member_initialized);
     let identity = member::load_or_bootstrap(&config)?;
+    crate::metrics::get().set_member(
+        identity.member_id,
+        config.quota_backend_bytes as u64,
+        metrics_level,
+    );
     info!(
         "local-member-id" = %format!("{:x}", identity.member_id),
         "cluster-id" = %format!("{:x}", identity.cluster_id),
@@ -108,6 +121,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         (0..config.cores).map(|_| flume::bounded::<()>(1)).unzip();
     let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
     let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
+    let (probes, probe_receivers) = CoreProbes::new(config.cores);
 
     let mut handles = Vec::new();
     let mut shared0: Option<Arc<Shared>> = None;
@@ -117,6 +131,14 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let limits = limits.clone();
         let addrs: Vec<std::net::SocketAddr> =
             config.listen_client_addrs.iter().map(|l| l.addr).collect();
+        let http = CoreHttp {
+            probes: probes.clone(),
+            probe_rx: probe_receivers[core].clone(),
+            metrics_addrs: match core {
+                0 => config.listen_metrics_addrs.iter().map(|l| l.addr).collect(),
+                _ => Vec::new(),
+            },
+        };
         let raft_start = (core == 0).then(|| RaftStart {
             member_dir: identity.member_dir.clone(),
             member_id: identity.member_id,
@@ -178,6 +200,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             addrs,
                             stop_rx,
                             boot_nonce,
+                            http,
                         )
                         .await;
                         // Every other core has stopped serving: stop the raft core.
@@ -205,6 +228,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     addrs,
                     stop_rx,
                     boot_nonce,
+                    http,
                 )
                 .await;
             })
@@ -309,6 +333,7 @@ async fn start_raft_core(
         listeners.push((*addr, listener));
     }
     let transport = PeerTransport::new(identity, PeerLimits::default());
+    let peer_metrics = Rc::new(crate::metrics::PeerMetrics::default());
     let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
     if let Some(timeout) = start.corrupt_check {
         let peers = recovered
@@ -332,16 +357,18 @@ async fn start_raft_core(
         },
         start.settings,
         cluster::CorePeers {
-            sender: Rc::new(TransportPeers::new(transport.clone())),
+            sender: Rc::new(TransportPeers::new(transport.clone(), peer_metrics.clone())),
             bootstrap_peers: start.bootstrap_peers,
             inbox: start.sender.clone(),
         },
     )?;
     let shared = core.shared();
+    crate::metrics::get().count_keys(&shared.reader);
     let handler = Rc::new(RaftPeerHandler::new(
         shared.clone(),
         start.sender,
         start.member_dir.clone(),
+        peer_metrics,
     ));
     let shutdown = net::Shutdown::new();
     for (addr, listener) in listeners {
@@ -377,6 +404,41 @@ async fn start_raft_core(
     Ok((shared, task, shutdown))
 }
 
+/// One core's HTTP side: the health probes every core answers, and (core 0 only) the
+/// `--listen-metrics-urls` addresses.
+struct CoreHttp {
+    probes: Arc<CoreProbes>,
+    probe_rx: flume::Receiver<futures::channel::oneshot::Sender<Result<(), String>>>,
+    metrics_addrs: Vec<std::net::SocketAddr>,
+}
+
+/// The gRPC side of a metrics listener: it serves no method (etcd's metrics listener is
+/// plain HTTP), so a gRPC call there ends UNIMPLEMENTED.
+struct NoGrpc;
+
+impl net::GrpcService for NoGrpc {
+    fn method_kind(&self, _path: &str) -> Option<net::MethodKind> {
+        None
+    }
+
+    fn unary(
+        self: Rc<Self>,
+        _ctx: net::CallContext,
+        _request: bytes::Bytes,
+    ) -> futures::future::LocalBoxFuture<'static, Result<bytes::Bytes, net::Status>> {
+        unreachable!("NoGrpc serves no method")
+    }
+
+    fn streaming(
+        self: Rc<Self>,
+        _ctx: net::CallContext,
+        _inbound: net::Inbound,
+        _outbound: net::Outbound,
+    ) -> futures::future::LocalBoxFuture<'static, Result<(), net::Status>> {
+        unreachable!("NoGrpc serves no method")
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve_core(
     core: usize,
@@ -387,6 +449,7 @@ async fn serve_core(
     addrs: Vec<std::net::SocketAddr>,
     stop_rx: flume::Receiver<()>,
     boot_nonce: u16,
+    http: CoreHttp,
 ) {
     let shared_for_watch = shared.clone();
     let shared_for_ready = shared.clone();
@@ -400,7 +463,19 @@ async fn serve_core(
         core,
         boot_nonce,
     ));
-    let endpoints = Rc::new(Endpoints::new(shared));
+    crate::http::serve_core_probes(http.probe_rx, service.clone());
+    let endpoints = Rc::new(Endpoints::new(
+        shared.clone(),
+        service.clone(),
+        http.probes.clone(),
+        Surface::Client,
+    ));
+    let metrics_endpoints = Rc::new(Endpoints::new(
+        shared,
+        service.clone(),
+        http.probes,
+        Surface::Metrics,
+    ));
     let shutdown = net::Shutdown::new();
     if core == 0 {
         crate::compactor::start(service.clone(), auto_compaction, shutdown.clone());
@@ -431,6 +506,23 @@ async fn serve_core(
             shutdown.clone(),
         ));
         servers.push(task);
+    }
+    for addr in http.metrics_addrs {
+        let listener = match net::bind_reuseport(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cairn: cannot listen for metrics on {addr}: {e}");
+                std::process::exit(1);
+            }
+        };
+        info!(%addr, "serving metrics and health endpoints");
+        servers.push(glommio::spawn_local(net::serve(
+            listener,
+            Rc::new(NoGrpc),
+            metrics_endpoints.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        )));
     }
     let trigger = shutdown.clone();
     glommio::spawn_local(async move {

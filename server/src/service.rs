@@ -60,6 +60,8 @@ pub struct EtcdService {
     raft: flume::Sender<RaftRequest>,
     id_prefix: u64,
     next_id: Cell<u64>,
+    /// Counts this core's calls and message bytes (crate::metrics).
+    observer: Rc<crate::metrics::grpc::CoreObserver>,
 }
 
 /// Every unary method served, by gRPC path.
@@ -127,6 +129,7 @@ impl EtcdService {
             raft,
             id_prefix: (u64::from(boot_nonce) << 48) | ((core as u64 & 0xff) << 40),
             next_id: Cell::new(1),
+            observer: crate::metrics::grpc::CoreObserver::new(core),
         }
     }
 
@@ -386,6 +389,10 @@ fn unary_supported_for_learner(path: &str, request: &Bytes) -> bool {
 }
 
 impl GrpcService for EtcdService {
+    fn observer(&self) -> Option<Rc<dyn net::CallObserver>> {
+        Some(self.observer.clone())
+    }
+
     fn method_kind(&self, path: &str) -> Option<MethodKind> {
         let streaming = [
             crate::lease::KEEP_ALIVE_METHOD,

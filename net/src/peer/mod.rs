@@ -53,7 +53,7 @@ mod wire;
 use std::time::Duration;
 
 pub use server::{serve_peers, PeerHandler, PeerServer, SnapshotChunks};
-pub use transport::{PeerStatus, PeerTransport};
+pub use transport::{PeerStatus, PeerTransport, RoundTripObserver};
 pub use wire::{
     PeerIdentity, CALL_PATH_PREFIX, HEADER_CLUSTER_ID, HEADER_MEMBER_ID, HEADER_TO_MEMBER_ID,
     METHOD_NAME_BYTES_MAX, RAFT_PATH, SNAPSHOT_PATH,

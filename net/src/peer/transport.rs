@@ -213,7 +213,14 @@ struct Shared {
     shutdown: Shutdown,
     tasks_running: Cell<usize>,
     tasks_changed: Notify,
+    /// Told every answered keepalive PING's round trip (member, time): metrics.
+    round_trip_observer: RefCell<Option<RoundTripObserver>>,
 }
+
+/// Receives the round-trip time of every answered keepalive PING to a peer: `(member ID,
+/// time from sending the PING to its acknowledgement)` (etcd measures
+/// `etcd_network_peer_round_trip_time_seconds` with its prober).
+pub type RoundTripObserver = Rc<dyn Fn(u64, Duration)>;
 
 /// The sending side of the peer protocol on one core: per peer a bounded queue and a task
 /// that connects (HTTP/2 with prior knowledge), reconnects with exponential backoff
@@ -243,8 +250,14 @@ impl PeerTransport {
                 shutdown: Shutdown::new(),
                 tasks_running: Cell::new(0),
                 tasks_changed: Notify::default(),
+                round_trip_observer: RefCell::new(None),
             }),
         })
+    }
+
+    /// Reports every keepalive PING's round trip to `observer` from now on.
+    pub fn observe_round_trips(&self, observer: RoundTripObserver) {
+        *self.shared.round_trip_observer.borrow_mut() = Some(observer);
     }
 
     /// Adds peer `id` reachable at `urls` (`http://host:port`, tried in turn) and starts its
@@ -709,6 +722,11 @@ async fn session(peer: &Peer, shared: &Shared, url: &PeerUrl) -> String {
                 ping_pong,
                 limits.keepalive_interval,
                 limits.keepalive_timeout,
+                |round_trip| {
+                    if let Some(observer) = shared.round_trip_observer.borrow().as_ref() {
+                        observer(peer.id, round_trip);
+                    }
+                },
             )
             .boxed_local(),
         ];
@@ -849,15 +867,22 @@ async fn write_raft(peer: &Peer, stream: &mut SendStream<Bytes>) -> String {
 }
 
 /// Sends an HTTP/2 PING every `interval`; ends when one is not answered within `timeout`
-/// (a peer that vanished without closing the connection).
-async fn keepalive(ping_pong: Option<PingPong>, interval: Duration, timeout: Duration) -> String {
+/// (a peer that vanished without closing the connection). Each answer's round trip goes to
+/// `on_round_trip`.
+async fn keepalive(
+    ping_pong: Option<PingPong>,
+    interval: Duration,
+    timeout: Duration,
+    on_round_trip: impl Fn(Duration),
+) -> String {
     let Some(mut ping_pong) = ping_pong else {
         return futures::future::pending().await;
     };
     loop {
         glommio::timer::sleep(interval).await;
+        let sent = std::time::Instant::now();
         match with_timeout(timeout, ping_pong.ping(Ping::opaque())).await {
-            Some(Ok(_)) => {}
+            Some(Ok(_)) => on_round_trip(sent.elapsed()),
             Some(Err(error)) => return format!("HTTP/2 PING failed: {error}"),
             None => return format!("no answer to an HTTP/2 PING within {timeout:?}"),
         }

@@ -474,6 +474,7 @@ impl RaftCore {
             }
             if let Some(ctx) = self.pending.start_read_round(now) {
                 if let Err(e) = self.node.try_read_index(ctx.clone()) {
+                    crate::metrics::get().read_indexes_failed_total.inc();
                     let status = match e {
                         raft::Error::ReadIndexQueueFull { .. } => errors::too_many_requests(),
                         _ => errors::no_leader(),
@@ -482,6 +483,9 @@ impl RaftCore {
                 }
             }
             self.process_ready().await;
+            crate::metrics::get()
+                .proposals_pending
+                .set(self.pending.proposals_waiting() as f64);
         }
         // Fail what is still waiting, then make everything written durable.
         self.pending.fail_all(&errors::stopped());
@@ -526,6 +530,7 @@ impl RaftCore {
                     Ok(()) => self.pending.add_proposal(id, request, reply, now),
                     Err(e) => {
                         debug!("proposal dropped: {e}");
+                        crate::metrics::get().proposals_failed_total.inc();
                         let _ = reply.send(Err(errors::no_leader()));
                     }
                 }
@@ -592,7 +597,11 @@ impl RaftCore {
                 return;
             }
         }
-        let _ = reply.send(self.lessor.answer(query, now));
+        let answer = self.lessor.answer(query, now);
+        if let Ok(LeaseAnswer::Renewed(_)) = answer {
+            crate::metrics::get().lease_renewed_total.inc();
+        }
+        let _ = reply.send(answer);
     }
 
     fn step_peer(&mut self, m: raft::Message) {
@@ -632,6 +641,8 @@ impl RaftCore {
                     if ss.leader_id == 0 {
                         info!("raft.node: {me:x} lost leader {old:x} at term {term}");
                     } else {
+                        // etcd counts a change to a known new leader (`newLeader`).
+                        crate::metrics::get().leader_changes_seen_total.inc();
                         if old != 0 {
                             info!(
                                 "raft.node: {me:x} changed leader from {old:x} to {:x} at term {term}",
@@ -683,6 +694,13 @@ impl RaftCore {
                         "slow fdatasync"
                     );
                 }
+                let metrics = crate::metrics::get();
+                metrics
+                    .wal_fsync_duration_seconds
+                    .observe(took.as_secs_f64());
+                metrics
+                    .wal_fsync_batch_entries
+                    .observe(ready.entries.len() as f64);
             }
             if !ready.entries.is_empty() {
                 if let Err(e) = self.node.mut_store().append(&ready.entries) {
@@ -699,6 +717,9 @@ impl RaftCore {
                 if m.msg_type == MessageType::Snapshot {
                     self.send_snapshot(m);
                 } else if !self.peers.send(m.to, Bytes::from(m.encode())) {
+                    if m.msg_type == MessageType::Heartbeat {
+                        crate::metrics::get().heartbeat_send_failures_total.inc();
+                    }
                     self.node.report_unreachable(m.to);
                 }
             }
@@ -829,6 +850,7 @@ impl RaftCore {
     }
 
     fn apply_entry(&mut self, entry: &Entry) {
+        let started = Instant::now();
         assert!(
             entry.index == self.applied + 1,
             "applying entry {} after {}",
@@ -867,6 +889,9 @@ impl RaftCore {
                     let _ = reply.send(result);
                 }
             }
+        }
+        if started.elapsed() > Duration::from_millis(crate::metrics::SLOW_APPLY_MS) {
+            crate::metrics::get().slow_apply_total.inc();
         }
         self.applied = entry.index;
     }
@@ -909,7 +934,10 @@ impl RaftCore {
         }
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
+        let metrics = crate::metrics::get();
         if let Some(put) = &request.put {
+            metrics.put_total.inc();
+            metrics.debugging_put_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::put(&mut view, put, &lease_exists);
             let (_, events) = view.end();
@@ -918,6 +946,8 @@ impl RaftCore {
             return result.map(Applied::Put);
         }
         if let Some(delete) = &request.delete_range {
+            metrics.delete_total.inc();
+            metrics.debugging_delete_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::delete_range(&mut view, delete);
             let (_, events) = view.end();
@@ -926,6 +956,8 @@ impl RaftCore {
             return result.map(Applied::DeleteRange);
         }
         if let Some(txn) = &request.txn {
+            metrics.txn_total.inc();
+            metrics.debugging_txn_total.inc();
             let mut view = WriteView::new(self.mvcc.write(), begin, compact);
             let result = kv::txn_write(&mut view, txn, &lease_exists);
             let (_, events) = view.end();
@@ -934,14 +966,16 @@ impl RaftCore {
             return result.map(Applied::Txn);
         }
         if let Some(grant) = &request.lease_grant {
-            return self
-                .lessor
-                .apply_grant(grant, begin)
-                .map(Applied::LeaseGrant);
+            let granted = self.lessor.apply_grant(grant, begin);
+            if granted.is_ok() {
+                metrics.lease_granted_total.inc();
+            }
+            return granted.map(Applied::LeaseGrant);
         }
         if let Some(revoke) = &request.lease_revoke {
             let view = WriteView::new(self.mvcc.write(), begin, compact);
             let (resp, events) = self.lessor.apply_revoke(revoke, view)?;
+            metrics.lease_revoked_total.inc();
             self.shared.watch.publish(events);
             return Ok(Applied::LeaseRevoke(resp));
         }
@@ -989,10 +1023,14 @@ impl RaftCore {
             .store()
             .term(index)
             .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
+        let started = Instant::now();
         if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
             error!("checkpoint at index {index} failed: {e}");
             return;
         }
+        crate::metrics::get()
+            .backend_commit_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         // Followers behind the compacted log get this checkpoint as their snapshot.
         let conf_state = raft::ConfState {
             voters: self.membership.voters(),
@@ -1012,9 +1050,13 @@ impl RaftCore {
             0,
             &encode_u64s(&[hs.term, hs.vote, hs.commit]),
         );
+        let started = Instant::now();
         if let Err(e) = self.wal.sync() {
             fatal(&format!("WAL sync after checkpoint failed: {e}"));
         }
+        crate::metrics::get()
+            .wal_fsync_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if keep_from > 0 {
             match self.wal.purge(keep_from) {

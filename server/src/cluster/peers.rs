@@ -69,21 +69,35 @@ pub fn hash_kv_answer(shared: &Shared, revision: i64) -> Result<HashKvResponse, 
 pub struct TransportPeers {
     transport: Rc<PeerTransport>,
     peers: RefCell<BTreeMap<u64, Vec<String>>>,
+    metrics: Rc<crate::metrics::PeerMetrics>,
 }
 
 impl TransportPeers {
-    /// Sends through `transport`.
-    pub fn new(transport: Rc<PeerTransport>) -> TransportPeers {
+    /// Sends through `transport`; counts bytes sent and round trips in `metrics`.
+    pub fn new(
+        transport: Rc<PeerTransport>,
+        metrics: Rc<crate::metrics::PeerMetrics>,
+    ) -> TransportPeers {
+        let observer = metrics.clone();
+        transport.observe_round_trips(Rc::new(move |to, time| observer.round_trip(to, time)));
         TransportPeers {
             transport,
             peers: RefCell::new(BTreeMap::new()),
+            metrics,
         }
     }
 }
 
 impl PeerSender for TransportPeers {
     fn send(&self, to: u64, message: Bytes) -> bool {
-        self.transport.send(to, message).is_ok()
+        let bytes = message.len();
+        let sent = self.transport.send(to, message).is_ok();
+        if sent {
+            self.metrics.sent(to, bytes);
+        } else {
+            self.metrics.sent_failure(to);
+        }
+        sent
     }
 
     fn take_unreachable(&self) -> Vec<u64> {
@@ -146,21 +160,25 @@ pub struct RaftPeerHandler {
     member_dir: PathBuf,
     /// A snapshot is being received (one at a time).
     receiving: Rc<Cell<bool>>,
+    /// Counts bytes received per peer.
+    metrics: Rc<crate::metrics::PeerMetrics>,
 }
 
 impl RaftPeerHandler {
     /// A handler feeding the raft core through `raft`; snapshots are received under
-    /// `member_dir`.
+    /// `member_dir`; received bytes are counted in `metrics`.
     pub fn new(
         shared: Arc<Shared>,
         raft: flume::Sender<RaftRequest>,
         member_dir: PathBuf,
+        metrics: Rc<crate::metrics::PeerMetrics>,
     ) -> RaftPeerHandler {
         RaftPeerHandler {
             shared,
             raft,
             member_dir,
             receiving: Rc::new(Cell::new(false)),
+            metrics,
         }
     }
 }
@@ -184,6 +202,8 @@ impl PeerHandler for RaftPeerHandler {
 
     fn on_raft_messages(&self, from: u64, messages: Vec<Bytes>) {
         let mut decoded = Vec::with_capacity(messages.len());
+        self.metrics
+            .received(from, messages.iter().map(Bytes::len).sum());
         for bytes in messages {
             match raft::Message::decode(&bytes) {
                 Ok(m) if m.from == from => decoded.push(m),

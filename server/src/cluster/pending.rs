@@ -92,6 +92,11 @@ impl Pending {
         self.proposal_deadlines.push_back((now + self.timeout, id));
     }
 
+    /// Proposals of this member waiting for their entry to apply.
+    pub fn proposals_waiting(&self) -> usize {
+        self.proposals.len()
+    }
+
     /// The proposal `id` of this member, if it is still waiting.
     pub fn take_proposal(&mut self, id: u64) -> Option<(InternalRaftRequest, ProposalReply)> {
         self.proposals.remove(&id)
@@ -229,6 +234,7 @@ impl Pending {
             }
             self.proposal_deadlines.pop_front();
             if let Some((_, reply)) = self.proposals.remove(&id) {
+                crate::metrics::get().proposals_failed_total.inc();
                 let _ = reply.send(Err(status()));
             }
         }

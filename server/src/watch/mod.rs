@@ -572,6 +572,7 @@ impl WatchHub {
     fn remove(&self, key: u64) -> Option<Watcher> {
         let mut st = self.state.borrow_mut();
         let w = st.watchers.remove(&key)?;
+        crate::metrics::get().watcher_total.dec();
         if !w.synced {
             st.unsynced -= 1;
         }
@@ -653,6 +654,7 @@ impl WatchHub {
             self.kick.notify();
         }
         out.ids.borrow_mut().insert(id, hub_key);
+        crate::metrics::get().watcher_total.inc();
     }
 
     /// Handles a WatchCancelRequest: unknown IDs are ignored, as etcd does.

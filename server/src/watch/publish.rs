@@ -62,6 +62,7 @@ impl WatchPublisher {
     /// `WriteTxn::end` returns them, after the revision became visible to readers).
     /// An empty list (a write that changed nothing) publishes nothing.
     pub fn publish(&self, events: Vec<Event>) {
+        crate::metrics::get().on_events(&events);
         let Some(first) = events.first() else {
             return;
         };

@@ -19,6 +19,7 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        crate::metrics::get().watch_stream_total.dec();
         let keys: Vec<u64> = self.out.ids.borrow_mut().drain().map(|(_, k)| k).collect();
         for key in keys {
             self.hub.remove(key);
@@ -37,6 +38,7 @@ pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<()
         hub: hub.clone(),
         out: out.clone(),
     };
+    crate::metrics::get().watch_stream_total.inc();
     let _reader = glommio::spawn_local(read_requests(hub.clone(), out.clone(), inbound));
     loop {
         if let Some(status) = out.failed.borrow_mut().take() {

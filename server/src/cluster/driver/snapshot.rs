@@ -125,6 +125,7 @@ impl RaftCore {
         if let Err(e) = self.mvcc.install(&received) {
             fatal(&format!("installing the snapshot at {index} failed: {e}"));
         }
+        crate::metrics::get().count_keys(&self.shared.reader);
         if let Err(e) = self.reload_state_machine() {
             fatal(&format!("the snapshot at {index} cannot be loaded: {e}"));
         }
