@@ -22,9 +22,6 @@ use prometheus::{
     IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-/// Applies slower than this count as slow (etcd `warnApplyDuration`, 100 ms).
-pub const SLOW_APPLY_MS: u64 = 100;
-
 /// `--metrics`: `basic` or `extensive` (etcd's flag; extensive adds
 /// `grpc_server_handling_seconds`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +58,7 @@ pub struct Metrics {
     pub leader_changes_seen_total: IntCounter,
     /// etcd_server_heartbeat_send_failures_total: heartbeats the transport dropped.
     pub heartbeat_send_failures_total: IntCounter,
-    /// etcd_server_slow_apply_total: entries whose apply took over [`SLOW_APPLY_MS`].
+    /// etcd_server_slow_apply_total: entries whose apply took over `--warning-apply-duration` (100 ms).
     pub slow_apply_total: IntCounter,
     /// etcd_server_proposals_committed_total: a gauge of the commit index, as etcd's.
     pub proposals_committed_total: Gauge,

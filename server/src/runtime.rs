@@ -163,6 +163,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                         }
                     })
                 },
+                on_ready: {
+                    let listeners = config.listen_client_addrs.clone();
+                    Some(Box::new(move || log_ready_to_serve(&listeners)))
+                },
+                warning_apply_duration: config.warning_apply_duration,
             },
             boot_id,
             corrupt_check: (config.initial_corrupt_check && member_initialized).then(|| {
@@ -452,7 +457,6 @@ async fn serve_core(
     http: CoreHttp,
 ) {
     let shared_for_watch = shared.clone();
-    let shared_for_ready = shared.clone();
     let max_request_bytes = service_config.max_request_bytes;
     let progress_notify_interval = service_config.watch_progress_notify_interval;
     let auto_compaction = service_config.auto_compaction;
@@ -495,9 +499,6 @@ async fn serve_core(
                 std::process::exit(1);
             }
         };
-        if core == 0 {
-            log_ready_to_serve(shared_for_ready.clone(), addr, shutdown.clone());
-        }
         let task = glommio::spawn_local(net::serve(
             listener,
             service.clone(),
@@ -537,29 +538,22 @@ async fn serve_core(
     }
 }
 
-/// How often core 0 looks whether this member has published itself, to log that it is
-/// ready to serve clients.
-pub const READY_POLL: Duration = Duration::from_millis(20);
-
 /// etcd `embed/serve.go`: once the member has published itself through Raft (etcd waits
-/// for `ReadyNotify`), logs "ready to serve client requests" and "serving client traffic
-/// insecurely; this is strongly discouraged!" with the listener's address.
-fn log_ready_to_serve(shared: Arc<Shared>, addr: std::net::SocketAddr, shutdown: net::Shutdown) {
-    use std::sync::atomic::Ordering;
-    glommio::spawn_local(async move {
-        while !shared.published.load(Ordering::Acquire) {
-            if shutdown.is_triggered() {
-                return;
-            }
-            glommio::timer::sleep(READY_POLL).await;
+/// for `ReadyNotify`), logs "ready to serve client requests" and, for a plain-HTTP
+/// listener, "serving client traffic insecurely; this is strongly discouraged!" with the
+/// listener's address. Called once by the raft core.
+fn log_ready_to_serve(listeners: &[crate::config::ListenAddr]) {
+    for listener in listeners {
+        info!(address = %listener.addr, "ready to serve client requests");
+        if listener.tls {
+            info!(address = %listener.addr, "serving client traffic securely");
+        } else {
+            info!(
+                address = %listener.addr,
+                "serving client traffic insecurely; this is strongly discouraged!"
+            );
         }
-        info!(address = %addr, "ready to serve client requests");
-        info!(
-            address = %addr,
-            "serving client traffic insecurely; this is strongly discouraged!"
-        );
-    })
-    .detach();
+    }
 }
 
 /// etcd `embed/etcd.go` `print`: the start-up summary "starting an etcd server" with

@@ -230,6 +230,12 @@ pub struct RaftSettings {
     /// Stops the server as SIGTERM does (in-flight requests finish, then the raft core is
     /// shut down): called once this member is removed from the cluster.
     pub stop_serving: Box<dyn Fn() + Send>,
+    /// Called once, on the raft core, when this member's name and client URLs are first
+    /// applied (etcd's `ReadyNotify`: the member then logs "ready to serve client requests").
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    /// `--warning-apply-duration`: applying one request slower than this logs "apply
+    /// request took too long" and counts in `etcd_server_slow_apply_total` (etcd: 100 ms).
+    pub warning_apply_duration: Duration,
 }
 
 impl RaftSettings {
@@ -799,9 +805,13 @@ impl RaftCore {
         let me = self.shared.member_id;
         let learner = self.membership.get(me).is_some_and(|m| m.is_learner);
         self.shared.is_learner.store(learner, Ordering::Release);
-        self.shared
-            .published
-            .store(self.attributes_published(), Ordering::Release);
+        let published = self.attributes_published();
+        self.shared.published.store(published, Ordering::Release);
+        if published {
+            if let Some(on_ready) = self.settings.on_ready.take() {
+                on_ready();
+            }
+        }
         self.update_peers();
     }
 
@@ -882,15 +892,20 @@ impl RaftCore {
                 let started = Instant::now();
                 let result = self.apply_request(&request);
                 let took = started.elapsed();
-                if took > WARN_APPLY_DURATION {
-                    warn_slow_apply(took, &request, &result);
+                if took > self.settings.warning_apply_duration {
+                    warn_slow_apply(
+                        took,
+                        self.settings.warning_apply_duration,
+                        &request,
+                        &result,
+                    );
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
             }
         }
-        if started.elapsed() > Duration::from_millis(crate::metrics::SLOW_APPLY_MS) {
+        if started.elapsed() > self.settings.warning_apply_duration {
             crate::metrics::get().slow_apply_total.inc();
         }
         self.applied = entry.index;
@@ -1082,16 +1097,13 @@ fn fatal(message: &str) -> ! {
 /// etcd `wal.warnSyncDuration`: a WAL fdatasync slower than this logs "slow fdatasync".
 pub const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
 
-/// etcd `etcdserver.warnApplyDuration` (`--warning-apply-duration`'s default): applying
-/// one request slower than this logs "apply request took too long".
-pub const WARN_APPLY_DURATION: Duration = Duration::from_millis(100);
-
 /// Most bytes of the request text in "apply request took too long".
 pub const SLOW_APPLY_REQUEST_BYTES_MAX: usize = 1024;
 
 /// etcd `warnOfExpensiveGenericRequest`'s warning for one applied request.
 fn warn_slow_apply(
     took: Duration,
+    expected: Duration,
     request: &InternalRaftRequest,
     result: &Result<Applied, Status>,
 ) {
@@ -1110,7 +1122,7 @@ fn warn_slow_apply(
     };
     warn!(
         took = %crate::logging::go_duration(took),
-        "expected-duration" = %crate::logging::go_duration(WARN_APPLY_DURATION),
+        "expected-duration" = %crate::logging::go_duration(expected),
         prefix = "",
         request = %text,
         response = "",
@@ -1137,6 +1149,7 @@ mod tests {
         let lines = crate::logging::tests::capture(|| {
             warn_slow_apply(
                 Duration::from_millis(150),
+                Duration::from_millis(100),
                 &request,
                 &Err(errors::compacted()),
             );
@@ -1159,6 +1172,5 @@ mod tests {
     #[test]
     fn warning_thresholds_are_etcds() {
         assert_eq!(WARN_SYNC_DURATION, Duration::from_secs(1));
-        assert_eq!(WARN_APPLY_DURATION, Duration::from_millis(100));
     }
 }
