@@ -718,6 +718,39 @@ impl Config {
                 None => unreachable!("parse_feature_gates returns known gates only"),
             }
         }
+        // Parsed and kept, but not acted on yet: say so when a value other than etcd's
+        // default is asked for, rather than pretending.
+        let keepalive = [
+            (
+                "--grpc-keepalive-min-time",
+                self.grpc_keepalive_min_time,
+                Duration::from_secs(5),
+            ),
+            (
+                "--grpc-keepalive-interval",
+                self.grpc_keepalive_interval,
+                Duration::from_secs(2 * 60 * 60),
+            ),
+            (
+                "--grpc-keepalive-timeout",
+                self.grpc_keepalive_timeout,
+                Duration::from_secs(20),
+            ),
+        ];
+        for (flag, value, default) in keepalive {
+            if value != default {
+                ignored_flags.push((
+                    format!("{flag}={value:?}"),
+                    "Cairn does not send or enforce gRPC keepalive pings yet".to_string(),
+                ));
+            }
+        }
+        if self.log_format != "json" {
+            ignored_flags.push((
+                format!("--log-format={}", self.log_format),
+                "Cairn writes zap's JSON layout only".to_string(),
+            ));
+        }
         let log_outputs = match &self.log_output {
             Some(deprecated) if self.log_outputs == "default" => deprecated.clone(),
             _ => self.log_outputs.clone(),
