@@ -649,12 +649,10 @@ fn every_etcd_help_flag_at_once_on_the_command_line_and_in_the_environment() {
         TestServer::builder().args(&arg_refs).start(),
         "every flag at once",
     );
-    let mut builder = TestServer::builder();
-    for (name, value) in &to_pass {
-        let env = format!("ETCD_{}", name.to_uppercase().replace('-', "_"));
-        builder = builder.env(&env, value);
-    }
-    serves_and_stops(builder.start(), "every ETCD_* variable at once");
+    serves_and_stops(
+        with_etcd_env(&to_pass).start(),
+        "every ETCD_* variable at once",
+    );
 }
 
 #[test]
@@ -758,12 +756,10 @@ fn every_documented_etcd_3_5_and_3_6_flag_at_once() {
             "{flag}; log:\n{log}"
         );
     }
-    let mut builder = TestServer::builder();
-    for (name, value) in &flags {
-        let env = format!("ETCD_{}", name.to_uppercase().replace('-', "_"));
-        builder = builder.env(&env, value);
-    }
-    serves_and_stops(builder.start(), "every documented ETCD_* variable at once");
+    serves_and_stops(
+        with_etcd_env(&flags).start(),
+        "every documented ETCD_* variable at once",
+    );
 }
 
 #[test]
@@ -795,4 +791,14 @@ fn max_learners_flag_limits_learner_members() {
         stderr.contains("too many learner members in cluster"),
         "{stderr}"
     );
+}
+
+/// A server builder with each `(flag, value)` given as its `ETCD_*` variable.
+fn with_etcd_env<N: AsRef<str>, V: AsRef<str>>(flags: &[(N, V)]) -> common::Builder {
+    let mut builder = TestServer::builder();
+    for (name, value) in flags {
+        let env = format!("ETCD_{}", name.as_ref().to_uppercase().replace('-', "_"));
+        builder = builder.env(&env, value.as_ref());
+    }
+    builder
 }

@@ -242,16 +242,8 @@ fn set_mode(path: &std::path::Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// SIGTERM and a clean exit: code 0, or (etcd 3.4, `pkg/osutil/interrupt_unix.go`) death
-/// by the re-raised SIGTERM.
 fn stop(server: &mut TestServer) {
-    use std::os::unix::process::ExitStatusExt;
-    let status = server.sigterm();
-    assert!(
-        status.code() == Some(0) || status.signal() == Some(libc::SIGTERM),
-        "exit after SIGTERM: {status}; output:\n{}",
-        server.log()
-    );
+    common::stop_cleanly(server);
 }
 
 #[test]

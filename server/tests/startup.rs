@@ -247,14 +247,6 @@ fn crc32_matches_the_standard_check_value() {
     assert_eq!(crc32_ieee(b"123456789"), 0xCBF4_3926);
 }
 
-/// SIGTERM and a clean exit: code 0, or (etcd 3.4, `pkg/osutil/interrupt_unix.go`) death
-/// by the re-raised SIGTERM.
 fn stop(server: &mut TestServer) {
-    use std::os::unix::process::ExitStatusExt;
-    let status = server.sigterm();
-    assert!(
-        status.code() == Some(0) || status.signal() == Some(libc::SIGTERM),
-        "exit after SIGTERM: {status}; output:\n{}",
-        server.log()
-    );
+    common::stop_cleanly(server);
 }

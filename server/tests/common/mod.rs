@@ -70,6 +70,18 @@ impl Target {
 
 /// Returns true (and prints why) when the current target is not Cairn, for tests that
 /// exercise Cairn-only behaviour. Usage: `if common::skip_unless_cairn("why") { return; }`.
+/// Sends SIGTERM and asserts a clean exit: code 0, or (etcd 3.4,
+/// `pkg/osutil/interrupt_unix.go`) death by the re-raised SIGTERM.
+pub fn stop_cleanly(server: &mut TestServer) {
+    use std::os::unix::process::ExitStatusExt;
+    let status = server.sigterm();
+    assert!(
+        status.code() == Some(0) || status.signal() == Some(libc::SIGTERM),
+        "exit after SIGTERM: {status}; output:\n{}",
+        server.log()
+    );
+}
+
 pub fn skip_unless_cairn(why: &str) -> bool {
     if Target::from_env() == Target::Cairn {
         return false;
