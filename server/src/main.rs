@@ -20,6 +20,7 @@ mod lock;
 mod member;
 mod runtime;
 mod service;
+mod tls;
 mod watch;
 
 use clap::{CommandFactory, FromArgMatches};

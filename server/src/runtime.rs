@@ -13,10 +13,11 @@ use tracing::{error, info};
 use crate::cluster::{
     self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
 };
-use crate::config::ServerConfig;
+use crate::config::{ListenAddr, ServerConfig};
 use crate::http::Endpoints;
 use crate::member;
 use crate::service::{EtcdService, ServiceConfig};
+use crate::tls::TlsSetup;
 use net::peer::{PeerIdentity, PeerLimits, PeerTransport};
 
 /// Capacity of the channel every core sends writes and read barriers on.
@@ -59,18 +60,8 @@ pub fn check_io_uring() -> Result<(), String> {
 
 /// Runs the server until SIGTERM/SIGINT; returns once everything is durable.
 pub fn run(config: ServerConfig) -> Result<(), String> {
-    if let Some(l) = config
-        .listen_client_addrs
-        .iter()
-        .chain(&config.listen_peer_addrs)
-        .find(|l| l.tls)
-    {
-        return Err(format!(
-            "https:// listener {} is not served yet: TLS is not wired into the runtime",
-            l.addr
-        ));
-    }
     let identity = member::load_or_bootstrap(&config)?;
+    let tls = Arc::new(crate::tls::prepare(&config)?);
     info!(
         name = %config.name,
         member_id = %format!("{:x}", identity.member_id),
@@ -113,8 +104,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
-        let addrs: Vec<std::net::SocketAddr> =
-            config.listen_client_addrs.iter().map(|l| l.addr).collect();
+        let addrs: Vec<ListenAddr> = config.listen_client_addrs.clone();
+        let tls = tls.clone();
         let raft_start = (core == 0).then(|| RaftStart {
             member_dir: identity.member_dir.clone(),
             member_id: identity.member_id,
@@ -142,7 +133,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             boot_id,
             requests: raft_rx.clone(),
             sender: raft_tx.clone(),
-            peer_addrs: config.listen_peer_addrs.iter().map(|l| l.addr).collect(),
+            peer_addrs: config.listen_peer_addrs.clone(),
+            tls: tls.clone(),
         });
         let raft_stop_rx = raft_stop_rx.clone();
         let shared_tx = shared_tx.clone();
@@ -168,6 +160,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             raft_tx.clone(),
                             limits,
                             addrs,
+                            &tls,
                             stop_rx,
                             boot_nonce,
                         )
@@ -195,6 +188,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     raft_tx,
                     limits,
                     addrs,
+                    &tls,
                     stop_rx,
                     boot_nonce,
                 )
@@ -268,7 +262,9 @@ struct RaftStart {
     /// For the peer handler, which feeds peers' messages to the raft core.
     sender: flume::Sender<RaftRequest>,
     /// `--listen-peer-urls`.
-    peer_addrs: Vec<std::net::SocketAddr>,
+    peer_addrs: Vec<ListenAddr>,
+    /// Peer TLS (listeners and dialer).
+    tls: Arc<TlsSetup>,
 }
 
 /// Recovers the member's storage, starts the peer transport and its listeners, and spawns
@@ -281,13 +277,22 @@ fn start_raft_core(
         member_id: start.member_id,
         cluster_id: start.cluster_id,
     };
+    let peer_acceptor = start.tls.peer_acceptor()?;
     let mut listeners = Vec::new();
-    for addr in &start.peer_addrs {
+    for ListenAddr { addr, tls } in &start.peer_addrs {
         let listener = glommio::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
-        listeners.push((*addr, listener));
+        let acceptor = if *tls {
+            let acceptor = peer_acceptor.clone();
+            assert!(acceptor.is_some(), "config checks https peer URLs have TLS");
+            acceptor
+        } else {
+            None
+        };
+        listeners.push((*addr, listener, acceptor));
     }
-    let transport = PeerTransport::new(identity, PeerLimits::default());
+    let transport =
+        PeerTransport::with_tls(identity, PeerLimits::default(), start.tls.peer_connector()?);
     let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
     let core = cluster::open(
         recovered,
@@ -310,17 +315,17 @@ fn start_raft_core(
         start.member_dir.clone(),
     ));
     let shutdown = net::Shutdown::new();
-    for (addr, listener) in listeners {
-        info!(%addr, "serving peer traffic");
-        let serve = net::peer::serve_peers(
-            listener,
+    for (addr, listener, acceptor) in listeners {
+        info!(%addr, tls = acceptor.is_some(), "serving peer traffic");
+        let server = net::peer::PeerServer::new(
             identity,
             handler.clone(),
             PeerLimits::default(),
             shutdown.clone(),
-        );
+        )
+        .with_tls(acceptor);
         glommio::spawn_local(async move {
-            if let Err(e) = serve.await {
+            if let Err(e) = server.serve(listener).await {
                 error!(%addr, "peer listener failed: {e}");
             }
         })
@@ -350,7 +355,8 @@ async fn serve_core(
     service_config: Arc<ServiceConfig>,
     raft_tx: flume::Sender<RaftRequest>,
     limits: net::ServerLimits,
-    addrs: Vec<std::net::SocketAddr>,
+    addrs: Vec<ListenAddr>,
+    tls: &TlsSetup,
     stop_rx: flume::Receiver<()>,
     boot_nonce: u16,
 ) {
@@ -366,8 +372,22 @@ async fn serve_core(
     let endpoints = Rc::new(Endpoints::new(shared));
     let shutdown = net::Shutdown::new();
     crate::watch::start_hub(shared_for_watch, shutdown.clone(), max_request_bytes);
+    let client_acceptor = match tls.client_acceptor() {
+        Ok(acceptor) => acceptor,
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            std::process::exit(1);
+        }
+    };
     let mut servers = Vec::new();
-    for addr in addrs {
+    for ListenAddr { addr, tls } in addrs {
+        // `https://` listeners complete the TLS handshake first (one acceptor per core,
+        // shared by its listeners); `http://` ones serve plaintext.
+        let acceptor = if tls { client_acceptor.clone() } else { None };
+        assert!(
+            !tls || acceptor.is_some(),
+            "config checks https client URLs have TLS"
+        );
         let listener = match net::bind_reuseport(addr) {
             Ok(l) => l,
             Err(e) => {
@@ -376,10 +396,11 @@ async fn serve_core(
             }
         };
         if core == 0 {
-            info!(%addr, "serving client requests");
+            info!(%addr, tls, "serving client requests");
         }
-        let task = glommio::spawn_local(net::serve(
+        let task = glommio::spawn_local(net::serve_with_tls(
             listener,
+            acceptor,
             service.clone(),
             endpoints.clone(),
             limits.clone(),
