@@ -930,6 +930,38 @@ mod tests {
         );
     }
 
+    fn leaf(cn: &str, sans: &[&str]) -> Vec<u8> {
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn name_rules_check_san_and_cn() {
+        let cert = leaf("etcd-peer", &["10.0.0.1", "etcd-0.example.com"]);
+        let host = |h: &str| NameRule::Hostname(h.into()).check(&cert);
+        assert!(host("10.0.0.1").is_ok());
+        assert!(host("etcd-0.example.com").is_ok());
+        assert!(host("10.0.0.2").is_err());
+        assert!(host("etcd-1.example.com").is_err());
+        // The CN is not a host name (Go 1.15+ VerifyHostname ignores it).
+        assert!(host("etcd-peer").is_err());
+        assert!(NameRule::CommonName("etcd-peer".into())
+            .check(&cert)
+            .is_ok());
+        let refused = NameRule::CommonName("other".into())
+            .check(&cert)
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            rustls::Error::General("client certificate authentication failed".into()).to_string()
+        );
+    }
+
     #[test]
     fn dns_names_match_like_go() {
         assert!(dns_name_matches("etcd.example.com", "ETCD.example.com"));

@@ -140,6 +140,13 @@ pub fn prepare(config: &ServerConfig) -> Result<TlsSetup, String> {
             ));
         }
     }
+    if setup.peer_client.is_none() && config.listen_peer_addrs.iter().any(|l| l.tls) {
+        // etcd would fall back to the system's roots; Cairn has none to offer, and a
+        // member that cannot dial its peers should not start silently.
+        return Err(
+            "https peer URLs need --peer-trusted-ca-file (or --peer-auto-tls) to verify the other members".into(),
+        );
+    }
     // Load everything once now: errors stop the start and name the file.
     setup.client_acceptor()?;
     setup.peer_acceptor()?;

@@ -608,3 +608,92 @@ fn three_members_replicate_over_mutual_tls_and_refuse_a_peer_from_another_ca() {
     assert!(accepted.status.success(), "{accepted:?}");
     assert!(stdout(&accepted).contains("peerURLs"), "{accepted:?}");
 }
+
+#[test]
+fn unknown_cipher_suite_stops_the_start_naming_it() {
+    let (pki, _ca) = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let (client_port, peer_port) = (common::free_port(), common::free_port());
+    let mut args = kubeadm_args(
+        &pki,
+        "m1",
+        &work.path().join("data"),
+        client_port,
+        peer_port,
+        &format!("m1=https://127.0.0.1:{peer_port}"),
+    );
+    args.push("--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_BOGUS".to_string());
+    let mut command = Target::from_env().command();
+    command.args(&args);
+    let out = common::run_to_exit(command, 30_000);
+    assert!(!out.status.success(), "started with a bogus suite: {out:?}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("TLS_BOGUS"), "{all}");
+    if Target::from_env() == Target::Cairn {
+        assert!(
+            all.contains("unexpected TLS cipher suite \"TLS_BOGUS\""),
+            "{all}"
+        );
+    }
+}
+
+#[test]
+fn three_members_replicate_over_peer_auto_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..3)
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
+    let initial = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{}=https://127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members: Vec<Member> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let name = format!("m{}", i + 1);
+            let data_dir = work.path().join(&name);
+            let mut args = vec![
+                format!("--name={name}"),
+                format!("--data-dir={}", data_dir.display()),
+                format!("--listen-client-urls=http://127.0.0.1:{c}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{c}"),
+                format!("--listen-peer-urls=https://127.0.0.1:{p}"),
+                format!("--initial-advertise-peer-urls=https://127.0.0.1:{p}"),
+                format!("--initial-cluster={initial}"),
+                "--initial-cluster-token=peer-auto-tls".to_string(),
+                "--peer-auto-tls".to_string(),
+            ];
+            if Target::from_env() == Target::Cairn {
+                args.push("--cores=1".to_string());
+            }
+            Member::spawn(
+                args,
+                work.path().join(format!("{name}.log")),
+                format!("http://127.0.0.1:{c}"),
+                data_dir,
+            )
+        })
+        .collect();
+    for member in &mut members {
+        member.wait_healthy(&[]);
+    }
+    let put = etcdctl(&members[0].client_url, &[], &["put", "over-auto-tls", "1"]);
+    assert_eq!(stdout(&put), "OK\n", "{put:?}");
+    let get = etcdctl(
+        &members[2].client_url,
+        &[],
+        &["get", "over-auto-tls", "--print-value-only"],
+    );
+    assert_eq!(stdout(&get), "1\n", "{get:?}");
+    for member in &members {
+        assert!(member.data_dir.join("fixtures/peer/cert.pem").is_file());
+        assert!(member.data_dir.join("fixtures/peer/key.pem").is_file());
+    }
+}
