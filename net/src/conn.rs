@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either};
-use futures_lite::AsyncReadExt;
 use glommio::net::{TcpListener, TcpStream};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::grpc::{serve_call, CallLimits, GrpcService};
 use crate::http1::{serve_http1, HttpHandler};
 use crate::shutdown::Shutdown;
+use crate::tls::TlsAcceptor;
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -81,9 +81,25 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
 /// The accept loop: serves each connection in its own local task. On `shutdown` it stops
 /// accepting, lets every connection drain (GOAWAY for HTTP/2), and returns once all have
 /// ended. Accept errors (e.g. too many open files) are logged and the loop goes on after a
-/// short pause; connection errors are logged at debug level.
+/// short pause; connection errors are logged at debug level. Plaintext only: see
+/// [`serve_with_tls`].
 pub async fn serve<G: GrpcService, H: HttpHandler>(
     listener: TcpListener,
+    grpc: Rc<G>,
+    http: Rc<H>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    serve_with_tls(listener, None, grpc, http, limits, shutdown).await
+}
+
+/// [`serve`] for an `https://` (`tls` is `Some`) or `http://` (`None`) listener. With TLS,
+/// every connection first completes the server handshake (a failed handshake, e.g.
+/// plaintext on the TLS port or a refused client certificate, closes the connection and is
+/// logged at debug level); then the same protocol sniffing as plaintext applies.
+pub async fn serve_with_tls<G: GrpcService, H: HttpHandler>(
+    listener: TcpListener,
+    tls: Option<Rc<TlsAcceptor>>,
     grpc: Rc<G>,
     http: Rc<H>,
     limits: ServerLimits,
@@ -108,8 +124,9 @@ pub async fn serve<G: GrpcService, H: HttpHandler>(
                 continue;
             }
         };
-        let connection = serve_connection(
+        let connection = serve_tcp(
             stream,
+            tls.clone(),
             grpc.clone(),
             http.clone(),
             limits.clone(),
@@ -130,12 +147,11 @@ pub async fn serve<G: GrpcService, H: HttpHandler>(
     gate.close().await.map_err(io::Error::from)
 }
 
-/// Serves one connection. The first bytes decide the protocol: the HTTP/2 client preface
-/// (`"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"`) → gRPC over HTTP/2 with prior knowledge (h2c);
-/// anything else → HTTP/1.1 (keep-alive) to `http`. Returns when the connection ends;
-/// `Ok` for an orderly end (client close, GOAWAY), `Err` for socket errors.
-pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
-    mut stream: TcpStream,
+/// One accepted TCP connection: `TCP_NODELAY`, the TLS handshake when `tls` is set, then
+/// [`serve_stream`].
+pub(crate) async fn serve_tcp<G: GrpcService, H: HttpHandler>(
+    stream: TcpStream,
+    tls: Option<Rc<TlsAcceptor>>,
     grpc: Rc<G>,
     http: Rc<H>,
     limits: ServerLimits,
@@ -143,11 +159,55 @@ pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
 ) -> io::Result<()> {
     let peer = stream.peer_addr().ok();
     stream.set_nodelay(true)?;
+    match tls {
+        None => serve_stream(stream.compat(), peer, grpc, http, limits, shutdown).await,
+        Some(tls) => {
+            let io = match tls.accept(stream.compat(), &shutdown).await {
+                Ok(io) => io,
+                Err(error) => {
+                    tracing::debug!(%error, ?peer, "net: TLS handshake failed");
+                    return Ok(());
+                }
+            };
+            serve_stream(io, peer, grpc, http, limits, shutdown).await
+        }
+    }
+}
+
+/// Serves one plaintext connection: [`serve_stream`] on the TCP stream.
+pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
+    stream: TcpStream,
+    grpc: Rc<G>,
+    http: Rc<H>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    serve_tcp(stream, None, grpc, http, limits, shutdown).await
+}
+
+/// Serves one connection whose bytes `io` carries (plain TCP, or TLS after the handshake);
+/// `peer` is the remote address for logs and [`crate::CallContext`]. The first bytes decide
+/// the protocol: the HTTP/2 client preface (`"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"`) →
+/// gRPC over HTTP/2; anything else → HTTP/1.1 (keep-alive) to `http`. Returns when the
+/// connection ends; `Ok` for an orderly end (client close, GOAWAY), `Err` for socket errors.
+pub async fn serve_stream<T, G, H>(
+    mut io: T,
+    peer: Option<SocketAddr>,
+    grpc: Rc<G>,
+    http: Rc<H>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    G: GrpcService,
+    H: HttpHandler,
+{
     let mut head = BytesMut::zeroed(H2_PREFACE.len());
     let mut filled = 0;
     while filled < H2_PREFACE.len() && head[..filled] == H2_PREFACE[..filled] {
         let read = {
-            let read = pin!(stream.read(&mut head[filled..]));
+            let read = pin!(io.read(&mut head[filled..]));
             let stop = pin!(shutdown.wait());
             match select(read, stop).await {
                 Either::Left((read, _)) => read?,
@@ -164,19 +224,11 @@ pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
     if &head[..] == H2_PREFACE {
         let io = Rewind {
             prefix: head.freeze(),
-            inner: stream.compat(),
+            inner: io,
         };
         serve_h2(io, grpc, &limits, &shutdown, peer).await
     } else {
-        serve_http1(
-            stream,
-            head,
-            http,
-            limits.http1_max_body_bytes,
-            shutdown,
-            peer,
-        )
-        .await
+        serve_http1(io, head, http, limits.http1_max_body_bytes, shutdown, peer).await
     }
 }
 

@@ -8,8 +8,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either, LocalBoxFuture};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::shutdown::Shutdown;
 
@@ -205,8 +204,8 @@ fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
     head.into_bytes()
 }
 
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<T: AsyncWrite + Unpin>(
+    stream: &mut T,
     response: &HttpResponse,
     keep_alive: bool,
     head_only: bool,
@@ -227,7 +226,10 @@ async fn write_response(
 
 /// Reads more bytes into `buf`; `Ok(0)` at end of stream. Cancel-safe: if the future is
 /// dropped mid-read, `buf` keeps exactly the bytes it had.
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_more<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
     struct Truncate<'a> {
         buf: &'a mut BytesMut,
         len: usize,
@@ -248,8 +250,8 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
 /// Serves HTTP/1.1 requests on `stream` until the client closes, asks to close, a request
 /// is refused, or `shutdown` is triggered (checked between requests). `buf` holds bytes
 /// already read from the connection.
-pub(crate) async fn serve_http1<H: HttpHandler>(
-    mut stream: TcpStream,
+pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandler>(
+    mut stream: T,
     mut buf: BytesMut,
     http: Rc<H>,
     max_body_bytes: usize,

@@ -7,6 +7,8 @@
 //! - HTTP/1.1 on the same port (`/health`, `/version`, `/metrics`, the JSON gateway), driven
 //!   by an [`HttpHandler`]: a connection whose first bytes are not the HTTP/2 client preface
 //!   is served as HTTP/1.1.
+//! - [`tls`]: rustls for `https://` listeners ([`serve_with_tls`]) and the peer dialer;
+//!   certificates re-read when their files change.
 //! - [`peer`]: the transport members use among themselves on `--listen-peer-urls`: a Raft
 //!   message stream per direction, snapshots, unary calls (HTTP/2 on the same gRPC server).
 //!
@@ -29,8 +31,11 @@ mod shutdown;
 mod status;
 mod stream;
 mod timeout;
+pub mod tls;
 
-pub use conn::{bind_reuseport, serve, serve_connection, ServerLimits};
+pub use conn::{
+    bind_reuseport, serve, serve_connection, serve_stream, serve_with_tls, ServerLimits,
+};
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
 pub use grpc::{CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound};

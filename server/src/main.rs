@@ -23,6 +23,7 @@ mod member;
 mod metrics;
 mod runtime;
 mod service;
+mod tls;
 mod watch;
 
 /// mimalloc's per-thread heaps suit thread-per-core: with `cairn-bench compare` (100

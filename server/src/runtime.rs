@@ -13,10 +13,11 @@ use tracing::{error, info};
 use crate::cluster::{
     self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
 };
-use crate::config::ServerConfig;
+use crate::config::{ListenAddr, ServerConfig};
 use crate::http::{CoreProbes, Endpoints, Surface};
 use crate::member;
 use crate::service::{EtcdService, ServiceConfig};
+use crate::tls::TlsSetup;
 use net::peer::{PeerIdentity, PeerLimits, PeerTransport};
 
 /// Capacity of the channel every core sends writes and read barriers on.
@@ -57,24 +58,6 @@ pub fn check_io_uring() -> Result<(), String> {
 
 /// Runs the server until SIGTERM/SIGINT; returns once everything is durable.
 pub fn run(config: ServerConfig) -> Result<(), String> {
-    if let Some(l) = config
-        .listen_client_addrs
-        .iter()
-        .chain(&config.listen_peer_addrs)
-        .find(|l| l.tls)
-    {
-        return Err(format!(
-            "https:// listener {} is not served yet: TLS is not wired into the runtime",
-            l.addr
-        ));
-    }
-    if let Some(l) = config.listen_metrics_addrs.iter().find(|l| l.tls) {
-        // Hook for TLS: serve `metrics_listeners` over rustls with `config.client_tls`.
-        return Err(format!(
-            "https:// metrics listener {} is not served yet: TLS is not wired into the runtime",
-            l.addr
-        ));
-    }
     let metrics_level = crate::metrics::MetricsLevel::parse(&config.metrics)?;
     // Held until the process ends: no second process uses this data dir meanwhile.
     let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
@@ -86,6 +69,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         config.quota_backend_bytes as u64,
         metrics_level,
     );
+    let tls = Arc::new(crate::tls::prepare(&config)?);
     info!(
         "local-member-id" = %format!("{:x}", identity.member_id),
         "cluster-id" = %format!("{:x}", identity.cluster_id),
@@ -129,13 +113,13 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let raft_tx = raft_tx.clone();
         let service_config = service_config.clone();
         let limits = limits.clone();
-        let addrs: Vec<std::net::SocketAddr> =
-            config.listen_client_addrs.iter().map(|l| l.addr).collect();
+        let addrs: Vec<ListenAddr> = config.listen_client_addrs.clone();
+        let tls = tls.clone();
         let http = CoreHttp {
             probes: probes.clone(),
             probe_rx: probe_receivers[core].clone(),
             metrics_addrs: match core {
-                0 => config.listen_metrics_addrs.iter().map(|l| l.addr).collect(),
+                0 => config.listen_metrics_addrs.clone(),
                 _ => Vec::new(),
             },
         };
@@ -177,7 +161,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
             }),
             requests: raft_rx.clone(),
             sender: raft_tx.clone(),
-            peer_addrs: config.listen_peer_addrs.iter().map(|l| l.addr).collect(),
+            peer_addrs: config.listen_peer_addrs.clone(),
+            tls: tls.clone(),
         });
         let raft_stop_rx = raft_stop_rx.clone();
         let shared_tx = shared_tx.clone();
@@ -203,6 +188,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             raft_tx.clone(),
                             limits,
                             addrs,
+                            &tls,
                             stop_rx,
                             boot_nonce,
                             http,
@@ -231,6 +217,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     raft_tx,
                     limits,
                     addrs,
+                    &tls,
                     stop_rx,
                     boot_nonce,
                     http,
@@ -318,7 +305,9 @@ struct RaftStart {
     /// For the peer handler, which feeds peers' messages to the raft core.
     sender: flume::Sender<RaftRequest>,
     /// `--listen-peer-urls`.
-    peer_addrs: Vec<std::net::SocketAddr>,
+    peer_addrs: Vec<ListenAddr>,
+    /// Peer TLS (listeners and dialer).
+    tls: Arc<TlsSetup>,
 }
 
 /// Recovers the member's storage, starts the peer transport and its listeners, and spawns
@@ -331,13 +320,22 @@ async fn start_raft_core(
         member_id: start.member_id,
         cluster_id: start.cluster_id,
     };
+    let peer_acceptor = start.tls.peer_acceptor()?;
     let mut listeners = Vec::new();
-    for addr in &start.peer_addrs {
+    for ListenAddr { addr, tls } in &start.peer_addrs {
         let listener = glommio::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen for peers on {addr}: {e}"))?;
-        listeners.push((*addr, listener));
+        let acceptor = if *tls {
+            let acceptor = peer_acceptor.clone();
+            assert!(acceptor.is_some(), "config checks https peer URLs have TLS");
+            acceptor
+        } else {
+            None
+        };
+        listeners.push((*addr, listener, acceptor));
     }
-    let transport = PeerTransport::new(identity, PeerLimits::default());
+    let transport =
+        PeerTransport::with_tls(identity, PeerLimits::default(), start.tls.peer_connector()?);
     let peer_metrics = Rc::new(crate::metrics::PeerMetrics::default());
     let recovered = cluster::recover(&start.member_dir, start.initial, start.join)?;
     if let Some(timeout) = start.corrupt_check {
@@ -376,17 +374,17 @@ async fn start_raft_core(
         peer_metrics,
     ));
     let shutdown = net::Shutdown::new();
-    for (addr, listener) in listeners {
-        info!(address = %addr, "serving peer traffic");
-        let serve = net::peer::serve_peers(
-            listener,
+    for (addr, listener, acceptor) in listeners {
+        info!(address = %addr, tls = acceptor.is_some(), "serving peer traffic");
+        let server = net::peer::PeerServer::new(
             identity,
             handler.clone(),
             PeerLimits::default(),
             shutdown.clone(),
-        );
+        )
+        .with_tls(acceptor);
         glommio::spawn_local(async move {
-            if let Err(e) = serve.await {
+            if let Err(e) = server.serve(listener).await {
                 error!(%addr, "peer listener failed: {e}");
             }
         })
@@ -414,7 +412,8 @@ async fn start_raft_core(
 struct CoreHttp {
     probes: Arc<CoreProbes>,
     probe_rx: flume::Receiver<futures::channel::oneshot::Sender<Result<(), String>>>,
-    metrics_addrs: Vec<std::net::SocketAddr>,
+    /// `--listen-metrics-urls` (core 0 only); `https://` ones use the client TLS settings.
+    metrics_addrs: Vec<ListenAddr>,
 }
 
 /// The gRPC side of a metrics listener: it serves no method (etcd's metrics listener is
@@ -451,7 +450,8 @@ async fn serve_core(
     service_config: Arc<ServiceConfig>,
     raft_tx: flume::Sender<RaftRequest>,
     limits: net::ServerLimits,
-    addrs: Vec<std::net::SocketAddr>,
+    addrs: Vec<ListenAddr>,
+    tls: &TlsSetup,
     stop_rx: flume::Receiver<()>,
     boot_nonce: u16,
     http: CoreHttp,
@@ -490,17 +490,29 @@ async fn serve_core(
         max_request_bytes,
         progress_notify_interval,
     );
+    let client_acceptor = match tls.client_acceptor() {
+        Ok(acceptor) => acceptor,
+        Err(e) => crate::logging::fatal("cannot set up client TLS", &e),
+    };
     let mut servers = Vec::new();
-    for addr in addrs {
+    for ListenAddr { addr, tls } in addrs {
+        // `https://` listeners complete the TLS handshake first (one acceptor per core,
+        // shared by its listeners); `http://` ones serve plaintext.
+        let acceptor = if tls { client_acceptor.clone() } else { None };
+        assert!(
+            !tls || acceptor.is_some(),
+            "config checks https client URLs have TLS"
+        );
         let listener = match net::bind_reuseport(addr) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("cairn: cannot listen on {addr}: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => crate::logging::fatal(
+                "cannot listen for client traffic",
+                &format!("listen tcp {addr}: {e}"),
+            ),
         };
-        let task = glommio::spawn_local(net::serve(
+        let task = glommio::spawn_local(net::serve_with_tls(
             listener,
+            acceptor,
             service.clone(),
             endpoints.clone(),
             limits.clone(),
@@ -508,17 +520,23 @@ async fn serve_core(
         ));
         servers.push(task);
     }
-    for addr in http.metrics_addrs {
+    for ListenAddr { addr, tls } in http.metrics_addrs {
+        let acceptor = if tls { client_acceptor.clone() } else { None };
+        assert!(
+            !tls || acceptor.is_some(),
+            "config checks https metrics URLs have client TLS"
+        );
         let listener = match net::bind_reuseport(addr) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("cairn: cannot listen for metrics on {addr}: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => crate::logging::fatal(
+                "cannot listen for metrics",
+                &format!("listen tcp {addr}: {e}"),
+            ),
         };
-        info!(%addr, "serving metrics and health endpoints");
-        servers.push(glommio::spawn_local(net::serve(
+        info!(address = %addr, tls, "serving metrics and health endpoints");
+        servers.push(glommio::spawn_local(net::serve_with_tls(
             listener,
+            acceptor,
             Rc::new(NoGrpc),
             metrics_endpoints.clone(),
             limits.clone(),

@@ -46,8 +46,8 @@ pub use failover::{
 };
 pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
 pub use load::{
-    run_load, validate_endpoints, Bench, LoadConfig, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS,
-    TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+    run_load, validate_endpoints, Bench, ClientTls, LoadConfig, Workload, CLIENTS_MAX,
+    CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
 };
 pub use server::{
     free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS,

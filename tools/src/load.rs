@@ -84,6 +84,50 @@ pub struct LoadConfig {
     pub request_timeout_ms: u64,
     /// Limit on the whole run, s: requests not yet sent by then are skipped.
     pub duration_max_s: u64,
+    /// TLS for `https://` endpoints (etcdctl's `--cacert`, `--cert`, `--key`).
+    pub tls: ClientTls,
+}
+
+/// Client TLS files, as etcdctl's `--cacert`, `--cert`, `--key` (PEM). Empty: plaintext,
+/// or for `https://` endpoints the server is verified against no CA and fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// CA certificates that the server's certificate must chain to.
+    pub cacert: Option<std::path::PathBuf>,
+    /// Client certificate (mutual TLS); needs `key`.
+    pub cert: Option<std::path::PathBuf>,
+    /// Key of `cert`.
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl ClientTls {
+    /// The `etcd-client` TLS options, `None` when no file is given. Errors:
+    /// [`BenchError::Io`] naming an unreadable file, [`BenchError::InvalidArg`] for a
+    /// certificate without key or the reverse.
+    pub fn options(&self) -> Result<Option<etcd_client::TlsOptions>> {
+        if self.cacert.is_none() && self.cert.is_none() && self.key.is_none() {
+            return Ok(None);
+        }
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read(path).map_err(|source| BenchError::Io {
+                op: "read",
+                path: path.clone(),
+                source,
+            })
+        };
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.cacert {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => return Err(invalid("cert", "--cert and --key go together")),
+        }
+        Ok(Some(tls))
+    }
 }
 
 impl LoadConfig {
@@ -103,6 +147,7 @@ impl LoadConfig {
             workload,
             request_timeout_ms: 10_000,
             duration_max_s: 600,
+            tls: ClientTls::default(),
         }
     }
 
@@ -210,9 +255,12 @@ impl Bench {
     /// [`BenchError::Request`] if a warm-up request fails.
     pub async fn connect(config: LoadConfig) -> Result<Bench> {
         config.validate()?;
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .with_timeout(Duration::from_millis(config.request_timeout_ms));
+        if let Some(tls) = config.tls.options()? {
+            options = options.with_tls(tls);
+        }
         let mut conns = Vec::with_capacity(config.conns as usize);
         for _ in 0..config.conns {
             let client = Client::connect(&config.endpoints, Some(options.clone()))

@@ -20,6 +20,7 @@ use crate::grpc::{CallContext, GrpcService, Inbound, MethodKind, Outbound};
 use crate::http1::{HttpHandler, HttpRequest, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::status::{Code, Status};
+use crate::tls::TlsAcceptor;
 
 /// What the server does with what peers send. One per core; every method runs on the
 /// executor that serves the connection.
@@ -152,6 +153,7 @@ pub struct PeerServer {
     service: Rc<PeerService>,
     limits: ServerLimits,
     shutdown: Shutdown,
+    tls: Option<Rc<TlsAcceptor>>,
 }
 
 impl PeerServer {
@@ -184,7 +186,16 @@ impl PeerServer {
             }),
             limits: server_limits,
             shutdown,
+            tls: None,
         }
+    }
+
+    /// Serves `https://` peer URLs: every accepted connection completes this TLS handshake
+    /// first (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+    /// `--peer-client-cert-auth`, ...); a failed handshake closes the connection.
+    pub fn with_tls(mut self, tls: Option<Rc<TlsAcceptor>>) -> PeerServer {
+        self.tls = tls;
+        self
     }
 
     /// The accept loop: serves each connection in its own local task until shutdown, then
@@ -215,8 +226,9 @@ impl PeerServer {
                 let http = Rc::new(PeerHttp {
                     handler: server.service.handler.clone(),
                 });
-                let served = crate::conn::serve_connection(
+                let served = crate::conn::serve_tcp(
                     stream,
+                    server.tls.clone(),
                     server.service.clone(),
                     http,
                     server.limits.clone(),
@@ -255,7 +267,8 @@ impl PeerServer {
     }
 }
 
-/// Serves the peer protocol on `listener` until `shutdown`: `PeerServer::new(..).serve(..)`.
+/// Serves the peer protocol on `listener` until `shutdown`: `PeerServer::new(..).serve(..)`
+/// (plaintext; for `https://` peer URLs use [`PeerServer::with_tls`]).
 pub async fn serve_peers(
     listener: TcpListener,
     identity: PeerIdentity,

@@ -32,6 +32,7 @@ use crate::notify::Notify;
 use crate::shutdown::Shutdown;
 use crate::status::{Code, Status};
 use crate::stream::{next_message, status_from_h2, COALESCE_BYTES_MAX};
+use crate::tls::{MaybeTls, TlsConnector};
 
 /// What is known about one peer, as [`PeerTransport::status`] reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -215,6 +216,8 @@ struct Shared {
     tasks_changed: Notify,
     /// Told every answered keepalive PING's round trip (member, time): metrics.
     round_trip_observer: RefCell<Option<RoundTripObserver>>,
+    /// The client side of TLS for `https://` peer URLs; `None`: only `http://` URLs.
+    tls: Option<Rc<TlsConnector>>,
 }
 
 /// Receives the round-trip time of every answered keepalive PING to a peer: `(member ID,
@@ -237,6 +240,18 @@ impl PeerTransport {
     /// A transport sending as `identity`. Panics if `limits` is invalid
     /// ([`PeerLimits::validate`] names the field).
     pub fn new(identity: PeerIdentity, limits: PeerLimits) -> Rc<PeerTransport> {
+        PeerTransport::with_tls(identity, limits, None)
+    }
+
+    /// [`PeerTransport::new`] that can also dial `https://` peer URLs with `tls` (the
+    /// peer certificate as client certificate, the peer trusted CA for the server's
+    /// certificate, checked against the URL's host). Without `tls`, `https://` URLs are
+    /// refused by `add_peer`/`update_peer`.
+    pub fn with_tls(
+        identity: PeerIdentity,
+        limits: PeerLimits,
+        tls: Option<Rc<TlsConnector>>,
+    ) -> Rc<PeerTransport> {
         if let Err(error) = limits.validate() {
             panic!("invalid PeerLimits: {error}");
         }
@@ -251,6 +266,7 @@ impl PeerTransport {
                 tasks_running: Cell::new(0),
                 tasks_changed: Notify::default(),
                 round_trip_observer: RefCell::new(None),
+                tls,
             }),
         })
     }
@@ -271,7 +287,7 @@ impl PeerTransport {
         if id == shared.identity.member_id {
             return Err(PeerError::SelfPeer(id));
         }
-        let parsed = parse_urls(id, &urls)?;
+        let parsed = parse_urls(id, &urls, self.shared.tls.is_some())?;
         if shared.peers.borrow().contains_key(&id) {
             return self.update_peer(id, urls);
         }
@@ -307,7 +323,7 @@ impl PeerTransport {
     /// connection is closed and the task dials the new URLs at once. Errors: `UnknownPeer`,
     /// `NoUrls`, `InvalidUrl`.
     pub fn update_peer(&self, id: u64, urls: Vec<String>) -> Result<(), PeerError> {
-        let parsed = parse_urls(id, &urls)?;
+        let parsed = parse_urls(id, &urls, self.shared.tls.is_some())?;
         let peer = self.peer(id).ok_or(PeerError::UnknownPeer(id))?;
         if *peer.urls.borrow() == parsed {
             return Ok(());
@@ -580,12 +596,20 @@ impl std::fmt::Debug for PeerTransport {
     }
 }
 
-fn parse_urls(id: u64, urls: &[String]) -> Result<Vec<PeerUrl>, PeerError> {
+fn parse_urls(id: u64, urls: &[String], tls: bool) -> Result<Vec<PeerUrl>, PeerError> {
     if urls.is_empty() {
         return Err(PeerError::NoUrls(id));
     }
     urls.iter()
-        .map(|url| PeerUrl::parse(url).map_err(PeerError::InvalidUrl))
+        .map(|url| {
+            let parsed = PeerUrl::parse(url).map_err(PeerError::InvalidUrl)?;
+            if parsed.tls && !tls {
+                return Err(PeerError::InvalidUrl(format!(
+                    "invalid peer URL {url:?}: https needs the peer TLS settings (--peer-cert-file and --peer-key-file, or --peer-auto-tls)"
+                )));
+            }
+            Ok(parsed)
+        })
         .collect()
 }
 
@@ -669,7 +693,7 @@ async fn run_peer(peer: &Rc<Peer>, shared: &Shared) {
 /// it ended. The connection closes when the returned future is dropped.
 async fn session(peer: &Peer, shared: &Shared, url: &PeerUrl) -> String {
     let limits = &shared.limits;
-    let dialed = with_timeout(limits.dial_timeout, dial(url)).await;
+    let dialed = with_timeout(limits.dial_timeout, dial(url, shared.tls.as_deref())).await;
     let (send_request, mut connection) = match dialed {
         Some(Ok(dialed)) => dialed,
         Some(Err(error)) => return error,
@@ -738,13 +762,15 @@ async fn session(peer: &Peer, shared: &Shared, url: &PeerUrl) -> String {
     }
 }
 
-/// TCP connect (names resolved on glommio's blocking pool) and the HTTP/2 client handshake.
+/// TCP connect (names resolved on glommio's blocking pool), the TLS handshake for
+/// `https://` URLs, and the HTTP/2 client handshake.
 async fn dial(
     url: &PeerUrl,
+    tls: Option<&TlsConnector>,
 ) -> Result<
     (
         SendRequest<Bytes>,
-        h2::client::Connection<tokio_util::compat::Compat<TcpStream>, Bytes>,
+        h2::client::Connection<MaybeTls<tokio_util::compat::Compat<TcpStream>>, Bytes>,
     ),
     String,
 > {
@@ -780,8 +806,16 @@ async fn dial(
         .max_header_list_size(H2_HEADER_LIST_BYTES_MAX)
         .max_send_buffer_size(H2_SEND_BUFFER_BYTES)
         .enable_push(false);
+    let io = match (url.tls, tls) {
+        (false, _) => MaybeTls::Plain(stream.compat()),
+        (true, Some(tls)) => match tls.connect(&url.host, stream.compat()).await {
+            Ok(io) => MaybeTls::Tls(Box::new(io)),
+            Err(error) => return Err(format!("TLS handshake with {} failed: {error}", url.text)),
+        },
+        (true, None) => return Err(format!("{} needs TLS, which is not configured", url.text)),
+    };
     builder
-        .handshake(stream.compat())
+        .handshake(io)
         .await
         .map_err(|error| format!("HTTP/2 handshake with {} failed: {error}", url.text))
 }

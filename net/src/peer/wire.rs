@@ -91,20 +91,26 @@ pub(crate) struct PeerUrl {
     pub(crate) host: String,
     /// The TCP port.
     pub(crate) port: u16,
+    /// `https://`: the connection runs TLS.
+    pub(crate) tls: bool,
 }
 
 impl PeerUrl {
-    /// Parses `http://host:port` (an optional trailing `/`). Errors name the URL and the
-    /// problem: another scheme (`https` needs TLS, not built yet), a missing port, a path.
+    /// Parses `http://host:port` or `https://host:port` (an optional trailing `/`). Errors
+    /// name the URL and the problem: another scheme, a missing port, a path.
     pub(crate) fn parse(text: &str) -> Result<PeerUrl, String> {
         let uri: Uri = text
             .parse()
             .map_err(|error| format!("invalid peer URL {text:?}: {error}"))?;
-        if uri.scheme() != Some(&Scheme::HTTP) {
+        let tls = if uri.scheme() == Some(&Scheme::HTTP) {
+            false
+        } else if uri.scheme() == Some(&Scheme::HTTPS) {
+            true
+        } else {
             return Err(format!(
-                "invalid peer URL {text:?}: the scheme must be http (TLS peers are not supported yet)"
+                "invalid peer URL {text:?}: the scheme must be http or https"
             ));
-        }
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -133,6 +139,7 @@ impl PeerUrl {
             authority,
             host,
             port,
+            tls,
         })
     }
 
@@ -172,7 +179,7 @@ pub(crate) fn build_request(
     timeout: Option<std::time::Duration>,
 ) -> Result<Request<()>, String> {
     let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(if url.tls { Scheme::HTTPS } else { Scheme::HTTP })
         .authority(url.authority.clone())
         .path_and_query(path)
         .build()
@@ -300,9 +307,11 @@ mod tests {
         let named = PeerUrl::parse("http://etcd-0.etcd:2380").unwrap();
         assert_eq!(named.host, "etcd-0.etcd");
         assert_eq!(named.socket_addr(), None);
-        assert!(PeerUrl::parse("https://10.0.0.1:2380")
+        assert!(!url.tls);
+        assert!(PeerUrl::parse("https://10.0.0.1:2380").unwrap().tls);
+        assert!(PeerUrl::parse("ftp://10.0.0.1:2380")
             .unwrap_err()
-            .contains("scheme must be http"));
+            .contains("scheme must be http or https"));
         assert!(PeerUrl::parse("http://10.0.0.1")
             .unwrap_err()
             .contains("no port"));

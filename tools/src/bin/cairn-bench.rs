@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cairn-bench put   --endpoints URL[,URL] --clients N --conns C --total OPS
+//!                   [--cacert CA --cert CERT --key KEY]   (https endpoints, as etcdctl)
 //!                   --key-size 8 --val-size 256 --key-space K [--seq] [--json]
 //! cairn-bench range ... [--serializable]
 //! cairn-bench txn   ... [--txn-ops M]
@@ -205,6 +206,15 @@ struct LoadArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Client certificate for mutual TLS, as etcdctl's.
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
+    /// Key of --cert, as etcdctl's.
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
 }
 
 impl LoadArgs {
@@ -221,6 +231,11 @@ impl LoadArgs {
             workload,
             request_timeout_ms: self.request_timeout_ms,
             duration_max_s: self.duration_max_s,
+            tls: tools::ClientTls {
+                cacert: self.cacert.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            },
         }
     }
 }
