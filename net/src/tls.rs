@@ -345,7 +345,10 @@ impl ClientTlsSettings {
         files
     }
 
-    fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    /// The rustls client configuration these settings describe (files read now), for
+    /// clients other than the peer transport, e.g. the blocking `GET /members` of a joining
+    /// member. Errors name the file or setting.
+    pub fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let (provider, versions) = self.params.provider()?;
         let provider = Arc::new(provider);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

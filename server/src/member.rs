@@ -70,7 +70,10 @@ fn parse_hex(what: &str, s: &str) -> Result<u64, String> {
 }
 
 /// Loads the identity, or derives and durably stores it on first start.
-pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
+pub fn load_or_bootstrap(
+    config: &ServerConfig,
+    peer_tls: Option<&net::tls::ClientTlsSettings>,
+) -> Result<Identity, String> {
     let member_dir = config.data_dir.join("member");
     let meta_path = member_dir.join("meta.json");
     if meta_path.exists() {
@@ -130,7 +133,7 @@ pub fn load_or_bootstrap(config: &ServerConfig) -> Result<Identity, String> {
     }
     config.check_initial_cluster()?;
     if config.join_existing {
-        return join(config, member_dir, &meta_path);
+        return join(config, peer_tls, member_dir, &meta_path);
     }
     let members: Vec<MemberInfo> = config
         .initial_cluster
@@ -214,12 +217,22 @@ pub struct PeerMember {
 
 /// The running cluster's ID and members, read from the first peer of `--initial-cluster`
 /// (other than this member) that answers `GET /members` (etcd `GetClusterFromRemotePeers`).
-fn fetch_cluster(config: &ServerConfig) -> Result<(u64, Vec<PeerMember>), String> {
+/// `https://` peer URLs are read with the peer TLS settings (`--peer-cert-file` as client
+/// certificate, `--peer-trusted-ca-file`), as the peer transport dials them.
+fn fetch_cluster(
+    config: &ServerConfig,
+    peer_tls: Option<&net::tls::ClientTlsSettings>,
+) -> Result<(u64, Vec<PeerMember>), String> {
     let mut own = config.initial_advertise_peer_urls.clone();
     own.sort();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(JOIN_FETCH_TIMEOUT)
-        .build();
+    let mut agent = ureq::AgentBuilder::new().timeout(JOIN_FETCH_TIMEOUT);
+    if let Some(settings) = peer_tls {
+        let mut tls = (*settings.build().map_err(|e| format!("peer TLS: {e}"))?).clone();
+        // `/members` is an HTTP/1.1 endpoint of the peer port.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        agent = agent.tls_config(std::sync::Arc::new(tls));
+    }
+    let agent = agent.build();
     let mut failures = Vec::new();
     for (_, urls) in &config.initial_cluster {
         let mut sorted = urls.clone();
@@ -259,8 +272,13 @@ fn fetch_cluster(config: &ServerConfig) -> Result<(u64, Vec<PeerMember>), String
 /// Joins a running cluster (`--initial-cluster-state existing`): reads the cluster's
 /// members from a peer, finds this member among them by its peer URLs (added before with
 /// MemberAdd), and stores the identity.
-fn join(config: &ServerConfig, member_dir: PathBuf, meta_path: &Path) -> Result<Identity, String> {
-    let (cluster_id, members) = fetch_cluster(config)?;
+fn join(
+    config: &ServerConfig,
+    peer_tls: Option<&net::tls::ClientTlsSettings>,
+    member_dir: PathBuf,
+    meta_path: &Path,
+) -> Result<Identity, String> {
+    let (cluster_id, members) = fetch_cluster(config, peer_tls)?;
     let mut own = config.initial_advertise_peer_urls.clone();
     own.sort();
     let me = members

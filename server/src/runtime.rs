@@ -63,13 +63,13 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
     let (config_name, config_data_dir) = (config.name.clone(), config.data_dir.clone());
     log_start(&config, member_initialized);
-    let identity = member::load_or_bootstrap(&config)?;
+    let tls = Arc::new(crate::tls::prepare(&config)?);
+    let identity = member::load_or_bootstrap(&config, tls.peer_client.as_ref())?;
     crate::metrics::get().set_member(
         identity.member_id,
         config.quota_backend_bytes as u64,
         metrics_level,
     );
-    let tls = Arc::new(crate::tls::prepare(&config)?);
     info!(
         "local-member-id" = %format!("{:x}", identity.member_id),
         "cluster-id" = %format!("{:x}", identity.cluster_id),

@@ -607,6 +607,52 @@ fn three_members_replicate_over_mutual_tls_and_refuse_a_peer_from_another_ca() {
     let accepted = curl("server");
     assert!(accepted.status.success(), "{accepted:?}");
     assert!(stdout(&accepted).contains("peerURLs"), "{accepted:?}");
+
+    // A fourth member joins over https peer URLs: it reads the running cluster's members
+    // from a peer's `/members` with its peer certificate, then catches up.
+    let (client_port, peer_port) = (common::free_port(), common::free_port());
+    let peer_url = format!("https://127.0.0.1:{peer_port}");
+    // etcd (strict reconfig check) refuses to add a member until it has been connected to
+    // every voter for 5 s (`etcdserver: unhealthy cluster`); Cairn accepts at once.
+    let deadline =
+        Instant::now() + Duration::from_millis(common::cluster::RECONFIG_READY_TIMEOUT_MS);
+    let add = loop {
+        let add = etcdctl(
+            &members[0].client_url,
+            &good,
+            &["member", "add", "m4", &format!("--peer-urls={peer_url}")],
+        );
+        let unhealthy =
+            String::from_utf8_lossy(&add.stderr).contains(common::cluster::UNHEALTHY_CLUSTER_ERROR);
+        if !unhealthy || Instant::now() > deadline {
+            break add;
+        }
+        std::thread::sleep(Duration::from_millis(common::cluster::POLL_INTERVAL_MS));
+    };
+    assert!(add.status.success(), "{add:?}");
+    let data_dir = work.path().join("m4");
+    let mut args = kubeadm_args(
+        &pki,
+        "m4",
+        &data_dir,
+        client_port,
+        peer_port,
+        &format!("{initial},m4={peer_url}"),
+    );
+    args.push("--initial-cluster-state=existing".to_string());
+    let mut joined = Member::spawn(
+        args,
+        work.path().join("m4.log"),
+        format!("https://127.0.0.1:{client_port}"),
+        data_dir,
+    );
+    joined.wait_healthy(&good);
+    let get = etcdctl(
+        &joined.client_url,
+        &good,
+        &["get", "replicated", "--print-value-only"],
+    );
+    assert_eq!(stdout(&get), "yes\n", "{get:?}");
 }
 
 #[test]
