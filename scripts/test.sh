@@ -13,6 +13,9 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 # promtool checks /metrics (server/tests/metrics.rs).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# openssl s_client and curl talk TLS to the client and peer ports (server/tests/tls.rs).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

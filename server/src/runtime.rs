@@ -615,10 +615,14 @@ fn log_start(config: &ServerConfig, member_initialized: bool) {
         "quota-backend-bytes" = config.quota_backend_bytes,
         "max-request-bytes" = config.max_request_bytes as u64,
         "max-concurrent-streams" = config.max_concurrent_streams,
+        "grpc-keepalive-min-time" = %go_duration(config.grpc_keepalive_min_time),
+        "grpc-keepalive-interval" = %go_duration(config.grpc_keepalive_interval),
+        "grpc-keepalive-timeout" = %go_duration(config.grpc_keepalive_timeout),
         "initial-corrupt-check" = config.initial_corrupt_check,
         logger = %config.logger,
         "log-outputs" = %json(&config.log_outputs),
         "log-level" = %config.log_level,
+        "log-format" = %config.log_format,
         "starting an etcd server"
     );
 }

@@ -434,11 +434,6 @@ impl Url {
 }
 
 /// Configuration after validation, with derived values.
-///
-/// Some fields (TLS, metrics, logging, gRPC keepalive, slow-apply threshold) are parsed here
-/// for the TLS, metrics and logging work of issue 7, which reads them on other branches;
-/// until those land they are not read, hence the `dead_code` allowance.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Member name.
