@@ -315,6 +315,21 @@ fn start_single(pki: &Pki, extra: &[String]) -> (Member, tempfile::TempDir) {
     (member, work)
 }
 
+/// Free `(client, peer)` ports for members m1..m3 and their `--initial-cluster` with
+/// `https://` peer URLs.
+fn three_members_on_https_peer_urls() -> (Vec<(u16, u16)>, String) {
+    let ports: Vec<(u16, u16)> = (0..3)
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
+    let initial = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{}=https://127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    (ports, initial)
+}
+
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
@@ -545,15 +560,7 @@ fn auto_tls_serves_etcdctl_with_insecure_skip_verify_and_reuses_its_certificate(
 fn three_members_replicate_over_mutual_tls_and_refuse_a_peer_from_another_ca() {
     let (pki, _ca) = Pki::new();
     let work = tempfile::tempdir().unwrap();
-    let ports: Vec<(u16, u16)> = (0..3)
-        .map(|_| (common::free_port(), common::free_port()))
-        .collect();
-    let initial = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{}=https://127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (ports, initial) = three_members_on_https_peer_urls();
     let mut members: Vec<Member> = ports
         .iter()
         .enumerate()
@@ -691,15 +698,7 @@ fn unknown_cipher_suite_stops_the_start_naming_it() {
 #[test]
 fn three_members_replicate_over_peer_auto_tls() {
     let work = tempfile::tempdir().unwrap();
-    let ports: Vec<(u16, u16)> = (0..3)
-        .map(|_| (common::free_port(), common::free_port()))
-        .collect();
-    let initial = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{}=https://127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (ports, initial) = three_members_on_https_peer_urls();
     let mut members: Vec<Member> = ports
         .iter()
         .enumerate()
