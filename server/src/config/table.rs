@@ -134,7 +134,7 @@ pub const FLAGS: &[FlagSpec] = &[
     f("grpc-keepalive-timeout", Dur, "20s", ALL, Yes("parsed into ServerConfig.grpc_keepalive_timeout; a value other than the default warns: keepalive pings are not sent or enforced yet")),
     f("socket-reuse-port", Bool, "false", V35_, No("Cairn always sets SO_REUSEPORT (one listener per core)")),
     f("socket-reuse-address", Bool, "false", V35_, No("Cairn always sets SO_REUSEADDR")),
-    f("enable-grpc-gateway", Bool, "true", ALL, No("Cairn's HTTP endpoints are always served on the client URLs")),
+    f("enable-grpc-gateway", Bool, "true", ALL, No("the JSON gateway (/v3/*) is not implemented yet; /health, /version and /metrics are always served")),
     f("raft-read-timeout", Dur, "5s", V35_, No("the peer transport detects dead peers by HTTP/2 PING (5 s)")),
     f("raft-write-timeout", Dur, "5s", V35_, No("the peer transport detects dead peers by HTTP/2 PING (5 s)")),
     f("feature-gates", Text, "", V36, Yes("InitialCorruptCheck → ServerConfig.initial_corrupt_check; each other gate set warns that it is ignored")),
