@@ -390,6 +390,58 @@ fn kubeadm_single_member_serves_etcdctl_over_mutual_tls_and_refuses_bad_clients(
     );
 }
 
+/// `GET /members` on the peer port `port` with client pair `stem` (curl, HTTP/1.1).
+fn peer_members(pki: &Pki, port: u16, stem: &str) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--http1.1", "--max-time", "10"])
+        .args(["--cacert", &pki.arg("ca.crt")])
+        .args(["--cert", &pki.arg(&format!("{stem}.crt"))])
+        .args(["--key", &pki.arg(&format!("{stem}.key"))])
+        .arg(format!("https://127.0.0.1:{port}/members"))
+        .output()
+        .expect("curl")
+}
+
+#[test]
+fn allowed_client_hostname_and_peer_cn_refuse_other_certificates() {
+    let (pki, _ca) = Pki::new();
+    // "server" carries SANs 127.0.0.1 and localhost and CN server-1; "client" has no SAN
+    // and CN client. Both chain to the trusted CA.
+    let (mut member, _work) = start_single(
+        &pki,
+        &[
+            "--client-cert-allowed-hostname=localhost".to_string(),
+            "--peer-cert-allowed-cn=server-1".to_string(),
+        ],
+    );
+    let allowed = pki.etcdctl_tls("server");
+    member.wait_healthy(&allowed);
+    let url = member.client_url.clone();
+    let put = etcdctl(&url, &allowed, &["put", "k", "v"]);
+    assert_eq!(stdout(&put), "OK\n", "{put:?}");
+    let refused = etcdctl(&url, &pki.etcdctl_tls("client"), &["get", "k"]);
+    assert!(
+        !refused.status.success(),
+        "a client certificate without the allowed hostname was accepted: {refused:?}"
+    );
+    assert_eq!(stdout(&refused), "");
+
+    let peer_port = member
+        .args
+        .iter()
+        .find_map(|a| a.strip_prefix("--listen-peer-urls="))
+        .map(port_of)
+        .expect("--listen-peer-urls");
+    let peer = peer_members(&pki, peer_port, "server");
+    assert!(peer.status.success(), "{peer:?}");
+    assert!(stdout(&peer).contains("peerURLs"), "{peer:?}");
+    let wrong_cn = peer_members(&pki, peer_port, "client");
+    assert!(
+        !wrong_cn.status.success(),
+        "a peer certificate with another CN was accepted: {wrong_cn:?}"
+    );
+}
+
 /// `openssl s_client` connecting with the test client certificate: its output (the server
 /// certificate's subject among it).
 fn s_client(pki: &Pki, port: u16) -> String {
@@ -598,20 +650,9 @@ fn three_members_replicate_over_mutual_tls_and_refuse_a_peer_from_another_ca() {
 
     // The peer port: a client certificate from another CA is refused in the handshake;
     // one from the cluster's CA gets the member list (etcd serves /members there).
-    let peer = format!("https://127.0.0.1:{}/members", ports[0].1);
-    let curl = |stem: &str| {
-        Command::new("curl")
-            .args(["-sS", "--http1.1", "--max-time", "10"])
-            .args(["--cacert", &pki.arg("ca.crt")])
-            .args(["--cert", &pki.arg(&format!("{stem}.crt"))])
-            .args(["--key", &pki.arg(&format!("{stem}.key"))])
-            .arg(&peer)
-            .output()
-            .expect("curl")
-    };
-    let refused = curl("other");
+    let refused = peer_members(&pki, ports[0].1, "other");
     assert!(!refused.status.success(), "{refused:?}");
-    let accepted = curl("server");
+    let accepted = peer_members(&pki, ports[0].1, "server");
     assert!(accepted.status.success(), "{accepted:?}");
     assert!(stdout(&accepted).contains("peerURLs"), "{accepted:?}");
 
