@@ -32,6 +32,10 @@ pub const H2_HEADER_LIST_BYTES_MAX: u32 = 1024 * 1024;
 pub const H2_SEND_BUFFER_BYTES: usize = 1024 * 1024;
 /// Pending connections queued by the kernel per listening socket.
 pub const LISTEN_BACKLOG: i32 = 1024;
+/// Default of [`ServerLimits::preface_timeout`], in milliseconds.
+pub const PREFACE_TIMEOUT_MS: u64 = 10_000;
+/// Default of [`ServerLimits::http1_request_timeout`], in milliseconds.
+pub const HTTP1_REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// Size limits of the server.
 #[derive(Clone, Debug)]
@@ -48,6 +52,15 @@ pub struct ServerLimits {
     pub max_concurrent_streams: u32,
     /// Largest HTTP/1.1 request body, in bytes; larger → 413.
     pub http1_max_body_bytes: usize,
+    /// Longest wait for a new connection's first bytes to tell its protocol (the 24-byte
+    /// HTTP/2 client preface, or the start of an HTTP/1.1 request); a client that connects
+    /// and sends nothing, or trickles, is disconnected then. Counted after the TLS
+    /// handshake, which has its own limit (`tls::TLS_HANDSHAKE_TIMEOUT_MS`).
+    pub preface_timeout: std::time::Duration,
+    /// Longest time one HTTP/1.1 request may take to arrive, from its first byte to the
+    /// end of its body (Go's `http.Server.ReadTimeout`); then the connection is closed.
+    /// An idle keep-alive connection between requests is not bounded by it.
+    pub http1_request_timeout: std::time::Duration,
 }
 
 impl Default for ServerLimits {
@@ -59,6 +72,8 @@ impl Default for ServerLimits {
             max_send_message_bytes: i32::MAX as usize,
             max_concurrent_streams: u32::MAX,
             http1_max_body_bytes: 1536 * 1024 + 512 * 1024,
+            preface_timeout: std::time::Duration::from_millis(PREFACE_TIMEOUT_MS),
+            http1_request_timeout: std::time::Duration::from_millis(HTTP1_REQUEST_TIMEOUT_MS),
         }
     }
 }
@@ -205,14 +220,23 @@ where
 {
     let mut head = BytesMut::zeroed(H2_PREFACE.len());
     let mut filled = 0;
+    let mut preface_deadline = pin!(glommio::timer::sleep(limits.preface_timeout));
     while filled < H2_PREFACE.len() && head[..filled] == H2_PREFACE[..filled] {
         let read = {
             let read = pin!(io.read(&mut head[filled..]));
             let stop = pin!(shutdown.wait());
-            match select(read, stop).await {
+            match select(read, select(stop, preface_deadline.as_mut())).await {
                 Either::Left((read, _)) => read?,
                 // Nothing complete arrived before shutdown: nothing to serve.
-                Either::Right(((), _)) => return Ok(()),
+                Either::Right((Either::Left(((), _)), _)) => return Ok(()),
+                Either::Right((Either::Right((_, _)), _)) => {
+                    tracing::debug!(
+                        ?peer,
+                        timeout_ms = limits.preface_timeout.as_millis() as u64,
+                        "net: no protocol preface in time, disconnecting"
+                    );
+                    return Ok(());
+                }
             }
         };
         if read == 0 {
@@ -228,7 +252,7 @@ where
         };
         serve_h2(io, grpc, &limits, &shutdown, peer).await
     } else {
-        serve_http1(io, head, http, limits.http1_max_body_bytes, shutdown, peer).await
+        serve_http1(io, head, http, &limits, shutdown, peer).await
     }
 }
 

@@ -226,6 +226,37 @@ async fn write_response<T: AsyncWrite + Unpin>(
 
 /// Reads more bytes into `buf`; `Ok(0)` at end of stream. Cancel-safe: if the future is
 /// dropped mid-read, `buf` keeps exactly the bytes it had.
+/// [`read_more`] that gives up at `deadline` (`Ok(None)`); no deadline: waits as long as
+/// it takes.
+async fn read_more_by<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    buf: &mut BytesMut,
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<Option<usize>> {
+    let Some(deadline) = deadline else {
+        return read_more(stream, buf).await.map(Some);
+    };
+    let read = std::pin::pin!(read_more(stream, buf));
+    let timer = std::pin::pin!(glommio::timer::sleep(
+        deadline.saturating_duration_since(std::time::Instant::now())
+    ));
+    match select(read, timer).await {
+        Either::Left((read, _)) => read.map(Some),
+        Either::Right(_) => Ok(None),
+    }
+}
+
+/// A request that did not arrive within [`crate::ServerLimits::http1_request_timeout`]:
+/// the connection is closed without an answer, as Go's `http.Server` does.
+fn request_too_slow(peer: Option<SocketAddr>, limits: &crate::ServerLimits) -> std::io::Result<()> {
+    tracing::debug!(
+        ?peer,
+        timeout_ms = limits.http1_request_timeout.as_millis() as u64,
+        "net: HTTP/1.1 request not complete in time, disconnecting"
+    );
+    Ok(())
+}
+
 async fn read_more<T: AsyncRead + Unpin>(
     stream: &mut T,
     buf: &mut BytesMut,
@@ -254,11 +285,14 @@ pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandle
     mut stream: T,
     mut buf: BytesMut,
     http: Rc<H>,
-    max_body_bytes: usize,
+    limits: &crate::ServerLimits,
     shutdown: Shutdown,
-    _peer: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
 ) -> std::io::Result<()> {
+    let max_body_bytes = limits.http1_max_body_bytes;
     loop {
+        // Set at a request's first byte: the whole request must arrive by then.
+        let mut request_deadline: Option<std::time::Instant> = None;
         let head = loop {
             match parse_head(&buf, max_body_bytes) {
                 Ok(Some(head)) => break head,
@@ -272,8 +306,11 @@ pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandle
             if idle && shutdown.is_triggered() {
                 return Ok(());
             }
+            if !idle && request_deadline.is_none() {
+                request_deadline = Some(std::time::Instant::now() + limits.http1_request_timeout);
+            }
             let read = {
-                let read = std::pin::pin!(read_more(&mut stream, &mut buf));
+                let read = std::pin::pin!(read_more_by(&mut stream, &mut buf, request_deadline));
                 let stop = std::pin::pin!(shutdown.wait());
                 match select(read, stop).await {
                     Either::Left((read, _)) => Some(read?),
@@ -281,22 +318,27 @@ pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandle
                 }
             };
             match read {
-                Some(0) => return Ok(()),
-                Some(_) => {}
+                Some(Some(0)) => return Ok(()),
+                Some(Some(_)) => {}
+                Some(None) => return request_too_slow(peer, limits),
                 // Shutdown while waiting: an idle connection closes; a partial request
-                // is still read to its end.
+                // is still read to its end (within its deadline).
                 None if idle => return Ok(()),
-                None => {
-                    if read_more(&mut stream, &mut buf).await? == 0 {
-                        return Ok(());
-                    }
-                }
+                None => match read_more_by(&mut stream, &mut buf, request_deadline).await? {
+                    Some(0) => return Ok(()),
+                    Some(_) => {}
+                    None => return request_too_slow(peer, limits),
+                },
             }
         };
         let _ = buf.split_to(head.head_len);
+        let deadline = request_deadline
+            .unwrap_or_else(|| std::time::Instant::now() + limits.http1_request_timeout);
         while buf.len() < head.body_len {
-            if read_more(&mut stream, &mut buf).await? == 0 {
-                return Ok(());
+            match read_more_by(&mut stream, &mut buf, Some(deadline)).await? {
+                Some(0) => return Ok(()),
+                Some(_) => {}
+                None => return request_too_slow(peer, limits),
             }
         }
         let mut request = head.request;

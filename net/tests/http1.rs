@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use net::ServerLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
@@ -103,4 +104,80 @@ fn idle_keep_alive_connection_closes_on_shutdown() {
         stream.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
     });
+}
+
+fn short_timeouts() -> ServerLimits {
+    ServerLimits {
+        preface_timeout: std::time::Duration::from_millis(300),
+        http1_request_timeout: std::time::Duration::from_millis(300),
+        ..limits()
+    }
+}
+
+/// Reads until the server closes; `None` if it has not closed within 10 s (the server's
+/// limits under test are 300 ms).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut all = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut all),
+    )
+    .await
+    .ok()
+    .map(|read| {
+        read.unwrap();
+        all
+    })
+}
+
+#[test]
+fn a_client_that_sends_nothing_is_disconnected_after_the_preface_timeout() {
+    let server = TestServer::start(short_timeouts());
+    runtime().block_on(async {
+        let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let got = read_until_closed(&mut silent).await;
+        assert_eq!(got, Some(Vec::new()), "silent connection not closed");
+        // Half an HTTP/2 preface, then silence: closed too.
+        let mut half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        let got = read_until_closed(&mut half).await;
+        assert_eq!(got, Some(Vec::new()), "half preface not closed");
+    });
+    server.join();
+}
+
+#[test]
+fn a_slow_http1_request_is_disconnected_but_an_idle_keep_alive_is_not() {
+    let server = TestServer::start(short_timeouts());
+    runtime().block_on(async {
+        // Slow-loris: a request head that never ends gets no answer and a close.
+        let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let got = read_until_closed(&mut slow).await;
+        assert_eq!(got, Some(Vec::new()), "slow head not closed");
+        // A body that stops short of its Content-Length: the same.
+        let mut short_body = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        short_body
+            .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+            .await
+            .unwrap();
+        let got = read_until_closed(&mut short_body).await;
+        assert_eq!(got, Some(Vec::new()), "short body not closed");
+        // Between requests a keep-alive connection may stay idle longer than the limit.
+        let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let first = read_response(&mut idle).await;
+        assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let second = read_response(&mut idle).await;
+        assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{second}");
+    });
+    server.join();
 }

@@ -93,6 +93,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         max_send_message_bytes: usize::MAX >> 1,
         max_concurrent_streams: config.max_concurrent_streams,
         http1_max_body_bytes: config.max_recv_message_bytes,
+        ..net::ServerLimits::default()
     };
     let boot_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

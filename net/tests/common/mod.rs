@@ -245,6 +245,7 @@ pub fn limits() -> ServerLimits {
         max_send_message_bytes: 4 * 1024 * 1024,
         max_concurrent_streams: 1000,
         http1_max_body_bytes: 1024,
+        ..ServerLimits::default()
     }
 }
 
