@@ -36,6 +36,12 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 pub const PREFACE_TIMEOUT_MS: u64 = 10_000;
 /// Default of [`ServerLimits::http1_request_timeout`], in milliseconds.
 pub const HTTP1_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Default of [`ServerLimits::keepalive_interval`], in milliseconds: etcd's
+/// `--grpc-keepalive-interval` default, 2 h.
+pub const KEEPALIVE_INTERVAL_MS: u64 = 2 * 60 * 60 * 1000;
+/// Default of [`ServerLimits::keepalive_timeout`], in milliseconds: etcd's
+/// `--grpc-keepalive-timeout` default, 20 s.
+pub const KEEPALIVE_TIMEOUT_MS: u64 = 20_000;
 
 /// Size limits of the server.
 #[derive(Clone, Debug)]
@@ -61,6 +67,12 @@ pub struct ServerLimits {
     /// end of its body (Go's `http.Server.ReadTimeout`); then the connection is closed.
     /// An idle keep-alive connection between requests is not bounded by it.
     pub http1_request_timeout: std::time::Duration,
+    /// How often the server PINGs each HTTP/2 (gRPC) client connection (etcd
+    /// `--grpc-keepalive-interval`, grpc-go `keepalive.ServerParameters.Time`); zero: never.
+    pub keepalive_interval: std::time::Duration,
+    /// How long a PING may go unanswered before the connection is closed (etcd
+    /// `--grpc-keepalive-timeout`, grpc-go `keepalive.ServerParameters.Timeout`).
+    pub keepalive_timeout: std::time::Duration,
 }
 
 impl Default for ServerLimits {
@@ -74,6 +86,8 @@ impl Default for ServerLimits {
             http1_max_body_bytes: 1536 * 1024 + 512 * 1024,
             preface_timeout: std::time::Duration::from_millis(PREFACE_TIMEOUT_MS),
             http1_request_timeout: std::time::Duration::from_millis(HTTP1_REQUEST_TIMEOUT_MS),
+            keepalive_interval: std::time::Duration::from_millis(KEEPALIVE_INTERVAL_MS),
+            keepalive_timeout: std::time::Duration::from_millis(KEEPALIVE_TIMEOUT_MS),
         }
     }
 }
@@ -279,6 +293,14 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
         max_recv_message_bytes: limits.max_recv_message_bytes,
         max_send_message_bytes: limits.max_send_message_bytes,
     };
+    let ping_pong = connection
+        .ping_pong()
+        .expect("ping_pong is taken once, here");
+    let mut keepalive = pin!(keepalive_lost(
+        ping_pong,
+        limits.keepalive_interval,
+        limits.keepalive_timeout
+    ));
     let mut draining = false;
     loop {
         let next = if draining {
@@ -287,9 +309,17 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
             let stopped = {
                 let accept = pin!(connection.accept());
                 let stop = pin!(shutdown.wait());
-                match select(accept, stop).await {
+                match select(accept, select(stop, keepalive.as_mut())).await {
                     Either::Left((next, _)) => Err(next),
-                    Either::Right(((), _)) => Ok(()),
+                    Either::Right((Either::Left(((), _)), _)) => Ok(()),
+                    Either::Right((Either::Right(((), _)), _)) => {
+                        tracing::debug!(
+                            ?peer,
+                            timeout_ms = limits.keepalive_timeout.as_millis() as u64,
+                            "net: keepalive PING unanswered, closing the connection"
+                        );
+                        return Ok(());
+                    }
                 }
             };
             match stopped {
@@ -308,6 +338,27 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
                 glommio::spawn_local(call).detach();
             }
             Some(Err(error)) => return connection_end(error),
+        }
+    }
+}
+
+/// Completes when a keepalive PING, sent every `interval`, is not answered within
+/// `timeout` (or the connection can no longer send PINGs); never with a zero `interval`.
+async fn keepalive_lost(
+    mut ping_pong: h2::PingPong,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+) {
+    if interval.is_zero() {
+        return futures::future::pending().await;
+    }
+    loop {
+        glommio::timer::sleep(interval).await;
+        let ping = pin!(ping_pong.ping(h2::Ping::opaque()));
+        let late = pin!(glommio::timer::sleep(timeout));
+        match select(ping, late).await {
+            Either::Left((Ok(_pong), _)) => {}
+            Either::Left((Err(_), _)) | Either::Right(_) => return,
         }
     }
 }

@@ -523,3 +523,59 @@ fn graceful_shutdown_sends_goaway_and_lets_calls_finish() {
     // serve() returns once every connection ended.
     server.join();
 }
+
+fn short_keepalive() -> net::ServerLimits {
+    net::ServerLimits {
+        keepalive_interval: Duration::from_millis(200),
+        keepalive_timeout: Duration::from_millis(200),
+        ..limits()
+    }
+}
+
+#[test]
+fn a_client_that_does_not_answer_keepalive_pings_is_disconnected() {
+    let server = TestServer::start(short_keepalive());
+    runtime().block_on(async {
+        // The client preface and an empty SETTINGS frame, then nothing: no SETTINGS ack and
+        // no PING ack ever.
+        let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut bytes))
+            .await
+            .expect("the server closes the connection");
+        read.unwrap();
+        // Walk the frames the server sent: one of them is a PING (type 6) without ACK.
+        let mut at = 0;
+        let mut pinged = false;
+        while at + 9 <= bytes.len() {
+            let length = u32::from_be_bytes([0, bytes[at], bytes[at + 1], bytes[at + 2]]) as usize;
+            let (kind, flags) = (bytes[at + 3], bytes[at + 4]);
+            pinged |= kind == 6 && flags & 1 == 0;
+            at += 9 + length;
+        }
+        assert!(pinged, "no PING before the close: {bytes:?}");
+    });
+    server.join();
+}
+
+#[test]
+fn a_client_that_answers_keepalive_pings_stays_connected() {
+    let server = TestServer::start(short_keepalive());
+    runtime().block_on(async {
+        let mut client = connect(server.addr).await;
+        // Five keepalive intervals; h2's client answers every PING.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let reply = call(
+            &mut client,
+            grpc_request("/test.Echo/Unary"),
+            frame(b"still here"),
+        )
+        .await;
+        assert_eq!(reply.status().0, "0", "{reply:?}");
+        assert_eq!(reply.messages, vec![Bytes::from_static(b"still here")]);
+    });
+    server.join();
+}

@@ -93,6 +93,12 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         max_send_message_bytes: usize::MAX >> 1,
         max_concurrent_streams: config.max_concurrent_streams,
         http1_max_body_bytes: config.max_recv_message_bytes,
+        // grpc-go raises a server keepalive time under 1 s to 1 s (`internal/transport`).
+        keepalive_interval: match config.grpc_keepalive_interval {
+            d if d.is_zero() => d,
+            d => d.max(Duration::from_secs(1)),
+        },
+        keepalive_timeout: config.grpc_keepalive_timeout,
         ..net::ServerLimits::default()
     };
     let boot_id = std::time::SystemTime::now()
