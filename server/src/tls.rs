@@ -307,19 +307,11 @@ fn days_since_epoch(now: std::time::SystemTime) -> i64 {
         .map_or(0, |d| (d.as_secs() / 86_400) as i64)
 }
 
-/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01 (H. Hinnant's
-/// `civil_from_days`).
+/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01, in rcgen's types
+/// (the calendar arithmetic is the log timestamps' [`crate::logging::civil_from_days`]).
 fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-    (year, month, day)
+    let (year, month, day) = crate::logging::civil_from_days(days);
+    (year as i32, month as u8, day as u8)
 }
 
 #[cfg(test)]
