@@ -76,32 +76,10 @@ const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Maintenance/HashKV",
 ];
 
-/// How often a core re-checks a reply from the raft core that it has not been woken for.
-pub const REPLY_REPOLL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Waits for a reply sent from another core. A wake-up from another thread can go missing
-/// in the executor under load (seen: about one request in 5,000 stalled until its client's
-/// timeout), so the wait also re-checks the channel every [`REPLY_REPOLL`] and logs when
-/// that found a reply no wake-up had announced.
-pub(crate) async fn await_reply<T>(mut reply: oneshot::Receiver<T>) -> Result<T, Status> {
-    loop {
-        let woken = futures_lite::future::or(async { Some((&mut reply).await) }, async {
-            glommio::timer::sleep(REPLY_REPOLL).await;
-            None
-        })
-        .await;
-        match woken {
-            Some(result) => return result.map_err(|_| errors::stopped()),
-            None => match reply.try_recv() {
-                Ok(Some(value)) => {
-                    tracing::warn!("a reply from the raft core arrived without waking its task");
-                    return Ok(value);
-                }
-                Ok(None) => continue,
-                Err(_) => return Err(errors::stopped()),
-            },
-        }
-    }
+/// Waits for a reply sent from another core (the raft core); a dropped sender means the
+/// raft core stopped, which is etcd's "server stopped" (`errors::stopped`).
+pub(crate) async fn await_reply<T>(reply: oneshot::Receiver<T>) -> Result<T, Status> {
+    reply.await.map_err(|_| errors::stopped())
 }
 
 /// Decodes a request message; a malformed one gets grpc-go's unmarshalling error.

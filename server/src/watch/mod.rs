@@ -61,9 +61,6 @@ pub const STREAM_CONTROL_RESPONSES_MAX: usize = 64;
 pub const CATCH_UP_EVENTS_MAX: usize = 1_000;
 /// Events one history read of a lagging hub returns at most (whole revisions, as above).
 pub const HUB_CATCH_UP_EVENTS_MAX: usize = 4_096;
-/// How often a waiting hub re-checks its feed without a wake-up (cross-thread wake-ups can
-/// go missing under load; see `service::REPLY_REPOLL`), and re-tries unsynced watchers.
-pub const HUB_REPOLL: Duration = Duration::from_millis(10);
 /// Bytes etcd adds to `--max-request-bytes` for a watch response before fragmenting it
 /// (`grpcOverheadBytes` in etcd's v3rpc).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -266,6 +263,13 @@ enum Wake {
     Shutdown,
 }
 
+/// A history read failed with something other than compaction: the value store cannot
+/// be read, so the member stops (etcd panics on a backend read failure) rather than leave
+/// watchers silently behind.
+fn history_unreadable(e: &engine::Error) -> ! {
+    crate::logging::fatal("failed to read watch history from the store", &e.to_string())
+}
+
 impl WatchHub {
     async fn run(self: Rc<Self>, feed: Feed, progress_every: Duration) {
         let mut next_progress = Instant::now() + progress_every;
@@ -287,14 +291,16 @@ impl WatchHub {
                 self.catch_up_hub().await;
                 continue;
             }
-            if self.state.borrow().unsynced > 0 {
-                self.catch_up_watchers().await;
+            if self.state.borrow().unsynced > 0 && self.catch_up_watchers().await {
+                continue;
             }
             if Instant::now() >= next_progress {
                 self.progress_tick();
                 next_progress = Instant::now() + progress_every;
             }
-            let wait = HUB_REPOLL.min(next_progress.saturating_duration_since(Instant::now()));
+            // Nothing left to do without a new revision, a kick (a watcher created or a
+            // stream with room again) or the progress tick.
+            let wait = next_progress.saturating_duration_since(Instant::now());
             let wake = futures_lite::future::or(
                 async { Wake::Revision(feed.rx.recv_async().await.ok()) },
                 futures_lite::future::or(
@@ -401,11 +407,7 @@ impl WatchHub {
                     self.compacted_behind_hub(reader.compact_revision());
                     continue;
                 }
-                Err(e) => {
-                    tracing::error!("watch: reading history from revision {from} failed: {e}");
-                    glommio::timer::sleep(HUB_REPOLL).await;
-                    continue;
-                }
+                Err(e) => history_unreadable(&e),
             };
             let limited = events.len() >= HUB_CATCH_UP_EVENTS_MAX;
             let end = match (limited, events.last()) {
@@ -481,8 +483,10 @@ impl WatchHub {
         );
     }
 
-    /// One bounded history read for each unsynced watcher whose stream has room.
-    async fn catch_up_watchers(&self) {
+    /// One bounded history read for each unsynced watcher whose stream has room. True when
+    /// a watcher advanced, is still behind and its stream still has room: the caller reads
+    /// again at once (no wake-up will come for it).
+    async fn catch_up_watchers(&self) -> bool {
         let keys: Vec<u64> = {
             let st = self.state.borrow();
             st.watchers
@@ -491,25 +495,29 @@ impl WatchHub {
                 .map(|(k, _)| *k)
                 .collect()
         };
+        let mut more = false;
         for key in keys {
-            self.catch_up_one(key);
+            more |= self.catch_up_one(key);
             futures_lite::future::yield_now().await;
         }
+        more
     }
 
-    fn catch_up_one(&self, key: u64) {
+    /// One bounded history read for watcher `key`; true when it advanced, is still behind
+    /// and its stream has room for more.
+    fn catch_up_one(&self, key: u64) -> bool {
         let mut st = self.state.borrow_mut();
         let to = st.next_rev - 1;
         let Some(w) = st.watchers.get_mut(&key) else {
-            return;
+            return false;
         };
         if w.next_rev > to {
             w.synced = true;
             st.unsynced -= 1;
-            return;
+            return false;
         }
         if !w.stream.has_room() {
-            return;
+            return false;
         }
         let read = self.shared.reader.events(
             &w.key,
@@ -524,12 +532,9 @@ impl WatchHub {
             Err(engine::Error::Compacted) => {
                 drop(st);
                 self.cancel_compacted(key, self.shared.reader.compact_revision());
-                return;
+                return false;
             }
-            Err(e) => {
-                tracing::error!(watch_id = w.id, "watch: catch-up read failed: {e}");
-                return;
-            }
+            Err(e) => history_unreadable(&e),
         };
         let end = match (events.len() >= CATCH_UP_EVENTS_MAX, events.last()) {
             (true, Some(last)) => last.kv.mod_revision,
@@ -549,7 +554,9 @@ impl WatchHub {
         if w.next_rev > to {
             w.synced = true;
             st.unsynced -= 1;
+            return false;
         }
+        w.stream.has_room()
     }
 
     /// Periodic progress (etcd `sendLoop`'s progress ticker): every synced watcher created
