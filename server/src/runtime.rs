@@ -113,6 +113,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
     let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
     let (probes, probe_receivers) = CoreProbes::new(config.cores);
+    // The raft core's answers to each core's proposals and reads (cluster::deliver).
+    let (reply_lines, reply_receivers): (Vec<_>, Vec<_>) =
+        (0..config.cores).map(|_| flume::unbounded()).unzip();
 
     let mut handles = Vec::new();
     let mut shared0: Option<Arc<Shared>> = None;
@@ -130,7 +133,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 _ => Vec::new(),
             },
         };
+        let replies = reply_receivers[core].clone();
         let raft_start = (core == 0).then(|| RaftStart {
+            reply_lines: reply_lines.clone(),
             member_dir: identity.member_dir.clone(),
             member_id: identity.member_id,
             cluster_id: identity.cluster_id,
@@ -197,6 +202,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                             addrs,
                             &tls,
                             stop_rx,
+                            replies,
                             boot_nonce,
                             http,
                         )
@@ -226,6 +232,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     addrs,
                     &tls,
                     stop_rx,
+                    replies,
                     boot_nonce,
                     http,
                 )
@@ -315,6 +322,8 @@ struct RaftStart {
     peer_addrs: Vec<ListenAddr>,
     /// Peer TLS (listeners and dialer).
     tls: Arc<TlsSetup>,
+    /// Each core's reply line (`cluster::CorePeers::reply_lines`).
+    reply_lines: Vec<flume::Sender<Vec<cluster::Delivery>>>,
 }
 
 /// Recovers the member's storage, starts the peer transport and its listeners, and spawns
@@ -370,6 +379,7 @@ async fn start_raft_core(
             sender: Rc::new(TransportPeers::new(transport.clone(), peer_metrics.clone())),
             bootstrap_peers: start.bootstrap_peers,
             inbox: start.sender.clone(),
+            reply_lines: start.reply_lines,
         },
     )?;
     let shared = core.shared();
@@ -460,9 +470,11 @@ async fn serve_core(
     addrs: Vec<ListenAddr>,
     tls: &TlsSetup,
     stop_rx: flume::Receiver<()>,
+    replies: flume::Receiver<Vec<cluster::Delivery>>,
     boot_nonce: u16,
     http: CoreHttp,
 ) {
+    glommio::spawn_local(cluster::deliver(replies)).detach();
     let shared_for_watch = shared.clone();
     let max_request_bytes = service_config.max_request_bytes;
     let progress_notify_interval = service_config.watch_progress_notify_interval;

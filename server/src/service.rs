@@ -21,7 +21,8 @@ use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
 
 use crate::cluster::{
-    encode_entry_data, Applied, Proposal, RaftRequest, Shared, ENTRY_DATA_HEADER_BYTES,
+    encode_entry_data, Applied, Proposal, ProposalReply, RaftRequest, ReadWaiter, Shared,
+    ENTRY_DATA_HEADER_BYTES,
 };
 use crate::errors;
 use crate::kv;
@@ -58,6 +59,8 @@ pub struct EtcdService {
     shared: Arc<Shared>,
     config: Arc<ServiceConfig>,
     raft: flume::Sender<RaftRequest>,
+    /// This service's core (where the raft core's answers to it are delivered).
+    core: usize,
     id_prefix: u64,
     next_id: Cell<u64>,
     /// Counts this core's calls and message bytes (crate::metrics).
@@ -106,6 +109,7 @@ impl EtcdService {
             config,
             raft,
             id_prefix: (u64::from(boot_nonce) << 48) | ((core as u64 & 0xff) << 40),
+            core,
             next_id: Cell::new(1),
             observer: crate::metrics::grpc::CoreObserver::new(core),
         }
@@ -135,7 +139,7 @@ impl EtcdService {
         if data.len() - ENTRY_DATA_HEADER_BYTES > self.config.max_request_bytes {
             return Err(errors::request_too_large());
         }
-        let (reply, result) = oneshot::channel();
+        let (reply, result) = ProposalReply::new(self.core);
         let proposal = Box::new(Proposal {
             id,
             data,
@@ -148,7 +152,7 @@ impl EtcdService {
 
     /// Waits until this member has applied everything committed when the call began.
     pub(crate) async fn read_barrier(&self) -> Result<(), Status> {
-        let (reply, done) = oneshot::channel();
+        let (reply, done) = ReadWaiter::new(self.core);
         self.send(RaftRequest::ReadIndex(reply)).await?;
         await_reply(done).await?
     }

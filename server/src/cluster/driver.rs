@@ -34,9 +34,8 @@ mod snapshot;
 
 use super::membership::Membership;
 use super::peers;
-use super::pending::{
-    request_timeout, MemberChangeReply, MoveLeaderReply, Pending, ProposalReply, ReadWaiter,
-};
+use super::pending::{request_timeout, MemberChangeReply, MoveLeaderReply, Pending};
+use super::replies::{Delivery, Outbox, ProposalReply, ReadWaiter};
 use super::reconfig::MemberChange;
 use super::storage::{
     encode_entry, encode_u64s, Recovered, StateMeta, RECEIVED_SNAPSHOT_DIR, REC_ENTRY,
@@ -345,6 +344,9 @@ pub struct CorePeers {
     pub bootstrap_peers: Vec<(u64, Vec<String>)>,
     /// The raft core's own request queue, for tasks it spawns to report back.
     pub inbox: flume::Sender<RaftRequest>,
+    /// Core `i`'s reply line: the answers to its proposals and reads, one message per
+    /// raft loop iteration (see `replies`).
+    pub reply_lines: Vec<flume::Sender<Vec<Delivery>>>,
 }
 
 /// Builds the raft core from recovered storage.
@@ -363,6 +365,7 @@ pub fn open(
         sender: peers,
         bootstrap_peers,
         inbox,
+        reply_lines,
     } = peers;
     let Recovered {
         mvcc,
@@ -409,7 +412,7 @@ pub fn open(
         mvcc,
         shared,
         membership,
-        pending: Pending::new(boot_id, timeout),
+        pending: Pending::new(boot_id, timeout, Outbox::new(reply_lines)),
         peers,
         applied,
         last_checkpoint: applied,
@@ -489,12 +492,14 @@ impl RaftCore {
                 }
             }
             self.process_ready().await;
+            self.pending.flush_replies();
             crate::metrics::get()
                 .proposals_pending
                 .set(self.pending.proposals_waiting() as f64);
         }
         // Fail what is still waiting, then make everything written durable.
         self.pending.fail_all(&errors::stopped());
+        self.pending.flush_replies();
         if let Err(e) = self.wal.sync() {
             fatal(&format!("WAL sync at shutdown failed: {e}"));
         }
@@ -537,7 +542,7 @@ impl RaftCore {
                     Err(e) => {
                         debug!("proposal dropped: {e}");
                         crate::metrics::get().proposals_failed_total.inc();
-                        let _ = reply.send(Err(errors::no_leader()));
+                        self.pending.answer(reply, Err(errors::no_leader()));
                     }
                 }
             }
@@ -901,7 +906,7 @@ impl RaftCore {
                     );
                 }
                 if let Some(reply) = reply {
-                    let _ = reply.send(result);
+                    self.pending.answer(reply, result);
                 }
             }
         }

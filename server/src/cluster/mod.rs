@@ -8,6 +8,7 @@ mod membership;
 mod peers;
 mod pending;
 mod reconfig;
+mod replies;
 mod storage;
 
 pub use driver::{
@@ -18,4 +19,5 @@ pub use membership::{MemberInfo, Membership};
 pub use peers::{RaftPeerHandler, TransportPeers, METHOD_HASH_KV};
 pub use pending::request_timeout;
 pub use reconfig::{MemberChange, MemberChangeResult, LEARNERS_MAX};
+pub use replies::{deliver, Delivery, ProposalReply, ReadWaiter};
 pub use storage::recover;

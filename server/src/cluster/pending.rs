@@ -16,12 +16,8 @@ use net::Status;
 use super::driver::Applied;
 use super::membership::MemberInfo;
 use super::reconfig::MemberChangeResult;
+use super::replies::{Delivery, Outbox, ProposalReply, ReadWaiter};
 use crate::errors;
-
-/// Where a proposal's apply result goes.
-pub type ProposalReply = oneshot::Sender<Result<Applied, Status>>;
-/// A linearizable read waiting for the applied index to reach its read index.
-pub type ReadWaiter = oneshot::Sender<Result<(), Status>>;
 /// Where a membership change's result goes.
 pub type MemberChangeReply = oneshot::Sender<Result<MemberChangeResult, Status>>;
 /// Where a leader transfer's result goes.
@@ -60,12 +56,15 @@ pub struct Pending {
     round: u64,
     boot_id: u64,
     timeout: Duration,
+    /// Answers to proposals and reads, sent to their cores by [`Pending::flush_replies`].
+    outbox: Outbox,
 }
 
 impl Pending {
     /// `boot_id` distinguishes this process's read contexts from an earlier run's (a
     /// delayed answer to an earlier incarnation must never release a read of this one).
-    pub fn new(boot_id: u64, timeout: Duration) -> Pending {
+    /// Proposal and read answers go through `outbox` (see [`super::replies`]).
+    pub fn new(boot_id: u64, timeout: Duration, outbox: Outbox) -> Pending {
         Pending {
             proposals: HashMap::new(),
             proposal_deadlines: VecDeque::new(),
@@ -77,7 +76,18 @@ impl Pending {
             round: 0,
             boot_id,
             timeout,
+            outbox,
         }
+    }
+
+    /// Answers a proposal (sent with the others at [`Pending::flush_replies`]).
+    pub fn answer(&mut self, reply: ProposalReply, result: Result<Applied, Status>) {
+        self.outbox.push(Delivery::Applied(reply, result));
+    }
+
+    /// Sends the answers collected since the last call, one message per core.
+    pub fn flush_replies(&mut self) {
+        self.outbox.flush();
     }
 
     /// Holds a proposal until its entry is applied or it times out.
@@ -173,7 +183,7 @@ impl Pending {
         };
         if let Some((_, waiters)) = self.reads_by_round.remove(&round) {
             for w in waiters {
-                let _ = w.send(Err(status.clone()));
+                self.outbox.push(Delivery::Read(w, Err(status.clone())));
             }
         }
     }
@@ -202,7 +212,7 @@ impl Pending {
                 return true;
             }
             for w in waiters.drain(..) {
-                let _ = w.send(Ok(()));
+                self.outbox.push(Delivery::Read(w, Ok(())));
             }
             false
         });
@@ -213,7 +223,7 @@ impl Pending {
     pub fn on_leader_change(&mut self) {
         for (_, (_, waiters)) in self.reads_by_round.drain() {
             for w in waiters {
-                let _ = w.send(Err(errors::leader_changed()));
+                self.outbox.push(Delivery::Read(w, Err(errors::leader_changed())));
             }
         }
     }
@@ -235,7 +245,7 @@ impl Pending {
             self.proposal_deadlines.pop_front();
             if let Some((_, reply)) = self.proposals.remove(&id) {
                 crate::metrics::get().proposals_failed_total.inc();
-                let _ = reply.send(Err(status()));
+                self.outbox.push(Delivery::Applied(reply, Err(status())));
             }
         }
         self.reads_by_round.retain(|_, (deadline, waiters)| {
@@ -243,7 +253,7 @@ impl Pending {
                 return true;
             }
             for w in waiters.drain(..) {
-                let _ = w.send(Err(errors::timeout()));
+                self.outbox.push(Delivery::Read(w, Err(errors::timeout())));
             }
             false
         });
@@ -252,7 +262,7 @@ impl Pending {
                 return true;
             }
             for w in waiters.drain(..) {
-                let _ = w.send(Err(errors::timeout()));
+                self.outbox.push(Delivery::Read(w, Err(errors::timeout())));
             }
             false
         });
@@ -282,7 +292,7 @@ impl Pending {
     /// Answers everything still waiting with `status` (shutdown).
     pub fn fail_all(&mut self, status: &Status) {
         for (_, (_, reply)) in self.proposals.drain() {
-            let _ = reply.send(Err(status.clone()));
+            self.outbox.push(Delivery::Applied(reply, Err(status.clone())));
         }
         self.proposal_deadlines.clear();
         for c in self.conf_changes.drain(..) {
@@ -296,7 +306,7 @@ impl Pending {
         let queued = std::iter::once(std::mem::take(&mut self.queued_reads));
         for waiters in rounds.chain(indexed).chain(queued).collect::<Vec<_>>() {
             for w in waiters {
-                let _ = w.send(Err(status.clone()));
+                self.outbox.push(Delivery::Read(w, Err(status.clone())));
             }
         }
     }
@@ -307,7 +317,7 @@ mod tests {
     use super::*;
 
     fn read(p: &mut Pending) -> oneshot::Receiver<Result<(), Status>> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = ReadWaiter::new(0);
         p.queue_read(tx);
         rx
     }
@@ -315,7 +325,7 @@ mod tests {
     #[test]
     fn read_released_only_at_its_index() {
         let now = Instant::now();
-        let mut p = Pending::new(7, Duration::from_secs(1));
+        let mut p = Pending::new(7, Duration::from_secs(1), Outbox::default());
         let mut rx = read(&mut p);
         let ctx = p.start_read_round(now).unwrap();
         p.on_read_state(&ctx, 10);
@@ -328,10 +338,10 @@ mod tests {
     #[test]
     fn context_of_another_run_is_ignored() {
         let now = Instant::now();
-        let mut p = Pending::new(7, Duration::from_secs(1));
+        let mut p = Pending::new(7, Duration::from_secs(1), Outbox::default());
         let mut rx = read(&mut p);
         let ctx = p.start_read_round(now).unwrap();
-        let mut other = Pending::new(8, Duration::from_secs(1));
+        let mut other = Pending::new(8, Duration::from_secs(1), Outbox::default());
         let _other_rx = read(&mut other);
         let other_ctx = other.start_read_round(now).unwrap();
         assert_ne!(ctx, other_ctx);
@@ -351,8 +361,8 @@ mod tests {
     fn timeouts_and_leader_change_answer_with_etcd_errors() {
         let now = Instant::now();
         let timeout = Duration::from_secs(1);
-        let mut p = Pending::new(1, timeout);
-        let (tx, mut proposal) = oneshot::channel();
+        let mut p = Pending::new(1, timeout, Outbox::default());
+        let (tx, mut proposal) = ProposalReply::new(0);
         p.add_proposal(5, InternalRaftRequest::default(), tx, now);
         let mut unconfirmed = read(&mut p);
         p.start_read_round(now).unwrap();
@@ -373,7 +383,7 @@ mod tests {
     fn conf_changes_and_transfers_are_answered() {
         let now = Instant::now();
         let timeout = Duration::from_secs(1);
-        let mut p = Pending::new(1, timeout);
+        let mut p = Pending::new(1, timeout, Outbox::default());
         let (tx, _rx) = oneshot::channel();
         p.add_conf_change(Bytes::from_static(b"cc"), None, tx, now);
         assert!(p.take_conf_change(b"other").is_none());
@@ -402,7 +412,7 @@ mod tests {
     #[test]
     fn a_refused_round_fails_its_reads_only() {
         let now = Instant::now();
-        let mut p = Pending::new(3, Duration::from_secs(1));
+        let mut p = Pending::new(3, Duration::from_secs(1), Outbox::default());
         let mut first = read(&mut p);
         let first_ctx = p.start_read_round(now).unwrap();
         let mut second = read(&mut p);
@@ -418,8 +428,8 @@ mod tests {
     #[test]
     fn fail_all_answers_everything() {
         let now = Instant::now();
-        let mut p = Pending::new(1, Duration::from_secs(1));
-        let (tx, mut proposal) = oneshot::channel();
+        let mut p = Pending::new(1, Duration::from_secs(1), Outbox::default());
+        let (tx, mut proposal) = ProposalReply::new(0);
         p.add_proposal(5, InternalRaftRequest::default(), tx, now);
         let mut queued = read(&mut p);
         p.fail_all(&errors::stopped());
