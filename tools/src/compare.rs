@@ -44,7 +44,15 @@ pub struct CompareConfig {
     pub request_timeout_ms: u64,
     /// Limit on one phase, s.
     pub phase_duration_max_s: u64,
+    /// Idle window sampled before the put phases (after [`IDLE_SETTLE`]), s; 0 skips it.
+    pub idle_s: u64,
 }
+
+/// Pause between a server reporting healthy and its idle window, so start-up work
+/// (elections, the first checkpoint) is not counted as idle.
+pub const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// Longest idle window, s.
+pub const IDLE_S_MAX: u64 = 600;
 
 impl CompareConfig {
     /// Defaults sized for a 2-core machine (about 20 s per target against etcd 3.4 on
@@ -62,6 +70,7 @@ impl CompareConfig {
             startup_timeout_ms: 20_000,
             request_timeout_ms: 10_000,
             phase_duration_max_s: 120,
+            idle_s: 10,
         }
     }
 
@@ -86,6 +95,12 @@ impl CompareConfig {
     pub fn validate(&self) -> Result<()> {
         if self.targets.is_empty() {
             return Err(invalid("cairn-bin", "no target to measure"));
+        }
+        if self.idle_s > IDLE_S_MAX {
+            return Err(invalid(
+                "idle-s",
+                format!("{} is outside 0..={IDLE_S_MAX}", self.idle_s),
+            ));
         }
         if self.clients.is_empty() {
             return Err(invalid("clients", "at least one phase is required"));
@@ -135,6 +150,17 @@ pub struct Row {
     pub rss_mib: f64,
     /// Failed puts.
     pub errors: u64,
+    /// Server CPU time while idle (no client connected) before the phases, in ms per
+    /// 10 s of wall time; `None` when the idle window was skipped.
+    pub idle_cpu_ms_per_10s: Option<f64>,
+}
+
+/// CPU ms per 10 s of wall time from two samples `window` apart.
+pub fn cpu_ms_per_10s(cpu_before_us: u64, cpu_after_us: u64, window: Duration) -> f64 {
+    if window.is_zero() {
+        return 0.0;
+    }
+    cpu_after_us.saturating_sub(cpu_before_us) as f64 / 1_000.0 * 10.0 / window.as_secs_f64()
 }
 
 /// Server CPU µs per successful op; 0 when no op succeeded.
@@ -146,22 +172,27 @@ pub fn cpu_us_per_op(cpu_before_us: u64, cpu_after_us: u64, ops: u64) -> f64 {
 }
 
 /// The markdown table: `target | clients | ops/s | p50 ms | p99 ms | server CPU µs/op |
-/// RSS MiB`, one row per phase, followed by a line per phase that had errors.
+/// RSS MiB | idle CPU ms/10 s`, one row per phase, followed by a line per phase that had
+/// errors.
 pub fn render_markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| target | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | RSS MiB |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| target | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | RSS MiB | idle CPU ms/10 s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
+        let idle = row
+            .idle_cpu_ms_per_10s
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms:.0}"));
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {:.0} | {:.1} |\n",
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {:.0} | {:.1} | {} |\n",
             row.target,
             row.clients,
             row.ops_s,
             row.p50_ms,
             row.p99_ms,
             row.server_cpu_us_per_op,
-            row.rss_mib
+            row.rss_mib,
+            idle
         ));
     }
     for row in rows.iter().filter(|row| row.errors > 0) {
@@ -193,6 +224,17 @@ pub async fn run_compare(
             target.bin.display()
         ));
         let mut server = ServerProcess::start(&target.name, &target.bin, startup).await?;
+        let idle_cpu_ms_per_10s = if config.idle_s > 0 {
+            let window = Duration::from_secs(config.idle_s);
+            progress(&format!("{}: idle for {} s", target.name, config.idle_s));
+            tokio::time::sleep(IDLE_SETTLE).await;
+            let before = procstat::sample(server.pid())?;
+            tokio::time::sleep(window).await;
+            let after = procstat::sample(server.pid())?;
+            Some(cpu_ms_per_10s(before.cpu_us, after.cpu_us, window))
+        } else {
+            None
+        };
         for &clients in &config.clients {
             let load = config.phase(server.client_url(), clients);
             progress(&format!(
@@ -218,6 +260,7 @@ pub async fn run_compare(
                 server_cpu_us_per_op: cpu_us_per_op(before.cpu_us, after.cpu_us, summary.ops),
                 rss_mib: after.rss_bytes as f64 / (1024.0 * 1024.0),
                 errors: summary.errors,
+                idle_cpu_ms_per_10s,
             });
             progress(&format!(
                 "{}: {}",
@@ -292,6 +335,8 @@ mod tests {
         assert_eq!(cpu_us_per_op(10, 10, 5), 0.0);
         assert_eq!(cpu_us_per_op(10, 20, 0), 0.0);
         assert_eq!(cpu_us_per_op(30, 20, 4), 0.0);
+        assert_eq!(cpu_ms_per_10s(0, 300_000, Duration::from_secs(5)), 600.0);
+        assert_eq!(cpu_ms_per_10s(0, 300_000, Duration::ZERO), 0.0);
     }
 
     #[test]
@@ -306,6 +351,7 @@ mod tests {
                 server_cpu_us_per_op: 310.6,
                 rss_mib: 40.25,
                 errors: 0,
+                idle_cpu_ms_per_10s: Some(61.4),
             },
             Row {
                 target: "cairn".into(),
@@ -316,14 +362,15 @@ mod tests {
                 server_cpu_us_per_op: 90.0,
                 rss_mib: 12.0,
                 errors: 3,
+                idle_cpu_ms_per_10s: None,
             },
         ];
         assert_eq!(
             render_markdown(&rows),
-            "| target | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | RSS MiB |\n\
-             |---|---:|---:|---:|---:|---:|---:|\n\
-             | etcd | 1 | 412 | 2.345 | 5.000 | 311 | 40.2 |\n\
-             | cairn | 100 | 9000 | 10.000 | 30.125 | 90 | 12.0 |\n\
+            "| target | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | RSS MiB | idle CPU ms/10 s |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n\
+             | etcd | 1 | 412 | 2.345 | 5.000 | 311 | 40.2 | 61 |\n\
+             | cairn | 100 | 9000 | 10.000 | 30.125 | 90 | 12.0 | - |\n\
              \nwarning: cairn with 100 clients had 3 failed puts\n"
         );
     }

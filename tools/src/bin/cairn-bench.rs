@@ -275,6 +275,9 @@ struct CompareArgs {
     /// Print the rows as a JSON array instead of a markdown table.
     #[arg(long)]
     json: bool,
+    /// Idle window before the put phases, s: server CPU with no client (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    idle_s: u64,
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +368,7 @@ impl CompareArgs {
         config.key_space = self.key_space;
         config.startup_timeout_ms = self.startup_timeout_ms;
         config.phase_duration_max_s = self.phase_duration_max_s;
+        config.idle_s = self.idle_s;
         config.validate()?;
         Ok(config)
     }
