@@ -35,8 +35,8 @@ mod snapshot;
 use super::membership::Membership;
 use super::peers;
 use super::pending::{request_timeout, MemberChangeReply, MoveLeaderReply, Pending};
-use super::replies::{Delivery, Outbox, ProposalReply, ReadWaiter};
 use super::reconfig::MemberChange;
+use super::replies::{Delivery, Outbox, ProposalReply, ReadWaiter};
 use super::storage::{
     encode_entry, encode_u64s, Recovered, StateMeta, RECEIVED_SNAPSHOT_DIR, REC_ENTRY,
     REC_HARD_STATE, REC_SNAPSHOT,

@@ -223,7 +223,8 @@ impl Pending {
     pub fn on_leader_change(&mut self) {
         for (_, (_, waiters)) in self.reads_by_round.drain() {
             for w in waiters {
-                self.outbox.push(Delivery::Read(w, Err(errors::leader_changed())));
+                self.outbox
+                    .push(Delivery::Read(w, Err(errors::leader_changed())));
             }
         }
     }
@@ -292,7 +293,8 @@ impl Pending {
     /// Answers everything still waiting with `status` (shutdown).
     pub fn fail_all(&mut self, status: &Status) {
         for (_, (_, reply)) in self.proposals.drain() {
-            self.outbox.push(Delivery::Applied(reply, Err(status.clone())));
+            self.outbox
+                .push(Delivery::Applied(reply, Err(status.clone())));
         }
         self.proposal_deadlines.clear();
         for c in self.conf_changes.drain(..) {

@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(a_rx.try_recv().unwrap(), None, "delivered before flush");
         outbox.flush();
         outbox.flush();
-        assert!(lines[0].1.is_empty(), "core 0 got a message with no answers");
+        assert!(
+            lines[0].1.is_empty(),
+            "core 0 got a message with no answers"
+        );
         let batch = lines[1].1.try_recv().unwrap();
         assert_eq!(batch.len(), 2);
         assert!(lines[1].1.is_empty(), "more than one message for one flush");
@@ -129,7 +132,10 @@ mod tests {
             d.complete();
         }
         assert_eq!(a_rx.try_recv().unwrap(), Some(Ok(())));
-        assert_eq!(b_rx.try_recv().unwrap(), Some(Err(crate::errors::timeout())));
+        assert_eq!(
+            b_rx.try_recv().unwrap(),
+            Some(Err(crate::errors::timeout()))
+        );
     }
 
     #[test]

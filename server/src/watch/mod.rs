@@ -267,7 +267,10 @@ enum Wake {
 /// be read, so the member stops (etcd panics on a backend read failure) rather than leave
 /// watchers silently behind.
 fn history_unreadable(e: &engine::Error) -> ! {
-    crate::logging::fatal("failed to read watch history from the store", &e.to_string())
+    crate::logging::fatal(
+        "failed to read watch history from the store",
+        &e.to_string(),
+    )
 }
 
 impl WatchHub {

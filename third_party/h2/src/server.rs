@@ -1703,14 +1703,20 @@ impl proto::Peer for Peer {
         if let Some(authority) = pseudo.authority {
             // CAIRN PATCH: grpc-go clients dialing "passthrough:///http://host:port" (etcdctl
             // 3.4's per-endpoint commands) send ":authority: http://host:port". Go's server
-            // accepts it; upstream h2 resets the stream with PROTOCOL_ERROR. Keep the request
-            // and drop only the unparsable authority.
+            // accepts it; upstream h2 resets the stream with PROTOCOL_ERROR. Keep such a
+            // request without an authority; any other malformed authority is refused as
+            // upstream does.
             match uri::Authority::from_maybe_shared(authority.clone().into_inner()) {
                 Ok(parsed) => parts.authority = Some(parsed),
-                Err(why) => tracing::debug!(
-                    "ignoring malformed authority ({:?}): {}",
+                Err(why) if is_scheme_host_port(authority.as_str()) => tracing::debug!(
+                    "ignoring scheme://host:port authority ({:?}): {}",
                     authority,
                     why
+                ),
+                Err(why) => malformed!(
+                    "malformed headers: malformed authority ({:?}): {}",
+                    authority,
+                    why,
                 ),
             }
         }
@@ -1789,4 +1795,14 @@ where
             Handshaking::Done => f.write_str("Done"),
         }
     }
+}
+
+/// CAIRN PATCH: `http://host:port` or `https://host:port`, the authority etcdctl 3.4 sends
+/// for its per-endpoint commands (see `Peer::convert_poll_message`).
+fn is_scheme_host_port(authority: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        authority.strip_prefix(scheme).is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains('/') && rest.parse::<http::uri::Authority>().is_ok()
+        })
+    })
 }
