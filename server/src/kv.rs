@@ -424,6 +424,7 @@ fn put_in_txn(view: &mut WriteView<'_>, p: &PutRequest) -> Result<PutResponse, S
         (Some(prev), true) => prev.lease,
         _ => p.lease,
     };
+    crate::supervise::panic_point!("apply-put", String::from_utf8_lossy(&p.key));
     let revision = view.put(&p.key, &value, lease);
     Ok(PutResponse {
         header: header(revision),
