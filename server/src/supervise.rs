@@ -29,7 +29,12 @@
 //! | `apply-put` | the raft core applying a Put | the key is `arg` |
 //! | `core-probe` | a core's health-probe task (outside any request) | the core number is `arg` |
 //!
-//! The engine's I/O fail points are listed at `engine::fsutil::inject`.
+//! Storage fail points inject an I/O error instead (`return(EIO)`, `return(ENOSPC)`,
+//! `return(EOPNOTSUPP)`; plain `return` is EIO): `wal-fdatasync` (the raft core's WAL
+//! fdatasync, `cluster/driver.rs`), `meta-write` (`member/meta.json`, `member.rs`), and
+//! the engine's `fallocate`, `wal-write`, `value-sync`, `checkpoint-write` (listed at
+//! `engine::fsutil::inject`). Every storage write failure ends the process with
+//! `logging::fatal_storage`: a fatal line with etcd's message, the file in `path`, exit 1.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
