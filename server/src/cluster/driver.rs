@@ -1010,6 +1010,10 @@ impl RaftCore {
                         ..Default::default()
                     }),
                 })),
+                // A failed write while compaction rewrites values is fatal, as any write.
+                Err(e @ (engine::Error::Io { .. } | engine::Error::Corruption { .. })) => {
+                    fatal_storage("failed to write to a bucket", &e)
+                }
                 Err(e) => Err(errors::from_engine(&e)),
             };
         }
