@@ -66,6 +66,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// | name | the write |
 /// |---|---|
 /// | `fallocate` | every segment preallocation (WAL and value segments) |
+/// | `value-create` | creating a value segment (at start, and when the active one is full) |
 /// | `wal-write` | the pwrite of a batch of WAL records |
 /// | `value-sync` | the fdatasync of a value segment at a checkpoint |
 /// | `checkpoint-write` | writing a checkpoint file |

@@ -32,7 +32,8 @@
 //! Storage fail points inject an I/O error instead (`return(EIO)`, `return(ENOSPC)`,
 //! `return(EOPNOTSUPP)`; plain `return` is EIO): `wal-fdatasync` (the raft core's WAL
 //! fdatasync, `cluster/driver.rs`), `meta-write` (`member/meta.json`, `member.rs`), and
-//! the engine's `fallocate`, `wal-write`, `value-sync`, `checkpoint-write` (listed at
+//! the engine's `fallocate`, `value-create`, `wal-write`, `value-sync`,
+//! `checkpoint-write` (listed at
 //! `engine::fsutil::inject`). Every storage write failure ends the process with
 //! `logging::fatal_storage`: a fatal line with etcd's message, the file in `path`, exit 1.
 

@@ -371,6 +371,27 @@ fn eio_on_storage_writes_ends_with_a_fatal_line_naming_the_file() {
     }
 }
 
+#[test]
+fn a_full_disk_while_applying_a_put_is_fatal_not_a_panic() {
+    if !fail_points_built("a_full_disk_while_applying_a_put_is_fatal_not_a_panic") {
+        return;
+    }
+    // Start-up creates the first value segment (64 MiB); the next one, needed after ~64
+    // puts of 1 MiB, cannot be created. Before, the apply loop panicked here.
+    let mut server = start_with_fail_point("value-create=1*off->return(ENOSPC)", &[]);
+    put_until_failure(&server, vec![7u8; 1024 * 1024], 100);
+    let status = server.wait_exit();
+    assert_stopped_with_status_1(&server, status);
+    let values = server.data_dir().join("member").join("kv").join("values");
+    assert_storage_fatal(
+        &server,
+        "failed to write to a bucket",
+        &values,
+        ".val.tmp",
+        "No space left on device",
+    );
+}
+
 /// Runs the server until it exits by itself (it must fail at start-up); returns its status
 /// and output.
 fn run_failing_start(fail_point: &str) -> (ExitStatus, String) {

@@ -150,6 +150,7 @@ impl ValueSegment {
     /// file when the disk is full or the filesystem cannot preallocate.
     pub(crate) fn create(dir: &Path, seq: u64, capacity: u64) -> Result<ValueSegment> {
         let path = fsutil::seq_path(dir, seq, VALUE_EXT);
+        fsutil::inject("value-create", &path.with_extension("val.tmp"))?;
         let header = ValueCodec::encode_header(seq, capacity);
         let file = fsutil::create_segment_file(&path, &header, capacity, Allocation::Required)?;
         Self::map(seq, path, file, capacity)
