@@ -29,13 +29,14 @@
 //! | `apply-put` | the raft core applying a Put | the key is `arg` |
 //! | `core-probe` | a core's health-probe task (outside any request) | the core number is `arg` |
 //!
-//! Storage fail points inject an I/O error instead (`return(EIO)`, `return(ENOSPC)`,
-//! `return(EOPNOTSUPP)`; plain `return` is EIO): `wal-fdatasync` (the raft core's WAL
-//! fdatasync, `cluster/driver.rs`), `meta-write` (`member/meta.json`, `member.rs`), and
-//! the engine's `fallocate`, `value-create`, `wal-write`, `value-sync`,
-//! `checkpoint-write` (listed at
-//! `engine::fsutil::inject`). Every storage write failure ends the process with
-//! `logging::fatal_storage`: a fatal line with etcd's message, the file in `path`, exit 1.
+//! Storage fail points inject an I/O error instead of panicking: the engine's `fallocate`,
+//! `value-create`, `wal-write`, `value-sync` and `checkpoint-write` (listed at
+//! `engine::fsutil::inject`; `return(EIO)`, `return(ENOSPC)` or `return(EOPNOTSUPP)`,
+//! plain `return` is EIO), and the server's `wal-fdatasync` (the raft core's WAL
+//! fdatasync, `cluster/driver.rs`) and `meta-write` (`member/meta.json`, `member.rs`),
+//! which always inject EIO. Every storage write failure after start-up ends the process
+//! with `logging::fatal_storage`: a fatal line with etcd's message, the file in `path`,
+//! exit 1; one during start-up fails it with the file named in the error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
