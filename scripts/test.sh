@@ -24,3 +24,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace "$@"
+# Contained failures: the same server built with fail points (server/tests/containment.rs).
+cargo test -p server --features failpoints --test containment "$@"

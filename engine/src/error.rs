@@ -49,8 +49,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The file or directory the error is about (`Io`, `Corruption`), for logs that name
+    /// the file.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. } => Some(path),
+            Error::Corruption { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
     /// Wraps an `io::Error` with the path it happened on.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
             source,

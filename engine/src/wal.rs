@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::codec::{align8, check_segment_header, encode_segment_header, get_u32, get_u64};
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsutil::{self, Allocation};
 
 /// File extension of WAL segments.
 const WAL_EXT: &str = "wal";
@@ -244,7 +244,7 @@ pub struct Wal {
     closed: Vec<ClosedSegment>,
     active: ActiveSegment,
     /// Files of segments closed by rotation since the last sync, not yet synced.
-    unsynced: Vec<Arc<File>>,
+    unsynced: Vec<(PathBuf, Arc<File>)>,
     /// Encoded records appended to the active segment but not yet written: one pwrite
     /// per batch instead of one per record. Written before any sync, rotation or drop.
     pending: Vec<u8>,
@@ -258,16 +258,18 @@ pub const PENDING_BYTES_MAX: usize = 1024 * 1024;
 /// A pending fdatasync created by [`Wal::sync_handle`]; `Send`, runs on any thread.
 #[must_use = "the appended records are not durable until SyncHandle::sync returns Ok"]
 pub struct SyncHandle {
-    files: Vec<Arc<File>>,
+    files: Vec<(PathBuf, Arc<File>)>,
 }
 
 impl SyncHandle {
     /// fdatasyncs every segment written before the handle was made. Once this returns
     /// `Ok`, every record appended before [`Wal::sync_handle`] is durable. A failure
     /// must stop the process (design §3): the page cache state is then unknown.
-    pub fn sync(self) -> std::io::Result<()> {
-        for f in &self.files {
-            f.sync_data()?;
+    ///
+    /// Errors: `Io` naming the segment whose fdatasync failed.
+    pub fn sync(self) -> Result<()> {
+        for (path, f) in &self.files {
+            f.sync_data().map_err(|e| Error::io(path, e))?;
         }
         Ok(())
     }
@@ -276,6 +278,11 @@ impl SyncHandle {
     /// (the server does it through io_uring). Everything appended before the handle was
     /// made is durable once each of these files has been fdatasync'ed.
     pub fn into_files(self) -> Vec<Arc<File>> {
+        self.files.into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// [`SyncHandle::into_files`] with each segment's path (for errors that name it).
+    pub fn into_segments(self) -> Vec<(PathBuf, Arc<File>)> {
         self.files
     }
 }
@@ -392,6 +399,7 @@ impl Wal {
         }
         let a = &self.active;
         assert_eq!(self.pending_offset + self.pending.len() as u64, a.offset);
+        fsutil::inject("wal-write", &a.path)?;
         a.file
             .write_all_at(&self.pending, self.pending_offset)
             .map_err(|e| Error::io(&a.path, e))?;
@@ -403,7 +411,7 @@ impl Wal {
     /// whole batch, then sync once). A failure must stop the process (design §3).
     pub fn sync(&mut self) -> Result<()> {
         let handle = self.sync_handle()?;
-        handle.sync().map_err(|e| Error::io(&self.dir, e))
+        handle.sync()
     }
 
     /// Like [`Wal::sync`] but returns a `Send` handle that performs the fdatasync later
@@ -415,7 +423,7 @@ impl Wal {
         self.flush()?;
         let mut files = std::mem::take(&mut self.unsynced);
         if self.active.dirty {
-            files.push(Arc::clone(&self.active.file));
+            files.push((self.active.path.clone(), Arc::clone(&self.active.file)));
             self.active.dirty = false;
         }
         Ok(SyncHandle { files })
@@ -457,7 +465,7 @@ impl Wal {
         let next = new_segment(&self.dir, self.active.seq + 1, self.options.segment_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
         if old.dirty {
-            self.unsynced.push(old.file);
+            self.unsynced.push((old.path.clone(), old.file));
         }
         self.closed.push(ClosedSegment {
             path: old.path,
@@ -530,7 +538,8 @@ fn zero_tail(file: &File, path: &Path, data: &[u8], end: u64) -> Result<()> {
 fn new_segment(dir: &Path, seq: u64, segment_bytes: u64) -> Result<ActiveSegment> {
     let path = fsutil::seq_path(dir, seq, WAL_EXT);
     let header = RecordCodec::encode_header(seq);
-    let file = fsutil::create_segment_file(&path, &header, segment_bytes)?;
+    // Written with pwrite only: a filesystem without fallocate may leave it sparse.
+    let file = fsutil::create_segment_file(&path, &header, segment_bytes, Allocation::BestEffort)?;
     Ok(ActiveSegment {
         seq,
         path,

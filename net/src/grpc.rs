@@ -21,6 +21,7 @@ use h2::RecvStream;
 use http::{header, HeaderMap, Request, StatusCode};
 
 use crate::framing::{encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
+use crate::panic::catch_call_panic;
 use crate::status::{Code, Status};
 use crate::stream::{
     next_message, response_head, send_trailers_only, trailers, CallState, Phase, COALESCE_BYTES_MAX,
@@ -264,11 +265,11 @@ pub(crate) async fn serve_call<G: GrpcService>(
     };
     let observer = grpc.observer();
     let started = Instant::now();
-    // The path outlives the call only when an observer wants it at the end.
-    let observed_path = observer.as_ref().map(|observer| {
+    if let Some(observer) = &observer {
         observer.call_started(&path, kind);
-        path.clone()
-    });
+    }
+    // The method names a contained panic in the log and the observer's end of the call.
+    let method = path.clone();
     let ctx = CallContext {
         path,
         deadline,
@@ -276,9 +277,11 @@ pub(crate) async fn serve_call<G: GrpcService>(
         peer,
     };
     // A client reset ends the call with nothing sent; grpc-go reports it as CANCELLED.
+    // A panic in the handler fails this call with INTERNAL (see `crate::panic`).
     let code = match kind {
         MethodKind::Unary => {
             let call = unary_call(grpc, ctx, body, limits, observer.clone());
+            let call = async { catch_call_panic(&method, call).await.and_then(|r| r) };
             let outcome = race(call, deadline, |cx| respond.poll_reset(cx).map(|_| ())).await;
             let result = match outcome {
                 Race::Done(result) => Some(result),
@@ -301,7 +304,11 @@ pub(crate) async fn serve_call<G: GrpcService>(
                 Inbound::new(body, limits.max_recv_message_bytes).observed_by(observer.clone());
             let outbound = Outbound::new(state.clone(), limits.max_send_message_bytes)
                 .observed_by(observer.clone());
-            let call = grpc.streaming(ctx, inbound, outbound);
+            // Created inside the caught future: a panic building it is contained too.
+            let call = catch_call_panic(&method, async move {
+                grpc.streaming(ctx, inbound, outbound).await
+            });
+            let call = async { call.await.and_then(|r| r) };
             let outcome = race(call, deadline, |cx| state.borrow_mut().poll_reset(cx)).await;
             let status = match outcome {
                 Race::Done(Ok(())) => Some(Status::new(Code::Ok, "")),
@@ -321,8 +328,8 @@ pub(crate) async fn serve_call<G: GrpcService>(
             }
         }
     };
-    if let (Some(observer), Some(path)) = (&observer, observed_path) {
-        observer.call_finished(&path, kind, code, started.elapsed());
+    if let Some(observer) = &observer {
+        observer.call_finished(&method, kind, code, started.elapsed());
     }
 }
 

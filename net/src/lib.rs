@@ -7,6 +7,8 @@
 //! - HTTP/1.1 on the same port (`/health`, `/version`, `/metrics`, the JSON gateway), driven
 //!   by an [`HttpHandler`]: a connection whose first bytes are not the HTTP/2 client preface
 //!   is served as HTTP/1.1.
+//! - A panic while serving a call fails that call with INTERNAL and is logged with its
+//!   method ([`catch_call_panic`]); the connection and the core keep serving.
 //! - [`tls`]: rustls for `https://` listeners ([`serve_with_tls`]) and the peer dialer;
 //!   certificates re-read when their files change.
 //! - [`peer`]: the transport members use among themselves on `--listen-peer-urls`: a Raft
@@ -25,6 +27,7 @@ mod framing;
 mod grpc;
 mod http1;
 mod notify;
+mod panic;
 pub mod pb;
 pub mod peer;
 mod shutdown;
@@ -40,6 +43,7 @@ pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
 pub use grpc::{CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound};
 pub use http1::{HttpHandler, HttpRequest, HttpResponse};
+pub use panic::{call_panicked, catch_call_panic, panic_text, PANIC_STATUS_MESSAGE};
 pub use shutdown::Shutdown;
 pub use status::{decode_grpc_message, encode_grpc_message, Code, Status};
 pub use timeout::{format_grpc_timeout, parse_grpc_timeout, GRPC_TIMEOUT_DIGITS_MAX};

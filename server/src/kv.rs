@@ -128,14 +128,19 @@ impl<'a> WriteView<'a> {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> i64 {
-        self.txn.put(key, value, lease);
+        if let Err(e) = self.txn.try_put(key, value, lease) {
+            crate::logging::fatal_storage("failed to write to a bucket", &e);
+        }
         self.changed = true;
         self.begin_revision + 1
     }
 
     /// Deletes `[key, range_end)`: (keys deleted, revision reads now see).
     pub(crate) fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> (i64, i64) {
-        let deleted = self.txn.delete_range(key, range_end).len() as i64;
+        let deleted = match self.txn.try_delete_range(key, range_end) {
+            Ok(deleted) => deleted.len() as i64,
+            Err(e) => crate::logging::fatal_storage("failed to write to a bucket", &e),
+        };
         if deleted > 0 {
             self.changed = true;
         }
@@ -424,6 +429,7 @@ fn put_in_txn(view: &mut WriteView<'_>, p: &PutRequest) -> Result<PutResponse, S
         (Some(prev), true) => prev.lease,
         _ => p.lease,
     };
+    crate::supervise::panic_point!("apply-put", String::from_utf8_lossy(&p.key));
     let revision = view.put(&p.key, &value, lease);
     Ok(PutResponse {
         header: header(revision),

@@ -583,6 +583,7 @@ pub async fn keep_alive(
 ) -> Result<(), Status> {
     while let Some(message) = inbound.next().await {
         let r: LeaseKeepAliveRequest = decode(message?)?;
+        crate::supervise::panic_point!("lease-keep-alive", r.id.to_string());
         let header = svc.shared().header(0);
         let ttl = match query(&svc, LeaseQuery::Renew(r.id)).await {
             Ok(LeaseAnswer::Renewed(ttl)) => ttl,

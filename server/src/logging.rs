@@ -118,6 +118,28 @@ pub fn fatal(message: &str, error: &str) -> ! {
     std::process::exit(1);
 }
 
+/// [`fatal`] for a storage failure (etcd's `lg.Fatal(message, zap.Error(err))` on WAL,
+/// backend and snapshot writes): the line also names the file in a `path` field when the
+/// error has one (`engine::Error::path`), then the process exits with status 1. Never
+/// retried: after a failed write or fdatasync the page cache's state is unknown
+/// (DESIGN.md §3).
+#[track_caller]
+pub fn fatal_storage(message: &str, error: &engine::Error) -> ! {
+    let at = std::panic::Location::caller();
+    let caller = short_caller(at.file(), at.line());
+    let path = error
+        .path()
+        .map_or_else(String::new, |p| p.display().to_string());
+    tracing::error!(
+        target: FATAL_TARGET,
+        caller = %caller,
+        path = %path,
+        error = %error,
+        "{message}"
+    );
+    std::process::exit(1);
+}
+
 /// A field with this name replaces the line's `caller` instead of being appended
 /// (used by [`fatal`] to name its own caller).
 const CALLER_FIELD: &str = "caller";

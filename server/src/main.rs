@@ -23,6 +23,7 @@ mod member;
 mod metrics;
 mod runtime;
 mod service;
+mod supervise;
 mod tls;
 mod watch;
 
@@ -60,6 +61,10 @@ fn main() {
         eprintln!("cairn: {e}");
         std::process::exit(1);
     }
+    supervise::install_panic_hook();
+    // Fail points for the containment tests, from FAILPOINTS; kept for the process's life.
+    #[cfg(feature = "failpoints")]
+    let _fail_points = fail::FailScenario::setup();
     config::log_given_config(&config);
     if let Err(e) = runtime::check_io_uring() {
         logging::fatal("io_uring is unavailable", &e);

@@ -348,6 +348,11 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
         .create(dir)
         .map_err(err)?;
     let tmp = path.with_extension("tmp");
+    // Fail point `meta-write` (server/src/supervise.rs): `return` fails this write with EIO.
+    #[cfg(feature = "failpoints")]
+    if fail::eval("meta-write", |_| ()).is_some() {
+        return Err(err(std::io::Error::from_raw_os_error(libc::EIO)));
+    }
     let mut f = fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;

@@ -110,6 +110,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     // core has stopped, core 0 stops the raft core.
     let (stop_senders, stop_receivers): (Vec<_>, Vec<_>) =
         (0..config.cores).map(|_| flume::bounded::<()>(1)).unzip();
+    let stopper = crate::supervise::Stopper::new(stop_senders);
     let (raft_stop_tx, raft_stop_rx) = flume::bounded::<()>(1);
     let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, String>>();
     let (probes, probe_receivers) = CoreProbes::new(config.cores);
@@ -152,12 +153,8 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 auto_promote_learners: config.auto_promote_learners,
                 learners_max: config.learners_max,
                 stop_serving: {
-                    let stops = stop_senders.clone();
-                    Box::new(move || {
-                        for stop in &stops {
-                            let _ = stop.try_send(());
-                        }
-                    })
+                    let stopper = stopper.clone();
+                    Box::new(move || stopper.stop())
                 },
                 on_ready: {
                     let listeners = config.listen_client_addrs.clone();
@@ -253,12 +250,15 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         }
     }
     drop(raft_tx);
+    // Only the raft core receives: if it dies, senders see the channel closed.
+    drop(raft_rx);
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signal_stopper = stopper.clone();
     std::thread::Builder::new()
         .name("cairn-signals".into())
         .spawn(move || {
@@ -276,24 +276,18 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     _ => "unknown",
                 };
                 info!(signal = name, "received signal; shutting down");
-                for stop in &stop_senders {
-                    let _ = stop.try_send(());
-                }
+                signal_stopper.stop();
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
 
-    let mut handles = handles.into_iter();
-    let core0 = handles.next().expect("at least one core");
-    for h in handles {
-        if let Err(e) = h.join() {
-            error!("core stopped abnormally: {e:?}");
-        }
+    // Core 0 stops the raft core once every other core has stopped; a core that dies
+    // stops the process (server/src/supervise.rs).
+    if let Err(reason) = crate::supervise::supervise(handles, &stopper, &probes, || {
+        let _ = raft_stop_tx.send(());
+    }) {
+        crate::logging::fatal("a core stopped abnormally; stopping the member", &reason);
     }
-    let _ = raft_stop_tx.send(());
-    core0
-        .join()
-        .map_err(|e| format!("core 0 stopped abnormally: {e:?}"))?;
     info!(
         name = %config_name,
         "data-dir" = %config_data_dir.display(),
@@ -486,7 +480,7 @@ async fn serve_core(
         core,
         boot_nonce,
     ));
-    crate::http::serve_core_probes(http.probe_rx, service.clone());
+    crate::http::serve_core_probes(core, http.probe_rx, service.clone());
     let endpoints = Rc::new(Endpoints::new(
         shared.clone(),
         service.clone(),

@@ -411,7 +411,10 @@ impl GrpcService for EtcdService {
         if crate::lock::UNARY_METHODS.contains(&ctx.path.as_str()) {
             return Box::pin(crate::lock::unary(self, ctx.path, request));
         }
-        Box::pin(async move { self.call(&ctx.path, request).await })
+        Box::pin(async move {
+            crate::supervise::panic_point!("grpc-unary", ctx.path);
+            self.call(&ctx.path, request).await
+        })
     }
 
     fn streaming(

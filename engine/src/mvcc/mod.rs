@@ -30,6 +30,7 @@
 
 mod checkpoint;
 mod key_index;
+mod mapped;
 mod snapshot;
 mod values;
 
@@ -916,6 +917,7 @@ impl Mvcc {
 fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("ckpt.tmp");
+    fsutil::inject("checkpoint-write", &tmp)?;
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -931,8 +933,9 @@ fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
 /// (or on drop).
 ///
 /// Writes go to the value segment at once; a failure to write there (disk full, I/O
-/// error) panics, as etcd's backend does with `lg.Fatal`: the apply loop cannot go on
-/// with a half-applied request, and the WAL replays it after restart.
+/// error) is an `Err` of [`WriteTxn::try_put`] / [`WriteTxn::try_delete_range`] that the
+/// server treats as fatal, as etcd's backend does with `lg.Fatal`: the apply loop cannot
+/// go on with a half-applied request, and the WAL replays it after restart.
 pub struct WriteTxn<'a> {
     mvcc: &'a mut Mvcc,
     begin: i64,
@@ -945,23 +948,31 @@ impl<'a> WriteTxn<'a> {
         Rev::new(self.begin + 1, self.events.len() as i64)
     }
 
-    fn write_record(&mut self, rec: &ValueRecord<'_>) -> Loc {
+    fn write_record(&mut self, rec: &ValueRecord<'_>) -> Result<Loc> {
         let mut buf = std::mem::take(&mut self.mvcc.buf);
         buf.clear();
         ValueCodec::encode(&mut buf, rec);
-        let loc = self
-            .mvcc
-            .append(&buf)
-            .unwrap_or_else(|e| panic!("mvcc: cannot append to the value segment: {e}"));
+        let loc = self.mvcc.append(&buf);
         self.mvcc.buf = buf;
         loc
+    }
+
+    /// [`WriteTxn::try_put`] for tests and tools: panics where it returns `Err`.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+        self.try_put(key, value, lease)
+            .unwrap_or_else(|e| panic!("mvcc: put failed: {e}"))
     }
 
     /// Put (etcd storeTxnWrite.put): version + 1 (1 on a new or deleted key),
     /// create_revision kept (a new generation after a delete starts at this revision),
     /// mod_revision = this txn's main revision, sub revision = number of earlier writes in
     /// the txn. Returns the previous kv (as seen by this txn) if the key was live.
-    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+    ///
+    /// Errors: `Io` naming the value segment when a new segment cannot be created (disk
+    /// full, I/O error, no fallocate); `Corruption` when the previous kv fails its check.
+    /// After an error the store is not usable: the caller must stop (etcd's backend calls
+    /// `lg.Fatal`), and the WAL replays the request after a restart.
+    pub fn try_put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Result<Option<KeyValue>> {
         assert!(
             (key.len() + value.len()) as u64 <= ValueCodec::KEY_VALUE_BYTES_MAX,
             "key + value above {} bytes",
@@ -972,9 +983,7 @@ impl<'a> WriteTxn<'a> {
             let st = self.mvcc.state.read();
             match st.keys.get(key).and_then(|ki| ki.get(rev.main)) {
                 Some(f) => {
-                    let prev = st
-                        .kv(f.modified, false)
-                        .unwrap_or_else(|e| panic!("mvcc: cannot read the previous kv: {e}"));
+                    let prev = st.kv(f.modified, false)?;
                     (Some(prev), f.created.main, f.ver + 1)
                 }
                 None => (None, rev.main, 1),
@@ -988,7 +997,7 @@ impl<'a> WriteTxn<'a> {
             tombstone: false,
             key,
             value,
-        });
+        })?;
         let key = Bytes::copy_from_slice(key);
         {
             let mut st = self.mvcc.state.write();
@@ -1014,24 +1023,27 @@ impl<'a> WriteTxn<'a> {
             },
             prev_kv: prev.clone(),
         });
-        prev
+        Ok(prev)
+    }
+
+    /// [`WriteTxn::try_delete_range`] for tests and tools: panics where it returns `Err`.
+    pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+        self.try_delete_range(key, range_end)
+            .unwrap_or_else(|e| panic!("mvcc: delete failed: {e}"))
     }
 
     /// DeleteRange (etcd storeTxnWrite.deleteRange): writes a tombstone for every key in
     /// the range that is live as this txn sees it; returns the deleted kvs (their state
     /// right before the delete), in key order. `range_end` forms as
-    /// [`MvccReader::range`].
-    pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+    /// [`MvccReader::range`]. Errors as [`WriteTxn::try_put`], with the same consequence.
+    pub fn try_delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Result<Vec<KeyValue>> {
         let read_rev = self.read_revision();
         let victims: Vec<KeyValue> = {
             let st = self.mvcc.state.read();
             st.key_range(key, range_end)
                 .filter_map(|(_, ki)| ki.get(read_rev))
-                .map(|f| {
-                    st.kv(f.modified, false)
-                        .unwrap_or_else(|e| panic!("mvcc: cannot read a deleted kv: {e}"))
-                })
-                .collect()
+                .map(|f| st.kv(f.modified, false))
+                .collect::<Result<_>>()?
         };
         for prev in &victims {
             let rev = self.next_rev();
@@ -1043,7 +1055,7 @@ impl<'a> WriteTxn<'a> {
                 tombstone: true,
                 key: &prev.key,
                 value: &[],
-            });
+            })?;
             {
                 let mut st = self.mvcc.state.write();
                 let done = st
@@ -1070,7 +1082,7 @@ impl<'a> WriteTxn<'a> {
                 prev_kv: Some(prev.clone()),
             });
         }
-        victims
+        Ok(victims)
     }
 
     fn read_revision(&self) -> i64 {

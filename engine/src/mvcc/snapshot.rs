@@ -76,7 +76,7 @@ impl Mvcc {
                     format!("value segment {seq} of the checkpoint is gone"),
                 ));
             };
-            let file = seg.file.try_clone().map_err(|e| Error::io(&seg.path, e))?;
+            let file = seg.open_read_only()?;
             let name = format!("values/{seq:016}.{VALUE_EXT}");
             files.push_back((name, file, seg.capacity, *tail));
         }
@@ -311,7 +311,8 @@ impl SnapshotReceiver {
                         .create_new(true)
                         .open(&path)
                         .map_err(|e| Error::io(&path, e))?;
-                    fsutil::preallocate(&file, &path, allocate)?;
+                    // Value segments are mapped once installed: their blocks must exist.
+                    fsutil::preallocate(&file, &path, allocate, fsutil::Allocation::Required)?;
                     self.files.push(path.clone());
                     self.expect = Expect::FileData {
                         file,

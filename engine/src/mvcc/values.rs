@@ -1,17 +1,16 @@
-//! Value segments: append-only files holding one record per key revision, read
-//! through a read-only shared `memmap2` mapping while the writer appends with pwrite
-//! (Linux keeps a `MAP_SHARED` mapping coherent with `pwrite` through the page cache).
+//! Value segments: append-only files holding one record per key revision, written and
+//! read through one shared `memmap2` mapping of the fallocated file ([`MappedFile`]).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapRaw;
+use super::mapped::MappedFile;
 
 use super::key_index::Rev;
 use crate::codec::{align8, check_segment_header, encode_segment_header, get_i64, get_u32};
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsutil::{self, Allocation};
 
 /// File extension of value segments.
 pub(crate) const VALUE_EXT: &str = "val";
@@ -136,25 +135,30 @@ impl ValueCodec {
 
 /// One value segment file, mapped shared and writable for its whole capacity: the writer
 /// copies records into the mapping (no syscall per record), readers read published ranges
-/// from it, and `fdatasync` on the file writes the dirty pages back.
+/// from it, and `fdatasync` on the file writes the dirty pages back. The mapping's
+/// invariants (allocated before mapped, never truncated, bounds-checked) are enforced by
+/// [`MappedFile`].
 pub(crate) struct ValueSegment {
     pub(crate) seq: u64,
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
-    mmap: MmapRaw,
+    mapped: MappedFile,
     pub(crate) capacity: u64,
 }
 
 impl ValueSegment {
-    /// Creates and preallocates a new segment of `capacity` bytes.
+    /// Creates and preallocates a new segment of `capacity` bytes. Errors: `Io` naming the
+    /// file when the disk is full or the filesystem cannot preallocate.
     pub(crate) fn create(dir: &Path, seq: u64, capacity: u64) -> Result<ValueSegment> {
         let path = fsutil::seq_path(dir, seq, VALUE_EXT);
+        fsutil::inject("value-create", &path.with_extension("val.tmp"))?;
         let header = ValueCodec::encode_header(seq, capacity);
-        let file = fsutil::create_segment_file(&path, &header, capacity)?;
+        let file = fsutil::create_segment_file(&path, &header, capacity, Allocation::Required)?;
         Self::map(seq, path, file, capacity)
     }
 
-    /// Opens an existing segment and checks its header.
+    /// Opens an existing segment and checks its header. Its blocks are allocated again
+    /// before it is mapped (fallocate fills holes a copy or an older version left), so
+    /// this fails like [`ValueSegment::create`] on a full disk.
     pub(crate) fn open(path: &Path, seq: u64) -> Result<ValueSegment> {
         let file = OpenOptions::new()
             .read(true)
@@ -178,51 +182,32 @@ impl ValueSegment {
     }
 
     fn map(seq: u64, path: PathBuf, file: File, capacity: u64) -> Result<ValueSegment> {
-        // The file is only ever appended to by this process within its preallocated
-        // (fallocated) length and is never truncated while mapped; readers only read
-        // ranges the writer finished writing before publishing them under the lock.
-        let mmap = MmapRaw::map_raw(&file).map_err(|e| Error::io(&path, e))?;
-        assert!(mmap.len() as u64 >= capacity);
+        let mapped = MappedFile::allocate_and_map(file, &path, capacity)?;
         Ok(ValueSegment {
             seq,
             path,
-            file,
-            mmap,
+            mapped,
             capacity,
         })
     }
 
     /// Writes `bytes` at `offset` (a copy into the mapping of the preallocated range).
+    /// The single writer never writes a range twice, and readers only read ranges
+    /// published after they were written.
     pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         assert!(offset >= ValueCodec::HEADER_BYTES);
         assert!(offset + bytes.len() as u64 <= self.capacity);
         assert_eq!(offset % 8, 0);
-        // SAFETY: the range is inside the mapping (asserted above) and not yet published,
-        // so no reader looks at it; the single writer never writes a range twice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.mmap.as_mut_ptr().add(offset as usize),
-                bytes.len(),
-            );
-        }
+        self.mapped.write(offset, bytes);
         Ok(())
     }
 
     /// The raw bytes of the record at `offset` of `bytes` length.
     pub(crate) fn raw(&self, offset: u64, bytes: u32) -> Result<&[u8]> {
-        let end = offset.checked_add(u64::from(bytes));
-        match end {
-            Some(end) if end <= self.capacity && offset >= ValueCodec::HEADER_BYTES => {
-                // SAFETY: inside the mapping, which lives as long as `self`; published
-                // ranges are never written again.
-                Ok(unsafe {
-                    std::slice::from_raw_parts(
-                        self.mmap.as_ptr().add(offset as usize),
-                        (end - offset) as usize,
-                    )
-                })
-            }
+        let inside = offset >= ValueCodec::HEADER_BYTES
+            && offset.saturating_add(u64::from(bytes)) <= self.capacity;
+        match inside.then(|| self.mapped.read(offset, u64::from(bytes))) {
+            Some(Some(raw)) => Ok(raw),
             _ => Err(Error::corruption(
                 &self.path,
                 offset,
@@ -237,8 +222,16 @@ impl ValueSegment {
         ValueCodec::decode(raw).map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 
+    /// A read-only descriptor of the file (snapshots stream it).
+    pub(crate) fn open_read_only(&self) -> Result<File> {
+        self.mapped.open_read_only()
+    }
+
+    /// fdatasyncs the segment. Errors: `Io` naming the file (EIO: written pages are lost).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        assert_eq!(self.mapped.len(), self.capacity);
+        assert_eq!(self.mapped.path(), self.path);
+        self.mapped.sync()
     }
 }
 

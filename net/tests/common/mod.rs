@@ -35,14 +35,14 @@ impl Drop for DropGuard {
 impl GrpcService for TestGrpc {
     fn method_kind(&self, path: &str) -> Option<MethodKind> {
         match path {
-            "/test.Echo/Unary" | "/test.Echo/Fail" | "/test.Echo/Slow" | "/test.Echo/Len" => {
-                Some(MethodKind::Unary)
-            }
+            "/test.Echo/Unary" | "/test.Echo/Fail" | "/test.Echo/Slow" | "/test.Echo/Len"
+            | "/test.Echo/Panic" => Some(MethodKind::Unary),
             "/test.Echo/Stream"
             | "/test.Echo/Download"
             | "/test.Echo/DownloadBatched"
             | "/test.Echo/Upload"
-            | "/test.Echo/Hold" => Some(MethodKind::Streaming),
+            | "/test.Echo/Hold"
+            | "/test.Echo/PanicAfterOne" => Some(MethodKind::Streaming),
             _ => None,
         }
     }
@@ -55,6 +55,8 @@ impl GrpcService for TestGrpc {
         async move {
             match ctx.path.as_str() {
                 "/test.Echo/Unary" => Ok(request),
+                // A handler bug: the call must fail alone (net/src/panic.rs).
+                "/test.Echo/Panic" => panic!("injected panic in a unary handler"),
                 "/test.Echo/Fail" => Err(Status::new(
                     Code::NotFound,
                     "etcdserver: key not found 100%\n",
@@ -80,6 +82,13 @@ impl GrpcService for TestGrpc {
         async move {
             let _guard = DropGuard(self.events.clone(), "stream-ended");
             match ctx.path.as_str() {
+                // Echoes the first message, then panics.
+                "/test.Echo/PanicAfterOne" => {
+                    if let Some(message) = inbound.next().await {
+                        outbound.send(message?).await?;
+                    }
+                    panic!("injected panic in a stream")
+                }
                 // Echoes every message, then ends OK when the client half-closes.
                 "/test.Echo/Stream" => {
                     while let Some(message) = inbound.next().await {

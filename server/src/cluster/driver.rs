@@ -10,6 +10,7 @@
 //! client sees success before its entry is durable on a quorum. A failed fsync stops the
 //! process.
 
+use crate::logging::fatal_storage;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -293,16 +294,23 @@ struct WalSyncer {
 const SYNCER_FILES_MAX: usize = 4;
 
 impl WalSyncer {
-    async fn sync(&mut self, handle: engine::SyncHandle) -> std::io::Result<()> {
+    /// Errors: `Io` naming the segment whose fdatasync (or dup) failed.
+    async fn sync(&mut self, handle: engine::SyncHandle) -> engine::Result<()> {
         use std::os::fd::{AsRawFd, FromRawFd};
-        for file in handle.into_files() {
+        for (path, file) in handle.into_segments() {
+            #[cfg(feature = "failpoints")]
+            if let Some(e) = fail::eval("wal-fdatasync", |_| {
+                std::io::Error::from_raw_os_error(libc::EIO)
+            }) {
+                return Err(engine::Error::io(path, e));
+            }
             let at = match self.files.iter().position(|(f, _)| Arc::ptr_eq(f, &file)) {
                 Some(at) => at,
                 None => {
                     // SAFETY: dup returns a new descriptor that the BufferedFile then owns.
                     let fd = unsafe { libc::dup(file.as_raw_fd()) };
                     if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
+                        return Err(engine::Error::io(path, std::io::Error::last_os_error()));
                     }
                     // SAFETY: `fd` is open and owned by nothing else.
                     let glommio_file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
@@ -318,7 +326,7 @@ impl WalSyncer {
                 .1
                 .fdatasync()
                 .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                .map_err(|e| engine::Error::io(&path, std::io::Error::other(e.to_string())))?;
         }
         Ok(())
     }
@@ -501,7 +509,7 @@ impl RaftCore {
         self.pending.fail_all(&errors::stopped());
         self.pending.flush_replies();
         if let Err(e) = self.wal.sync() {
-            fatal(&format!("WAL sync at shutdown failed: {e}"));
+            crate::logging::fatal_storage("failed to sync the WAL at shutdown", &e);
         }
         info!(applied = self.applied, "raft core stopped");
         if let Some(done) = shutdown {
@@ -691,11 +699,11 @@ impl RaftCore {
             if ready.must_sync {
                 let handle = match self.wal.sync_handle() {
                     Ok(handle) => handle,
-                    Err(e) => fatal(&format!("WAL write failed: {e}")),
+                    Err(e) => fatal_storage("failed to save Raft hard state and entries", &e),
                 };
                 let started = Instant::now();
                 if let Err(e) = self.syncer.sync(handle).await {
-                    fatal(&format!("WAL fdatasync failed: {e}"));
+                    fatal_storage("failed to save Raft hard state and entries", &e);
                 }
                 let took = started.elapsed();
                 if took > WARN_SYNC_DURATION {
@@ -779,7 +787,7 @@ impl RaftCore {
 
     fn wal_append(&mut self, record_type: u8, index: u64, payload: &[u8]) {
         if let Err(e) = self.wal.append(record_type, index, payload) {
-            fatal(&format!("WAL append failed: {e}"));
+            fatal_storage("failed to save Raft hard state and entries", &e);
         }
     }
 
@@ -1007,6 +1015,10 @@ impl RaftCore {
                         ..Default::default()
                     }),
                 })),
+                // A failed write while compaction rewrites values is fatal, as any write.
+                Err(e @ (engine::Error::Io { .. } | engine::Error::Corruption { .. })) => {
+                    fatal_storage("failed to write to a bucket", &e)
+                }
                 Err(e) => Err(errors::from_engine(&e)),
             };
         }
@@ -1045,8 +1057,8 @@ impl RaftCore {
             .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
         let started = Instant::now();
         if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
-            error!("checkpoint at index {index} failed: {e}");
-            return;
+            // etcd's backend commit (bbolt) failing is fatal too.
+            fatal_storage("failed to commit tx", &e);
         }
         crate::metrics::get()
             .backend_commit_duration_seconds
@@ -1072,7 +1084,7 @@ impl RaftCore {
         );
         let started = Instant::now();
         if let Err(e) = self.wal.sync() {
-            fatal(&format!("WAL sync after checkpoint failed: {e}"));
+            fatal_storage("failed to save Raft snapshot", &e);
         }
         crate::metrics::get()
             .wal_fsync_duration_seconds

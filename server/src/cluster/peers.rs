@@ -294,11 +294,21 @@ impl PeerHandler for RaftPeerHandler {
                 }
             };
             info!(peer = format!("{from:x}"), index, "receiving a snapshot");
-            let mut receiver = SnapshotReceiver::create(&dir).map_err(|e| e.to_string())?;
+            // As etcd's snapshot handler: a snapshot that cannot be saved (disk full, I/O
+            // error) is refused and logged, not fatal; the leader sends it again later.
+            let saving = |e: engine::Error| {
+                warn!(
+                    path = %e.path().map_or_else(String::new, |p| p.display().to_string()),
+                    error = %e,
+                    "failed to save incoming database snapshot"
+                );
+                e.to_string()
+            };
+            let mut receiver = SnapshotReceiver::create(&dir).map_err(saving)?;
             while let Some(chunk) = chunks.next().await {
-                receiver.push(&chunk?).map_err(|e| e.to_string())?;
+                receiver.push(&chunk?).map_err(saving)?;
             }
-            let applied = receiver.finish().map_err(|e| e.to_string())?;
+            let applied = receiver.finish().map_err(saving)?;
             if applied != index {
                 return Err(format!(
                     "the snapshot message is at index {index} but its data at {applied}"

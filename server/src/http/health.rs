@@ -39,6 +39,8 @@ type ProbeReply = oneshot::Sender<Result<(), String>>;
 /// The probe queue of every core, created at start-up (bounded, [`CORE_PROBE_QUEUE_MAX`]).
 pub struct CoreProbes {
     senders: Vec<flume::Sender<ProbeReply>>,
+    /// Set once a core failed (`supervise`): every check fails with it from then on.
+    failed: std::sync::OnceLock<String>,
 }
 
 impl CoreProbes {
@@ -47,12 +49,31 @@ impl CoreProbes {
         let (senders, receivers) = (0..cores)
             .map(|_| flume::bounded(CORE_PROBE_QUEUE_MAX))
             .unzip();
-        (Arc::new(CoreProbes { senders }), receivers)
+        let probes = CoreProbes {
+            senders,
+            failed: std::sync::OnceLock::new(),
+        };
+        (Arc::new(probes), receivers)
+    }
+
+    /// Marks the member failed: a core died (`reason` names it). From then on `/health`,
+    /// `/livez` and `/readyz` report false with `reason`, whatever else they find, while
+    /// the process stops. The first reason is kept.
+    pub fn fail(&self, reason: String) {
+        let _ = self.failed.set(reason);
+    }
+
+    /// The reason given to [`CoreProbes::fail`], if a core failed.
+    fn failure(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
     }
 
     /// Asks every core for a serializable read; the first failure, in core order, as
     /// `core N: <reason>`.
     async fn ask_all(&self) -> Result<(), String> {
+        if let Some(reason) = self.failure() {
+            return Err(reason.to_string());
+        }
         let mut waiting = Vec::with_capacity(self.senders.len());
         for (core, sender) in self.senders.iter().enumerate() {
             let (reply, answer) = oneshot::channel();
@@ -83,10 +104,19 @@ impl CoreProbes {
     }
 }
 
-/// Answers the probes of the current core: each one runs a serializable Range here.
-pub fn serve_core_probes(probes: flume::Receiver<ProbeReply>, service: Rc<EtcdService>) {
+/// Answers the probes of the current core, number `core`: each one runs a serializable
+/// Range here.
+pub fn serve_core_probes(
+    // Read only by the `core-probe` fail point.
+    #[cfg_attr(not(feature = "failpoints"), allow(unused_variables))] core: usize,
+    probes: flume::Receiver<ProbeReply>,
+    service: Rc<EtcdService>,
+) {
+    #[cfg(feature = "failpoints")]
+    let core = core.to_string();
     glommio::spawn_local(async move {
         while let Ok(reply) = probes.recv_async().await {
+            crate::supervise::panic_point!("core-probe", core);
             let result = service
                 .range(health_range(true))
                 .await
@@ -234,6 +264,9 @@ impl Checks {
     }
 
     async fn health_verdict(&self, excluded: &[&str], serializable: bool) -> Result<(), String> {
+        if let Some(reason) = self.probes.failure() {
+            return Err(reason.to_string());
+        }
         if let Some(alarm) = self.alarms().into_iter().find(|a| !excluded.contains(a)) {
             return Err(match alarm {
                 "NOSPACE" => "ALARM NOSPACE".into(),
@@ -388,6 +421,18 @@ mod tests {
             );
             drop(receivers);
             assert_eq!(probes.ask_all().await, Err("core 0: stopped".into()));
+        });
+    }
+
+    #[test]
+    fn a_failed_member_fails_every_probe_with_the_reason() {
+        run(async {
+            let (probes, receivers) = CoreProbes::new(1);
+            answer_probes(receivers[0].clone(), Ok(()));
+            assert_eq!(probes.ask_all().await, Ok(()));
+            probes.fail("core 1 panicked: boom".into());
+            probes.fail("a later reason is not kept".into());
+            assert_eq!(probes.ask_all().await, Err("core 1 panicked: boom".into()));
         });
     }
 

@@ -39,7 +39,10 @@ pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<()
         out: out.clone(),
     };
     crate::metrics::get().watch_stream_total.inc();
-    let _reader = glommio::spawn_local(read_requests(hub.clone(), out.clone(), inbound));
+    let _reader = glommio::spawn_local(contain_reader(
+        out.clone(),
+        read_requests(hub.clone(), out.clone(), inbound),
+    ));
     loop {
         if let Some(status) = out.failed.borrow_mut().take() {
             return Err(status);
@@ -132,6 +135,15 @@ fn take_batch(out: &StreamOut) -> Option<Batch> {
 
 /// Reads the stream's requests until the client half-closes (the stream then stays open,
 /// as etcd's does) or fails (the stream then ends with that error).
+/// Runs the stream's request reader; a panic in it fails the stream with INTERNAL (logged
+/// with the method) rather than the core: glommio would let it unwind out of the executor.
+async fn contain_reader(out: Rc<StreamOut>, reader: impl std::future::Future<Output = ()>) {
+    if let Err(status) = net::catch_call_panic(super::WATCH_METHOD, reader).await {
+        *out.failed.borrow_mut() = Some(status);
+        out.ready.notify();
+    }
+}
+
 async fn read_requests(hub: Rc<WatchHub>, out: Rc<StreamOut>, mut inbound: Inbound) {
     while let Some(message) = inbound.next().await {
         let request =
@@ -149,7 +161,10 @@ async fn read_requests(hub: Rc<WatchHub>, out: Rc<StreamOut>, mut inbound: Inbou
             out.room.wait().await;
         }
         match request.request_union {
-            Some(RequestUnion::CreateRequest(c)) => hub.create(&out, c),
+            Some(RequestUnion::CreateRequest(c)) => {
+                crate::supervise::panic_point!("watch-create", String::from_utf8_lossy(&c.key));
+                hub.create(&out, c)
+            }
             Some(RequestUnion::CancelRequest(c)) => hub.cancel(&out, c.watch_id),
             Some(RequestUnion::ProgressRequest(_)) => hub.progress(&out),
             None => {}

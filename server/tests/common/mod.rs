@@ -523,6 +523,27 @@ impl TestServer {
         }
     }
 
+    /// Waits (bounded by [`SHUTDOWN_TIMEOUT_MS`]) for the server to exit on its own and
+    /// returns its status; panics with its output if it is still running then.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is not running");
+        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_TIMEOUT_MS);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not exit on its own within {SHUTDOWN_TIMEOUT_MS} ms; output:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// True while the child has not exited.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

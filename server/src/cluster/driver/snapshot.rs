@@ -118,12 +118,11 @@ impl RaftCore {
             &encode_u64s(&[hs.term, hs.vote, hs.commit.max(index)]),
         );
         if let Err(e) = self.wal.sync() {
-            fatal(&format!(
-                "WAL sync before installing a snapshot failed: {e}"
-            ));
+            crate::logging::fatal_storage("failed to save Raft snapshot", &e);
         }
         if let Err(e) = self.mvcc.install(&received) {
-            fatal(&format!("installing the snapshot at {index} failed: {e}"));
+            // etcd: "failed to restore mvcc store" when the received backend cannot be opened.
+            crate::logging::fatal_storage("failed to restore mvcc store", &e);
         }
         crate::metrics::get().count_keys(&self.shared.reader);
         if let Err(e) = self.reload_state_machine() {
