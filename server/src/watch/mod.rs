@@ -730,7 +730,7 @@ pub(crate) mod tests {
     }
 
     /// A synced watcher of `key` with etcd's `range_end`, no filters, from revision 1.
-    pub(crate) fn watcher_on(key: &[u8], range_end: &[u8]) -> Watcher {
+    pub(super) fn watcher_on(key: &[u8], range_end: &[u8]) -> Watcher {
         Watcher {
             stream: Rc::new(StreamOut::default()),
             id: 0,
