@@ -985,3 +985,134 @@ fn lease_revoke_deletes_reach_watchers_in_one_revision() {
         assert_eq!(prev, vec![Some(b"1".to_vec()), Some(b"2".to_vec())]);
     });
 }
+
+/// Every kind of watch range on one stream — single key (alone and with NOPUT/NODELETE),
+/// `[key, range_end)`, from-key, all keys, prefix with prev_kv, and a canceled watcher —
+/// gets exactly the events its range and filters select: one response per watcher per
+/// revision, events in revision order (a Txn's in operation order).
+#[test]
+fn every_watch_range_kind_gets_exactly_its_events_once_per_revision() {
+    use etcd_client::{Txn, TxnOp, WatchFilterType};
+    let server = TestServer::start();
+    common::runtime().block_on(async {
+        let mut client = server.client().await;
+        let (mut watcher, mut stream) = client
+            .watch("k/a", Some(WatchOptions::new().with_watch_id(1)))
+            .await
+            .unwrap();
+        let with_id = |id: i64| WatchOptions::new().with_watch_id(id);
+        let others = [
+            ("k/a", with_id(2).with_filters([WatchFilterType::NoPut])),
+            ("k/b", with_id(3).with_filters([WatchFilterType::NoDelete])),
+            ("k/a", with_id(4).with_range("k/c")),
+            ("k/b", with_id(5).with_from_key()),
+            ("", with_id(6).with_all_keys()),
+            ("k/c", with_id(7)),
+            ("k/", with_id(8).with_prefix().with_prev_key()),
+        ];
+        for (key, options) in others {
+            watcher.watch(key, Some(options)).await.unwrap();
+            let r = next(&mut stream).await;
+            assert_eq!((r.created(), r.canceled()), (true, false), "{r:?}");
+        }
+        watcher.cancel_by_id(7).await.unwrap();
+        let r = next(&mut stream).await;
+        assert_eq!((r.canceled(), r.watch_id()), (true, 7));
+
+        let put = |k: &str, v: &str| TxnOp::put(k, v, None);
+        let r1 = client
+            .txn(Txn::new().and_then([
+                put("k/a", "1"),
+                put("k/b", "1"),
+                put("k/c", "1"),
+                put("j", "1"),
+            ]))
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        client.delete("k/a", None).await.unwrap();
+        let range = etcd_client::DeleteOptions::new().with_range("k/d");
+        client.delete("k/b", Some(range)).await.unwrap();
+        client.put("k/a", "2", None).await.unwrap();
+        let (r2, r3, r4) = (r1 + 1, r1 + 2, r1 + 3);
+
+        let p = |r: i64, k: &str, v: &str| (r, k.to_string(), Some(v.to_string()), None);
+        let d = |r: i64, k: &str| (r, k.to_string(), None, None);
+        let with_prev = |mut s: Seen, prev: &str| {
+            s.3 = Some(prev.to_string());
+            s
+        };
+        let want: BTreeMap<(i64, i64), Vec<Seen>> = [
+            ((1, r1), vec![p(r1, "k/a", "1")]),
+            ((1, r2), vec![d(r2, "k/a")]),
+            ((1, r4), vec![p(r4, "k/a", "2")]),
+            ((2, r2), vec![d(r2, "k/a")]),
+            ((3, r1), vec![p(r1, "k/b", "1")]),
+            ((4, r1), vec![p(r1, "k/a", "1"), p(r1, "k/b", "1")]),
+            ((4, r2), vec![d(r2, "k/a")]),
+            ((4, r3), vec![d(r3, "k/b")]),
+            ((4, r4), vec![p(r4, "k/a", "2")]),
+            ((5, r1), vec![p(r1, "k/b", "1"), p(r1, "k/c", "1")]),
+            ((5, r3), vec![d(r3, "k/b"), d(r3, "k/c")]),
+            (
+                (6, r1),
+                vec![
+                    p(r1, "k/a", "1"),
+                    p(r1, "k/b", "1"),
+                    p(r1, "k/c", "1"),
+                    p(r1, "j", "1"),
+                ],
+            ),
+            ((6, r2), vec![d(r2, "k/a")]),
+            ((6, r3), vec![d(r3, "k/b"), d(r3, "k/c")]),
+            ((6, r4), vec![p(r4, "k/a", "2")]),
+            (
+                (8, r1),
+                vec![p(r1, "k/a", "1"), p(r1, "k/b", "1"), p(r1, "k/c", "1")],
+            ),
+            ((8, r2), vec![with_prev(d(r2, "k/a"), "1")]),
+            (
+                (8, r3),
+                vec![with_prev(d(r3, "k/b"), "1"), with_prev(d(r3, "k/c"), "1")],
+            ),
+            ((8, r4), vec![p(r4, "k/a", "2")]),
+        ]
+        .into_iter()
+        .collect();
+        let mut got: BTreeMap<(i64, i64), Vec<Seen>> = BTreeMap::new();
+        while got.len() < want.len() {
+            let r = next(&mut stream).await;
+            assert!(!r.created() && !r.canceled(), "unexpected {r:?}");
+            let revision = r.header().expect("header").revision();
+            let events = seen(&r, r.watch_id() == 8);
+            let twice = got.insert((r.watch_id(), revision), events);
+            assert!(
+                twice.is_none(),
+                "two responses for watcher {} at {revision}",
+                r.watch_id()
+            );
+        }
+        assert_eq!(got, want);
+        // Nothing else was sent: the next responses are exactly those of the next revision.
+        let r5 = client
+            .put("k/z", "5", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let mut last: Vec<(i64, i64, usize)> = Vec::new();
+        for _ in 0..3 {
+            let r = next(&mut stream).await;
+            last.push((
+                r.watch_id(),
+                r.header().unwrap().revision(),
+                r.events().len(),
+            ));
+        }
+        last.sort_unstable();
+        assert_eq!(last, [(5, r5, 1), (6, r5, 1), (8, r5, 1)]);
+    });
+}

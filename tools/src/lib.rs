@@ -57,8 +57,9 @@ pub use stats::{
     LATENCY_SIGFIGS, LATENCY_US_MAX,
 };
 pub use watch::{
-    fanout, kib_per_1000, parse_put_index, put_key, render_watch_markdown, run_compare_watch,
-    run_watch_latency, run_watch_memory, tally_events, watch_prefix, watcher_prefix,
-    watchers_on_stream, PrefixMode, WatchConfig, WatchLatencyReport, WatchMemoryReport, WatchRow,
-    PREFIX_BASE, WATCHERS_MAX, WATCH_EVENTS_MAX, WATCH_PUTS_MAX,
+    event_put_index, fanout, kib_per_1000, parse_put_index, put_key, put_value,
+    render_watch_markdown, run_compare_watch, run_watch_latency, run_watch_memory, tally_events,
+    watch_key, watch_prefix, watcher_prefix, watchers_on_stream, PrefixMode, WatchConfig,
+    WatchLatencyReport, WatchMemoryReport, WatchRow, PREFIX_BASE, WATCHERS_MAX, WATCH_EVENTS_MAX,
+    WATCH_PUTS_MAX,
 };

@@ -10,7 +10,11 @@
 //!   puts × watchers). This is the fan-out cost a busy resource type pays.
 //! - [`PrefixMode::Distinct`]: watcher `w` watches `/registry/pods/ns{w}/`; put `i` goes
 //!   to `ns{i % watchers}`, so each put reaches exactly one watcher (expected events =
-//!   puts) while the server still holds every watcher.
+//!   puts) while the server still holds every watcher (all of them range watchers).
+//! - [`PrefixMode::Key`]: watcher `w` watches the single key `/registry/pods/ns{w}/pod`
+//!   (no prefix); put `i` writes the key of watcher `i % watchers`, so each put reaches
+//!   exactly one single-key watcher. Keys repeat, so the put index travels in the value
+//!   ([`put_value`]).
 //!
 //! One writer puts `puts` keys sequentially on its own connection. For every
 //! (put, watcher) pair the latency runs from just before the put is sent to the arrival
@@ -57,26 +61,30 @@ pub enum PrefixMode {
     Shared,
     /// One prefix per watcher: each put reaches one watcher.
     Distinct,
+    /// One single key per watcher: each put reaches one watcher.
+    Key,
 }
 
 impl PrefixMode {
-    /// Parses `shared` or `distinct`.
+    /// Parses `shared`, `distinct` or `key`.
     pub fn parse(text: &str) -> Result<PrefixMode> {
         match text {
             "shared" => Ok(PrefixMode::Shared),
             "distinct" => Ok(PrefixMode::Distinct),
+            "key" => Ok(PrefixMode::Key),
             other => Err(invalid(
                 "prefix-mode",
-                format!("{other:?} is not shared or distinct"),
+                format!("{other:?} is not shared, distinct or key"),
             )),
         }
     }
 
-    /// `shared` or `distinct`.
+    /// `shared`, `distinct` or `key`.
     pub fn name(&self) -> &'static str {
         match self {
             PrefixMode::Shared => "shared",
             PrefixMode::Distinct => "distinct",
+            PrefixMode::Key => "key",
         }
     }
 }
@@ -86,22 +94,69 @@ pub fn watch_prefix(namespace: u32) -> String {
     format!("{PREFIX_BASE}{namespace}/")
 }
 
-/// The prefix watcher `watcher` watches.
+/// The single key `/registry/pods/ns{namespace}/pod` of key mode.
+pub fn watch_key(namespace: u32) -> String {
+    format!("{}pod", watch_prefix(namespace))
+}
+
+/// What watcher `watcher` watches: a prefix, or in key mode a single key.
 pub fn watcher_prefix(mode: PrefixMode, watcher: u32) -> String {
     match mode {
         PrefixMode::Shared => watch_prefix(0),
         PrefixMode::Distinct => watch_prefix(watcher),
+        PrefixMode::Key => watch_key(watcher),
     }
 }
 
 /// The key of put `index`: `/registry/pods/ns{n}/pod-{index}` where `n` is 0 in shared
-/// mode and `index % watchers` in distinct mode.
+/// mode and `index % watchers` in distinct mode; in key mode the single key of watcher
+/// `index % watchers`.
 pub fn put_key(mode: PrefixMode, watchers: u32, index: u64) -> String {
     let namespace = match mode {
         PrefixMode::Shared => 0,
-        PrefixMode::Distinct => (index % u64::from(watchers.max(1))) as u32,
+        PrefixMode::Distinct | PrefixMode::Key => (index % u64::from(watchers.max(1))) as u32,
     };
-    format!("{}pod-{index}", watch_prefix(namespace))
+    match mode {
+        PrefixMode::Key => watch_key(namespace),
+        PrefixMode::Shared | PrefixMode::Distinct => {
+            format!("{}pod-{index}", watch_prefix(namespace))
+        }
+    }
+}
+
+/// The value of put `index`: `filler` in shared and distinct mode; in key mode
+/// `"{index}:"` followed by `filler`'s bytes up to `filler`'s length (longer than
+/// `filler` only when it is shorter than the index and colon).
+pub fn put_value(mode: PrefixMode, index: u64, filler: &[u8]) -> Vec<u8> {
+    match mode {
+        PrefixMode::Shared | PrefixMode::Distinct => filler.to_vec(),
+        PrefixMode::Key => {
+            let mut value = format!("{index}:").into_bytes();
+            let pad = filler.len().saturating_sub(value.len());
+            value.extend_from_slice(&filler[..pad]);
+            value
+        }
+    }
+}
+
+/// The put index of an event with `key` and `value`: from the key ([`parse_put_index`])
+/// in shared and distinct mode, from the value ([`put_value`]) of a key-mode key in key
+/// mode; `None` for anything this run did not write.
+pub fn event_put_index(mode: PrefixMode, key: &[u8], value: &[u8]) -> Option<u64> {
+    if mode != PrefixMode::Key {
+        return parse_put_index(key);
+    }
+    let key = std::str::from_utf8(key).ok()?;
+    let namespace = key.strip_prefix(PREFIX_BASE)?.strip_suffix("/pod")?;
+    if namespace.is_empty() || !namespace.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let end = value.iter().position(|b| *b == b':')?;
+    let digits = &value[..end];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The put index encoded in a key made by [`put_key`]; `None` for any other key.
@@ -116,11 +171,11 @@ pub fn parse_put_index(key: &[u8]) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Watchers per put: all of them in shared mode, one in distinct mode.
+/// Watchers per put: all of them in shared mode, one in distinct and key mode.
 pub fn fanout(mode: PrefixMode, watchers: u32) -> u64 {
     match mode {
         PrefixMode::Shared => u64::from(watchers),
-        PrefixMode::Distinct => 1,
+        PrefixMode::Distinct | PrefixMode::Key => 1,
     }
 }
 
@@ -298,7 +353,10 @@ async fn connect(config: &WatchConfig) -> Result<Client> {
 async fn open_stream(client: Client, config: WatchConfig, index: u32) -> Result<OpenStream> {
     let count = watchers_on_stream(config.watchers, config.streams, index);
     let prefix_of = |k: u32| watcher_prefix(config.mode, index + k * config.streams);
-    let options = || Some(WatchOptions::new().with_prefix());
+    let options = || match config.mode {
+        PrefixMode::Key => None,
+        PrefixMode::Shared | PrefixMode::Distinct => Some(WatchOptions::new().with_prefix()),
+    };
     let mut watch_client = client.watch_client();
     // etcd-client waits for (and asserts) the first watcher's `created` reply.
     let (mut watcher, mut stream) = watch_client
@@ -468,6 +526,7 @@ struct ReaderResult {
 /// Reads events from one stream until `stop` turns true or the stream ends.
 async fn read_events(
     mut stream: WatchStream,
+    mode: PrefixMode,
     base: Instant,
     sent_ns: Arc<Vec<AtomicU64>>,
     received: Arc<AtomicU64>,
@@ -506,7 +565,9 @@ async fn read_events(
         }
         let events = response.events();
         for event in events {
-            let index = event.kv().and_then(|kv| parse_put_index(kv.key()));
+            let index = event
+                .kv()
+                .and_then(|kv| event_put_index(mode, kv.key(), kv.value()));
             let sent = index
                 .and_then(|i| sent_ns.get(i as usize))
                 .map(|s| s.load(Ordering::Acquire))
@@ -556,6 +617,7 @@ pub async fn run_watch_latency(
         .map(|open| {
             tokio::spawn(read_events(
                 open.stream,
+                config.mode,
                 base,
                 Arc::clone(&sent_ns),
                 Arc::clone(&received),
@@ -586,9 +648,10 @@ pub async fn run_watch_latency(
             break;
         }
         let key = put_key(config.mode, config.watchers, index as u64);
+        let value = put_value(config.mode, index as u64, &value);
         sent_count += 1;
         sent_ns[index].store(base.elapsed().as_nanos() as u64 + 1, Ordering::Release);
-        match tokio::time::timeout(deadline, kv.put(key, value.clone(), None)).await {
+        match tokio::time::timeout(deadline, kv.put(key, value, None)).await {
             Ok(Ok(_)) => *ok = true,
             Ok(Err(e)) => {
                 put_errors += 1;
@@ -917,6 +980,45 @@ mod tests {
     }
 
     #[test]
+    fn key_mode_puts_reach_exactly_one_single_key_watcher() {
+        assert_eq!(watcher_prefix(PrefixMode::Key, 7), "/registry/pods/ns7/pod");
+        assert_eq!(put_key(PrefixMode::Key, 10, 27), "/registry/pods/ns7/pod");
+        assert_eq!(fanout(PrefixMode::Key, 10_000), 1);
+        let filler = make_value(8);
+        assert_eq!(
+            put_value(PrefixMode::Key, 42, &filler),
+            [&b"42:"[..], &filler[..5]].concat()
+        );
+        assert_eq!(
+            put_value(PrefixMode::Key, 1_234_567_890, &filler),
+            b"1234567890:"
+        );
+        assert_eq!(put_value(PrefixMode::Distinct, 42, &filler), filler);
+        for index in [0, 9, 10, 123_456] {
+            let key = put_key(PrefixMode::Key, 10, index);
+            let value = put_value(PrefixMode::Key, index, &filler);
+            assert_eq!(
+                event_put_index(PrefixMode::Key, key.as_bytes(), &value),
+                Some(index)
+            );
+        }
+        assert_eq!(
+            event_put_index(PrefixMode::Key, b"/registry/pods/ns1/pod", b"x1:"),
+            None
+        );
+        assert_eq!(
+            event_put_index(PrefixMode::Key, b"/registry/pods/ns1/pod-1", b"1:"),
+            None
+        );
+        assert_eq!(event_put_index(PrefixMode::Key, b"/elsewhere", b"1:"), None);
+        let distinct = put_key(PrefixMode::Distinct, 10, 5);
+        assert_eq!(
+            event_put_index(PrefixMode::Distinct, distinct.as_bytes(), b"9:"),
+            Some(5)
+        );
+    }
+
+    #[test]
     fn put_index_round_trips() {
         for mode in [PrefixMode::Shared, PrefixMode::Distinct] {
             for index in [0, 1, 999, 123_456] {
@@ -972,9 +1074,10 @@ mod tests {
     fn prefix_mode_parses() {
         assert_eq!(PrefixMode::parse("shared").unwrap(), PrefixMode::Shared);
         assert_eq!(PrefixMode::parse("distinct").unwrap(), PrefixMode::Distinct);
+        assert_eq!(PrefixMode::parse("key").unwrap(), PrefixMode::Key);
         assert_eq!(
             PrefixMode::parse("all").unwrap_err().to_string(),
-            "invalid --prefix-mode: \"all\" is not shared or distinct"
+            "invalid --prefix-mode: \"all\" is not shared, distinct or key"
         );
     }
 

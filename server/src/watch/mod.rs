@@ -26,7 +26,7 @@
 //! a progress request is answered with watch ID -1.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -79,10 +79,12 @@ pub const EMPTY_RANGE_REASON: &str = "mvcc: watcher range is empty";
 const _: () = assert!(STREAM_QUEUE_RESPONSES_MAX > 0);
 const _: () = assert!(CATCH_UP_EVENTS_MAX > 0 && HUB_CATCH_UP_EVENTS_MAX > 0);
 
+mod index;
 mod internal;
 mod publish;
 mod stream;
 
+use index::Watchers;
 pub(crate) use internal::InternalWatch;
 use publish::Published;
 pub use publish::{Feed, WatchPublisher};
@@ -150,7 +152,10 @@ struct Watcher {
     key: Vec<u8>,
     /// Empty: the single `key`; `[0]`: every key >= `key`; else `[key, range_end)`.
     range_end: Vec<u8>,
-    /// The next revision this watcher needs.
+    /// Unsynced: the next revision this watcher needs. Synced: a lower bound (its start
+    /// revision, or the one after the last revision it got); it needs the later of this and
+    /// the hub's next revision ([`Watcher::needs_from`]), so dispatching a revision touches
+    /// only the watchers its events match.
     next_rev: i64,
     prev_kv: bool,
     no_put: bool,
@@ -163,6 +168,15 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// The next revision this watcher needs when the hub's next revision is `hub_next_rev`.
+    fn needs_from(&self, hub_next_rev: i64) -> i64 {
+        if self.synced {
+            self.next_rev.max(hub_next_rev)
+        } else {
+            self.next_rev
+        }
+    }
+
     fn matches(&self, key: &[u8]) -> bool {
         if self.range_end.is_empty() {
             key == self.key.as_slice()
@@ -200,7 +214,7 @@ impl Watcher {
 struct HubState {
     /// The next revision to dispatch: every revision below it reached every synced watcher.
     next_rev: i64,
-    watchers: HashMap<u64, Watcher>,
+    watchers: Watchers,
     next_key: u64,
     unsynced: usize,
 }
@@ -235,7 +249,7 @@ pub fn start_hub(
         shared,
         state: RefCell::new(HubState {
             next_rev,
-            watchers: HashMap::new(),
+            watchers: Watchers::default(),
             next_key: 0,
             unsynced: 0,
         }),
@@ -346,28 +360,30 @@ impl WatchHub {
         true
     }
 
-    /// Sends revision `revision`'s events to every synced watcher waiting for it.
+    /// Sends revision `revision`'s events to every synced watcher waiting for it: one
+    /// response per watcher holding its matching events in revision order (etcd
+    /// `newWatcherBatch`). Only the watchers whose range covers an event's key are visited.
     fn dispatch(&self, revision: i64, events: &[Event]) {
         let mut st = self.state.borrow_mut();
         assert_eq!(revision, st.next_rev);
+        let mut batches: BTreeMap<u64, Vec<mvccpb::Event>> = BTreeMap::new();
+        for event in events {
+            st.watchers.for_each_covering(&event.kv.key, |hub_key, w| {
+                if w.synced && w.next_rev <= revision && w.wants(event) {
+                    batches.entry(hub_key).or_default().push(w.to_pb(event));
+                }
+            });
+        }
         let mut fell_behind = 0;
-        for w in st.watchers.values_mut() {
-            if !w.synced || w.next_rev > revision {
-                continue;
-            }
-            assert_eq!(w.next_rev, revision, "synced watcher behind its hub");
-            let matching: Vec<mvccpb::Event> = events
-                .iter()
-                .filter(|e| w.wants(e))
-                .map(|e| w.to_pb(e))
-                .collect();
-            if matching.is_empty() {
-                w.next_rev = revision + 1;
-                continue;
-            }
+        for (hub_key, matching) in batches {
+            let w = st
+                .watchers
+                .get_mut(&hub_key)
+                .expect("batched watcher exists");
             if !w.stream.has_room() {
                 tracing::debug!(watch_id = w.id, revision, "watcher fell behind: unsynced");
                 w.synced = false;
+                w.next_rev = revision;
                 fell_behind += 1;
                 continue;
             }
@@ -433,19 +449,11 @@ impl WatchHub {
         }
     }
 
-    /// Moves the hub (and its synced watchers) to `revision` across revisions that have no
-    /// events left (only possible after compaction).
+    /// Moves the hub (and so its synced watchers, see [`Watcher::needs_from`]) to
+    /// `revision` across revisions that have no events left (only possible after compaction).
     fn skip_to(&self, revision: i64) {
         let mut st = self.state.borrow_mut();
-        if st.next_rev >= revision {
-            return;
-        }
-        st.next_rev = revision;
-        for w in st.watchers.values_mut() {
-            if w.synced && w.next_rev < revision {
-                w.next_rev = revision;
-            }
-        }
+        st.next_rev = st.next_rev.max(revision);
     }
 
     /// The hub fell behind a compaction: synced watchers needing compacted revisions are
@@ -455,7 +463,7 @@ impl WatchHub {
             let st = self.state.borrow();
             st.watchers
                 .iter()
-                .filter(|(_, w)| w.synced && w.next_rev < compact_revision)
+                .filter(|(_, w)| w.synced && w.needs_from(st.next_rev) < compact_revision)
                 .map(|(k, _)| *k)
                 .collect()
         };
@@ -691,7 +699,7 @@ impl WatchHub {
         let mut revision = st.next_rev;
         for key in out.ids.borrow().values() {
             if let Some(w) = st.watchers.get(key) {
-                revision = revision.min(w.next_rev);
+                revision = revision.min(w.needs_from(st.next_rev));
             }
         }
         out.push(
@@ -731,13 +739,13 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn watcher_ranges_and_filters_follow_etcd() {
-        let mut w = Watcher {
+    /// A synced watcher of `key` with etcd's `range_end`, no filters, from revision 1.
+    pub(super) fn watcher_on(key: &[u8], range_end: &[u8]) -> Watcher {
+        Watcher {
             stream: Rc::new(StreamOut::default()),
             id: 0,
-            key: b"b".to_vec(),
-            range_end: Vec::new(),
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
             next_rev: 1,
             prev_kv: false,
             no_put: false,
@@ -746,7 +754,12 @@ pub(crate) mod tests {
             progress_notify: false,
             had_events: false,
             synced: true,
-        };
+        }
+    }
+
+    #[test]
+    fn watcher_ranges_and_filters_follow_etcd() {
+        let mut w = watcher_on(b"b", b"");
         assert!(w.matches(b"b") && !w.matches(b"ba") && !w.matches(b"a"));
         w.range_end = vec![0];
         assert!(w.matches(b"b") && w.matches(b"zz") && !w.matches(b"a"));

@@ -10,7 +10,7 @@
 //! cairn-bench compare-cluster --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--json]
 //! cairn-bench failover --target cairn|etcd --bin PATH [--kills 10] [--clients 10] [--json]
 //! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
-//!                   [--prefix-mode shared|distinct] [--json]
+//!                   [--prefix-mode shared|distinct|key] [--json]
 //! cairn-bench watch-memory  --endpoints URL --pid PID --watchers 1000 --streams 10 [--json]
 //! cairn-bench compare-watch --cairn-bin PATH --etcd-bin etcd [--watchers 1000] [--json]
 //! ```
@@ -23,7 +23,9 @@
 //! Watch prefixes: by default (`--prefix-mode shared`) every watcher watches the
 //! prefix the writer writes to, `/registry/pods/ns0/`, so each put fans out to all
 //! watchers; `--prefix-mode distinct` gives watcher `w` its own `/registry/pods/ns{w}/`
-//! and spreads the puts over them (one event per put).
+//! and spreads the puts over them (one event per put); `--prefix-mode key` gives watcher
+//! `w` the single key `/registry/pods/ns{w}/pod` (no prefix) and spreads the puts over
+//! those keys (one event per put, single-key watchers).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,7 +130,8 @@ struct WatchArgs {
     #[arg(long, default_value_t = 2_000)]
     puts: u64,
     /// shared: every watcher watches the writer's prefix (each put fans out to all
-    /// watchers); distinct: one prefix per watcher, each put reaches one watcher.
+    /// watchers); distinct: one prefix per watcher, each put reaches one watcher; key:
+    /// one single key per watcher, each put reaches one watcher.
     #[arg(long, default_value = "shared")]
     prefix_mode: String,
     /// Value size of each put, bytes.
