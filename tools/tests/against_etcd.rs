@@ -85,6 +85,7 @@ async fn compare_runs_every_phase_of_every_target() {
     let mut config = CompareConfig::new(vec![target("a", &etcd), target("b", &etcd)]);
     config.clients = vec![1, 8];
     config.total = 200;
+    config.idle_s = 1;
     let mut progress = Vec::new();
     let rows = run_compare(&config, |line| progress.push(line.to_string()))
         .await
@@ -101,10 +102,12 @@ async fn compare_runs_every_phase_of_every_target() {
         assert!(row.ops_s > 0.0, "{row:?}");
         assert!(row.rss_mib > 1.0, "{row:?}");
         assert!(row.p50_ms <= row.p99_ms, "{row:?}");
+        assert!(row.idle_cpu_ms_per_10s.is_some(), "{row:?}");
     }
     assert_eq!(progress[0], format!("a: starting {}", etcd.display()));
-    assert_eq!(progress[1], "a: 200 puts, 1 clients, 1 conns");
-    assert_eq!(progress[3], "a: 200 puts, 8 clients, 1 conns");
+    assert_eq!(progress[1], "a: idle for 1 s");
+    assert_eq!(progress[2], "a: 200 puts, 1 clients, 1 conns");
+    assert_eq!(progress[4], "a: 200 puts, 8 clients, 1 conns");
     let table = tools::render_markdown(&rows);
     assert_eq!(table.lines().count(), 2 + 4);
 }
