@@ -55,9 +55,9 @@ pub use load::{
 };
 pub use mixed::{
     parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,
-    OpReport, WatchEventReport, LEASE_TTL_S, MIXED_DURATION_S_MAX, MIXED_KEY_SPACE_MAX,
-    MIXED_REQUEST_TIMEOUT_MS_MAX, MIX_WEIGHT_MAX, PROGRESS_INTERVAL_S, STAMP_BYTES,
-    WATCH_CREATE_TIMEOUT_MS, WATCH_DRAIN_TIMEOUT_MS,
+    OpReport, WatchEventReport, LEADER_WAIT_MS, LEASE_TTL_S, MIXED_DURATION_S_MAX,
+    MIXED_KEY_SPACE_MAX, MIXED_REQUEST_TIMEOUT_MS_MAX, MIX_WEIGHT_MAX, PROGRESS_INTERVAL_S,
+    STAMP_BYTES, WATCH_CREATE_TIMEOUT_MS, WATCH_DRAIN_TIMEOUT_MS,
 };
 pub use server::{
     free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS,

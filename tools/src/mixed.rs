@@ -41,7 +41,8 @@ use rand::distributions::{Distribution, WeightedIndex};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::{invalid, Result};
+use crate::cluster::{STATUS_POLL_MS, STATUS_TIMEOUT_MS};
+use crate::error::{invalid, BenchError, Result};
 use crate::keys::{make_value, KeyPicker};
 use crate::load::{
     connect_options, connect_warm, validate_endpoints, ClientTls, CLIENTS_MAX, VAL_SIZE_MAX,
@@ -69,6 +70,9 @@ pub const STAMP_BYTES: u32 = 16;
 pub const WATCH_CREATE_TIMEOUT_MS: u64 = 60_000;
 /// Longest wait after the last request for the expected watch events, ms.
 pub const WATCH_DRAIN_TIMEOUT_MS: u64 = 10_000;
+/// Longest wait for a leader before the load starts, ms (a fresh single member elects
+/// itself after an election timeout; the serializable warm-up does not need one).
+pub const LEADER_WAIT_MS: u64 = 30_000;
 /// Interval at which the drain checks the event count, ms.
 const DRAIN_POLL_MS: u64 = 5;
 /// Key of the serializable warm-up `Range` on each connection (outside every watch).
@@ -80,6 +84,7 @@ pub use report::{MixedReport, OpReport, WatchEventReport};
 
 const _: () = assert!(STAMP_BYTES as usize == 2 * std::mem::size_of::<u64>());
 const _: () = assert!(DRAIN_POLL_MS < WATCH_DRAIN_TIMEOUT_MS);
+const _: () = assert!(STATUS_POLL_MS < LEADER_WAIT_MS);
 
 /// What one client iteration does (a lease iteration is four RPCs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -623,12 +628,37 @@ async fn read_events(
     }
 }
 
-/// Runs the mixed load: connects, creates the watchers, runs the clients for
+/// Polls Maintenance `Status` through `client` (each call bounded by
+/// [`STATUS_TIMEOUT_MS`]) until the answering member knows a leader.
+///
+/// Errors: [`BenchError::Request`] when none is known within [`LEADER_WAIT_MS`].
+async fn wait_for_leader(client: &Client) -> Result<()> {
+    let mut maintenance = client.maintenance_client();
+    let timeout = Duration::from_millis(STATUS_TIMEOUT_MS);
+    let poll = Duration::from_millis(STATUS_POLL_MS);
+    let started = Instant::now();
+    // Bounded: each round takes at least STATUS_POLL_MS, the loop ends at LEADER_WAIT_MS.
+    let mut last = String::from("no answer");
+    while started.elapsed() < Duration::from_millis(LEADER_WAIT_MS) {
+        match tokio::time::timeout(timeout, maintenance.status()).await {
+            Ok(Ok(status)) if status.leader() != 0 => return Ok(()),
+            Ok(Ok(_)) => last = "status names no leader".into(),
+            Ok(Err(e)) => last = format!("status: {e}"),
+            Err(_) => last = format!("status timed out after {timeout:?}"),
+        }
+        tokio::time::sleep(poll).await;
+    }
+    Err(BenchError::Request(format!(
+        "no leader within {LEADER_WAIT_MS} ms ({last})"
+    )))
+}
+
+/// Runs the mixed load: connects, waits for a leader, creates the watchers, runs the clients for
 /// `config.duration_s` with a progress line every [`PROGRESS_INTERVAL_S`], waits up
 /// to [`WATCH_DRAIN_TIMEOUT_MS`] for the expected watch events, and reports.
 ///
-/// Errors: invalid config, a connection or warm-up failure, watchers not created
-/// within [`WATCH_CREATE_TIMEOUT_MS`]. Failed requests are counted in the report.
+/// Errors: invalid config, a connection or warm-up failure, no leader within
+/// [`LEADER_WAIT_MS`], watchers not created within [`WATCH_CREATE_TIMEOUT_MS`]. Failed requests are counted in the report.
 pub async fn run_mixed(
     config: &MixedConfig,
     mut progress: impl FnMut(&str),
@@ -641,6 +671,7 @@ pub async fn run_mixed(
     for _ in 0..config.conns {
         conns.push(connect_warm(&config.endpoints, &options, warm_up(), deadline).await?);
     }
+    wait_for_leader(&conns[0]).await?;
     let mut streams = Vec::new();
     if config.watchers > 0 {
         let watch_conn = connect_warm(&config.endpoints, &options, warm_up(), deadline).await?;
