@@ -452,6 +452,8 @@ struct Shared {
     /// Put→event latency; errors are stream failures.
     watch: Recorder,
     events: AtomicU64,
+    /// Slowest successful request since the last progress line, µs.
+    interval_max_us: AtomicU64,
     /// Origin of the send-time stamps.
     base: Instant,
     deadline: Duration,
@@ -484,6 +486,8 @@ impl Shared {
         match outcome {
             Ok(Ok(response)) => {
                 recorder.record(latency_us);
+                self.interval_max_us
+                    .fetch_max(latency_us, Ordering::Relaxed);
                 Some(response)
             }
             Ok(Err(e)) => {
@@ -497,7 +501,8 @@ impl Shared {
         }
     }
 
-    /// The progress line: requests and errors so far, events, worst p99.99 so far.
+    /// The progress line: requests and errors so far, events, worst p99.99 so far, and
+    /// the slowest request since the previous line (which it resets).
     fn progress_line(&self) -> String {
         let mut requests = 0;
         let mut errors = 0;
@@ -516,12 +521,15 @@ impl Shared {
         }
         let elapsed_s = self.base.elapsed().as_secs_f64();
         let (p9999, op) = worst.unwrap_or((0.0, "-"));
+        let interval_max_us = self.interval_max_us.swap(0, Ordering::Relaxed);
         format!(
             "mixed: {elapsed_s:.0} s of {}: {requests} ok ({:.0}/s), {errors} errors, \
-             {} watch events, worst p99.99 {p9999:.3} ms ({op})",
+             {} watch events, worst p99.99 {p9999:.3} ms ({op}), slowest since last line \
+             {:.3} ms",
             self.config.duration_s,
             requests as f64 / elapsed_s.max(f64::MIN_POSITIVE),
             self.events.load(Ordering::Relaxed),
+            us_to_ms(interval_max_us),
         )
     }
 }
@@ -696,6 +704,7 @@ pub async fn run_mixed(
         ops: Op::ALL.iter().map(|_| Recorder::new()).collect(),
         watch: Recorder::new(),
         events: AtomicU64::new(0),
+        interval_max_us: AtomicU64::new(0),
         base,
         deadline,
         stop_at: base + Duration::from_secs(config.duration_s),
