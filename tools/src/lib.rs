@@ -9,6 +9,9 @@
 //! - Watches: put→event latency with many watchers ([`run_watch_latency`]), server RSS
 //!   per 1,000 idle watchers ([`run_watch_memory`]), both servers side by side
 //!   ([`run_compare_watch`], [`render_watch_markdown`]).
+//! - Mixed load for long latency runs ([`run_mixed`]): puts, linearizable ranges and
+//!   lease RPCs by weight ([`Mix`]) while watchers drain events; p50…p99.99 per RPC type
+//!   and put→event latency ([`MixedReport`]).
 //! - Clusters: [`Cluster`] starts three members of a target on loopback;
 //!   [`run_compare_cluster`] runs the put phases against each target's cluster
 //!   ([`render_cluster_markdown`]); [`run_failover`] kills the leader again and again
@@ -26,6 +29,7 @@ mod failover;
 mod keys;
 pub mod linearizability;
 mod load;
+mod mixed;
 pub mod procstat;
 mod server;
 mod stats;
@@ -48,6 +52,12 @@ pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, K
 pub use load::{
     run_load, validate_endpoints, Bench, ClientTls, LoadConfig, Workload, CLIENTS_MAX,
     CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+};
+pub use mixed::{
+    parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,
+    OpReport, WatchEventReport, LEADER_WAIT_MS, LEASE_TTL_S, MIXED_DURATION_S_MAX,
+    MIXED_KEY_SPACE_MAX, MIXED_REQUEST_TIMEOUT_MS_MAX, MIX_WEIGHT_MAX, PROGRESS_INTERVAL_S,
+    STAMP_BYTES, WATCH_CREATE_TIMEOUT_MS, WATCH_DRAIN_TIMEOUT_MS,
 };
 pub use server::{
     free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS,

@@ -234,6 +234,43 @@ pub fn validate_endpoints(endpoints: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The options of every load connection: [`CONNECT_TIMEOUT_MS`], a default deadline of
+/// `request_timeout_ms` per request, and TLS when `tls` names files.
+pub(crate) fn connect_options(request_timeout_ms: u64, tls: &ClientTls) -> Result<ConnectOptions> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .with_timeout(Duration::from_millis(request_timeout_ms));
+    if let Some(tls) = tls.options()? {
+        options = options.with_tls(tls);
+    }
+    Ok(options)
+}
+
+/// Opens one connection to `endpoints` and sends one serializable `Range` of
+/// `warm_up_key` on it within `deadline`, so that connection set-up is not timed.
+///
+/// Errors: [`BenchError::Connect`], or [`BenchError::Request`] if the warm-up fails.
+pub(crate) async fn connect_warm(
+    endpoints: &[String],
+    options: &ConnectOptions,
+    warm_up_key: Vec<u8>,
+    deadline: Duration,
+) -> Result<Client> {
+    let client = Client::connect(endpoints, Some(options.clone()))
+        .await
+        .map_err(|source| BenchError::Connect {
+            endpoints: endpoints.join(","),
+            source: Box::new(source),
+        })?;
+    let mut kv = client.kv_client();
+    let warm_up = kv.get(warm_up_key, Some(GetOptions::new().with_serializable()));
+    match tokio::time::timeout(deadline, warm_up).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(BenchError::Request(format!("warm-up range: {e}"))),
+        Err(_) => Err(BenchError::Request("warm-up range timed out".into())),
+    }
+}
+
 /// Connected clients, ready to run the load: one `KvClient` per connection.
 pub struct Bench {
     config: LoadConfig,
@@ -255,32 +292,13 @@ impl Bench {
     /// [`BenchError::Request`] if a warm-up request fails.
     pub async fn connect(config: LoadConfig) -> Result<Bench> {
         config.validate()?;
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .with_timeout(Duration::from_millis(config.request_timeout_ms));
-        if let Some(tls) = config.tls.options()? {
-            options = options.with_tls(tls);
-        }
+        let options = connect_options(config.request_timeout_ms, &config.tls)?;
+        let deadline = Duration::from_millis(config.request_timeout_ms);
         let mut conns = Vec::with_capacity(config.conns as usize);
         for _ in 0..config.conns {
-            let client = Client::connect(&config.endpoints, Some(options.clone()))
-                .await
-                .map_err(|source| BenchError::Connect {
-                    endpoints: config.endpoints.join(","),
-                    source: Box::new(source),
-                })?;
-            let mut kv = client.kv_client();
-            let warm_up = kv.get(
-                key_for(0, config.key_size),
-                Some(GetOptions::new().with_serializable()),
-            );
-            let deadline = Duration::from_millis(config.request_timeout_ms);
-            match tokio::time::timeout(deadline, warm_up).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(BenchError::Request(format!("warm-up range: {e}"))),
-                Err(_) => return Err(BenchError::Request("warm-up range timed out".into())),
-            }
-            conns.push(kv);
+            let warm_up_key = key_for(0, config.key_size);
+            let client = connect_warm(&config.endpoints, &options, warm_up_key, deadline).await?;
+            conns.push(client.kv_client());
         }
         Ok(Bench { config, conns })
     }

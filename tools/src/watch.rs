@@ -330,10 +330,11 @@ impl WatchConfig {
 }
 
 /// An open watch stream whose watchers have all been created.
-struct OpenStream {
+pub(crate) struct OpenStream {
     // Kept so the request half of the stream stays open.
     _watcher: Watcher,
-    stream: WatchStream,
+    /// The response half: events of every watcher on this stream.
+    pub(crate) stream: WatchStream,
 }
 
 /// Connects one client for `config.endpoints`.
@@ -399,8 +400,12 @@ async fn open_stream(client: Client, config: WatchConfig, index: u32) -> Result<
 }
 
 /// Opens every stream concurrently and waits until all watchers are created, within
-/// `config.create_timeout_ms`.
-async fn open_watchers(client: &Client, config: &WatchConfig) -> Result<Vec<OpenStream>> {
+/// `config.create_timeout_ms`. Uses `watchers`, `streams`, `mode` and
+/// `create_timeout_ms` of `config` only.
+pub(crate) async fn open_watchers(
+    client: &Client,
+    config: &WatchConfig,
+) -> Result<Vec<OpenStream>> {
     let mut tasks = Vec::with_capacity(config.streams as usize);
     for index in 0..config.streams {
         tasks.push(tokio::spawn(open_stream(

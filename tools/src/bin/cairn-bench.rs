@@ -13,6 +13,9 @@
 //!                   [--prefix-mode shared|distinct|key] [--json]
 //! cairn-bench watch-memory  --endpoints URL --pid PID --watchers 1000 --streams 10 [--json]
 //! cairn-bench compare-watch --cairn-bin PATH --etcd-bin etcd [--watchers 1000] [--json]
+//! cairn-bench mixed --endpoints URL --duration-s 60 --clients 100 [--conns 10]
+//!                   [--mix put=45,range=45,lease=10] [--watchers 1000 --watch-streams 10]
+//!                   [--max-p9999-ms 100] [--json]
 //! ```
 //!
 //! `compare-cluster` starts a 3-member cluster of each server in turn and spreads the
@@ -26,16 +29,22 @@
 //! and spreads the puts over them (one event per put); `--prefix-mode key` gives watcher
 //! `w` the single key `/registry/pods/ns{w}/pod` (no prefix) and spreads the puts over
 //! those keys (one event per put, single-key watchers).
+//!
+//! `mixed` runs puts, linearizable ranges and lease RPCs (grant, attached put, one
+//! keep-alive, revoke) by weight for `--duration-s` while the watchers drain events,
+//! prints a progress line to stderr every 10 s, and reports count, errors and
+//! p50/p99/p99.9/p99.99/max per RPC type plus put→event latency. It exits non-zero if
+//! any request failed, a watch event is missing, or a p99.99 exceeds `--max-p9999-ms`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tools::{
-    parse_clients_list, render_cluster_markdown, render_markdown, render_watch_markdown,
-    run_compare, run_compare_cluster, run_compare_watch, run_failover, run_load, run_watch_latency,
-    run_watch_memory, CompareConfig, FailoverConfig, LoadConfig, PrefixMode, Target, WatchConfig,
-    Workload, CLIENTS_MAX,
+    default_conns, parse_clients_list, render_cluster_markdown, render_markdown,
+    render_watch_markdown, run_compare, run_compare_cluster, run_compare_watch, run_failover,
+    run_load, run_mixed, run_watch_latency, run_watch_memory, CompareConfig, FailoverConfig,
+    LoadConfig, Mix, MixedConfig, PrefixMode, Target, WatchConfig, Workload, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -113,6 +122,90 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Mixed load for a long latency run: puts, linearizable ranges and lease RPCs by
+    /// weight while watchers drain events; p50…p99.99 per RPC type and put→event.
+    Mixed(MixedArgs),
+}
+
+#[derive(Args, Debug)]
+struct MixedArgs {
+    /// Client URLs, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// Length of the load, s (the issue 9 acceptance run uses 1800).
+    #[arg(long, default_value_t = 60)]
+    duration_s: u64,
+    /// Concurrent clients, one request in flight each (1..=10000).
+    #[arg(long, default_value_t = 100)]
+    clients: u32,
+    /// gRPC connections shared by the clients (default: one per 10 clients).
+    #[arg(long)]
+    conns: Option<u32>,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    key_space: u64,
+    /// Value size in bytes (at least 16: each value starts with its send time).
+    #[arg(long, default_value_t = 256)]
+    val_size: u32,
+    /// Operation weights: put (Put), range (linearizable Range), lease (LeaseGrant,
+    /// Put with the lease, LeaseKeepAlive once, LeaseRevoke); left-out names weigh 0.
+    #[arg(long, default_value = "put=45,range=45,lease=10")]
+    mix: String,
+    /// Watchers held for the whole run (0: none).
+    #[arg(long, default_value_t = 1_000)]
+    watchers: u32,
+    /// gRPC watch streams holding them; watcher w is on stream w % streams.
+    #[arg(long, default_value_t = 10)]
+    watch_streams: u32,
+    /// distinct: watcher w watches namespace w and key i lies in namespace
+    /// i % watchers (one event per put); shared: everything in one namespace (each put
+    /// reaches every watcher).
+    #[arg(long, default_value = "distinct")]
+    prefix_mode: String,
+    /// Deadline of one request, ms; a late request counts as an error.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Fail if any RPC type's p99.99 latency exceeds this, ms.
+    #[arg(long)]
+    max_p9999_ms: Option<f64>,
+    /// Print one JSON object instead of the markdown report.
+    #[arg(long)]
+    json: bool,
+    /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Client certificate for mutual TLS, as etcdctl's.
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
+    /// Key of --cert, as etcdctl's.
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
+}
+
+impl MixedArgs {
+    fn config(&self) -> tools::Result<MixedConfig> {
+        let config = MixedConfig {
+            endpoints: self.endpoints.clone(),
+            clients: self.clients,
+            conns: self.conns.unwrap_or_else(|| default_conns(self.clients)),
+            duration_s: self.duration_s,
+            key_space: self.key_space,
+            val_size: self.val_size,
+            mix: Mix::parse(&self.mix)?,
+            watchers: self.watchers,
+            watch_streams: self.watch_streams,
+            prefix_mode: PrefixMode::parse(&self.prefix_mode)?,
+            request_timeout_ms: self.request_timeout_ms,
+            max_p9999_ms: self.max_p9999_ms,
+            tls: tools::ClientTls {
+                cacert: self.cacert.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -488,6 +581,20 @@ async fn compare_watch(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn mixed(args: &MixedArgs) -> tools::Result<ExitCode> {
+    let report = run_mixed(&args.config()?, |line| eprintln!("{line}")).await?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    Ok(if report.failures().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -531,6 +638,7 @@ fn main() -> ExitCode {
                 startup_timeout_ms,
                 json,
             } => compare_watch(cairn_bin, etcd_bin, watch, *startup_timeout_ms, *json).await,
+            Command::Mixed(args) => mixed(args).await,
         }
     });
     match outcome {
@@ -619,6 +727,70 @@ mod tests {
         assert_eq!(
             args.config().unwrap_err().to_string(),
             "invalid --kills: 0 is outside 1..=1000"
+        );
+    }
+
+    #[test]
+    fn mixed_flags_and_defaults() {
+        let cli = parse(&["mixed"]).unwrap();
+        let Command::Mixed(args) = cli.command else {
+            panic!("not mixed: {:?}", cli.command);
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.endpoints, vec!["http://127.0.0.1:2379".to_string()]);
+        assert_eq!(config.duration_s, 60);
+        assert_eq!(config.clients, 100);
+        assert_eq!(config.conns, 10);
+        assert_eq!(config.key_space, 10_000);
+        assert_eq!(config.mix, Mix::default());
+        assert_eq!(config.watchers, 1_000);
+        assert_eq!(config.watch_streams, 10);
+        assert_eq!(config.prefix_mode, PrefixMode::Distinct);
+        assert_eq!(config.max_p9999_ms, None);
+        let cli = parse(&[
+            "mixed",
+            "--duration-s",
+            "1800",
+            "--clients",
+            "25",
+            "--mix",
+            "put=1,lease=1",
+            "--max-p9999-ms",
+            "100",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Mixed(args) = cli.command else {
+            panic!("not mixed");
+        };
+        assert!(args.json);
+        let config = args.config().unwrap();
+        assert_eq!(config.duration_s, 1800);
+        assert_eq!(config.conns, 3);
+        assert_eq!(config.mix.weights, [1, 0, 1]);
+        assert_eq!(config.max_p9999_ms, Some(100.0));
+    }
+
+    #[test]
+    fn mixed_rejects_bad_flags() {
+        let config_error = |args: &[&str]| {
+            let cli = parse(args).unwrap();
+            let Command::Mixed(args) = cli.command else {
+                panic!("not mixed");
+            };
+            args.config().unwrap_err().to_string()
+        };
+        assert_eq!(
+            config_error(&["mixed", "--mix", "put=1,delete=1"]),
+            "invalid --mix: unknown operation \"delete\" (put, range, lease)"
+        );
+        assert_eq!(
+            config_error(&["mixed", "--clients", "5", "--conns", "6"]),
+            "invalid --conns: 6 is outside 1..=clients (5)"
+        );
+        assert_eq!(
+            config_error(&["mixed", "--max-p9999-ms", "0"]),
+            "invalid --max-p9999-ms: 0 is not above 0"
         );
     }
 }
