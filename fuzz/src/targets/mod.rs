@@ -13,7 +13,8 @@ mod framing;
 mod http1;
 mod raft;
 mod requests;
-mod store;
+mod reseal;
+pub(crate) mod store;
 mod wal;
 
 use crate::Target;
@@ -35,6 +36,8 @@ pub fn target(name: &str) -> Option<Box<dyn Target>> {
     })
 }
 
+pub(crate) use reseal::take_marker;
+
 /// A fresh scratch directory for one execution of a file target: under `/dev/shm` when
 /// it is writable (no disk I/O), else the system's temporary directory.
 pub(crate) fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
@@ -52,18 +55,23 @@ pub(crate) fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
 
 /// Mutates a [`crate::Bundle`] input: most often one file's bytes (with the byte
 /// mutator), else a truncation, an extension with zeros, a deletion, a duplicate under the
-/// next sequence number, or two files' contents swapped. A non-bundle input is mutated
-/// as bytes.
+/// next sequence number, or two files' contents swapped. Half of the children (and every
+/// child of a resealed parent) get their checksums recomputed ([`reseal`]). A non-bundle
+/// input is mutated as bytes.
 pub(crate) fn mutate_bundle(input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &mut crate::Mutator) {
     use rand::Rng;
     let Some(mut bundle) = crate::Bundle::decode(input) else {
         mutator.mutate(input, corpus);
         return;
     };
+    let marker = reseal::take_marker(&mut bundle);
     if bundle.files.is_empty() {
         return;
     }
-    let n = bundle.files.len();
+    if marker {
+        bundle.files.push((reseal::MARKER.to_string(), Vec::new()));
+    }
+    let n = bundle.files.len() - usize::from(marker);
     let i = mutator.rng().gen_range(0..n);
     match mutator.rng().gen_range(0..20) {
         0 => {
@@ -100,6 +108,10 @@ pub(crate) fn mutate_bundle(input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &m
                 .collect();
             mutator.mutate(&mut bundle.files[i].1, &donors);
         }
+    }
+    let resealed = bundle.files.iter().any(|(n, _)| n == reseal::MARKER);
+    if resealed || mutator.rng().gen::<bool>() {
+        reseal::reseal(&mut bundle);
     }
     *input = bundle.encode();
 }
