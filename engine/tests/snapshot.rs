@@ -145,6 +145,29 @@ fn damaged_or_cut_streams_are_refused() {
     assert!(receive(&dir, &trailing, 4096).is_err());
 }
 
+/// A value segment damaged behind a valid archive CRC (a faulty leader) is refused by
+/// `finish`, before `install` swaps the store for it: the swap would leave a store that
+/// does not open (found by `cairn-fuzz snapshot`).
+#[test]
+fn a_damaged_value_segment_is_refused_before_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, _, _) = source_store(&tmp.path().join("src"));
+    let (_, bytes) = archive(&source);
+    let name = b"values/0000000000000001.val";
+    let at = bytes
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("the first value segment in the archive");
+    let mut bad = bytes.clone();
+    // The segment's data starts after its name, preallocation and size; break its magic.
+    bad[at + name.len() + 16] ^= 0x01;
+    let crc_at = bad.len() - 4;
+    let crc = crc32fast::hash(&bad[..crc_at]);
+    bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    let err = receive(&tmp.path().join("received"), &bad, 4096).unwrap_err();
+    assert!(err.to_string().contains("bad magic"), "{err}");
+}
+
 #[test]
 fn file_names_outside_the_store_are_refused() {
     let tmp = tempfile::tempdir().unwrap();

@@ -75,12 +75,12 @@ macro_rules! target_tests {
     };
 }
 
-target_tests!(framing, http1, requests, raft, wal, store);
+target_tests!(framing, http1, requests, raft, wal, store, snapshot);
 
 #[test]
 fn every_target_is_tested() {
     assert_eq!(
         fuzz::TARGETS,
-        ["framing", "http1", "requests", "raft", "wal", "store"]
+        ["framing", "http1", "requests", "raft", "wal", "store", "snapshot"]
     );
 }

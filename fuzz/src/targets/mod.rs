@@ -8,19 +8,23 @@
 //! | `raft` | `raft::Message::decode` + `RawNode::step` (MessageInvalid) | peers |
 //! | `wal` | `engine::Wal::open` on mutated segment files | the disk |
 //! | `store` | `engine::Mvcc::open` on mutated checkpoints and value segments | the disk |
+//! | `snapshot` | `engine::SnapshotReceiver` + `Mvcc::install` on mutated archives | the leader |
 
 mod framing;
 mod http1;
 mod raft;
 mod requests;
 mod reseal;
+mod snapshot;
 pub(crate) mod store;
 mod wal;
 
 use crate::Target;
 
 /// Every target's name, in the order `cairn-fuzz all` runs them.
-pub const TARGETS: &[&str] = &["framing", "http1", "requests", "raft", "wal", "store"];
+pub const TARGETS: &[&str] = &[
+    "framing", "http1", "requests", "raft", "wal", "store", "snapshot",
+];
 
 /// The target called `name`; `None` for an unknown name. Targets that need a directory
 /// or an executor create them here.
@@ -32,6 +36,7 @@ pub fn target(name: &str) -> Option<Box<dyn Target>> {
         "raft" => Box::new(raft::RaftMessages),
         "wal" => Box::new(wal::WalFiles::new()),
         "store" => Box::new(store::StoreFiles::new()),
+        "snapshot" => Box::new(snapshot::Snapshot::new()),
         _ => return None,
     })
 }

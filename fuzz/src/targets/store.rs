@@ -18,7 +18,7 @@ use crate::{Bundle, Target, Verdict};
 /// Value segment size of the target: the smallest allowed, so values span segments.
 const SEGMENT_BYTES: u64 = 4096;
 /// Puts in the history.
-const HISTORY_PUTS: usize = 50;
+pub(crate) const HISTORY_PUTS: usize = 50;
 /// Historical revisions read after an open (bounded work).
 const REVISIONS_READ_MAX: i64 = 64;
 /// Checkpoint metas the history writes.
@@ -29,18 +29,18 @@ pub(crate) struct StoreFiles {
     written: HashSet<(Vec<u8>, Vec<u8>)>,
 }
 
-fn options() -> MvccOptions {
+pub(crate) fn options() -> MvccOptions {
     MvccOptions {
         segment_bytes: SEGMENT_BYTES,
         gc_live_percent: 50,
     }
 }
 
-fn key(i: usize) -> Vec<u8> {
+pub(crate) fn key(i: usize) -> Vec<u8> {
     format!("k{}", i % 8).into_bytes()
 }
 
-fn value(i: usize) -> Vec<u8> {
+pub(crate) fn value(i: usize) -> Vec<u8> {
     let len = if i == 13 { 5000 } else { (i * 53) % 900 };
     let mut v = format!("value-{i}-").into_bytes();
     v.resize(v.len() + len, b'a' + (i % 26) as u8);
@@ -48,7 +48,7 @@ fn value(i: usize) -> Vec<u8> {
 }
 
 /// Runs the history in `dir` up to stage 1 (first checkpoint) or 2 (everything).
-fn build(dir: &std::path::Path, stage: u8) -> engine::Result<()> {
+pub(crate) fn build(dir: &std::path::Path, stage: u8) -> engine::Result<()> {
     let mut m = Mvcc::open(dir, options())?;
     let put = |m: &mut Mvcc, i: usize| {
         let mut t = m.write();

@@ -1,0 +1,111 @@
+//! The snapshot archive a leader streams to a lagging follower
+//! (`engine::SnapshotReceiver`: archive framing, names, sizes, CRC, the checkpoint inside)
+//! and its installation (`Mvcc::install`, which opens the received store).
+//!
+//! Input: `split seed u8 | archive bytes`, pushed in chunks. Half of the mutated archives
+//! get their trailing CRC recomputed so that mutations reach the files inside.
+//! Properties: the receiver refuses a bad archive with an error; an archive it finishes
+//! installs (the received store opens) and every key it serves was written by the
+//! history the archive came from.
+
+use std::collections::HashSet;
+
+use engine::{Mvcc, MvccOptions, RangeOptions, SnapshotReceiver};
+use rand::Rng;
+
+use crate::{Target, Verdict};
+
+pub(crate) struct Snapshot {
+    /// Every (key, value) the history put.
+    written: HashSet<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Snapshot {
+    pub(crate) fn new() -> Snapshot {
+        Snapshot {
+            written: (0..super::store::HISTORY_PUTS)
+                .map(|i| (super::store::key(i), super::store::value(i)))
+                .collect(),
+        }
+    }
+}
+
+/// Scratch space for this target: on disk, not `/dev/shm`, because a mutated archive may
+/// ask the receiver to preallocate large files (up to the engine's 1 TiB bound).
+fn disk_scratch() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("cairn-fuzz-").tempdir()
+}
+
+fn reseal(archive: &mut [u8]) {
+    let len = archive.len();
+    if len >= 4 {
+        let crc = crc32fast::hash(&archive[..len - 4]);
+        archive[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+impl Target for Snapshot {
+    fn name(&self) -> &'static str {
+        "snapshot"
+    }
+
+    fn seeds(&mut self) -> Vec<Vec<u8>> {
+        [1u8, 2]
+            .iter()
+            .map(|&stage| {
+                let dir = super::scratch_dir().expect("a scratch directory");
+                super::store::build(dir.path(), stage).expect("the store history");
+                let m = Mvcc::open(dir.path(), super::store::options()).expect("the store");
+                let mut source = m.snapshot_source().expect("a snapshot source");
+                let mut input = vec![stage * 61];
+                while let Some(chunk) = source.next_chunk().expect("a chunk") {
+                    input.extend_from_slice(&chunk);
+                }
+                input
+            })
+            .collect()
+    }
+
+    fn mutate(&mut self, input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &mut crate::Mutator) {
+        mutator.mutate(input, corpus);
+        if mutator.rng().gen::<bool>() && input.len() > 1 {
+            reseal(&mut input[1..]);
+        }
+    }
+
+    fn execute(&mut self, input: &[u8]) -> Result<Verdict, String> {
+        let [split, archive @ ..] = input else {
+            return Ok(Verdict::Rejected);
+        };
+        let scratch = disk_scratch().map_err(|e| format!("scratch dir: {e}"))?;
+        let received = scratch.path().join("received");
+        let mut receiver =
+            SnapshotReceiver::create(&received).map_err(|e| format!("receiver: {e}"))?;
+        let chunk = 1 + usize::from(*split) * 97;
+        for part in archive.chunks(chunk) {
+            if receiver.push(part).is_err() {
+                return Ok(Verdict::Rejected);
+            }
+        }
+        if receiver.finish().is_err() {
+            return Ok(Verdict::Rejected);
+        }
+        let store = scratch.path().join("store");
+        let options = MvccOptions::default();
+        let mut m = Mvcc::open(&store, options).map_err(|e| format!("empty store: {e}"))?;
+        m.install(&received)
+            .map_err(|e| format!("a finished snapshot does not install: {e}"))?;
+        let r = m.reader();
+        if let Ok(all) = r.range(&[0], &[0], &RangeOptions::default()) {
+            for kv in &all.kvs {
+                if !self.written.contains(&(kv.key.to_vec(), kv.value.to_vec())) {
+                    return Err(format!(
+                        "installed snapshot serves a value never written for {:?}",
+                        String::from_utf8_lossy(&kv.key)
+                    ));
+                }
+            }
+        }
+        Ok(Verdict::Accepted)
+    }
+}
