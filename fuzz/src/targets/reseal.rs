@@ -19,7 +19,7 @@ fn put_u32(data: &mut [u8], at: usize, v: u32) {
     data[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-fn reseal_header(data: &mut [u8]) {
+pub(crate) fn reseal_header(data: &mut [u8]) {
     if data.len() >= 32 {
         let mut c = crc32fast::Hasher::new();
         c.update(&data[0..12]);
@@ -28,7 +28,7 @@ fn reseal_header(data: &mut [u8]) {
     }
 }
 
-fn reseal_records(data: &mut [u8]) {
+pub(crate) fn reseal_records(data: &mut [u8]) {
     let mut off = 32usize;
     while off + 8 <= data.len() {
         let length = u32::from_le_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
@@ -46,7 +46,7 @@ fn reseal_records(data: &mut [u8]) {
     }
 }
 
-fn reseal_checkpoint(data: &mut [u8]) {
+pub(crate) fn reseal_checkpoint(data: &mut [u8]) {
     let len = data.len();
     if len >= 28 {
         data[16..24].copy_from_slice(&((len - 28) as u64).to_le_bytes());

@@ -2,11 +2,13 @@
 //! (`engine::SnapshotReceiver`: archive framing, names, sizes, CRC, the checkpoint inside)
 //! and its installation (`Mvcc::install`, which opens the received store).
 //!
-//! Input: `split seed u8 | archive bytes`, pushed in chunks. Half of the mutated archives
-//! get their trailing CRC recomputed so that mutations reach the files inside.
-//! Properties: the receiver refuses a bad archive with an error; an archive it finishes
-//! installs (the received store opens) and every key it serves was written by the
-//! history the archive came from.
+//! Input: `flags-and-split u8 | archive bytes`, pushed in chunks of a size drawn from the
+//! low 7 bits. Half of the mutated archives get their trailing CRC recomputed so that
+//! mutations reach the files inside; half of those also get the checksums of the files
+//! inside recomputed (`super::reseal`), marked by the high bit. Properties: the receiver
+//! refuses a bad archive with an error; an archive it finishes installs (the received
+//! store opens) and, unless the files inside were resealed, every key it serves was
+//! written by the history the archive came from.
 
 use std::collections::HashSet;
 
@@ -36,11 +38,47 @@ fn disk_scratch() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("cairn-fuzz-").tempdir()
 }
 
+/// High bit of the first input byte: the files inside the archive were resealed.
+const RESEALED_INSIDE: u8 = 0x80;
+
+/// Recomputes the archive's trailing CRC.
 fn reseal(archive: &mut [u8]) {
     let len = archive.len();
     if len >= 4 {
         let crc = crc32fast::hash(&archive[..len - 4]);
         archive[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Recomputes the checksums of the files inside the archive (as far as its framing
+/// parses): `name_len u16 | name | allocate u64 | size u64 | bytes` after the 9-byte head.
+fn reseal_inside(archive: &mut [u8]) {
+    let mut at = 9;
+    while at + 2 <= archive.len() {
+        let name_len = u16::from_le_bytes([archive[at], archive[at + 1]]) as usize;
+        let data_at = at + 2 + name_len + 16;
+        if name_len == 0 || data_at > archive.len() {
+            return;
+        }
+        let name = archive[at + 2..at + 2 + name_len].to_vec();
+        let size = u64::from_le_bytes(archive[data_at - 8..data_at].try_into().expect("8"));
+        let Some(end) = usize::try_from(size)
+            .ok()
+            .and_then(|s| data_at.checked_add(s))
+        else {
+            return;
+        };
+        if end > archive.len() {
+            return;
+        }
+        let data = &mut archive[data_at..end];
+        if name.ends_with(b".ckpt") {
+            super::reseal::reseal_checkpoint(data);
+        } else if name.ends_with(b".val") {
+            super::reseal::reseal_header(data);
+            super::reseal::reseal_records(data);
+        }
+        at = end;
     }
 }
 
@@ -57,7 +95,7 @@ impl Target for Snapshot {
                 super::store::build(dir.path(), stage).expect("the store history");
                 let m = Mvcc::open(dir.path(), super::store::options()).expect("the store");
                 let mut source = m.snapshot_source().expect("a snapshot source");
-                let mut input = vec![stage * 61];
+                let mut input = vec![stage * 31];
                 while let Some(chunk) = source.next_chunk().expect("a chunk") {
                     input.extend_from_slice(&chunk);
                 }
@@ -68,7 +106,11 @@ impl Target for Snapshot {
 
     fn mutate(&mut self, input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &mut crate::Mutator) {
         mutator.mutate(input, corpus);
-        if mutator.rng().gen::<bool>() && input.len() > 1 {
+        if input.len() > 1 && mutator.rng().gen::<bool>() {
+            if mutator.rng().gen::<bool>() {
+                input[0] |= RESEALED_INSIDE;
+                reseal_inside(&mut input[1..]);
+            }
             reseal(&mut input[1..]);
         }
     }
@@ -81,7 +123,8 @@ impl Target for Snapshot {
         let received = scratch.path().join("received");
         let mut receiver =
             SnapshotReceiver::create(&received).map_err(|e| format!("receiver: {e}"))?;
-        let chunk = 1 + usize::from(*split) * 97;
+        let resealed_inside = split & RESEALED_INSIDE != 0;
+        let chunk = 1 + usize::from(split & !RESEALED_INSIDE) * 97;
         for part in archive.chunks(chunk) {
             if receiver.push(part).is_err() {
                 return Ok(Verdict::Rejected);
@@ -96,7 +139,8 @@ impl Target for Snapshot {
         m.install(&received)
             .map_err(|e| format!("a finished snapshot does not install: {e}"))?;
         let r = m.reader();
-        if let Ok(all) = r.range(&[0], &[0], &RangeOptions::default()) {
+        let all = r.range(&[0], &[0], &RangeOptions::default());
+        if let (Ok(all), false) = (all, resealed_inside) {
             for kv in &all.kvs {
                 if !self.written.contains(&(kv.key.to_vec(), kv.value.to_vec())) {
                     return Err(format!(
