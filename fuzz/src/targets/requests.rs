@@ -60,9 +60,9 @@ fn wrap(v: &Validated) -> Option<InternalRaftRequest> {
         Validated::Put(q) => r.put = Some(q.clone()),
         Validated::DeleteRange(q) => r.delete_range = Some(q.clone()),
         Validated::Txn(q) => r.txn = Some(q.clone()),
-        Validated::Compaction(q) => r.compaction = Some(q.clone()),
-        Validated::LeaseGrant(q) => r.lease_grant = Some(q.clone()),
-        Validated::LeaseRevoke(q) => r.lease_revoke = Some(q.clone()),
+        Validated::Compaction(q) => r.compaction = Some(*q),
+        Validated::LeaseGrant(q) => r.lease_grant = Some(*q),
+        Validated::LeaseRevoke(q) => r.lease_revoke = Some(*q),
         _ => return None,
     }
     Some(r)
