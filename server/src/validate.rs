@@ -341,3 +341,100 @@ pub fn stream_message(path: &str, body: Bytes) -> Result<(), Status> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use net::pb::etcdserverpb::request_op::Request;
+
+    const LIMITS: Limits = Limits { txn_ops_max: 128 };
+
+    fn put(key: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> Bytes {
+        let t = TxnRequest {
+            compare: vec![],
+            success,
+            failure,
+        };
+        Bytes::from(t.encode_to_vec())
+    }
+
+    #[test]
+    fn unary_requests_get_etcds_errors() {
+        let call = |path, body| unary_request(path, body, &LIMITS);
+        let empty_put = Bytes::from(PutRequest::default().encode_to_vec());
+        assert_eq!(
+            call("/etcdserverpb.KV/Put", empty_put),
+            Err(errors::empty_key())
+        );
+        let garbage = call("/etcdserverpb.KV/Range", Bytes::from_static(b"\x0a\xff"));
+        let status = garbage.unwrap_err();
+        assert_eq!(status.code, net::Code::Internal);
+        assert!(
+            status
+                .message
+                .starts_with("grpc: error unmarshalling request: "),
+            "{status:?}"
+        );
+        assert_eq!(
+            call(
+                "/etcdserverpb.KV/Txn",
+                txn(vec![put("a"), put("a")], vec![])
+            ),
+            Err(errors::duplicate_key())
+        );
+        // The same key put once in each branch of a nested Txn is allowed (checkIntervals).
+        let nested = RequestOp {
+            request: Some(Request::RequestTxn(TxnRequest {
+                compare: vec![],
+                success: vec![put("a")],
+                failure: vec![put("a")],
+            })),
+        };
+        assert!(call("/etcdserverpb.KV/Txn", txn(vec![nested], vec![])).is_ok());
+        let wide = txn((0..129).map(|i| put(&i.to_string())).collect(), vec![]);
+        assert_eq!(
+            call("/etcdserverpb.KV/Txn", wide),
+            Err(errors::too_many_ops())
+        );
+        let add = MemberAddRequest {
+            peer_ur_ls: vec!["http://b:2380".into(), "http://a:2380".into()],
+            is_learner: false,
+        };
+        assert_eq!(
+            call(
+                "/etcdserverpb.Cluster/MemberAdd",
+                Bytes::from(add.encode_to_vec())
+            ),
+            Ok(Validated::MemberAdd(
+                add.clone(),
+                vec!["http://a:2380".into(), "http://b:2380".into()]
+            ))
+        );
+        let unknown = call("/etcdserverpb.KV/Nope", Bytes::new()).unwrap_err();
+        assert_eq!(unknown.code, net::Code::Unimplemented);
+    }
+
+    #[test]
+    fn every_method_is_listed_and_known() {
+        for path in UNARY_METHODS {
+            let r = unary_request(path, Bytes::new(), &LIMITS);
+            assert_ne!(
+                r.as_ref().err().map(|s| s.code),
+                Some(net::Code::Unimplemented),
+                "{path}"
+            );
+        }
+        for path in STREAM_METHODS {
+            assert!(stream_message(path, Bytes::new()).is_ok(), "{path}");
+        }
+    }
+}
