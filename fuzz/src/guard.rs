@@ -19,7 +19,9 @@ static INPUT_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Milliseconds since [`EPOCH`] at which the running execution started; 0 = idle.
 static EXEC_STARTED_MS: AtomicU64 = AtomicU64::new(0);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
-static CRASH_PATH: OnceLock<CString> = OnceLock::new();
+/// The crash file's path (a leaked C string; replaced per target, read by the handler).
+static CRASH_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static WATCHDOG: std::sync::Once = std::sync::Once::new();
 
 fn now_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
@@ -41,25 +43,17 @@ pub(crate) fn leave() {
 
 /// Writes the running input to the crash file with async-signal-safe calls only.
 fn dump_input() {
-    let (Some(path), ptr, len) = (
-        CRASH_PATH.get(),
-        INPUT_PTR.load(Ordering::Acquire),
-        INPUT_LEN.load(Ordering::Acquire),
-    ) else {
-        return;
-    };
-    if ptr.is_null() {
+    let path = CRASH_PATH.load(Ordering::Acquire);
+    let ptr = INPUT_PTR.load(Ordering::Acquire);
+    let len = INPUT_LEN.load(Ordering::Acquire);
+    if path.is_null() || ptr.is_null() {
         return;
     }
-    // SAFETY: `path` is a valid C string that lives for the process; `ptr..ptr+len` is
+    // SAFETY: `path` is a valid C string leaked by `install` (never freed); `ptr..ptr+len` is
     // the input slice of the execution still running on the faulting (or hung) thread,
     // which has not returned, so the slice is alive.
     unsafe {
-        let fd = libc::open(
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-            0o644,
-        );
+        let fd = libc::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644);
         if fd >= 0 {
             libc::write(fd, ptr as *const libc::c_void, len);
             libc::close(fd);
@@ -89,7 +83,7 @@ pub fn install(artifacts: &std::path::Path, target: &str) -> std::io::Result<std
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("crash-{}.bin", std::process::id()));
     let c = CString::new(path.to_string_lossy().as_bytes()).map_err(std::io::Error::other)?;
-    let _ = CRASH_PATH.set(c);
+    CRASH_PATH.store(c.into_raw(), Ordering::Release);
     now_ms();
     for signal in [
         libc::SIGSEGV,
@@ -108,9 +102,14 @@ pub fn install(artifacts: &std::path::Path, target: &str) -> std::io::Result<std
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
-    std::thread::Builder::new()
-        .name("cairn-fuzz-watchdog".into())
-        .spawn(watchdog)?;
+    let mut spawned = Ok(());
+    WATCHDOG.call_once(|| {
+        spawned = std::thread::Builder::new()
+            .name("cairn-fuzz-watchdog".into())
+            .spawn(watchdog)
+            .map(drop);
+    });
+    spawned?;
     Ok(path)
 }
 
