@@ -32,10 +32,38 @@ impl Snapshot {
     }
 }
 
-/// Scratch space for this target: on disk, not `/dev/shm`, because a mutated archive may
-/// ask the receiver to preallocate large files (up to the engine's 1 TiB bound).
-fn disk_scratch() -> std::io::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("cairn-fuzz-").tempdir()
+/// Most bytes the files of one archive may ask to preallocate before the target feeds it
+/// to the receiver: 64 MiB. The receiver preallocates what the archive declares (up to
+/// the engine's 1 TiB per file) before the archive's CRC is checked; unbounded, a fuzz run
+/// fills the disk. Archives declaring more are counted as rejected without being fed.
+const ARCHIVE_ALLOCATE_BYTES_MAX: u64 = 64 << 20;
+
+/// The file entries of an archive, as far as its framing parses:
+/// `(name, allocate, data range)` after the 9-byte head.
+fn entries(archive: &[u8]) -> Vec<(Vec<u8>, u64, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut at = 9;
+    while at + 2 <= archive.len() {
+        let name_len = u16::from_le_bytes([archive[at], archive[at + 1]]) as usize;
+        let data_at = at + 2 + name_len + 16;
+        if name_len == 0 || data_at > archive.len() {
+            break;
+        }
+        let name = archive[at + 2..at + 2 + name_len].to_vec();
+        let field =
+            |from: usize| u64::from_le_bytes(archive[from..from + 8].try_into().expect("8"));
+        let (allocate, size) = (field(data_at - 16), field(data_at - 8));
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|s| data_at.checked_add(s))
+            .unwrap_or(usize::MAX);
+        out.push((name, allocate, data_at..end.min(archive.len())));
+        if end > archive.len() {
+            break;
+        }
+        at = end;
+    }
+    out
 }
 
 /// High bit of the first input byte: the files inside the archive were resealed.
@@ -50,35 +78,16 @@ fn reseal(archive: &mut [u8]) {
     }
 }
 
-/// Recomputes the checksums of the files inside the archive (as far as its framing
-/// parses): `name_len u16 | name | allocate u64 | size u64 | bytes` after the 9-byte head.
+/// Recomputes the checksums of the files inside the archive (as far as it parses).
 fn reseal_inside(archive: &mut [u8]) {
-    let mut at = 9;
-    while at + 2 <= archive.len() {
-        let name_len = u16::from_le_bytes([archive[at], archive[at + 1]]) as usize;
-        let data_at = at + 2 + name_len + 16;
-        if name_len == 0 || data_at > archive.len() {
-            return;
-        }
-        let name = archive[at + 2..at + 2 + name_len].to_vec();
-        let size = u64::from_le_bytes(archive[data_at - 8..data_at].try_into().expect("8"));
-        let Some(end) = usize::try_from(size)
-            .ok()
-            .and_then(|s| data_at.checked_add(s))
-        else {
-            return;
-        };
-        if end > archive.len() {
-            return;
-        }
-        let data = &mut archive[data_at..end];
+    for (name, _, range) in entries(archive) {
+        let data = &mut archive[range];
         if name.ends_with(b".ckpt") {
             super::reseal::reseal_checkpoint(data);
         } else if name.ends_with(b".val") {
             super::reseal::reseal_header(data);
             super::reseal::reseal_records(data);
         }
-        at = end;
     }
 }
 
@@ -119,7 +128,13 @@ impl Target for Snapshot {
         let [split, archive @ ..] = input else {
             return Ok(Verdict::Rejected);
         };
-        let scratch = disk_scratch().map_err(|e| format!("scratch dir: {e}"))?;
+        let declared: u64 = entries(archive)
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.1));
+        if declared > ARCHIVE_ALLOCATE_BYTES_MAX {
+            return Ok(Verdict::Rejected);
+        }
+        let scratch = super::scratch_dir().map_err(|e| format!("scratch dir: {e}"))?;
         let received = scratch.path().join("received");
         let mut receiver =
             SnapshotReceiver::create(&received).map_err(|e| format!("receiver: {e}"))?;

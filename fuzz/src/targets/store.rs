@@ -107,8 +107,12 @@ impl StoreFiles {
             revision,
             ..Default::default()
         };
-        if let Ok(r) = reader.range(&[0], &[0], &all(0)) {
-            self.check_kvs(r.kvs.iter())?;
+        // Reading the current revision may find a damaged value record (a corruption
+        // error), never a revision the store cannot serve.
+        match reader.range(&[0], &[0], &all(0)) {
+            Ok(r) => self.check_kvs(r.kvs.iter())?,
+            Err(engine::Error::Corruption { .. }) => {}
+            Err(e) => return Err(format!("reading the current revision failed: {e}")),
         }
         let current = reader.current_revision();
         let from = reader.compact_revision().max(current - REVISIONS_READ_MAX);
@@ -173,7 +177,11 @@ impl Target for StoreFiles {
             ));
         }
         let reads = self.check_reads(&m);
-        if !resealed {
+        if !resealed
+            || reads
+                .as_ref()
+                .is_err_and(|e| e.starts_with("reading the current"))
+        {
             reads?;
         }
         let mut t = m.write();
