@@ -145,6 +145,51 @@ fn damaged_or_cut_streams_are_refused() {
     assert!(receive(&dir, &trailing, 4096).is_err());
 }
 
+/// A value segment damaged behind a valid archive CRC (a faulty leader) is refused by
+/// `finish`, before `install` swaps the store for it: the swap would leave a store that
+/// does not open (found by `cairn-fuzz snapshot`).
+#[test]
+fn a_damaged_value_segment_is_refused_before_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, _, _) = source_store(&tmp.path().join("src"));
+    let (_, bytes) = archive(&source);
+    let name = b"values/0000000000000001.val";
+    let at = bytes
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("the first value segment in the archive");
+    let mut bad = bytes.clone();
+    // The segment's data starts after its name, preallocation and size; break its magic.
+    bad[at + name.len() + 16] ^= 0x01;
+    let crc_at = bad.len() - 4;
+    let crc = crc32fast::hash(&bad[..crc_at]);
+    bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    let err = receive(&tmp.path().join("received"), &bad, 4096).unwrap_err();
+    assert!(err.to_string().contains("bad magic"), "{err}");
+}
+
+/// A damaged preallocation size is caught by the CRC before anything is preallocated: a
+/// stream damaged in transit does not reserve disk (up to 1 TiB per file).
+#[test]
+fn a_damaged_preallocation_reserves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, _, _) = source_store(&tmp.path().join("src"));
+    let (_, bytes) = archive(&source);
+    let name = b"values/0000000000000001.val";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+    let allocate_at = at + name.len();
+    let mut bad = bytes.clone();
+    // Bit 30 of the preallocation: 1 GiB more than the segment asked for.
+    bad[allocate_at + 3] ^= 0x40;
+    let received = tmp.path().join("received");
+    let err = receive(&received, &bad, 4096).unwrap_err();
+    assert!(err.to_string().contains("crc"), "{err}");
+    let len = std::fs::metadata(received.join("values/0000000000000001.val"))
+        .unwrap()
+        .len();
+    assert!(len < 1 << 20, "the damaged stream preallocated {len} bytes");
+}
+
 #[test]
 fn file_names_outside_the_store_are_refused() {
     let tmp = tempfile::tempdir().unwrap();

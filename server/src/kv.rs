@@ -6,14 +6,12 @@
 //! `checkIntervals`). Used by the apply loop (writes, with a [`engine::WriteTxn`]) and by
 //! every core for serializable and read-only requests (with an [`engine::MvccReader`]).
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use engine::{KeyValue, MvccReader, RangeOptions, RangeResult, WriteTxn};
 use net::pb::etcdserverpb::{
     compare, range_request, request_op, response_op, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
-    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    ResponseOp, TxnRequest, TxnResponse,
 };
 use net::pb::mvccpb;
 use net::Status;
@@ -186,134 +184,9 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 
 // ---------------------------------------------------------------- validation (v3rpc/key.go)
 
-/// `checkRangeRequest`.
-pub fn check_range(r: &RangeRequest) -> Result<(), Status> {
-    if r.key.is_empty() {
-        return Err(errors::empty_key());
-    }
-    Ok(())
-}
-
-/// `checkPutRequest`.
-pub fn check_put(r: &PutRequest) -> Result<(), Status> {
-    if r.key.is_empty() {
-        return Err(errors::empty_key());
-    }
-    if r.ignore_value && !r.value.is_empty() {
-        return Err(errors::value_provided());
-    }
-    if r.ignore_lease && r.lease != 0 {
-        return Err(errors::lease_provided());
-    }
-    Ok(())
-}
-
-/// `checkDeleteRequest`.
-pub fn check_delete(r: &DeleteRangeRequest) -> Result<(), Status> {
-    if r.key.is_empty() {
-        return Err(errors::empty_key());
-    }
-    Ok(())
-}
-
-/// `checkTxnRequest` followed by `checkIntervals` on both branches.
-pub fn check_txn(r: &TxnRequest, txn_ops_max: usize) -> Result<(), Status> {
-    check_txn_ops(r, txn_ops_max)?;
-    check_intervals(&r.success)?;
-    check_intervals(&r.failure)?;
-    Ok(())
-}
-
-fn check_txn_ops(r: &TxnRequest, txn_ops_max: usize) -> Result<(), Status> {
-    let opc = r.compare.len().max(r.success.len()).max(r.failure.len());
-    if opc > txn_ops_max {
-        return Err(errors::too_many_ops());
-    }
-    if r.compare.iter().any(|c| c.key.is_empty()) {
-        return Err(errors::empty_key());
-    }
-    for op in r.success.iter().chain(r.failure.iter()) {
-        match &op.request {
-            Some(request_op::Request::RequestRange(q)) => check_range(q)?,
-            Some(request_op::Request::RequestPut(q)) => check_put(q)?,
-            Some(request_op::Request::RequestDeleteRange(q)) => check_delete(q)?,
-            Some(request_op::Request::RequestTxn(q)) => check_txn_ops(q, txn_ops_max - opc)?,
-            None => return Err(errors::key_not_found()),
-        }
-    }
-    Ok(())
-}
-
-/// Half-open key interval; `end == None` is a single key, an `end` of `"\0"` is unbounded.
-struct Interval {
-    begin: Bytes,
-    end: Option<Bytes>,
-}
-
-impl Interval {
-    fn contains(&self, key: &[u8]) -> bool {
-        match &self.end {
-            None => self.begin.as_ref() == key,
-            Some(end) if end.as_ref() == b"\0" => key >= self.begin.as_ref(),
-            Some(end) => key >= self.begin.as_ref() && key < end.as_ref(),
-        }
-    }
-}
-
-fn intersects(dels: &[Interval], key: &[u8]) -> bool {
-    dels.iter().any(|d| d.contains(key))
-}
-
-/// `checkIntervals`: no key is put twice, nor put and deleted, along any path of a Txn
-/// (a key may be put once in each branch of a nested Txn).
-fn check_intervals(reqs: &[RequestOp]) -> Result<(), Status> {
-    check_intervals_inner(reqs).map(|_| ())
-}
-
-fn check_intervals_inner(reqs: &[RequestOp]) -> Result<(HashSet<Bytes>, Vec<Interval>), Status> {
-    let mut dels: Vec<Interval> = reqs
-        .iter()
-        .filter_map(|op| match &op.request {
-            Some(request_op::Request::RequestDeleteRange(d)) => Some(Interval {
-                begin: d.key.clone(),
-                end: (!d.range_end.is_empty()).then(|| d.range_end.clone()),
-            }),
-            _ => None,
-        })
-        .collect();
-    let mut puts: HashSet<Bytes> = HashSet::new();
-    for op in reqs {
-        let Some(request_op::Request::RequestTxn(t)) = &op.request else {
-            continue;
-        };
-        let (puts_then, dels_then) = check_intervals_inner(&t.success)?;
-        let (puts_else, dels_else) = check_intervals_inner(&t.failure)?;
-        for k in &puts_then {
-            if puts.contains(k) || intersects(&dels, k) {
-                return Err(errors::duplicate_key());
-            }
-            puts.insert(k.clone());
-        }
-        for k in &puts_else {
-            if (puts.contains(k) && !puts_then.contains(k)) || intersects(&dels, k) {
-                return Err(errors::duplicate_key());
-            }
-            puts.insert(k.clone());
-        }
-        dels.extend(dels_then);
-        dels.extend(dels_else);
-    }
-    for op in reqs {
-        let Some(request_op::Request::RequestPut(p)) = &op.request else {
-            continue;
-        };
-        if puts.contains(&p.key) || intersects(&dels, &p.key) {
-            return Err(errors::duplicate_key());
-        }
-        puts.insert(p.key.clone());
-    }
-    Ok((puts, dels))
-}
+// The checks are pure functions of the request and live in the server's library target
+// (`server::validate`), where the fuzzer runs them too.
+pub use server::validate::{check_delete, check_put, check_range, check_txn};
 
 // ---------------------------------------------------------------- Range (apply.go)
 

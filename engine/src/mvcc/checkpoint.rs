@@ -64,7 +64,8 @@ pub(crate) struct Image {
 /// ```
 ///
 /// Written to `NNNN.ckpt.tmp`, fsynced, renamed, directory fsynced. Decoding checks
-/// the CRC first, then every count against the bytes left, then the key-index
+/// the CRC first, then `1 <= current_revision` and `0 <= compact_revision <=
+/// current_revision`, every count against the bytes left, then the key-index
 /// invariants (ascending revisions, tombstone-terminated closed generations).
 pub(crate) struct CheckpointCodec;
 
@@ -157,6 +158,18 @@ impl CheckpointCodec {
             compact_revision: r.i64().ok_or_else(short)?,
             ..Image::default()
         };
+        // An empty store is at revision 1 and compacts only below its current revision;
+        // a checkpoint saying otherwise would make every read fail as compacted (found by
+        // `cairn-fuzz store`).
+        if img.current_revision < 1 {
+            return Err(format!("current revision {} below 1", img.current_revision));
+        }
+        if !(0..=img.current_revision).contains(&img.compact_revision) {
+            return Err(format!(
+                "compact revision {} outside [0, current revision {}]",
+                img.compact_revision, img.current_revision
+            ));
+        }
         let meta_len = r.u32().ok_or_else(short)? as usize;
         img.meta = Bytes::copy_from_slice(r.bytes(meta_len).ok_or_else(short)?);
         let seg_count = r.u32().ok_or_else(short)?;
@@ -345,6 +358,22 @@ mod tests {
         let img = image();
         let enc = CheckpointCodec::encode(&img);
         assert_eq!(CheckpointCodec::decode(&enc).unwrap(), img);
+    }
+
+    /// Revisions no store can have are refused even behind a valid CRC.
+    #[test]
+    fn impossible_revisions_are_refused() {
+        for (current, compact) in [(4, 5), (4, -1), (0, 0), (-3, -4)] {
+            let img = Image {
+                current_revision: current,
+                compact_revision: compact,
+                ..image()
+            };
+            let (offset, reason) = CheckpointCodec::decode(&CheckpointCodec::encode(&img))
+                .expect_err("impossible revisions");
+            assert_eq!(offset, 24 + 24, "{reason}");
+            assert!(reason.contains("revision"), "{reason}");
+        }
     }
 
     #[test]

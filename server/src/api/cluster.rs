@@ -11,7 +11,6 @@ use net::pb::etcdserverpb::{
 use net::Status;
 
 use crate::cluster::{MemberChange, MemberChangeResult, MemberInfo, RaftRequest};
-use crate::errors;
 use crate::service::{await_reply, decode, encode, EtcdService};
 
 /// Every unary method of the Cluster service served here, by gRPC path, and MoveLeader.
@@ -127,38 +126,12 @@ fn pb_members(svc: &EtcdService, members: &[MemberInfo]) -> Vec<Member> {
         .collect()
 }
 
-/// Peer URLs as etcd's `types.NewURLs` accepts them (scheme http, https, unix or unixs; a
-/// `host:port`; no path; at least one), sorted; otherwise `etcdserver: given member URLs
-/// are invalid`.
-pub fn parse_peer_urls(raw: &[String]) -> Result<Vec<String>, Status> {
-    if raw.is_empty() {
-        return Err(errors::member_bad_urls());
-    }
-    let mut urls = Vec::with_capacity(raw.len());
-    for s in raw {
-        let u = url::Url::parse(s.trim()).map_err(|_| errors::member_bad_urls())?;
-        let scheme_ok = matches!(u.scheme(), "http" | "https" | "unix" | "unixs");
-        // `host:port` with the port written out, as Go's net.SplitHostPort demands
-        // (the url crate hides a port equal to the scheme's default).
-        let authority = s.trim().split_once("://").map_or("", |(_, rest)| rest);
-        let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
-        let port_written = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-        let host_port = u.host_str().is_some_and(|h| !h.is_empty()) && port_written;
-        let no_path = matches!(u.path(), "" | "/") && u.query().is_none();
-        if !scheme_ok || !host_port || !no_path {
-            return Err(errors::member_bad_urls());
-        }
-        urls.push(s.trim().to_string());
-    }
-    urls.sort();
-    Ok(urls)
-}
+pub use server::validate::parse_peer_urls;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors;
 
     #[test]
     fn peer_urls_as_etcd_accepts_them() {
