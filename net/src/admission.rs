@@ -73,11 +73,12 @@ pub(crate) fn admit(
     listener: Option<std::net::SocketAddr>,
 ) -> Option<ConnectionSlot> {
     let decision = ADMISSION.with(|admission| admission.borrow_mut().admit(connections_max));
+    let address = listener.map(|a| a.to_string()).unwrap_or_default();
     match decision {
         Decision::Admit { refused_before } => {
             if refused_before > 0 {
                 tracing::info!(
-                    address = ?listener,
+                    %address,
                     "connections-max" = connections_max as u64,
                     refused = refused_before,
                     "net: below the connection limit again, accepting new connections"
@@ -90,7 +91,7 @@ pub(crate) fn admit(
         Decision::Refuse { first_of_burst } => {
             if first_of_burst {
                 tracing::warn!(
-                    address = ?listener,
+                    %address,
                     "connections-max" = connections_max as u64,
                     "net: too many open connections on this core, closing new connections until some end"
                 );

@@ -9,11 +9,11 @@ mod common;
 #[path = "../../net/tests/common/raw_h2.rs"]
 mod raw_h2;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use common::{skip_unless_cairn, text, TestServer};
-use raw_h2::{RawH2, REFUSED_STREAM, RST_STREAM, SETTINGS_MAX_CONCURRENT_STREAMS};
+use raw_h2::{RawH2, PREFACE, REFUSED_STREAM, RST_STREAM, SETTINGS_MAX_CONCURRENT_STREAMS};
 
 /// Idle connections the service must survive (issue 9 acceptance).
 const IDLE_CONNECTIONS: usize = 10_000;
@@ -91,14 +91,77 @@ fn ten_thousand_idle_connections_do_not_stop_service() {
     put_and_get(&server, "idle", "after");
 
     // The server raised its soft limit to the hard one and capped connections per core.
+    let (open_file_limit, cap) = cap_line(&server);
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    assert_eq!(open_file_limit, hard);
+    assert!(cap as usize >= IDLE_CONNECTIONS / 2, "cap {cap}");
+}
+
+/// The server's start-up line about the cap: (open-file-limit, connections-per-core-max).
+fn cap_line(server: &TestServer) -> (u64, u64) {
     let log = server.log();
     let line = log
         .lines()
         .find(|l| l.contains("client connections per core are capped by the open-file limit"))
         .unwrap_or_else(|| panic!("no connection cap line in:\n{log}"));
     let line: serde_json::Value = serde_json::from_str(line).unwrap();
-    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
-    assert_eq!(line["open-file-limit"], hard);
-    let cap = line["connections-per-core-max"].as_u64().unwrap();
-    assert!(cap as usize >= IDLE_CONNECTIONS / 2, "cap {cap}");
+    (
+        line["open-file-limit"].as_u64().unwrap(),
+        line["connections-per-core-max"].as_u64().unwrap(),
+    )
+}
+
+/// Connects and sends the HTTP/2 preface; true when the server answers with a frame
+/// (served), false when it closes the connection unread (refused).
+fn admitted(addr: SocketAddr, held: &mut Vec<TcpStream>) -> bool {
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    // The write may fail when the server already closed the connection.
+    let _ = socket
+        .write_all(PREFACE)
+        .and_then(|()| socket.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]));
+    let mut head = [0u8; 9];
+    if socket.read_exact(&mut head).is_err() {
+        return false;
+    }
+    held.push(socket);
+    true
+}
+
+#[test]
+fn connections_beyond_the_per_core_cap_are_closed_and_logged_once_per_burst() {
+    if skip_unless_cairn("etcd has no connection cap") {
+        return;
+    }
+    // 512 descriptors kept for the server itself + 100 for client connections, one core.
+    let server = TestServer::builder()
+        .nofile_limit(612)
+        .args(&["--cores", "1"])
+        .start();
+    assert_eq!(cap_line(&server), (612, 100));
+    let addr = client_addr(&server);
+    let mut held = Vec::new();
+    while admitted(addr, &mut held) {
+        assert!(held.len() <= 100, "more than the cap were served");
+    }
+    // The start-up health probe's connection may not have been counted out yet.
+    assert!(held.len() >= 98, "only {} served", held.len());
+    for _ in 0..20 {
+        assert!(!admitted(addr, &mut held), "served beyond the cap");
+    }
+    let reached =
+        "net: too many open connections on this core, closing new connections until some end";
+    assert_eq!(server.log().matches(reached).count(), 1, "{}", server.log());
+
+    // Once connections end, new ones are served and the burst's end is logged once.
+    drop(held);
+    put_and_get(&server, "cap", "again");
+    let log = server.log();
+    let again: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("net: below the connection limit again, accepting new connections"))
+        .collect();
+    assert_eq!(again.len(), 1, "{log}");
+    let again: serde_json::Value = serde_json::from_str(again[0]).unwrap();
+    assert!(again["refused"].as_u64().unwrap() >= 21, "{again}");
+    assert_eq!(again["connections-max"], 100);
 }
