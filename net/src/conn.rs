@@ -28,6 +28,8 @@ pub const H2_STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
 pub const H2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 /// Largest HTTP/2 flow-control window, in bytes (RFC 9113 §6.9.1: 2^31 − 1).
 pub const H2_WINDOW_BYTES_MAX: u32 = (1 << 31) - 1;
+const _: () = assert!(H2_STREAM_WINDOW_BYTES <= H2_WINDOW_BYTES_MAX);
+const _: () = assert!(H2_CONNECTION_WINDOW_BYTES <= H2_WINDOW_BYTES_MAX);
 /// Largest request header list accepted, in bytes (grpc-go's default is 16 MiB; etcd tokens
 /// and metadata are small).
 pub const H2_HEADER_LIST_BYTES_MAX: u32 = 1024 * 1024;
@@ -116,7 +118,7 @@ impl Default for ServerLimits {
 pub fn stream_window_for_messages(max_message_bytes: usize) -> u32 {
     let message = max_message_bytes.saturating_add(crate::framing::MESSAGE_HEADER_BYTES);
     let message = u32::try_from(message).unwrap_or(u32::MAX);
-    message.max(H2_STREAM_WINDOW_BYTES).min(H2_WINDOW_BYTES_MAX)
+    message.clamp(H2_STREAM_WINDOW_BYTES, H2_WINDOW_BYTES_MAX)
 }
 
 /// The receive window of each HTTP/2 connection the server accepts, in bytes: room for every
