@@ -244,15 +244,19 @@ pub(crate) async fn serve_tcp<G: GrpcService, H: HttpHandler>(
     stream.set_nodelay(true)?;
     match tls {
         None => serve_stream(stream.compat(), peer, grpc, http, limits, shutdown).await,
+        // Boxed: a plaintext connection's future need not make room for TLS state.
         Some(tls) => {
-            let io = match tls.accept(stream.compat(), &shutdown).await {
-                Ok(io) => io,
-                Err(error) => {
-                    tracing::debug!(%error, ?peer, "net: TLS handshake failed");
-                    return Ok(());
-                }
-            };
-            serve_stream(io, peer, grpc, http, limits, shutdown).await
+            Box::pin(async move {
+                let io = match tls.accept(stream.compat(), &shutdown).await {
+                    Ok(io) => io,
+                    Err(error) => {
+                        tracing::debug!(%error, ?peer, "net: TLS handshake failed");
+                        return Ok(());
+                    }
+                };
+                serve_stream(io, peer, grpc, http, limits, shutdown).await
+            })
+            .await
         }
     }
 }
@@ -313,14 +317,17 @@ where
         filled += read;
     }
     head.truncate(filled);
+    // The protocols' futures are boxed once the protocol is known, so that a connection
+    // still waiting for its first bytes holds only this function's small state (the
+    // HTTP/2 one would otherwise be inline: ~10 KiB per idle connection).
     if &head[..] == H2_PREFACE {
         let io = Rewind {
             prefix: head.freeze(),
             inner: io,
         };
-        serve_h2(io, grpc, &limits, &shutdown, peer).await
+        Box::pin(serve_h2(io, grpc, &limits, &shutdown, peer)).await
     } else {
-        serve_http1(io, head, http, &limits, shutdown, peer).await
+        Box::pin(serve_http1(io, head, http, &limits, shutdown, peer)).await
     }
 }
 
