@@ -145,7 +145,7 @@ async fn race<T>(
 pub(crate) struct CallLimits {
     pub(crate) max_recv_message_bytes: usize,
     pub(crate) max_send_message_bytes: usize,
-    /// Each stream's receive window as announced (`conn::stream_window_bytes`).
+    /// Each stream's receive window as announced (`ServerLimits::stream_window_bytes`).
     pub(crate) stream_window_bytes: usize,
 }
 

@@ -40,6 +40,9 @@ pub struct Inbound {
     window_bytes: usize,
     /// Bytes taken from `body` whose credit has not been returned yet.
     unreleased_bytes: usize,
+    /// Bytes credited before their message was handed over (a message outgrew the window);
+    /// handing those messages over returns nothing more for them.
+    credited_ahead_bytes: usize,
     done: bool,
     observer: Option<Rc<dyn CallObserver>>,
 }
@@ -52,6 +55,7 @@ impl Inbound {
             decoder: MessageDecoder::new(max_message_bytes),
             window_bytes,
             unreleased_bytes: 0,
+            credited_ahead_bytes: 0,
             done: false,
             observer: None,
         }
@@ -96,6 +100,7 @@ impl Inbound {
             if self.unreleased_bytes >= self.window_bytes {
                 // The message waited for is larger than the window: without credit now
                 // the client could never send its rest.
+                self.credited_ahead_bytes += self.unreleased_bytes;
                 self.release(self.unreleased_bytes);
             } else {
                 // h2 announces returned credit only once it is a large enough part of the
@@ -121,7 +126,10 @@ impl Inbound {
     fn decoded(&mut self) -> Option<Result<Bytes, Status>> {
         match self.decoder.next_message() {
             Ok(Some(message)) => {
-                self.release(MESSAGE_HEADER_BYTES + message.len());
+                let framed = MESSAGE_HEADER_BYTES + message.len();
+                let ahead = framed.min(self.credited_ahead_bytes);
+                self.credited_ahead_bytes -= ahead;
+                self.release(framed - ahead);
                 Some(Ok(message))
             }
             Ok(None) => None,
@@ -129,10 +137,9 @@ impl Inbound {
         }
     }
 
-    /// Returns credit for up to `bytes` taken bytes (fewer when some were already returned
-    /// because a message outgrew the window).
+    /// Returns credit for `bytes` taken bytes (zero: lets h2 announce credit it holds back).
     fn release(&mut self, bytes: usize) {
-        let bytes = bytes.min(self.unreleased_bytes);
+        assert!(bytes <= self.unreleased_bytes, "credit for bytes not taken");
         self.unreleased_bytes -= bytes;
         // Refused only when the stream is already gone; the next read reports that.
         let _ = self.body.flow_control().release_capacity(bytes);
