@@ -23,8 +23,13 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Initial HTTP/2 flow-control window per stream, in bytes (grpc-go's BDP estimator grows
 /// to similar sizes; 64 KiB would cap a stream at one window per round trip).
 pub const H2_STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
-/// Initial HTTP/2 flow-control window per connection, in bytes.
+/// Initial HTTP/2 flow-control window per connection, in bytes (the dialer's; a server's
+/// connection window is [`connection_window_bytes`], at least this).
 pub const H2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest HTTP/2 flow-control window, in bytes (RFC 9113 §6.9.1: 2^31 − 1).
+pub const H2_WINDOW_BYTES_MAX: u32 = (1 << 31) - 1;
+const _: () = assert!(H2_STREAM_WINDOW_BYTES <= H2_WINDOW_BYTES_MAX);
+const _: () = assert!(H2_CONNECTION_WINDOW_BYTES <= H2_WINDOW_BYTES_MAX);
 /// Largest request header list accepted, in bytes (grpc-go's default is 16 MiB; etcd tokens
 /// and metadata are small).
 pub const H2_HEADER_LIST_BYTES_MAX: u32 = 1024 * 1024;
@@ -73,11 +78,23 @@ pub struct ServerLimits {
     /// How long a PING may go unanswered before the connection is closed (etcd
     /// `--grpc-keepalive-timeout`, grpc-go `keepalive.ServerParameters.Timeout`).
     pub keepalive_timeout: std::time::Duration,
+    /// Open client connections per core (executor thread), counted over every listener that
+    /// core serves with [`serve_with_tls`]; a connection accepted at the cap is closed at
+    /// once (see `admission.rs`). Default: no cap (`usize::MAX`); the server derives one from
+    /// `RLIMIT_NOFILE`. Peer listeners do not count.
+    pub connections_max: usize,
+    /// Receive window of each HTTP/2 stream, in bytes (SETTINGS_INITIAL_WINDOW_SIZE; at
+    /// most [`H2_WINDOW_BYTES_MAX`]). Request bytes are credited back to the client when
+    /// the handler takes their message ([`crate::Inbound`]), so a stream holds at most this
+    /// much that nobody consumed; a message larger than the window is credited as it
+    /// arrives once the window is full. Default [`H2_STREAM_WINDOW_BYTES`]; the client port
+    /// uses [`stream_window_for_messages`] so that every request fits.
+    pub stream_window_bytes: u32,
 }
 
 impl Default for ServerLimits {
     /// etcd's defaults: 1.5 MiB requests + 512 KiB overhead, `MaxInt32` responses,
-    /// unlimited streams; HTTP/1.1 bodies up to the same 2 MiB.
+    /// unlimited streams; HTTP/1.1 bodies up to the same 2 MiB; no connection cap.
     fn default() -> ServerLimits {
         ServerLimits {
             max_recv_message_bytes: 1536 * 1024 + 512 * 1024,
@@ -88,8 +105,38 @@ impl Default for ServerLimits {
             http1_request_timeout: std::time::Duration::from_millis(HTTP1_REQUEST_TIMEOUT_MS),
             keepalive_interval: std::time::Duration::from_millis(KEEPALIVE_INTERVAL_MS),
             keepalive_timeout: std::time::Duration::from_millis(KEEPALIVE_TIMEOUT_MS),
+            connections_max: usize::MAX,
+            stream_window_bytes: H2_STREAM_WINDOW_BYTES,
         }
     }
+}
+
+/// A stream receive window that holds one whole message of `max_message_bytes` with its
+/// 5-byte prefix, at least [`H2_STREAM_WINDOW_BYTES`], at most [`H2_WINDOW_BYTES_MAX`]: for
+/// [`ServerLimits::stream_window_bytes`], so that every request message is credited back
+/// only once the handler takes it.
+pub fn stream_window_for_messages(max_message_bytes: usize) -> u32 {
+    let message = max_message_bytes.saturating_add(crate::framing::MESSAGE_HEADER_BYTES);
+    let message = u32::try_from(message).unwrap_or(u32::MAX);
+    message.clamp(H2_STREAM_WINDOW_BYTES, H2_WINDOW_BYTES_MAX)
+}
+
+/// The receive window of each HTTP/2 connection the server accepts, in bytes: room for every
+/// stream's window at once (`max_concurrent_streams` × [`ServerLimits::stream_window_bytes`]), at least
+/// [`H2_CONNECTION_WINDOW_BYTES`], at most [`H2_WINDOW_BYTES_MAX`]. h2 returns connection and
+/// stream credit together; were the connection window smaller, streams each holding part of
+/// a message could use it up and wait for each other forever (grpc-go avoids this by
+/// crediting the connection on receipt). So what one connection can make the server hold is
+/// bounded by this window, i.e. by `--max-concurrent-streams`; only above 2 GiB (e.g. 1,000
+/// streams of 2 MiB messages) could streams of one connection wait for each other.
+pub fn connection_window_bytes(limits: &ServerLimits) -> u32 {
+    let all_streams = u64::from(limits.stream_window_bytes.min(H2_WINDOW_BYTES_MAX))
+        .saturating_mul(u64::from(limits.max_concurrent_streams.max(1)));
+    let window = all_streams.clamp(
+        u64::from(H2_CONNECTION_WINDOW_BYTES),
+        u64::from(H2_WINDOW_BYTES_MAX),
+    );
+    window as u32
 }
 
 /// Binds a TCP listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, so that every
@@ -110,7 +157,8 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
 /// The accept loop: serves each connection in its own local task. On `shutdown` it stops
 /// accepting, lets every connection drain (GOAWAY for HTTP/2), and returns once all have
 /// ended. Accept errors (e.g. too many open files) are logged and the loop goes on after a
-/// short pause; connection errors are logged at debug level. Plaintext only: see
+/// short pause; connection errors are logged at debug level. A connection accepted while
+/// the core has `limits.connections_max` open is closed at once. Plaintext only: see
 /// [`serve_with_tls`].
 pub async fn serve<G: GrpcService, H: HttpHandler>(
     listener: TcpListener,
@@ -135,6 +183,7 @@ pub async fn serve_with_tls<G: GrpcService, H: HttpHandler>(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let gate = glommio::sync::Gate::new();
+    let address = listener.local_addr().ok();
     loop {
         let accepted = {
             let accept = pin!(listener.accept());
@@ -153,6 +202,10 @@ pub async fn serve_with_tls<G: GrpcService, H: HttpHandler>(
                 continue;
             }
         };
+        let Some(slot) = crate::admission::admit(limits.connections_max, address) else {
+            drop(stream);
+            continue;
+        };
         let connection = serve_tcp(
             stream,
             tls.clone(),
@@ -162,6 +215,7 @@ pub async fn serve_with_tls<G: GrpcService, H: HttpHandler>(
             shutdown.clone(),
         );
         let spawned = gate.spawn(async move {
+            let _slot = slot;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "net: connection ended with an error");
             }
@@ -190,15 +244,19 @@ pub(crate) async fn serve_tcp<G: GrpcService, H: HttpHandler>(
     stream.set_nodelay(true)?;
     match tls {
         None => serve_stream(stream.compat(), peer, grpc, http, limits, shutdown).await,
+        // Boxed: a plaintext connection's future need not make room for TLS state.
         Some(tls) => {
-            let io = match tls.accept(stream.compat(), &shutdown).await {
-                Ok(io) => io,
-                Err(error) => {
-                    tracing::debug!(%error, ?peer, "net: TLS handshake failed");
-                    return Ok(());
-                }
-            };
-            serve_stream(io, peer, grpc, http, limits, shutdown).await
+            Box::pin(async move {
+                let io = match tls.accept(stream.compat(), &shutdown).await {
+                    Ok(io) => io,
+                    Err(error) => {
+                        tracing::debug!(%error, ?peer, "net: TLS handshake failed");
+                        return Ok(());
+                    }
+                };
+                serve_stream(io, peer, grpc, http, limits, shutdown).await
+            })
+            .await
         }
     }
 }
@@ -259,14 +317,17 @@ where
         filled += read;
     }
     head.truncate(filled);
+    // The protocols' futures are boxed once the protocol is known, so that a connection
+    // still waiting for its first bytes holds only this function's small state (the
+    // HTTP/2 one would otherwise be inline: ~10 KiB per idle connection).
     if &head[..] == H2_PREFACE {
         let io = Rewind {
             prefix: head.freeze(),
             inner: io,
         };
-        serve_h2(io, grpc, &limits, &shutdown, peer).await
+        Box::pin(serve_h2(io, grpc, &limits, &shutdown, peer)).await
     } else {
-        serve_http1(io, head, http, &limits, shutdown, peer).await
+        Box::pin(serve_http1(io, head, http, &limits, shutdown, peer)).await
     }
 }
 
@@ -278,10 +339,11 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &Shutdown,
     peer: Option<SocketAddr>,
 ) -> io::Result<()> {
+    let stream_window = limits.stream_window_bytes.min(H2_WINDOW_BYTES_MAX);
     let mut builder = h2::server::Builder::new();
     builder
-        .initial_window_size(H2_STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
+        .initial_window_size(stream_window)
+        .initial_connection_window_size(connection_window_bytes(limits))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(H2_HEADER_LIST_BYTES_MAX)
         .max_send_buffer_size(H2_SEND_BUFFER_BYTES);
@@ -292,6 +354,7 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
     let call_limits = CallLimits {
         max_recv_message_bytes: limits.max_recv_message_bytes,
         max_send_message_bytes: limits.max_send_message_bytes,
+        stream_window_bytes: stream_window as usize,
     };
     let ping_pong = connection
         .ping_pong()

@@ -20,11 +20,11 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{header, HeaderMap, Request, StatusCode};
 
-use crate::framing::{encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
+use crate::framing::{encode_message_header, MESSAGE_HEADER_BYTES};
 use crate::panic::catch_call_panic;
 use crate::status::{Code, Status};
 use crate::stream::{
-    next_message, response_head, send_trailers_only, trailers, CallState, Phase, COALESCE_BYTES_MAX,
+    response_head, send_trailers_only, trailers, CallState, Phase, COALESCE_BYTES_MAX,
 };
 use crate::timeout::parse_grpc_timeout;
 
@@ -146,6 +146,8 @@ async fn race<T>(
 pub(crate) struct CallLimits {
     pub(crate) max_recv_message_bytes: usize,
     pub(crate) max_send_message_bytes: usize,
+    /// Each stream's receive window as announced (`ServerLimits::stream_window_bytes`).
+    pub(crate) stream_window_bytes: usize,
 }
 
 /// A request rejected before dispatch: the HTTP status and gRPC status to answer with.
@@ -300,8 +302,12 @@ pub(crate) async fn serve_call<G: GrpcService>(
         }
         MethodKind::Streaming => {
             let state = Rc::new(RefCell::new(CallState::new(respond)));
-            let inbound =
-                Inbound::new(body, limits.max_recv_message_bytes).observed_by(observer.clone());
+            let inbound = Inbound::new(
+                body,
+                limits.max_recv_message_bytes,
+                limits.stream_window_bytes,
+            )
+            .observed_by(observer.clone());
             let outbound = Outbound::new(state.clone(), limits.max_send_message_bytes)
                 .observed_by(observer.clone());
             // Created inside the caught future: a panic building it is contained too.
@@ -336,18 +342,20 @@ pub(crate) async fn serve_call<G: GrpcService>(
 async fn unary_call<G: GrpcService>(
     grpc: Rc<G>,
     ctx: CallContext,
-    mut body: RecvStream,
+    body: RecvStream,
     limits: CallLimits,
     observer: Option<Rc<dyn CallObserver>>,
 ) -> Result<Bytes, Status> {
-    let mut decoder = MessageDecoder::new(limits.max_recv_message_bytes);
-    let request = match next_message(&mut body, &mut decoder).await {
+    let mut inbound = Inbound::new(
+        body,
+        limits.max_recv_message_bytes,
+        limits.stream_window_bytes,
+    )
+    .observed_by(observer);
+    let request = match inbound.next().await {
         Some(result) => result?,
         None => return Err(Status::new(Code::Unknown, "EOF")),
     };
-    if let Some(observer) = &observer {
-        observer.message_received(request.len());
-    }
     grpc.unary(ctx, request).await
 }
 

@@ -21,6 +21,7 @@
 //! grpc-go's, because etcd clients are grpc-go clients).
 #![deny(missing_docs)]
 
+mod admission;
 mod conn;
 mod error;
 mod framing;
@@ -37,7 +38,8 @@ mod timeout;
 pub mod tls;
 
 pub use conn::{
-    bind_reuseport, serve, serve_connection, serve_stream, serve_with_tls, ServerLimits,
+    bind_reuseport, connection_window_bytes, serve, serve_connection, serve_stream, serve_with_tls,
+    stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,
 };
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};

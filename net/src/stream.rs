@@ -22,19 +22,40 @@ use crate::status::{encode_grpc_message, Code, Status};
 /// larger ones are sent as prefix + the caller's buffer, without a copy.
 pub(crate) const COALESCE_BYTES_MAX: usize = 16 * 1024;
 
-/// The request messages of a streaming call.
+/// The request messages of a call.
+///
+/// Flow control: HTTP/2 credit for a message's bytes (prefix included) is returned to the
+/// client when the message is handed to the handler, not when the bytes arrive, so bytes
+/// the handler has not taken count against the stream's and the connection's receive
+/// windows: a client can make a stream hold at most its window (`window_bytes`) of request
+/// data that nobody consumed. The client port's stream windows hold one whole largest
+/// message ([`crate::stream_window_for_messages`]); where a message is larger than the
+/// window (peer Raft messages), the bytes of the message being waited for are credited as
+/// they arrive once the window is full, so the call cannot stall (grpc-go
+/// `inFlow.maybeAdjust` lets such a message in the same way).
 pub struct Inbound {
     body: RecvStream,
     decoder: MessageDecoder,
+    /// The stream's receive window, in bytes (what the server announced).
+    window_bytes: usize,
+    /// Bytes taken from `body` whose credit has not been returned yet.
+    unreleased_bytes: usize,
+    /// Bytes credited before their message was handed over (a message outgrew the window);
+    /// handing those messages over returns nothing more for them.
+    credited_ahead_bytes: usize,
     done: bool,
     observer: Option<Rc<dyn CallObserver>>,
 }
 
 impl Inbound {
-    pub(crate) fn new(body: RecvStream, max_message_bytes: usize) -> Inbound {
+    /// `window_bytes`: the stream's receive window as announced in SETTINGS.
+    pub(crate) fn new(body: RecvStream, max_message_bytes: usize, window_bytes: usize) -> Inbound {
         Inbound {
             body,
             decoder: MessageDecoder::new(max_message_bytes),
+            window_bytes,
+            unreleased_bytes: 0,
+            credited_ahead_bytes: 0,
             done: false,
             observer: None,
         }
@@ -56,17 +77,72 @@ impl Inbound {
     /// an error was returned). Errors: RESOURCE_EXHAUSTED "grpc: received message larger than
     /// max (N vs. M)", INTERNAL for a compressed message, CANCELLED "context canceled" when
     /// the client reset the stream, UNKNOWN "unexpected EOF" for a truncated message.
-    /// Flow-control window is returned to the client as bytes are taken.
+    /// Flow-control credit for the message is returned to the client as it is handed over
+    /// (see the type's docs).
     pub async fn next(&mut self) -> Option<Result<Bytes, Status>> {
         if self.done {
             return None;
         }
-        let result = next_message(&mut self.body, &mut self.decoder).await;
+        let result = self.next_message().await;
         if !matches!(result, Some(Ok(_))) {
             self.done = true;
         }
         self.observe(&result);
         result
+    }
+
+    /// Reads until one whole message is decoded; `None` at a clean end of stream.
+    async fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        loop {
+            if let Some(result) = self.decoded() {
+                return Some(result);
+            }
+            if self.unreleased_bytes >= self.window_bytes {
+                // The message waited for is larger than the window: without credit now
+                // the client could never send its rest.
+                self.credited_ahead_bytes += self.unreleased_bytes;
+                self.release(self.unreleased_bytes);
+            } else {
+                // h2 announces returned credit only once it is a large enough part of the
+                // window left, and checks only when credit is returned: credit returned
+                // earlier may still be unannounced although the client has run out.
+                // Returning nothing makes h2 check again against the window left now.
+                self.release(0);
+            }
+            match self.body.data().await {
+                Some(Ok(chunk)) => {
+                    self.unreleased_bytes += chunk.len();
+                    self.decoder.push(chunk);
+                }
+                Some(Err(error)) => return Some(Err(status_from_h2(&error))),
+                None if self.decoder.is_idle() => return None,
+                None => return Some(Err(Status::new(Code::Unknown, "unexpected EOF"))),
+            }
+        }
+    }
+
+    /// The next message already decoded from received bytes, its credit returned; `None`
+    /// when more bytes are needed.
+    fn decoded(&mut self) -> Option<Result<Bytes, Status>> {
+        match self.decoder.next_message() {
+            Ok(Some(message)) => {
+                let framed = MESSAGE_HEADER_BYTES + message.len();
+                let ahead = framed.min(self.credited_ahead_bytes);
+                self.credited_ahead_bytes -= ahead;
+                self.release(framed - ahead);
+                Some(Ok(message))
+            }
+            Ok(None) => None,
+            Err(status) => Some(Err(status)),
+        }
+    }
+
+    /// Returns credit for `bytes` taken bytes (zero: lets h2 announce credit it holds back).
+    fn release(&mut self, bytes: usize) {
+        assert!(bytes <= self.unreleased_bytes, "credit for bytes not taken");
+        self.unreleased_bytes -= bytes;
+        // Refused only when the stream is already gone; the next read reports that.
+        let _ = self.body.flow_control().release_capacity(bytes);
     }
 
     /// Changes the largest request message accepted from the next message on (the peer
@@ -82,18 +158,13 @@ impl Inbound {
         if self.done {
             return None;
         }
-        match self.decoder.next_message() {
-            Ok(Some(message)) => {
-                let result = Some(Ok(message));
-                self.observe(&result);
-                result
-            }
-            Ok(None) => None,
-            Err(status) => {
-                self.done = true;
-                Some(Err(status))
-            }
+        let result = self.decoded()?;
+        if result.is_err() {
+            self.done = true;
         }
+        let result = Some(result);
+        self.observe(&result);
+        result
     }
 }
 
@@ -103,7 +174,9 @@ impl std::fmt::Debug for Inbound {
     }
 }
 
-/// Reads until one whole message is decoded; `None` at a clean end of stream.
+/// Reads until one whole message is decoded; `None` at a clean end of stream. Credit is
+/// returned as bytes arrive: for clients reading a peer's single response, whose message may
+/// be larger than the window (servers read requests through [`Inbound`]).
 pub(crate) async fn next_message(
     body: &mut RecvStream,
     decoder: &mut MessageDecoder,

@@ -20,6 +20,7 @@ mod lock;
 mod logging;
 mod member;
 mod metrics;
+mod nofile;
 mod runtime;
 mod service;
 mod supervise;

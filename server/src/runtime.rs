@@ -88,7 +88,10 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         watch_progress_notify_interval: config.watch_progress_notify_interval,
         auto_compaction: config.auto_compaction,
     });
+    let connections_max = connections_per_core_max(config.cores);
     let limits = net::ServerLimits {
+        connections_max,
+        stream_window_bytes: net::stream_window_for_messages(config.max_recv_message_bytes),
         max_recv_message_bytes: config.max_recv_message_bytes,
         max_send_message_bytes: usize::MAX >> 1,
         max_concurrent_streams: config.max_concurrent_streams,
@@ -567,6 +570,23 @@ async fn serve_core(
             error!(core, "client listener failed: {e}");
         }
     }
+}
+
+/// Raises the open-file limit to the hard limit (as Go does) and derives the cap on client
+/// connections per core from it (`nofile.rs`); logs both.
+fn connections_per_core_max(cores: usize) -> usize {
+    let nofile = crate::nofile::raise_nofile_limit().or_else(|e| {
+        tracing::warn!(error = %e, "cannot raise the open-file limit (RLIMIT_NOFILE)");
+        crate::nofile::nofile_limit()
+    });
+    let nofile = nofile.unwrap_or(crate::nofile::NON_CLIENT_FDS);
+    let connections_max = crate::nofile::connections_per_core_max(nofile, cores);
+    info!(
+        "open-file-limit" = nofile,
+        "connections-per-core-max" = connections_max as u64,
+        "client connections per core are capped by the open-file limit"
+    );
+    connections_max
 }
 
 /// etcd `embed/serve.go`: once the member has published itself through Raft (etcd waits

@@ -1,6 +1,8 @@
 //! Shared test harness: a glommio server thread with a test service, and h2 client helpers.
 #![allow(dead_code)]
 
+pub mod raw_h2;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,7 @@ impl GrpcService for TestGrpc {
             | "/test.Echo/Download"
             | "/test.Echo/DownloadBatched"
             | "/test.Echo/Upload"
+            | "/test.Echo/Ack"
             | "/test.Echo/Hold"
             | "/test.Echo/PanicAfterOne" => Some(MethodKind::Streaming),
             _ => None,
@@ -131,6 +134,16 @@ impl GrpcService for TestGrpc {
                     outbound
                         .send(Bytes::from(total.to_be_bytes().to_vec()))
                         .await?;
+                    Ok(())
+                }
+                // Answers every request message with its length (u64 BE) as it takes it.
+                "/test.Echo/Ack" => {
+                    while let Some(message) = inbound.next().await {
+                        let len = message?.len() as u64;
+                        outbound
+                            .send(Bytes::from(len.to_be_bytes().to_vec()))
+                            .await?;
+                    }
                     Ok(())
                 }
                 // Sends nothing; ends with the error that ended the inbound side.

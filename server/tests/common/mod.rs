@@ -233,6 +233,7 @@ pub struct Builder {
     data_dir_pass: Pass,
     extra_args: Vec<String>,
     envs: Vec<(String, String)>,
+    nofile_limit: Option<u64>,
 }
 
 impl Default for Builder {
@@ -243,6 +244,7 @@ impl Default for Builder {
             data_dir_pass: Pass::Flag,
             extra_args: Vec::new(),
             envs: Vec::new(),
+            nofile_limit: None,
         }
     }
 }
@@ -270,6 +272,12 @@ impl Builder {
     /// Extra command-line arguments, appended after the standard ones.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Starts the server with this soft and hard `RLIMIT_NOFILE` (default: inherited).
+    pub fn nofile_limit(mut self, limit: u64) -> Self {
+        self.nofile_limit = Some(limit);
         self
     }
 
@@ -451,6 +459,14 @@ impl TestServer {
         }
         for (name, value) in &o.envs {
             command.env(name, value);
+        }
+        if let Some(limit) = o.nofile_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the hook only calls setrlimit(2), which is
+            // async-signal-safe, and allocates nothing.
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
         }
         let child = command
             .spawn()
