@@ -38,8 +38,8 @@ mod timeout;
 pub mod tls;
 
 pub use conn::{
-    bind_reuseport, connection_window_bytes, serve, serve_connection, serve_stream, serve_with_tls,
-    stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,
+    bind_reuseport, connection_window_bytes, ensure_port_free, serve, serve_connection,
+    serve_stream, serve_with_tls, stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,
 };
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};

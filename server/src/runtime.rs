@@ -61,6 +61,15 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     let metrics_level = crate::metrics::MetricsLevel::parse(&config.metrics)?;
     // Held until the process ends: no second process uses this data dir meanwhile.
     let (_data_dir_lock, member_initialized) = member::prepare_data_dir(&config.data_dir)?;
+    // Every core binds the client and metrics URLs with SO_REUSEPORT, which would share
+    // them with another server already there: refuse instead, as etcd does.
+    for ListenAddr { addr, .. } in config
+        .listen_client_addrs
+        .iter()
+        .chain(&config.listen_metrics_addrs)
+    {
+        net::ensure_port_free(*addr).map_err(|e| format!("listen tcp {addr}: {e}"))?;
+    }
     let (config_name, config_data_dir) = (config.name.clone(), config.data_dir.clone());
     log_start(&config, member_initialized);
     let tls = Arc::new(crate::tls::prepare(&config)?);

@@ -1,6 +1,6 @@
 //! etcd's start-up checks: the data dir is created 0700 and an existing one with looser
-//! permissions gets etcd's warning; a second process on a data dir in use exits with a
-//! clear error; `--experimental-initial-corrupt-check` passes on a healthy cluster and
+//! permissions gets etcd's warning; a second process on a data dir in use, or on a
+//! client URL in use, exits with a clear error; `--experimental-initial-corrupt-check` passes on a healthy cluster and
 //! stops a member whose data differs from its peers' with etcd's messages.
 
 mod common;
@@ -48,6 +48,48 @@ fn looser_data_dir_permissions_get_etcds_warning() {
     assert!(found, "no permission warning in:\n{log}");
     // The server still starts and keeps the permissions it was given.
     assert_eq!(mode(server.data_dir()), 0o755);
+}
+
+#[test]
+fn second_server_on_a_client_url_in_use_exits_with_an_error() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = format!("http://127.0.0.1:{}", server.client_port());
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let mut child = server
+        .target()
+        .command()
+        .args(["--name", "other", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("other={peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status = wait_until("the second server to exit", REFUSAL_TIMEOUT_MS, || {
+        child
+            .try_wait()
+            .expect("try_wait")
+            .ok_or_else(|| "still running".to_string())
+    });
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("address already in use"), "{stderr}");
+    // The first server is unharmed.
+    assert!(common::is_healthy(server.client_port()));
 }
 
 #[test]
