@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -56,40 +57,61 @@ fn second_server_on_a_client_url_in_use_exits_with_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let client = format!("http://127.0.0.1:{}", server.client_port());
     let peer = format!("http://127.0.0.1:{}", free_port());
-    let mut child = server
-        .target()
-        .command()
-        .args(["--name", "other", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("other={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    // Killed on the way out, so a server that wrongly started does not outlive the test.
+    let mut child = KillOnDrop(
+        server
+            .target()
+            .command()
+            .args(["--name", "other", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("other={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
     let status = wait_until("the second server to exit", REFUSAL_TIMEOUT_MS, || {
         child
+            .0
             .try_wait()
             .expect("try_wait")
             .ok_or_else(|| "still running".to_string())
     });
-    let output = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let stderr = stderr.to_lowercase();
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("address already in use"), "{stderr}");
     // The first server is unharmed.
     assert!(common::is_healthy(server.client_port()));
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
