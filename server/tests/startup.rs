@@ -8,7 +8,7 @@ mod common;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 
 use common::cluster::{wait_until, Cluster};
 use common::{free_port, Target, TestServer};
@@ -58,30 +58,13 @@ fn second_server_on_a_client_url_in_use_exits_with_an_error() {
     let client = format!("http://127.0.0.1:{}", server.client_port());
     let peer = format!("http://127.0.0.1:{}", free_port());
     // Killed on the way out, so a server that wrongly started does not outlive the test.
-    let mut child = KillOnDrop(
-        server
-            .target()
-            .command()
-            .args(["--name", "other", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("other={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
+    let mut child = KillOnDrop(lone_member(
+        server.target(),
+        "other",
+        &dir.path().join("data"),
+        &client,
+        &peer,
+    ));
     let status = wait_until("the second server to exit", REFUSAL_TIMEOUT_MS, || {
         child
             .0
@@ -104,6 +87,32 @@ fn second_server_on_a_client_url_in_use_exits_with_an_error() {
     assert!(common::is_healthy(server.client_port()));
 }
 
+/// A one-member server process `name` on `data_dir` with client URL `client` and peer URL
+/// `peer`, stderr piped (the refusal tests read it).
+fn lone_member(target: Target, name: &str, data_dir: &Path, client: &str, peer: &str) -> Child {
+    target
+        .command()
+        .args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+        ])
+        .args(["--initial-cluster", &format!("{name}={peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// A child process killed and reaped when dropped.
 struct KillOnDrop(std::process::Child);
 
@@ -123,26 +132,7 @@ fn second_process_on_a_data_dir_in_use_exits_with_an_error() {
     let client = format!("http://127.0.0.1:{}", free_port());
     let peer = format!("http://127.0.0.1:{}", free_port());
     let data_dir = server.data_dir().display().to_string();
-    let mut child = Target::Cairn
-        .command()
-        .args(["--name", "node1", "--data-dir", &data_dir])
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("node1={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = lone_member(Target::Cairn, "node1", server.data_dir(), &client, &peer);
     let status = wait_until("the second process to exit", REFUSAL_TIMEOUT_MS, || {
         child
             .try_wait()
