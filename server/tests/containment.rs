@@ -82,6 +82,17 @@ fn assert_stopped_with_status_1(server: &TestServer, status: ExitStatus) {
     );
 }
 
+/// The error line of a contained panic (`net::serve_call`).
+const CALL_PANICKED: &str = "gRPC call panicked; failing it with INTERNAL";
+
+/// A panic in `method` was logged with its method, and the server still runs; stops it.
+fn assert_contained(server: &mut TestServer, method: &str) {
+    let line = find_line(server, "error", CALL_PANICKED);
+    assert_eq!(line["method"], method);
+    assert!(server.is_running());
+    stop_cleanly(server);
+}
+
 #[test]
 fn a_panicking_unary_handler_fails_its_call_with_internal() {
     if !fail_points_built("a_panicking_unary_handler_fails_its_call_with_internal") {
@@ -106,11 +117,7 @@ fn a_panicking_unary_handler_fails_its_call_with_internal() {
         let status = grpc_status(c.get("k", None).await.expect_err("get panics again"));
         assert_eq!(status.code, INTERNAL);
     });
-    let line = find_line(
-        &server,
-        "error",
-        "gRPC call panicked; failing it with INTERNAL",
-    );
+    let line = find_line(&server, "error", CALL_PANICKED);
     assert_eq!(line["method"], "/etcdserverpb.KV/Range");
     assert_eq!(
         line["panic"],
@@ -178,14 +185,7 @@ fn a_panic_in_a_watch_stream_task_fails_that_stream_only() {
             .expect("a response");
         assert_eq!(seen.events()[0].kv().expect("kv").value(), b"2");
     });
-    let line = find_line(
-        &server,
-        "error",
-        "gRPC call panicked; failing it with INTERNAL",
-    );
-    assert_eq!(line["method"], "/etcdserverpb.Watch/Watch");
-    assert!(server.is_running());
-    stop_cleanly(&mut server);
+    assert_contained(&mut server, "/etcdserverpb.Watch/Watch");
 }
 
 #[test]
@@ -215,14 +215,7 @@ fn a_panic_in_a_lease_keep_alive_stream_fails_that_stream_only() {
         let resp = stream.message().await.expect("recv").expect("a response");
         assert_eq!((resp.id(), resp.ttl()), (42, 600));
     });
-    let line = find_line(
-        &server,
-        "error",
-        "gRPC call panicked; failing it with INTERNAL",
-    );
-    assert_eq!(line["method"], "/etcdserverpb.Lease/LeaseKeepAlive");
-    assert!(server.is_running());
-    stop_cleanly(&mut server);
+    assert_contained(&mut server, "/etcdserverpb.Lease/LeaseKeepAlive");
 }
 
 #[test]

@@ -517,31 +517,23 @@ impl TestServer {
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
     pub fn sigterm(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("server is not running");
+        let child = self.child.as_ref().expect("server is not running");
         let pid = i32::try_from(child.id()).expect("pid fits i32");
         // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
         let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
         assert_eq!(rc, 0, "kill(SIGTERM) failed");
-        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_TIMEOUT_MS);
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "server did not exit within {SHUTDOWN_TIMEOUT_MS} ms of SIGTERM; output:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_bounded("of SIGTERM")
     }
 
     /// Waits (bounded by [`SHUTDOWN_TIMEOUT_MS`]) for the server to exit on its own and
     /// returns its status; panics with its output if it is still running then.
     pub fn wait_exit(&mut self) -> ExitStatus {
+        self.wait_bounded("on its own")
+    }
+
+    /// Reaps the child within [`SHUTDOWN_TIMEOUT_MS`]; past that kills it and panics with
+    /// its output (`why`: what the exit was waiting for, for the message).
+    fn wait_bounded(&mut self, why: &str) -> ExitStatus {
         let mut child = self.child.take().expect("server is not running");
         let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_TIMEOUT_MS);
         loop {
@@ -552,7 +544,7 @@ impl TestServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "server did not exit on its own within {SHUTDOWN_TIMEOUT_MS} ms; output:\n{}",
+                    "server did not exit within {SHUTDOWN_TIMEOUT_MS} ms {why}; output:\n{}",
                     self.log()
                 );
             }
