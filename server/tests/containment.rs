@@ -82,6 +82,12 @@ fn assert_stopped_with_status_1(server: &TestServer, status: ExitStatus) {
     );
 }
 
+/// The value of the first event of the next response on `stream`.
+async fn first_value(stream: &mut etcd_client::WatchStream) -> Vec<u8> {
+    let seen = stream.message().await.expect("event").expect("a response");
+    seen.events()[0].kv().expect("kv").value().to_vec()
+}
+
 /// The error line of a contained panic (`net::serve_call`).
 const CALL_PANICKED: &str = "gRPC call panicked; failing it with INTERNAL";
 
@@ -166,24 +172,9 @@ fn a_panic_in_a_watch_stream_task_fails_that_stream_only() {
         // The other stream and new ones are served.
         let (_new, mut new_stream) = c.watch("a", None).await.expect("watch after the panic");
         c.put("a", "2", None).await.expect("put a again");
-        let seen = other_stream
-            .message()
-            .await
-            .expect("event")
-            .expect("a response");
-        assert_eq!(seen.events()[0].kv().expect("kv").value(), b"1");
-        let seen = other_stream
-            .message()
-            .await
-            .expect("event")
-            .expect("a response");
-        assert_eq!(seen.events()[0].kv().expect("kv").value(), b"2");
-        let seen = new_stream
-            .message()
-            .await
-            .expect("event")
-            .expect("a response");
-        assert_eq!(seen.events()[0].kv().expect("kv").value(), b"2");
+        assert_eq!(first_value(&mut other_stream).await, b"1");
+        assert_eq!(first_value(&mut other_stream).await, b"2");
+        assert_eq!(first_value(&mut new_stream).await, b"2");
     });
     assert_contained(&mut server, "/etcdserverpb.Watch/Watch");
 }
