@@ -171,6 +171,13 @@ struct MixedArgs {
     /// Print one JSON object instead of the markdown report.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// etcdctl's TLS flags, for the subcommands that take client URLs.
+#[derive(Args, Debug)]
+struct TlsArgs {
     /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
     #[arg(long)]
     cacert: Option<std::path::PathBuf>,
@@ -180,6 +187,16 @@ struct MixedArgs {
     /// Key of --cert, as etcdctl's.
     #[arg(long)]
     key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    fn client_tls(&self) -> tools::ClientTls {
+        tools::ClientTls {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 impl MixedArgs {
@@ -197,11 +214,7 @@ impl MixedArgs {
             prefix_mode: PrefixMode::parse(&self.prefix_mode)?,
             request_timeout_ms: self.request_timeout_ms,
             max_p9999_ms: self.max_p9999_ms,
-            tls: tools::ClientTls {
-                cacert: self.cacert.clone(),
-                cert: self.cert.clone(),
-                key: self.key.clone(),
-            },
+            tls: self.tls.client_tls(),
         };
         config.validate()?;
         Ok(config)
@@ -302,15 +315,8 @@ struct LoadArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
-    #[arg(long)]
-    cacert: Option<std::path::PathBuf>,
-    /// Client certificate for mutual TLS, as etcdctl's.
-    #[arg(long)]
-    cert: Option<std::path::PathBuf>,
-    /// Key of --cert, as etcdctl's.
-    #[arg(long)]
-    key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 impl LoadArgs {
@@ -327,11 +333,7 @@ impl LoadArgs {
             workload,
             request_timeout_ms: self.request_timeout_ms,
             duration_max_s: self.duration_max_s,
-            tls: tools::ClientTls {
-                cacert: self.cacert.clone(),
-                cert: self.cert.clone(),
-                key: self.key.clone(),
-            },
+            tls: self.tls.client_tls(),
         }
     }
 }
