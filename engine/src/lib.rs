@@ -16,8 +16,9 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use mvcc::{
-    received_applied_index, Event, EventType, KeyValue, Mvcc, MvccOptions, MvccReader,
-    RangeOptions, RangeResult, SnapshotReceiver, SnapshotSource, WriteTxn, SNAPSHOT_CHUNK_BYTES,
+    received_applied_index, CheckpointDone, CheckpointJob, CountChunk, Event, EventType, KeyValue,
+    KvRef, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult, ReadView, SnapshotReceiver,
+    SnapshotSource, WriteTxn, COMPACTION_STEP_REVISIONS, SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
 };
 pub use wal::{SyncHandle, Wal, WalOptions, WalRecord};
 
@@ -31,6 +32,9 @@ mod tests {
         send::<crate::Wal>();
         send::<crate::SyncHandle>();
         send::<crate::Mvcc>();
+        send::<crate::CheckpointJob>();
+        send::<crate::CheckpointDone>();
+        send::<crate::ReadView>();
         send_sync_clone::<crate::MvccReader>();
     }
 }

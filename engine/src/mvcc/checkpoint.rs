@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::key_index::{Generation, KeyIndex, Rev};
 use super::values::{ValueCodec, ValueSegment, VALUE_EXT};
-use crate::codec::{PutLe, Reader};
+use crate::codec::Reader;
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -73,7 +73,11 @@ impl CheckpointCodec {
     pub(crate) const MAGIC: [u8; 8] = *b"CAIRNCKP";
     pub(crate) const VERSION: u32 = 1;
 
+    /// The whole file for `img` at once; the server streams it instead
+    /// (`background.rs`), and a test checks both give the same bytes.
+    #[cfg(test)]
     pub(crate) fn encode(img: &Image) -> Vec<u8> {
+        use crate::codec::PutLe;
         let mut b = Vec::with_capacity(64 + img.meta.len() + img.locs.len() * 48);
         b.extend_from_slice(&Self::MAGIC);
         b.put_u32_le(Self::VERSION);

@@ -157,6 +157,38 @@ impl KeyIndex {
         self.all_revs().find(|r| *r > rev)
     }
 
+    /// The key's index as it was at revision `at`: revisions above it dropped, a
+    /// generation closed at or below `at` followed by the empty one, `modified` the last
+    /// revision kept. `None` when no retained revision is at or below `at`.
+    pub(crate) fn truncated(&self, at: i64) -> Option<KeyIndex> {
+        let last = self.generations.len() - 1;
+        let mut generations = Vec::new();
+        let mut closed = false;
+        for (i, g) in self.generations.iter().enumerate() {
+            if g.revs.is_empty() || g.revs[0].main > at {
+                break;
+            }
+            let n = g.revs.iter().rposition(|r| r.main <= at).map_or(0, |p| p + 1);
+            generations.push(Generation {
+                ver: g.ver - (g.revs.len() - n) as i64,
+                created: g.created,
+                revs: g.revs[..n].to_vec(),
+            });
+            closed = i != last && n == g.revs.len();
+            if !closed {
+                break;
+            }
+        }
+        let modified = *generations.last()?.revs.last()?;
+        if closed {
+            generations.push(Generation::default());
+        }
+        Some(KeyIndex {
+            modified,
+            generations,
+        })
+    }
+
     /// etcd keyIndex.compact: drops the history below `at_rev`, keeping the latest
     /// revision <= `at_rev` of the live generation unless it is a tombstone. Returns the
     /// revisions removed. The key index may become empty (then the caller drops it).
@@ -211,6 +243,35 @@ mod tests {
         ki.put(Rev::new(14, 1));
         ki.put(r(16));
         ki
+    }
+
+    /// `truncated(at)` equals the index of the same history replayed up to `at`.
+    #[test]
+    fn truncated_replays_the_history_up_to_the_revision() {
+        let ops = [
+            (r(2), false),
+            (r(4), false),
+            (r(6), true),
+            (r(8), false),
+            (r(10), false),
+            (r(12), true),
+            (r(14), false),
+            (Rev::new(14, 1), false),
+            (r(16), false),
+        ];
+        let full = example();
+        for at in 0..=17 {
+            let mut want = KeyIndex::default();
+            for (rev, tomb) in ops.iter().filter(|(rev, _)| rev.main <= at) {
+                if *tomb {
+                    assert!(want.tombstone(*rev));
+                } else {
+                    want.put(*rev);
+                }
+            }
+            let want = (!want.is_empty()).then_some(want);
+            assert_eq!(full.truncated(at), want, "at {at}");
+        }
     }
 
     #[test]

@@ -31,9 +31,15 @@
 mod checkpoint;
 mod key_index;
 mod mapped;
+mod read;
 mod snapshot;
 mod values;
+mod background;
+mod compaction;
 
+pub use self::read::{CountChunk, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
+pub use self::background::{CheckpointDone, CheckpointJob};
+pub use self::compaction::COMPACTION_STEP_REVISIONS;
 pub use self::snapshot::{
     received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
 };
@@ -47,7 +53,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use self::checkpoint::{load_checkpoint, CheckpointCodec, Image, Loc, SegmentTail, CHECKPOINT_EXT};
+use self::checkpoint::{load_checkpoint, Loc, CHECKPOINT_EXT};
 use self::key_index::{KeyIndex, Rev};
 use self::values::{ValueCodec, ValueRecord, ValueSegment, VALUE_EXT};
 use crate::error::{Error, Result};
@@ -321,194 +327,6 @@ impl State {
             prev_kv,
         })
     }
-
-    fn hash_record(&self, h: &mut crc32fast::Hasher, rev: Rev, entry: &RevEntry) -> Result<()> {
-        let seg = self.segments.get(&entry.loc.seg).ok_or_else(|| {
-            Error::corruption("", 0, format!("value segment {} missing", entry.loc.seg))
-        })?;
-        // Verify, then hash the raw record (it encodes every field of the revision).
-        seg.read(entry.loc.offset, entry.loc.bytes)?;
-        h.update(&rev.main.to_le_bytes());
-        h.update(&rev.sub.to_le_bytes());
-        h.update(seg.raw(entry.loc.offset, entry.loc.bytes)?);
-        Ok(())
-    }
-}
-
-/// A cheap, cloneable, thread-safe read handle on the store (`Clone + Send + Sync`).
-/// Sees every write txn that has ended, never a part of one in progress.
-#[derive(Clone)]
-pub struct MvccReader {
-    state: Arc<RwLock<State>>,
-    /// Preallocated bytes of the active value segment not yet written.
-    active_free: Arc<AtomicU64>,
-}
-
-impl MvccReader {
-    /// The store's current revision; 1 on an empty store, as etcd.
-    pub fn current_revision(&self) -> i64 {
-        self.state.read().current_revision
-    }
-
-    /// The last compaction revision; 0 when never compacted.
-    pub fn compact_revision(&self) -> i64 {
-        self.state.read().compact_revision
-    }
-
-    /// Range read (etcd storeTxnRead.Range). `range_end`: empty → the single `key`;
-    /// `b"\0"` → every key >= `key`; otherwise `[key, range_end)` (empty when
-    /// `range_end <= key`). Keys ascending. `options.revision` below the compact revision
-    /// → `Err(Compacted)`; above the current one → `Err(FutureRevision)`.
-    pub fn range(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        options: &RangeOptions,
-    ) -> Result<RangeResult> {
-        let st = self.state.read();
-        st.range(key, range_end, options, st.current_revision)
-    }
-
-    /// Events (puts and deletes) with main revision in `[from_revision, to_revision]`
-    /// (`to_revision` is capped at the current revision; `from_revision <= 0` means 1) on
-    /// keys in `[key, range_end)` (same forms as [`MvccReader::range`]), ordered by
-    /// (main, sub) revision.
-    ///
-    /// `prev_kv` (when `with_prev_kv`) is the key's previous retained revision in the
-    /// same generation, i.e. its state right before the event; `None` for a creating put.
-    /// `max_events` (0 = no limit) bounds the result by whole revisions: events are
-    /// added revision by revision and no revision is ever split, so the result can
-    /// exceed `max_events` by the events of its last revision.
-    ///
-    /// `from_revision < compact_revision` → `Err(Compacted)`, as etcd's watchable store
-    /// (`w.minRev < compactRev`); starting exactly at the compact revision is allowed.
-    pub fn events(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        from_revision: i64,
-        to_revision: i64,
-        with_prev_kv: bool,
-        max_events: usize,
-    ) -> Result<Vec<Event>> {
-        let st = self.state.read();
-        let from = from_revision.max(1);
-        if from < st.compact_revision {
-            return Err(Error::Compacted);
-        }
-        let to = to_revision.min(st.current_revision);
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        let mut last_main = 0;
-        for (rev, entry) in st.revs.range(Rev::new(from, 0)..Rev::new(to + 1, 0)) {
-            if !State::key_in_range(&entry.key, key, range_end) {
-                continue;
-            }
-            if rev.main != last_main && max_events != 0 && out.len() >= max_events {
-                break;
-            }
-            last_main = rev.main;
-            let ki = st.keys.get(&entry.key).ok_or_else(|| {
-                Error::corruption(
-                    "",
-                    0,
-                    format!("key of revision {rev:?} missing from the index"),
-                )
-            })?;
-            out.push(st.event(*rev, ki, &entry.key, with_prev_kv)?);
-        }
-        Ok(out)
-    }
-
-    /// etcd HashKV: crc32 (IEEE) over every retained revision with main revision in
-    /// `(compact_revision, revision]`, plus the revisions at or below the compact revision
-    /// that are still each key's visible state at `revision` (as etcd's `keep` set).
-    /// Each revision contributes (main, sub) and its encoded value record. `revision` 0 =
-    /// current. Returns `(hash, compact_revision, revision used)`.
-    /// `0 < revision <= compact_revision` → `Err(Compacted)`; above current →
-    /// `Err(FutureRevision)` (etcd kvstore.go HashByRev).
-    pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64)> {
-        let st = self.state.read();
-        if revision > 0 && revision <= st.compact_revision {
-            return Err(Error::Compacted);
-        }
-        if revision > st.current_revision {
-            return Err(Error::FutureRevision);
-        }
-        let rev = if revision <= 0 {
-            st.current_revision
-        } else {
-            revision
-        };
-        // etcd mvcc/kvstore.go HashByRev: CRC-32C over the bucket name "key", then for each
-        // revision in order its bbolt key (main BE | '_' | sub BE, + 't' for a tombstone)
-        // and its bbolt value (the marshaled mvccpb.KeyValue; a tombstone's holds only the key).
-        let mut h: u32 = crc32c::crc32c(b"key");
-        let mut buf = Vec::new();
-        for (r, entry) in st.revs.range(..Rev::new(rev + 1, 0)) {
-            if r.main <= st.compact_revision {
-                // Kept only if still the key's visible state at `rev`; a tombstone at
-                // or below the compact revision is never kept (it may linger while a
-                // compaction is in progress).
-                let ki = st.keys.get(&entry.key);
-                let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
-                if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
-                    continue;
-                }
-            }
-            let seg = st.segments.get(&entry.loc.seg).ok_or_else(|| {
-                Error::corruption("", 0, format!("value segment {} missing", entry.loc.seg))
-            })?;
-            let rec = seg.read(entry.loc.offset, entry.loc.bytes)?;
-            buf.clear();
-            buf.extend_from_slice(&r.main.to_be_bytes());
-            buf.push(b'_');
-            buf.extend_from_slice(&r.sub.to_be_bytes());
-            if rec.tombstone {
-                buf.push(b't');
-            }
-            h = crc32c::crc32c_append(h, &buf);
-            buf.clear();
-            encode_etcd_key_value(&mut buf, &rec, *r);
-            h = crc32c::crc32c_append(h, &buf);
-        }
-        Ok((h, st.compact_revision, rev))
-    }
-
-    /// crc32 of the whole current state: current and compact revisions and every
-    /// retained revision at or below the current revision.
-    pub fn hash(&self) -> u32 {
-        let st = self.state.read();
-        let mut h = crc32fast::Hasher::new();
-        h.update(&st.current_revision.to_le_bytes());
-        h.update(&st.compact_revision.to_le_bytes());
-        for (r, entry) in st.revs.range(..Rev::new(st.current_revision + 1, 0)) {
-            if let Err(e) = st.hash_record(&mut h, *r, entry) {
-                // A record that fails verification makes the hash differ from every
-                // healthy member's, which is what a hash check is for.
-                tracing::error!(error = %e, "hash over a corrupt value record");
-                h.update(b"corrupt");
-            }
-        }
-        h.finalize()
-    }
-
-    /// Bytes on disk: value segments (preallocated size, segments awaiting deletion
-    /// included) plus the newest checkpoint; etcd's dbSize analogue.
-    pub fn size_bytes(&self) -> u64 {
-        // Preallocated space not yet written does not count, as a growing bbolt file's would not.
-        let disk = self.state.read().disk_bytes;
-        disk.saturating_sub(self.active_free.load(Ordering::Relaxed))
-    }
-
-    /// Bytes of value records still retained plus the newest checkpoint; etcd's
-    /// dbSizeInUse analogue.
-    pub fn size_in_use_bytes(&self) -> u64 {
-        let st = self.state.read();
-        st.live_bytes.values().sum::<u64>() + st.checkpoint_bytes
-    }
 }
 
 /// The MVCC store. Single writer (the apply loop owns it); readers use
@@ -538,12 +356,19 @@ pub struct Mvcc {
     applied_index: u64,
     meta: Bytes,
     buf: Vec<u8>,
+    /// Revisions running reads pin (shared with every reader).
+    pins: Arc<read::Pins>,
+    /// The revision the key index is physically compacted at (<= the compact revision).
+    physical_compact: i64,
+    /// The physical part of a compaction still to do ([`Mvcc::maintain`]).
+    compaction: Option<compaction::CompactionWork>,
+    /// A compaction finished: sparse value segments are to be rewritten.
+    gc_due: bool,
+    /// A [`CheckpointJob`] was begun and not finished yet.
+    checkpoint_in_flight: bool,
 }
 
 impl Mvcc {
-    /// Keys compacted per hold of the write lock in [`Mvcc::compact`].
-    const COMPACT_KEYS_PER_LOCK_MAX: usize = 1024;
-
     /// Opens `dir` (created if missing): loads the newest valid checkpoint (falling back
     /// to an older one when the newest fails its CRC or references a broken segment;
     /// `Err(Corruption)` naming the newest file when none is valid) and discards every
@@ -641,6 +466,7 @@ impl Mvcc {
         };
         state.disk_bytes =
             state.segments.values().map(|s| s.capacity).sum::<u64>() + state.checkpoint_bytes;
+        let loaded_compact = state.compact_revision;
         Ok(Mvcc {
             dir: dir.to_path_buf(),
             values_dir,
@@ -658,6 +484,11 @@ impl Mvcc {
             applied_index,
             meta,
             buf: Vec::new(),
+            pins: Arc::default(),
+            physical_compact: loaded_compact,
+            compaction: None,
+            gc_due: false,
+            checkpoint_in_flight: false,
         })
     }
 
@@ -665,6 +496,7 @@ impl Mvcc {
     pub fn reader(&self) -> MvccReader {
         MvccReader {
             state: Arc::clone(&self.state),
+            pins: Arc::clone(&self.pins),
             active_free: Arc::clone(&self.active_free),
         }
     }
@@ -681,133 +513,10 @@ impl Mvcc {
         }
     }
 
-    /// etcd Compact: `revision <= compact_revision` → `Err(Compacted)`; `revision >
-    /// current` → `Err(FutureRevision)`. Drops the history below `revision`, keeping each
-    /// key's latest revision <= `revision` unless it is a tombstone. Costs O(revisions
-    /// written since the previous compaction), then rewrites sparse value segments (see
-    /// [`MvccOptions::gc_live_percent`]). Returns when done. Not durable until the next
-    /// checkpoint (the server replays its WAL, which holds the compaction request).
-    pub fn compact(&mut self, revision: i64) -> Result<()> {
-        let touched: Vec<Bytes> = {
-            let mut st = self.state.write();
-            if revision <= st.compact_revision {
-                return Err(Error::Compacted);
-            }
-            if revision > st.current_revision {
-                return Err(Error::FutureRevision);
-            }
-            let window = Rev::new(st.compact_revision + 1, 0)..Rev::new(revision + 1, 0);
-            let touched: BTreeSet<Bytes> =
-                st.revs.range(window).map(|(_, e)| e.key.clone()).collect();
-            // Published first: from here on, reads below `revision` fail with
-            // Compacted, so readers never see the partly compacted history below.
-            st.compact_revision = revision;
-            touched.into_iter().collect()
-        };
-        // Chunks keep the write lock short; results at revisions >= `revision` are the
-        // same before and after each key's compaction.
-        for chunk in touched.chunks(Self::COMPACT_KEYS_PER_LOCK_MAX) {
-            let mut st = self.state.write();
-            for key in chunk {
-                let Some(ki) = st.keys.get_mut(key) else {
-                    continue;
-                };
-                let removed = ki.compact(revision);
-                if ki.is_empty() {
-                    st.keys.remove(key);
-                }
-                for r in removed {
-                    if let Some(e) = st.revs.remove(&r) {
-                        if let Some(live) = st.live_bytes.get_mut(&e.loc.seg) {
-                            *live -= u64::from(e.loc.bytes);
-                        }
-                    }
-                }
-            }
-        }
-        self.collect_garbage()
-    }
-
-    /// Durable image of the KV state + `applied_index` + opaque `meta` (the server's
-    /// leases, members, ...). Syncs the value segments written since the previous
-    /// checkpoint, writes `NNNN.ckpt.tmp`, fsyncs, renames, fsyncs the directory; the
-    /// previous checkpoint is kept as a fallback, older ones are deleted. After `Ok`, a
-    /// restart loads this image without replaying the WAL up to `applied_index`.
-    pub fn checkpoint(&mut self, applied_index: u64, meta: &[u8]) -> Result<()> {
-        {
-            let st = self.state.read();
-            for seq in &self.unsynced {
-                if let Some(seg) = st.segments.get(seq) {
-                    seg.sync()?;
-                }
-            }
-        }
-        let meta = Bytes::copy_from_slice(meta);
-        let (encoded, checkpoint_tails) = {
-            let st = self.state.read();
-            let img = self.image(&st, applied_index, meta.clone());
-            let tails = img.segments.iter().map(|s| (s.seq, s.tail)).collect();
-            (CheckpointCodec::encode(&img), tails)
-        };
-        let seq = self.checkpoint_seq_max + 1;
-        let path = fsutil::seq_path(&self.dir, seq, CHECKPOINT_EXT);
-        write_durably(&path, &encoded)?;
-        self.unsynced.clear();
-        let previous = self.checkpoint_seq;
-        self.checkpoint_seq = seq;
-        self.checkpoint_tails = checkpoint_tails;
-        self.checkpoint_seq_max = seq;
-        self.applied_index = applied_index;
-        self.meta = meta;
-        for (old, old_path) in fsutil::list_seq_files(&self.dir, CHECKPOINT_EXT)? {
-            if old < previous {
-                std::fs::remove_file(&old_path).map_err(|e| Error::io(&old_path, e))?;
-            }
-        }
-        let mut freed = 0;
-        let mut keep = Vec::new();
-        for (seg, retired_at) in std::mem::take(&mut self.retired) {
-            if seq >= retired_at + 2 {
-                let p = fsutil::seq_path(&self.values_dir, seg, VALUE_EXT);
-                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-                freed += len;
-            } else {
-                keep.push((seg, retired_at));
-            }
-        }
-        self.retired = keep;
-        fsutil::sync_dir(&self.values_dir)?;
-        let mut st = self.state.write();
-        st.disk_bytes =
-            (st.disk_bytes + encoded.len() as u64).saturating_sub(freed + st.checkpoint_bytes);
-        st.checkpoint_bytes = encoded.len() as u64;
-        Ok(())
-    }
-
     /// `(applied_index, meta)` of the checkpoint loaded at open or last written;
     /// `(0, empty)` when none.
     pub fn checkpoint_state(&self) -> (u64, Bytes) {
         (self.applied_index, self.meta.clone())
-    }
-
-    fn image(&self, st: &State, applied_index: u64, meta: Bytes) -> Image {
-        Image {
-            applied_index,
-            current_revision: st.current_revision,
-            compact_revision: st.compact_revision,
-            meta,
-            segments: st
-                .segments
-                .keys()
-                .map(|seq| SegmentTail {
-                    seq: *seq,
-                    tail: self.tails[seq],
-                })
-                .collect(),
-            keys: st.keys.clone(),
-            locs: st.revs.iter().map(|(r, e)| (*r, e.loc)).collect(),
-        }
     }
 
     /// Appends one encoded record (in `self.buf` or `raw`) to the active segment,
@@ -853,79 +562,6 @@ impl Mvcc {
             .store(self.active.capacity - self.tail, Ordering::Relaxed);
         Ok(())
     }
-
-    /// Rewrites the live records of sparse closed segments into the active segment.
-    fn collect_garbage(&mut self) -> Result<()> {
-        if self.options.gc_live_percent == 0 {
-            return Ok(());
-        }
-        let pct = u64::from(self.options.gc_live_percent);
-        let candidates: Vec<u64> = {
-            let st = self.state.read();
-            st.live_bytes
-                .iter()
-                .filter(|(seq, live)| {
-                    let written = self.tails[*seq] - ValueCodec::HEADER_BYTES;
-                    **seq != self.active.seq && **live * 100 < written * pct
-                })
-                .map(|(seq, _)| *seq)
-                .collect()
-        };
-        for seq in candidates {
-            self.rewrite_segment(seq)?;
-        }
-        Ok(())
-    }
-
-    fn rewrite_segment(&mut self, seq: u64) -> Result<()> {
-        let (seg, entries) = {
-            let st = self.state.read();
-            let seg = Arc::clone(&st.segments[&seq]);
-            let entries: Vec<(Rev, Loc)> = st
-                .revs
-                .iter()
-                .filter(|(_, e)| e.loc.seg == seq)
-                .map(|(r, e)| (*r, e.loc))
-                .collect();
-            (seg, entries)
-        };
-        let mut moved = Vec::with_capacity(entries.len());
-        for (rev, loc) in entries {
-            seg.read(loc.offset, loc.bytes)?;
-            let raw = seg.raw(loc.offset, loc.bytes)?.to_vec();
-            let new_loc = self.append(&raw)?;
-            moved.push((rev, new_loc));
-        }
-        let mut st = self.state.write();
-        for (rev, loc) in moved {
-            if let Some(e) = st.revs.get_mut(&rev) {
-                e.loc = loc;
-            }
-            *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
-        }
-        st.segments.remove(&seq);
-        st.live_bytes.remove(&seq);
-        self.tails.remove(&seq);
-        self.unsynced.remove(&seq);
-        self.retired.push((seq, self.checkpoint_seq));
-        tracing::debug!(segment = seq, "value segment rewritten by gc");
-        Ok(())
-    }
-}
-
-/// temp file + fsync + rename + directory fsync.
-fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("ckpt.tmp");
-    fsutil::inject("checkpoint-write", &tmp)?;
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        fsutil::sync_dir(dir)?;
-    }
-    Ok(())
 }
 
 /// One write request (etcd storeTxnWrite): every write shares main revision

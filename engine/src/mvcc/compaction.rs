@@ -1,0 +1,226 @@
+//! Compaction in bounded steps, and value-segment garbage collection.
+//!
+//! etcd's Compact has a logical part (from now on reads below the revision fail with
+//! `ErrCompacted`) and a physical part (dropping the history), which etcd runs in the
+//! background in batches (`scheduleCompaction`). Cairn does the same: [`Mvcc::schedule_compaction`]
+//! publishes the compact revision at once, and [`Mvcc::maintain`] does the physical part
+//! [`COMPACTION_STEP_REVISIONS`] revisions at a time, each step under one short hold of
+//! the write lock, so the apply loop interleaves it with writes. The physical part never
+//! goes above the lowest revision a running read pinned (see `read.rs`): a long Range,
+//! watch catch-up, HashKV or checkpoint keeps seeing the history it started on.
+
+use std::collections::BTreeSet;
+
+use super::checkpoint::Loc;
+use super::key_index::Rev;
+use super::{Mvcc, VALUE_EXT};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// Revisions of the compacted window examined per [`Mvcc::maintain`] step (each step
+/// compacts the keys they belong to under one hold of the write lock).
+pub const COMPACTION_STEP_REVISIONS: usize = 1024;
+
+/// The physical part of a compaction still to do.
+#[derive(Debug, Clone)]
+pub(crate) struct CompactionWork {
+    /// The compact revision to reach.
+    target: i64,
+    /// The revision this pass compacts at: `target`, or lower while a read pins a lower
+    /// revision (a later pass finishes the job). `None` between passes.
+    pass: Option<i64>,
+    /// Next revision of the window `(physical, pass]` to examine.
+    cursor: Rev,
+}
+
+impl Mvcc {
+    /// etcd Compact, all of it: [`Mvcc::schedule_compaction`], then every step of the
+    /// physical part that no running read prevents, then garbage collection of sparse
+    /// value segments (see [`super::MvccOptions::gc_live_percent`]). Errors as
+    /// `schedule_compaction`, or `Io` when rewriting a segment fails.
+    pub fn compact(&mut self, revision: i64) -> Result<()> {
+        self.schedule_compaction(revision)?;
+        while self.maintain()? {}
+        Ok(())
+    }
+
+    /// The logical part of etcd's Compact: from now on reads below `revision` fail with
+    /// `Compacted`. `revision <= compact_revision` → `Err(Compacted)`; `revision >
+    /// current` → `Err(FutureRevision)`. The physical part (dropping the history below
+    /// `revision`, keeping each key's latest revision <= `revision` unless it is a
+    /// tombstone) is left to [`Mvcc::maintain`]. Not durable until the next checkpoint
+    /// (the server replays its WAL, which holds the compaction request).
+    pub fn schedule_compaction(&mut self, revision: i64) -> Result<()> {
+        let mut st = self.state.write();
+        if revision <= st.compact_revision {
+            return Err(Error::Compacted);
+        }
+        if revision > st.current_revision {
+            return Err(Error::FutureRevision);
+        }
+        st.compact_revision = revision;
+        self.compaction = Some(CompactionWork {
+            target: revision,
+            pass: None,
+            cursor: Rev::new(self.physical_compact + 1, 0),
+        });
+        Ok(())
+    }
+
+    /// Does one bounded step of deferred work: a step of a compaction's physical part,
+    /// or, once that is done and no checkpoint is being written, the value-segment
+    /// garbage collection it made due. Returns true when more work can be done now
+    /// (call again); false when there is none, or what is left waits for a read to end
+    /// or a checkpoint to finish. Errors: `Io` from rewriting a segment.
+    pub fn maintain(&mut self) -> Result<bool> {
+        if self.compaction.is_some() {
+            return Ok(self.compaction_step());
+        }
+        if self.gc_due && !self.checkpoint_in_flight {
+            self.gc_due = false;
+            self.collect_garbage()?;
+        }
+        Ok(false)
+    }
+
+    /// True while a compaction's physical part or a garbage collection is pending.
+    pub fn has_pending_work(&self) -> bool {
+        self.compaction.is_some() || self.gc_due
+    }
+
+    fn compaction_step(&mut self) -> bool {
+        let Some(mut work) = self.compaction.take() else {
+            return false;
+        };
+        let pass = match work.pass {
+            Some(pass) => pass,
+            None => {
+                let cap = self.pins.lowest().unwrap_or(i64::MAX);
+                let pass = work.target.min(cap);
+                if pass <= self.physical_compact {
+                    // A read pins the history; it ends, then the next call goes on.
+                    self.compaction = Some(work);
+                    return false;
+                }
+                work.pass = Some(pass);
+                work.cursor = Rev::new(self.physical_compact + 1, 0);
+                pass
+            }
+        };
+        let end = Rev::new(pass + 1, 0);
+        let mut st = self.state.write();
+        let mut touched = BTreeSet::new();
+        let mut next = end;
+        for (examined, (rev, entry)) in st.revs.range(work.cursor..end).enumerate() {
+            if examined == COMPACTION_STEP_REVISIONS {
+                next = *rev;
+                break;
+            }
+            touched.insert(entry.key.clone());
+        }
+        for key in touched {
+            let Some(ki) = st.keys.get_mut(&key) else {
+                continue;
+            };
+            let removed = ki.compact(pass);
+            if ki.is_empty() {
+                st.keys.remove(&key);
+            }
+            for r in removed {
+                if let Some(e) = st.revs.remove(&r) {
+                    if let Some(live) = st.live_bytes.get_mut(&e.loc.seg) {
+                        *live -= u64::from(e.loc.bytes);
+                    }
+                }
+            }
+        }
+        drop(st);
+        if next < end {
+            work.cursor = next;
+            self.compaction = Some(work);
+            return true;
+        }
+        self.physical_compact = pass;
+        if pass < work.target {
+            work.pass = None;
+            self.compaction = Some(work);
+            // More only once the pinning read ends.
+            return self.pins.lowest().is_none_or(|p| p > pass);
+        }
+        self.gc_due = self.options.gc_live_percent != 0;
+        self.gc_due && !self.checkpoint_in_flight
+    }
+
+    /// Rewrites the live records of sparse closed segments into the active segment.
+    fn collect_garbage(&mut self) -> Result<()> {
+        if self.options.gc_live_percent == 0 {
+            return Ok(());
+        }
+        let pct = u64::from(self.options.gc_live_percent);
+        let candidates: Vec<u64> = {
+            let st = self.state.read();
+            st.live_bytes
+                .iter()
+                .filter(|(seq, live)| {
+                    let written = self.tails[*seq] - super::ValueCodec::HEADER_BYTES;
+                    **seq != self.active.seq && **live * 100 < written * pct
+                })
+                .map(|(seq, _)| *seq)
+                .collect()
+        };
+        for seq in candidates {
+            self.rewrite_segment(seq)?;
+        }
+        Ok(())
+    }
+
+    fn rewrite_segment(&mut self, seq: u64) -> Result<()> {
+        let (seg, entries) = {
+            let st = self.state.read();
+            let seg = std::sync::Arc::clone(&st.segments[&seq]);
+            let entries: Vec<(Rev, Loc)> = st
+                .revs
+                .iter()
+                .filter(|(_, e)| e.loc.seg == seq)
+                .map(|(r, e)| (*r, e.loc))
+                .collect();
+            (seg, entries)
+        };
+        let mut moved = Vec::with_capacity(entries.len());
+        for (rev, loc) in entries {
+            seg.read(loc.offset, loc.bytes)?;
+            let raw = seg.raw(loc.offset, loc.bytes)?.to_vec();
+            let new_loc = self.append(&raw)?;
+            moved.push((rev, new_loc));
+        }
+        let mut st = self.state.write();
+        for (rev, loc) in moved {
+            if let Some(e) = st.revs.get_mut(&rev) {
+                e.loc = loc;
+            }
+            *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
+        }
+        st.segments.remove(&seq);
+        st.live_bytes.remove(&seq);
+        self.tails.remove(&seq);
+        self.unsynced.remove(&seq);
+        self.retired.push((seq, self.checkpoint_seq));
+        tracing::debug!(segment = seq, "value segment rewritten by gc");
+        Ok(())
+    }
+
+    /// Paths of retired segments that a checkpoint numbered `seq` makes deletable (no
+    /// checkpoint that could still be loaded references them), removed from the list.
+    pub(crate) fn take_deletable_segments(&mut self, seq: u64) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        self.retired.retain(|(seg, retired_at)| {
+            if seq >= retired_at + 2 {
+                out.push(fsutil::seq_path(&self.values_dir, *seg, VALUE_EXT));
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+}
