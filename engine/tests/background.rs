@@ -72,7 +72,9 @@ fn a_write_completes_while_a_long_range_is_held_open_mid_scan() {
     let mut after = Some(resume);
     while let Some(from) = after.take() {
         after = view
-            .read_chunk(b"", b"\0", Some(&from), false, |kv| seen.push(kv.to_owned_kv()))
+            .read_chunk(b"", b"\0", Some(&from), false, |kv| {
+                seen.push(kv.to_owned_kv())
+            })
             .unwrap();
     }
     assert_eq!(seen, before);
@@ -154,13 +156,19 @@ fn reopen_after_many_background_checkpoints_compactions_and_gc_cycles() {
                 t.delete_range(&key(k), &key(k + rng.gen_range(1..20)));
             } else {
                 let len = rng.gen_range(0..600);
-                t.put(&key(k), &vec![b'a' + (round % 26) as u8; len], rng.gen_range(0..3));
+                t.put(
+                    &key(k),
+                    &vec![b'a' + (round % 26) as u8; len],
+                    rng.gen_range(0..3),
+                );
             }
             t.end();
             while m.maintain().unwrap() {}
         }
         if !m.checkpoint_in_flight() {
-            let job = m.begin_checkpoint(applied, format!("meta{round}").as_bytes()).unwrap();
+            let job = m
+                .begin_checkpoint(applied, format!("meta{round}").as_bytes())
+                .unwrap();
             let tx = done_tx.clone();
             std::thread::spawn(move || tx.send(job.run()).unwrap());
         }
@@ -179,7 +187,10 @@ fn reopen_after_many_background_checkpoints_compactions_and_gc_cycles() {
     }
     while m.maintain().unwrap() {}
     m.checkpoint(applied, b"last").unwrap();
-    assert!(checkpoints > 5, "only {checkpoints} background checkpoints finished");
+    assert!(
+        checkpoints > 5,
+        "only {checkpoints} background checkpoints finished"
+    );
     let want = observe(&m.reader());
     drop(m);
     // GC ran: the first value segments were rewritten and deleted.

@@ -21,6 +21,7 @@ mod logging;
 mod member;
 mod metrics;
 mod nofile;
+mod range;
 mod runtime;
 mod service;
 mod supervise;

@@ -102,7 +102,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         connections_max,
         stream_window_bytes: net::stream_window_for_messages(config.max_recv_message_bytes),
         max_recv_message_bytes: config.max_recv_message_bytes,
-        max_send_message_bytes: usize::MAX >> 1,
+        max_send_message_bytes: crate::range::MAX_SEND_MESSAGE_BYTES,
         max_concurrent_streams: config.max_concurrent_streams,
         http1_max_body_bytes: config.max_recv_message_bytes,
         // grpc-go raises a server keepalive time under 1 s to 1 s (`internal/transport`).

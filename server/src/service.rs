@@ -183,6 +183,25 @@ impl EtcdService {
         Ok(resp)
     }
 
+    /// KV Range as the gRPC method answers it: encoded while scanned when etcd's result
+    /// is the index order (`range.rs`), otherwise as [`EtcdService::range`].
+    async fn range_encoded(&self, r: RangeRequest) -> Result<Bytes, Status> {
+        if !crate::range::streams(&r) {
+            return Ok(encode(&self.range(r).await?));
+        }
+        kv::check_range(&r)?;
+        if !r.serializable {
+            self.read_barrier().await?;
+        }
+        let view = self
+            .shared
+            .reader
+            .view(r.revision.max(0))
+            .map_err(|e| errors::from_engine(&e))?;
+        let header = self.shared.header(view.current_revision());
+        crate::range::encode_range(&view, &r, header, crate::range::MAX_SEND_MESSAGE_BYTES).await
+    }
+
     /// KV DeleteRange as the gRPC method serves it.
     pub(crate) async fn delete_range(
         &self,
@@ -232,7 +251,7 @@ impl EtcdService {
 
     async fn call(&self, path: &str, body: Bytes) -> Result<Bytes, Status> {
         match path {
-            "/etcdserverpb.KV/Range" => Ok(encode(&self.range(decode(body)?).await?)),
+            "/etcdserverpb.KV/Range" => self.range_encoded(decode(body)?).await,
             "/etcdserverpb.KV/Put" => {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;

@@ -127,7 +127,8 @@ impl Mvcc {
         self.applied_index = done.applied_index;
         self.meta = done.meta;
         let mut st = self.state.write();
-        st.disk_bytes = (st.disk_bytes + done.bytes).saturating_sub(done.freed + st.checkpoint_bytes);
+        st.disk_bytes =
+            (st.disk_bytes + done.bytes).saturating_sub(done.freed + st.checkpoint_bytes);
         st.checkpoint_bytes = done.bytes;
         Ok(())
     }

@@ -168,7 +168,11 @@ impl KeyIndex {
             if g.revs.is_empty() || g.revs[0].main > at {
                 break;
             }
-            let n = g.revs.iter().rposition(|r| r.main <= at).map_or(0, |p| p + 1);
+            let n = g
+                .revs
+                .iter()
+                .rposition(|r| r.main <= at)
+                .map_or(0, |p| p + 1);
             generations.push(Generation {
                 ver: g.ver - (g.revs.len() - n) as i64,
                 created: g.created,

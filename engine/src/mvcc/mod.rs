@@ -28,18 +28,18 @@
 //! An empty store is at revision 1 (etcd). `compact_revision` is 0 before the first
 //! compaction (etcd keeps -1 internally; both mean "nothing compacted").
 
+mod background;
 mod checkpoint;
+mod compaction;
 mod key_index;
 mod mapped;
 mod read;
 mod snapshot;
 mod values;
-mod background;
-mod compaction;
 
-pub use self::read::{CountChunk, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
 pub use self::background::{CheckpointDone, CheckpointJob};
 pub use self::compaction::COMPACTION_STEP_REVISIONS;
+pub use self::read::{CountChunk, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
 pub use self::snapshot::{
     received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
 };

@@ -242,7 +242,10 @@ impl ReadView {
             out.resume = Some(k.clone());
             if let Some(found) = ki.get(self.revision) {
                 out.keys += 1;
-                out.record_bytes += st.revs.get(&found.modified).map_or(0, |e| u64::from(e.loc.bytes));
+                out.record_bytes += st
+                    .revs
+                    .get(&found.modified)
+                    .map_or(0, |e| u64::from(e.loc.bytes));
             }
         }
         out.resume = None;
@@ -250,7 +253,12 @@ impl ReadView {
     }
 
     /// The whole range as [`MvccReader::range`] returns it, read chunk by chunk.
-    pub fn range(&self, key: &[u8], range_end: &[u8], options: &RangeOptions) -> Result<RangeResult> {
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> Result<RangeResult> {
         let mut result = RangeResult {
             kvs: Vec::new(),
             count: 0,
@@ -273,12 +281,13 @@ impl ReadView {
             let limit = options.limit;
             let kvs = &mut result.kvs;
             let count = &mut result.count;
-            let resume = self.read_chunk(key, range_end, after.as_deref(), options.keys_only, |kv| {
-                *count += 1;
-                if limit == 0 || kvs.len() < limit {
-                    kvs.push(kv.to_owned_kv());
-                }
-            })?;
+            let resume =
+                self.read_chunk(key, range_end, after.as_deref(), options.keys_only, |kv| {
+                    *count += 1;
+                    if limit == 0 || kvs.len() < limit {
+                        kvs.push(kv.to_owned_kv());
+                    }
+                })?;
             match resume {
                 Some(resume) => after = Some(resume),
                 None => return Ok(result),
@@ -338,7 +347,12 @@ impl MvccReader {
     /// `range_end <= key`). Keys ascending. `options.revision` below the compact revision
     /// → `Err(Compacted)`; above the current one → `Err(FutureRevision)`. Read in chunks
     /// through a [`ReadView`]: the writer never waits for the whole range.
-    pub fn range(&self, key: &[u8], range_end: &[u8], options: &RangeOptions) -> Result<RangeResult> {
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        options: &RangeOptions,
+    ) -> Result<RangeResult> {
         self.view(options.revision)?.range(key, range_end, options)
     }
 
@@ -373,7 +387,10 @@ impl MvccReader {
             }
             // Physical compaction stays at or below `from - 1`: every revision >= from
             // is kept while this scan runs.
-            (to_revision.min(st.current_revision), self.pins.pin(from - 1))
+            (
+                to_revision.min(st.current_revision),
+                self.pins.pin(from - 1),
+            )
         };
         let mut out = Vec::new();
         let mut cursor = Rev::new(from, 0);
@@ -455,8 +472,7 @@ impl MvccReader {
                     // or below the compact revision is never kept (it may linger while a
                     // compaction is in progress).
                     let ki = st.keys.get(&entry.key);
-                    let superseded =
-                        ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
+                    let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
                     if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
                         continue;
                     }

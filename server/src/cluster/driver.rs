@@ -27,9 +27,10 @@ use net::pb::etcdserverpb::{
 use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
 use net::Status;
 use prost::Message as _;
-use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage};
+use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole};
 use tracing::{debug, error, info, warn};
 
+mod checkpoint;
 mod reconfigure;
 mod snapshot;
 
@@ -40,7 +41,7 @@ use super::reconfig::MemberChange;
 use super::replies::{Delivery, Outbox, ProposalReply, ReadWaiter};
 use super::storage::{
     encode_entry, encode_u64s, Recovered, StateMeta, RECEIVED_SNAPSHOT_DIR, REC_ENTRY,
-    REC_HARD_STATE, REC_SNAPSHOT,
+    REC_HARD_STATE,
 };
 use crate::errors;
 use crate::kv::{self, WriteView};
@@ -244,6 +245,13 @@ impl RaftSettings {
     }
 }
 
+/// What ended the raft core's wait.
+enum Wake {
+    Request(Result<RaftRequest, flume::RecvError>),
+    Checkpoint(engine::Result<engine::CheckpointDone>),
+    Timer,
+}
+
 /// The raft core's state (lives on one executor).
 pub struct RaftCore {
     node: RawNode<MemStorage>,
@@ -280,6 +288,10 @@ pub struct RaftCore {
     inbox: flume::Sender<RaftRequest>,
     /// `member/`: where received snapshots wait to be installed.
     member_dir: std::path::PathBuf,
+    /// The checkpoint being written by a helper thread, if any.
+    checkpoint: Option<checkpoint::InFlight>,
+    /// The store has deferred work (compaction steps, GC) it can do now.
+    maintenance_due: bool,
 }
 
 /// Issues the WAL's fdatasyncs through io_uring (glommio), so the executor neither blocks
@@ -438,6 +450,8 @@ pub fn open(
         snapshot_reply: None,
         inbox,
         member_dir,
+        checkpoint: None,
+        maintenance_due: false,
     };
     core.membership_changed();
     Ok(core)
@@ -461,13 +475,37 @@ impl RaftCore {
         let mut next_tick = Instant::now() + tick;
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         while shutdown.is_none() {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            let first =
-                futures_lite::future::or(async { Some(requests.recv_async().await) }, async {
-                    glommio::timer::sleep(wait).await;
+            let wait = if self.maintenance_due {
+                // The store has a step of compaction or GC to do now: look for requests
+                // without waiting, then do it.
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            let woke = futures_lite::future::or(
+                async { Wake::Request(requests.recv_async().await) },
+                futures_lite::future::or(
+                    async {
+                        match &self.checkpoint {
+                            Some(flight) => Wake::Checkpoint(flight.result().await),
+                            None => std::future::pending().await,
+                        }
+                    },
+                    async {
+                        glommio::timer::sleep(wait).await;
+                        Wake::Timer
+                    },
+                ),
+            )
+            .await;
+            let first = match woke {
+                Wake::Request(request) => Some(request),
+                Wake::Checkpoint(done) => {
+                    self.checkpoint_finished(done);
                     None
-                })
-                .await;
+                }
+                Wake::Timer => None,
+            };
             let now = Instant::now();
             if now >= next_tick {
                 self.on_tick(now);
@@ -501,6 +539,7 @@ impl RaftCore {
             }
             self.process_ready().await;
             self.pending.flush_replies();
+            self.maintain_store();
             crate::metrics::get()
                 .proposals_pending
                 .set(self.pending.proposals_waiting() as f64);
@@ -1008,7 +1047,8 @@ impl RaftCore {
             return Ok(Applied::LeaseRevoke(resp));
         }
         if let Some(compaction) = &request.compaction {
-            return match self.mvcc.compact(compaction.revision) {
+            // The physical part runs in steps between later requests (`maintain_store`).
+            return match self.mvcc.schedule_compaction(compaction.revision) {
                 Ok(()) => Ok(Applied::Compaction(CompactionResponse {
                     header: Some(ResponseHeader {
                         revision: self.shared.reader.current_revision(),
@@ -1033,75 +1073,6 @@ impl RaftCore {
             lessor: self.lessor.encode(),
             membership: Some(self.membership.clone()),
         }
-    }
-
-    /// Every `--snapshot-count` applied entries: checkpoint MVCC, mark the WAL, drop old segments.
-    fn maybe_checkpoint(&mut self) {
-        if self.applied - self.last_checkpoint < self.settings.snapshot_count {
-            return;
-        }
-        self.checkpoint_now();
-    }
-
-    /// Checkpoints MVCC at the applied index, records it as Raft's snapshot, marks the WAL
-    /// and drops WAL segments and log entries older than `SNAPSHOT_CATCH_UP_ENTRIES`.
-    fn checkpoint_now(&mut self) {
-        let index = self.applied;
-        if index == self.last_checkpoint && self.mvcc.checkpoint_state().0 == index {
-            return;
-        }
-        let term = self
-            .node
-            .store()
-            .term(index)
-            .unwrap_or_else(|e| panic!("term of applied entry {index}: {e}"));
-        let started = Instant::now();
-        if let Err(e) = self.mvcc.checkpoint(index, &self.state_meta().encode()) {
-            // etcd's backend commit (bbolt) failing is fatal too.
-            fatal_storage("failed to commit tx", &e);
-        }
-        crate::metrics::get()
-            .backend_commit_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
-        // Followers behind the compacted log get this checkpoint as their snapshot.
-        let conf_state = raft::ConfState {
-            voters: self.membership.voters(),
-            learners: self.membership.learners(),
-        };
-        if let Err(e) = self
-            .node
-            .mut_store()
-            .create_snapshot(index, conf_state, Bytes::new())
-        {
-            warn!(index, "recording the Raft snapshot failed: {e}");
-        }
-        let hs = self.node.status().hard_state;
-        self.wal_append(REC_SNAPSHOT, index, &encode_u64s(&[index, term]));
-        self.wal_append(
-            REC_HARD_STATE,
-            0,
-            &encode_u64s(&[hs.term, hs.vote, hs.commit]),
-        );
-        let started = Instant::now();
-        if let Err(e) = self.wal.sync() {
-            fatal_storage("failed to save Raft snapshot", &e);
-        }
-        crate::metrics::get()
-            .wal_fsync_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
-        if keep_from > 0 {
-            match self.wal.purge(keep_from) {
-                Ok(n) => debug!(segments = n, "purged WAL segments"),
-                Err(e) => warn!("WAL purge failed: {e}"),
-            }
-            match self.node.mut_store().compact(keep_from) {
-                Ok(()) => info!("compact-index" = keep_from, "compacted Raft logs"),
-                Err(e) => warn!("log compaction at {keep_from} failed: {e}"),
-            }
-        }
-        self.last_checkpoint = index;
-        info!("snapshot-index" = index, term, "saved snapshot");
     }
 }
 

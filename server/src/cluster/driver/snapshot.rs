@@ -120,6 +120,8 @@ impl RaftCore {
         if let Err(e) = self.wal.sync() {
             crate::logging::fatal_storage("failed to save Raft snapshot", &e);
         }
+        // The store is swapped below: a checkpoint being written of the old one ends first.
+        self.wait_checkpoint();
         if let Err(e) = self.mvcc.install(&received) {
             // etcd: "failed to restore mvcc store" when the received backend cannot be opened.
             crate::logging::fatal_storage("failed to restore mvcc store", &e);
