@@ -178,7 +178,8 @@ pub async fn encode_range(
             yield_between_chunks().await;
         }
     }
-    if r.limit > 0 && count > r.limit as u64 {
+    // etcd sets `more` when it truncated the kvs: never for count_only.
+    if !r.count_only && r.limit > 0 && count > r.limit as u64 {
         encode_key(3, WireType::Varint, &mut buf);
         encode_varint(1, &mut buf);
     }
@@ -254,6 +255,13 @@ mod tests {
                 key: b"k".to_vec().into(),
                 range_end: b"l".to_vec().into(),
                 count_only: true,
+                ..Default::default()
+            },
+            RangeRequest {
+                key: b"k".to_vec().into(),
+                range_end: b"l".to_vec().into(),
+                count_only: true,
+                limit: 1,
                 ..Default::default()
             },
             RangeRequest {

@@ -8,21 +8,22 @@
 //! - Values (with the per-revision metadata: create_revision, version, lease, tombstone
 //!   flag) live in append-only value segments (`values/*.val`, format on
 //!   `values::ValueCodec`), written with pwrite and read through `memmap2`.
-//! - Durability comes from [`Mvcc::checkpoint`]: value segments are fdatasync'ed, then
-//!   the key index is written to a new checkpoint file. On open, the newest valid
-//!   checkpoint is loaded and every value byte written after it is discarded; the server
-//!   re-applies its WAL from `applied_index + 1`.
+//! - Durability comes from checkpoints ([`Mvcc::begin_checkpoint`], [`Mvcc::checkpoint`]):
+//!   value segments are fdatasync'ed, then the key index is written to a new checkpoint
+//!   file. On open, the newest valid checkpoint is loaded and every value byte written
+//!   after it is discarded; the server re-applies its WAL from `applied_index + 1`.
 //!
 //! # Concurrency choice
 //! One `parking_lot::RwLock` guards the index. The single writer (the apply loop, via
 //! [`WriteTxn`]) takes the write lock for a few microseconds per operation, after the
-//! value bytes were already written to the segment outside the lock. Readers take the
-//! read lock for the duration of one range. A write txn's index entries carry main
+//! value bytes were already written to the segment outside the lock. Readers never hold
+//! the read lock for more than one chunk of a scan ([`ReadView`], `read.rs`), so the
+//! writer never waits for a long read. A write txn's index entries carry main
 //! revision `current + 1`, which no reader can see until [`WriteTxn::end`] bumps the
 //! current revision under the write lock: that single increment publishes the whole txn
-//! atomically, exactly as etcd's `storeTxnWrite.End` does with `revMu`. This is the
-//! simplest correct scheme; a lock-free structure (skiplist or RCU snapshots, design §2)
-//! can replace it once benchmarks show reader/writer contention.
+//! atomically, exactly as etcd's `storeTxnWrite.End` does with `revMu`. Checkpoints are
+//! written beside the writer (`background.rs`), compaction runs in steps
+//! (`compaction.rs`).
 //!
 //! # Revisions
 //! An empty store is at revision 1 (etcd). `compact_revision` is 0 before the first
@@ -366,6 +367,8 @@ pub struct Mvcc {
     gc_due: bool,
     /// A [`CheckpointJob`] was begun and not finished yet.
     checkpoint_in_flight: bool,
+    /// The next value segment, being created by a helper thread.
+    spare: Option<std::thread::JoinHandle<Result<ValueSegment>>>,
 }
 
 impl Mvcc {
@@ -489,6 +492,7 @@ impl Mvcc {
             compaction: None,
             gc_due: false,
             checkpoint_in_flight: false,
+            spare: None,
         })
     }
 
@@ -548,7 +552,17 @@ impl Mvcc {
         let need = (ValueCodec::HEADER_BYTES + record_bytes).div_ceil(4096) * 4096;
         let capacity = self.options.segment_bytes.max(need);
         let seq = self.active.seq + 1;
-        let seg = Arc::new(ValueSegment::create(&self.values_dir, seq, capacity)?);
+        let seg = match self.take_spare()? {
+            Some(spare) if spare.seq == seq && spare.capacity >= need => Arc::new(spare),
+            other => {
+                if let Some(spare) = other {
+                    // Too small for this record: the record gets a segment of its own.
+                    std::fs::remove_file(&spare.path).map_err(|e| Error::io(&spare.path, e))?;
+                }
+                Arc::new(ValueSegment::create(&self.values_dir, seq, capacity)?)
+            }
+        };
+        self.prepare_spare(seq + 1);
         {
             let mut st = self.state.write();
             st.segments.insert(seq, Arc::clone(&seg));
@@ -561,6 +575,33 @@ impl Mvcc {
         self.active_free
             .store(self.active.capacity - self.tail, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Starts creating segment `seq` on a helper thread, so that the rotation that needs
+    /// it does not wait for its fallocate and fsyncs (issue 8: nothing of the kind on the
+    /// write path). A spare left on disk by a crash is deleted by [`Mvcc::open`] as any
+    /// segment no checkpoint references.
+    fn prepare_spare(&mut self, seq: u64) {
+        let dir = self.values_dir.clone();
+        let capacity = self.options.segment_bytes;
+        self.spare = std::thread::Builder::new()
+            .name("value-segment".into())
+            .spawn(move || ValueSegment::create(&dir, seq, capacity))
+            .ok();
+    }
+
+    /// The spare segment, once created (waits for it if it is still being made).
+    /// Errors: the creation's (disk full, I/O error).
+    fn take_spare(&mut self) -> Result<Option<ValueSegment>> {
+        let Some(handle) = self.spare.take() else {
+            return Ok(None);
+        };
+        match handle.join() {
+            Ok(created) => created.map(Some),
+            Err(_) => Err(Error::InvalidOptions(
+                "the thread creating a value segment panicked".into(),
+            )),
+        }
     }
 }
 

@@ -98,6 +98,10 @@ impl Mvcc {
     /// place: every [`super::MvccReader`] sees the new contents at once. A crash between
     /// the two renames is undone by [`Mvcc::open`]. Returns the new applied index.
     pub fn install(&mut self, received: &Path) -> Result<u64> {
+        // A spare segment being created must not land in the directory swapped in.
+        if let Some(spare) = self.take_spare()? {
+            std::fs::remove_file(&spare.path).map_err(|e| Error::io(&spare.path, e))?;
+        }
         let old = old_dir(&self.dir);
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
