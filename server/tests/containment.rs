@@ -361,7 +361,9 @@ fn a_full_disk_while_applying_a_put_is_fatal_not_a_panic() {
         return;
     }
     // Start-up creates the first value segment (64 MiB); the next one, needed after ~64
-    // puts of 1 MiB, cannot be created. Before, the apply loop panicked here.
+    // puts of 1 MiB, cannot be created (a helper thread makes it ahead of need, as
+    // `NNNN.val.spare`; the failure surfaces when the apply loop needs it). Before, the
+    // apply loop panicked here.
     let mut server = start_with_fail_point("value-create=1*off->return(ENOSPC)", &[]);
     put_until_failure(&server, vec![7u8; 1024 * 1024], 100);
     let status = server.wait_exit();
@@ -371,7 +373,7 @@ fn a_full_disk_while_applying_a_put_is_fatal_not_a_panic() {
         &server,
         "failed to write to a bucket",
         &values,
-        ".val.tmp",
+        ".val.spare.tmp",
         "No space left on device",
     );
 }

@@ -164,6 +164,8 @@ impl CheckpointJob {
         for seg in &self.unsynced {
             seg.sync()?;
         }
+        // Segments put in place since the last checkpoint were renamed without a sync.
+        fsutil::sync_dir(&self.values_dir)?;
         let path = fsutil::seq_path(&self.dir, self.seq, CHECKPOINT_EXT);
         let tmp = path.with_extension("ckpt.tmp");
         fsutil::inject("checkpoint-write", &tmp)?;

@@ -72,6 +72,11 @@ impl MappedFile {
         &self.path
     }
 
+    /// Records that the file was renamed to `path` (the mapping is unaffected).
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     /// Copies `bytes` to `offset`. Panics when the range is not inside `[0, len)`.
     /// The caller guarantees no reader looks at the range meanwhile.
     pub(crate) fn write(&self, offset: u64, bytes: &[u8]) {

@@ -385,6 +385,8 @@ impl Mvcc {
         fsutil::create_dir(&values_dir)?;
         fsutil::remove_with_suffix(dir, ".ckpt.tmp")?;
         fsutil::remove_with_suffix(&values_dir, ".val.tmp")?;
+        fsutil::remove_with_suffix(&values_dir, ".val.spare")?;
+        fsutil::remove_with_suffix(&values_dir, ".val.spare.tmp")?;
         let ckpts = fsutil::list_seq_files(dir, CHECKPOINT_EXT)?;
         let checkpoint_seq_max = ckpts.last().map_or(0, |c| c.0);
         let mut first_err = None;
@@ -541,6 +543,9 @@ impl Mvcc {
             })?,
         };
         self.tail += bytes;
+        if self.spare.is_none() && self.tail > self.active.capacity / 2 {
+            self.prepare_spare(self.active.seq + 1);
+        }
         self.tails.insert(self.active.seq, self.tail);
         self.active_free
             .store(self.active.capacity - self.tail, Ordering::Relaxed);
@@ -553,7 +558,9 @@ impl Mvcc {
         let capacity = self.options.segment_bytes.max(need);
         let seq = self.active.seq + 1;
         let seg = match self.take_spare()? {
-            Some(spare) if spare.seq == seq && spare.capacity >= need => Arc::new(spare),
+            Some(spare) if spare.seq == seq && spare.capacity >= need => {
+                Arc::new(spare.into_place(&self.values_dir)?)
+            }
             other => {
                 if let Some(spare) = other {
                     // Too small for this record: the record gets a segment of its own.
@@ -562,7 +569,6 @@ impl Mvcc {
                 Arc::new(ValueSegment::create(&self.values_dir, seq, capacity)?)
             }
         };
-        self.prepare_spare(seq + 1);
         {
             let mut st = self.state.write();
             st.segments.insert(seq, Arc::clone(&seg));
@@ -577,8 +583,8 @@ impl Mvcc {
         Ok(())
     }
 
-    /// Starts creating segment `seq` on a helper thread, so that the rotation that needs
-    /// it does not wait for its fallocate and fsyncs (issue 8: nothing of the kind on the
+    /// Starts creating segment `seq` on a helper thread once the active segment is half
+    /// full, so that the rotation that needs it does not wait for its fallocate and fsyncs (issue 8: nothing of the kind on the
     /// write path). A spare left on disk by a crash is deleted by [`Mvcc::open`] as any
     /// segment no checkpoint references.
     fn prepare_spare(&mut self, seq: u64) {
@@ -586,7 +592,7 @@ impl Mvcc {
         let capacity = self.options.segment_bytes;
         self.spare = std::thread::Builder::new()
             .name("value-segment".into())
-            .spawn(move || ValueSegment::create(&dir, seq, capacity))
+            .spawn(move || ValueSegment::create_spare(&dir, seq, capacity))
             .ok();
     }
 

@@ -138,6 +138,13 @@ impl ValueCodec {
 /// from it, and `fdatasync` on the file writes the dirty pages back. The mapping's
 /// invariants (allocated before mapped, never truncated, bounds-checked) are enforced by
 /// [`MappedFile`].
+/// `NNNN.val.spare`: a segment created ahead of need (deleted by `Mvcc::open`).
+pub(crate) fn spare_path(dir: &Path, seq: u64) -> PathBuf {
+    let mut name = fsutil::seq_path(dir, seq, VALUE_EXT).into_os_string();
+    name.push(".spare");
+    PathBuf::from(name)
+}
+
 pub(crate) struct ValueSegment {
     pub(crate) seq: u64,
     pub(crate) path: PathBuf,
@@ -154,6 +161,26 @@ impl ValueSegment {
         let header = ValueCodec::encode_header(seq, capacity);
         let file = fsutil::create_segment_file(&path, &header, capacity, Allocation::Required)?;
         Self::map(seq, path, file, capacity)
+    }
+
+    /// [`ValueSegment::create`] under the name `NNNN.val.spare`: made ahead of need by a
+    /// helper thread, put in place by [`ValueSegment::into_place`].
+    pub(crate) fn create_spare(dir: &Path, seq: u64, capacity: u64) -> Result<ValueSegment> {
+        let path = spare_path(dir, seq);
+        fsutil::inject("value-create", &path.with_extension("spare.tmp"))?;
+        let header = ValueCodec::encode_header(seq, capacity);
+        let file = fsutil::create_segment_file(&path, &header, capacity, Allocation::Required)?;
+        Self::map(seq, path, file, capacity)
+    }
+
+    /// Renames a spare segment to its segment name (one rename, no fsync: the directory
+    /// is synced before any checkpoint that references the segment is written).
+    pub(crate) fn into_place(mut self, dir: &Path) -> Result<ValueSegment> {
+        let path = fsutil::seq_path(dir, self.seq, VALUE_EXT);
+        std::fs::rename(&self.path, &path).map_err(|e| Error::io(&self.path, e))?;
+        self.mapped.set_path(path.clone());
+        self.path = path;
+        Ok(self)
     }
 
     /// Opens an existing segment and checks its header. Its blocks are allocated again

@@ -501,7 +501,7 @@ impl RaftCore {
             let first = match woke {
                 Wake::Request(request) => Some(request),
                 Wake::Checkpoint(done) => {
-                    self.checkpoint_finished(done);
+                    self.checkpoint_finished(done).await;
                     None
                 }
                 Wake::Timer => None,

@@ -77,13 +77,6 @@ impl RaftCore {
         self.checkpoint = Some(InFlight { captured, done: rx });
     }
 
-    /// Records the result the helper thread reported for the checkpoint in flight.
-    pub(super) fn checkpoint_finished(&mut self, done: engine::Result<CheckpointDone>) {
-        if let Some(flight) = self.checkpoint.take() {
-            self.record_checkpoint(flight.captured, done);
-        }
-    }
-
     /// Waits for the checkpoint being written, blocking this thread (the helper thread
     /// does not need it): before a snapshot install swaps the store under the job, and
     /// before a checkpoint that must exist at once.
@@ -139,8 +132,42 @@ impl RaftCore {
         }
     }
 
-    /// The steps after a durable checkpoint: Raft's snapshot, the WAL marker, purges.
+    /// The steps after a durable checkpoint: Raft's snapshot, the WAL marker, purges;
+    /// the WAL sync in between blocks this thread (for callers that are not async).
     fn record_checkpoint(&mut self, captured: Captured, done: engine::Result<CheckpointDone>) {
+        let (index, term) = self.mark_checkpoint(captured, done);
+        let started = Instant::now();
+        if let Err(e) = self.wal.sync() {
+            fatal_storage("failed to save Raft snapshot", &e);
+        }
+        self.checkpoint_marked(index, term, started);
+    }
+
+    /// [`RaftCore::record_checkpoint`] for the loop: the WAL sync goes through io_uring, so
+    /// the executor serves meanwhile.
+    pub(super) async fn checkpoint_finished(&mut self, done: engine::Result<CheckpointDone>) {
+        let Some(flight) = self.checkpoint.take() else {
+            return;
+        };
+        let (index, term) = self.mark_checkpoint(flight.captured, done);
+        let started = Instant::now();
+        let handle = match self.wal.sync_handle() {
+            Ok(handle) => handle,
+            Err(e) => fatal_storage("failed to save Raft snapshot", &e),
+        };
+        if let Err(e) = self.syncer.sync(handle).await {
+            fatal_storage("failed to save Raft snapshot", &e);
+        }
+        self.checkpoint_marked(index, term, started);
+    }
+
+    /// Records the finished checkpoint in the store and Raft's log storage, and appends
+    /// the WAL's snapshot marker and hard state (not synced yet). Returns (index, term).
+    fn mark_checkpoint(
+        &mut self,
+        captured: Captured,
+        done: engine::Result<CheckpointDone>,
+    ) -> (u64, u64) {
         let Captured {
             index,
             term,
@@ -169,13 +196,14 @@ impl RaftCore {
             0,
             &encode_u64s(&[hs.term, hs.vote, hs.commit]),
         );
-        let started = Instant::now();
-        if let Err(e) = self.wal.sync() {
-            fatal_storage("failed to save Raft snapshot", &e);
-        }
+        (index, term)
+    }
+
+    /// Once the WAL marker is durable: purges what the checkpoint covers.
+    fn checkpoint_marked(&mut self, index: u64, term: u64, sync_started: Instant) {
         crate::metrics::get()
             .wal_fsync_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
+            .observe(sync_started.elapsed().as_secs_f64());
         let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if keep_from > 0 {
             match self.wal.purge(keep_from) {
