@@ -18,9 +18,10 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use mvcc::{
-    received_applied_index, CheckpointDone, CheckpointJob, CountChunk, Event, EventType, KeyValue,
-    KvRef, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult, ReadView, SnapshotReceiver,
-    SnapshotSource, WriteTxn, COMPACTION_STEP_REVISIONS, SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
+    received_applied_index, CheckpointDone, CheckpointJob, CountChunk, Event, EventType,
+    HashKvScan, KeyValue, KvRef, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult,
+    ReadView, SnapshotReceiver, SnapshotSource, WriteTxn, COMPACTION_STEP_REVISIONS,
+    SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
 };
 pub use wal::{SyncHandle, Wal, WalOptions, WalRecord};
 

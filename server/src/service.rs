@@ -13,9 +13,9 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse,
-    HashRequest, HashResponse, InternalRaftRequest, PutRequest, RangeRequest, RangeResponse,
-    RequestHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashRequest,
+    InternalRaftRequest, PutRequest, RangeRequest, RangeResponse, RequestHeader, StatusRequest,
+    StatusResponse, TxnRequest, TxnResponse,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
@@ -293,31 +293,12 @@ impl EtcdService {
             }
             "/etcdserverpb.Maintenance/Hash" => {
                 let _: HashRequest = decode(body)?;
-                let resp = HashResponse {
-                    header: Some(self.shared.header(0)),
-                    hash: self.shared.reader.hash(),
-                };
-                Ok(encode(&resp))
+                Ok(encode(&crate::cluster::hash_answer(&self.shared).await?))
             }
             "/etcdserverpb.Maintenance/HashKV" => {
                 let r: HashKvRequest = decode(body)?;
-                let (hash, compact_revision, hash_revision) = self
-                    .shared
-                    .reader
-                    .hash_kv(r.revision)
-                    .map_err(|e| errors::from_engine(&e))?;
-                let resp = HashKvResponse {
-                    header: Some(self.shared.header(0)),
-                    hash,
-                    // etcd reports -1 until the first compaction (compactMainRev's initial value).
-                    compact_revision: if compact_revision == 0 {
-                        -1
-                    } else {
-                        compact_revision
-                    },
-                    hash_revision,
-                };
-                Ok(encode(&resp))
+                let resp = crate::cluster::hash_kv_answer(&self.shared, r.revision);
+                Ok(encode(&resp.await?))
             }
             p if crate::api::cluster::UNARY_METHODS.contains(&p) => {
                 crate::api::cluster::unary(self, p, body).await

@@ -40,7 +40,7 @@ mod values;
 
 pub use self::background::{CheckpointDone, CheckpointJob};
 pub use self::compaction::COMPACTION_STEP_REVISIONS;
-pub use self::read::{CountChunk, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
+pub use self::read::{CountChunk, HashKvScan, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
 pub use self::snapshot::{
     received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
 };

@@ -432,90 +432,54 @@ impl MvccReader {
     /// that are still each key's visible state at `revision` (as etcd's `keep` set).
     /// `revision` 0 = current. Returns `(hash, compact_revision, revision used)`.
     /// `0 < revision <= compact_revision` → `Err(Compacted)`; above current →
-    /// `Err(FutureRevision)` (etcd kvstore.go HashByRev). Scanned in chunks under the
-    /// read lock, with the compact revision pinned: writes go on meanwhile.
+    /// `Err(FutureRevision)` (etcd kvstore.go HashByRev). Runs a [`HashKvScan`] to the end.
     pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64)> {
-        let (rev, compact, _pin) = {
-            let st = self.state.read();
-            if revision > 0 && revision <= st.compact_revision {
-                return Err(Error::Compacted);
-            }
-            if revision > st.current_revision {
-                return Err(Error::FutureRevision);
-            }
-            let rev = if revision <= 0 {
-                st.current_revision
-            } else {
-                revision
-            };
-            (rev, st.compact_revision, self.pins.pin(st.compact_revision))
-        };
-        // etcd mvcc/kvstore.go HashByRev: CRC-32C over the bucket name "key", then for each
-        // revision in order its bbolt key (main BE | '_' | sub BE, + 't' for a tombstone)
-        // and its bbolt value (the marshaled mvccpb.KeyValue; a tombstone's holds only the key).
-        let mut h: u32 = crc32c::crc32c(b"key");
-        let mut buf = Vec::new();
-        let mut cursor = Rev::new(0, 0);
-        let end = Rev::new(rev + 1, 0);
-        while cursor < end {
-            let st = self.state.read();
-            let mut examined = 0;
-            let mut next = end;
-            for (r, entry) in st.revs.range(cursor..end) {
-                if examined == SCAN_CHUNK_ENTRIES {
-                    next = *r;
-                    break;
-                }
-                examined += 1;
-                if r.main <= compact {
-                    // Kept only if still the key's visible state at `rev`; a tombstone at
-                    // or below the compact revision is never kept (it may linger while a
-                    // compaction is in progress).
-                    let ki = st.keys.get(&entry.key);
-                    let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
-                    if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
-                        continue;
-                    }
-                }
-                let (rec, _) = st.record(*r)?;
-                buf.clear();
-                buf.extend_from_slice(&r.main.to_be_bytes());
-                buf.push(b'_');
-                buf.extend_from_slice(&r.sub.to_be_bytes());
-                if rec.tombstone {
-                    buf.push(b't');
-                }
-                h = crc32c::crc32c_append(h, &buf);
-                buf.clear();
-                encode_etcd_key_value(&mut buf, &rec, *r);
-                h = crc32c::crc32c_append(h, &buf);
-            }
-            cursor = next;
-        }
-        Ok((h, compact, rev))
+        let mut scan = self.hash_kv_scan(revision)?;
+        while !scan.step()? {}
+        Ok(scan.result())
     }
 
-    /// crc32 of the whole current state: current and compact revisions and every
-    /// retained revision above the compact revision, plus each key's kept state at it.
-    /// Equal on two stores with the same history whatever their physical compaction.
-    pub fn hash(&self) -> u32 {
-        let mut h = crc32fast::Hasher::new();
-        let (current, compact) = {
-            let st = self.state.read();
-            (st.current_revision, st.compact_revision)
-        };
-        h.update(&current.to_le_bytes());
-        h.update(&compact.to_le_bytes());
-        match self.hash_kv(current) {
-            Ok((kv, _, _)) => h.update(&kv.to_le_bytes()),
-            Err(e) => {
-                // A record that fails verification makes the hash differ from every
-                // healthy member's, which is what a hash check is for.
-                tracing::error!(error = %e, "hash over a corrupt value record");
-                h.update(b"corrupt");
-            }
+    /// A HashKV computed one chunk at a time ([`HashKvScan::step`]), so that an
+    /// executor can yield between chunks; errors as [`MvccReader::hash_kv`]. The compact
+    /// revision is pinned while the scan lives: writes and compactions go on meanwhile.
+    pub fn hash_kv_scan(&self, revision: i64) -> Result<HashKvScan> {
+        let st = self.state.read();
+        if revision > 0 && revision <= st.compact_revision {
+            return Err(Error::Compacted);
         }
-        h.finalize()
+        if revision > st.current_revision {
+            return Err(Error::FutureRevision);
+        }
+        let rev = if revision <= 0 {
+            st.current_revision
+        } else {
+            revision
+        };
+        Ok(HashKvScan {
+            state: Arc::clone(&self.state),
+            revision: rev,
+            compact: st.compact_revision,
+            cursor: Rev::new(0, 0),
+            // etcd mvcc/kvstore.go HashByRev starts with the bucket name "key".
+            hash: crc32c::crc32c(b"key"),
+            buf: Vec::new(),
+            _pin: self.pins.pin(st.compact_revision),
+        })
+    }
+
+    /// crc32 of the whole current state: current and compact revisions and the HashKV
+    /// at the current revision ([`HashKvScan::store_hash`]). Equal on two stores with the
+    /// same history whatever their physical compaction. A record that fails its check
+    /// gives a hash no healthy member has (and an error log).
+    pub fn hash(&self) -> u32 {
+        let hashed = self.hash_kv_scan(0).and_then(|mut scan| {
+            while !scan.step()? {}
+            Ok(scan.store_hash())
+        });
+        hashed.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "hash over a corrupt value record");
+            crc32fast::hash(b"corrupt")
+        })
     }
 
     /// Bytes on disk: value segments (preallocated size, segments awaiting deletion
@@ -531,6 +495,80 @@ impl MvccReader {
     pub fn size_in_use_bytes(&self) -> u64 {
         let st = self.state.read();
         st.live_bytes.values().sum::<u64>() + st.checkpoint_bytes
+    }
+}
+
+/// A HashKV in progress; see [`MvccReader::hash_kv_scan`].
+pub struct HashKvScan {
+    state: Arc<RwLock<State>>,
+    revision: i64,
+    compact: i64,
+    cursor: Rev,
+    hash: u32,
+    buf: Vec<u8>,
+    _pin: Pin,
+}
+
+impl HashKvScan {
+    /// Hashes the next [`SCAN_CHUNK_ENTRIES`] revisions under one hold of the read lock;
+    /// true once every revision is in. Errors: `Corruption` when a record fails its check.
+    pub fn step(&mut self) -> Result<bool> {
+        let end = Rev::new(self.revision + 1, 0);
+        if self.cursor >= end {
+            return Ok(true);
+        }
+        let (rev, compact) = (self.revision, self.compact);
+        let st = self.state.read();
+        let mut next = end;
+        for (examined, (r, entry)) in st.revs.range(self.cursor..end).enumerate() {
+            if examined == SCAN_CHUNK_ENTRIES {
+                next = *r;
+                break;
+            }
+            if r.main <= compact {
+                // Kept only if still the key's visible state at `rev`; a tombstone at
+                // or below the compact revision is never kept (it may linger while a
+                // compaction's physical part is pending).
+                let ki = st.keys.get(&entry.key);
+                let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
+                if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
+                    continue;
+                }
+            }
+            // Each revision's bbolt key (main BE | '_' | sub BE, + 't' for a tombstone)
+            // and its bbolt value (the marshaled mvccpb.KeyValue; a tombstone's holds only
+            // the key), as etcd hashes them.
+            let (rec, _) = st.record(*r)?;
+            let buf = &mut self.buf;
+            buf.clear();
+            buf.extend_from_slice(&r.main.to_be_bytes());
+            buf.push(b'_');
+            buf.extend_from_slice(&r.sub.to_be_bytes());
+            if rec.tombstone {
+                buf.push(b't');
+            }
+            self.hash = crc32c::crc32c_append(self.hash, buf);
+            buf.clear();
+            encode_etcd_key_value(buf, &rec, *r);
+            self.hash = crc32c::crc32c_append(self.hash, buf);
+        }
+        self.cursor = next;
+        Ok(next >= end)
+    }
+
+    /// The store hash ([`MvccReader::hash`]) of a scan begun at the current revision:
+    /// crc32 (IEEE) of the revision, the compact revision and the HashKV.
+    pub fn store_hash(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&self.revision.to_le_bytes());
+        h.update(&self.compact.to_le_bytes());
+        h.update(&self.hash.to_le_bytes());
+        h.finalize()
+    }
+
+    /// `(hash, compact_revision, revision)` once [`HashKvScan::step`] returned true.
+    pub fn result(&self) -> (u32, i64, i64) {
+        (self.hash, self.compact, self.revision)
     }
 }
 

@@ -16,7 +16,7 @@ pub use driver::{
     Shared, ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
-pub use peers::{RaftPeerHandler, TransportPeers, METHOD_HASH_KV};
+pub use peers::{hash_answer, hash_kv_answer, RaftPeerHandler, TransportPeers, METHOD_HASH_KV};
 pub use pending::request_timeout;
 pub use reconfig::{MemberChange, MemberChangeResult, LEARNERS_MAX};
 pub use replies::{deliver, Delivery, ProposalReply, ReadWaiter};

@@ -14,7 +14,7 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use net::pb::etcdserverpb::{
-    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    HashKvRequest, HashKvResponse, HashResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberPromoteRequest, MemberPromoteResponse,
 };
 use net::peer::{PeerHandler, PeerTransport, SnapshotChunks};
@@ -46,22 +46,40 @@ pub const METHOD_LEASE_TIME_TO_LIVE: &str = "LeaseTimeToLive";
 pub const METHOD_HASH_KV: &str = "HashKV";
 
 /// This member's HashKV answer at `revision` (0 = current); the compact revision is -1
-/// before the first compaction, as etcd reports it. Errors: etcd's `compacted` and
-/// `future revision` statuses.
-pub fn hash_kv_answer(shared: &Shared, revision: i64) -> Result<HashKvResponse, Status> {
-    let (hash, compact_revision, hash_revision) = shared
-        .reader
-        .hash_kv(revision)
-        .map_err(|e| errors::from_engine(&e))?;
+/// before the first compaction, as etcd reports it. Hashes a chunk at a time and yields
+/// to the executor between chunks. Errors: etcd's `compacted` and `future revision`
+/// statuses.
+pub async fn hash_kv_answer(shared: &Shared, revision: i64) -> Result<HashKvResponse, Status> {
+    let engine_err = |e: engine::Error| errors::from_engine(&e);
+    let mut scan = shared.reader.hash_kv_scan(revision).map_err(engine_err)?;
+    while !scan.step().map_err(engine_err)? {
+        glommio::executor().yield_if_needed().await;
+    }
+    let (hash, compact_revision, hash_revision) = scan.result();
     Ok(HashKvResponse {
         header: Some(shared.header(0)),
         hash,
+        // etcd reports -1 until the first compaction (compactMainRev's initial value).
         compact_revision: if compact_revision == 0 {
             -1
         } else {
             compact_revision
         },
         hash_revision,
+    })
+}
+
+/// This member's Maintenance.Hash answer ([`engine::MvccReader::hash`]), computed as
+/// [`hash_kv_answer`] is, a chunk at a time. Errors: etcd's text for a corrupt record.
+pub async fn hash_answer(shared: &Shared) -> Result<HashResponse, Status> {
+    let engine_err = |e: engine::Error| errors::from_engine(&e);
+    let mut scan = shared.reader.hash_kv_scan(0).map_err(engine_err)?;
+    while !scan.step().map_err(engine_err)? {
+        glommio::executor().yield_if_needed().await;
+    }
+    Ok(HashResponse {
+        header: Some(shared.header(0)),
+        hash: scan.store_hash(),
     })
 }
 
@@ -335,7 +353,7 @@ impl PeerHandler for RaftPeerHandler {
         Box::pin(async move {
             if method == METHOD_HASH_KV {
                 let r = HashKvRequest::decode(body).map_err(errors::decode_failed)?;
-                let resp = hash_kv_answer(&shared, r.revision)?;
+                let resp = hash_kv_answer(&shared, r.revision).await?;
                 return Ok(Bytes::from(resp.encode_to_vec()));
             }
             if method == METHOD_MEMBER_PROMOTE {
