@@ -21,7 +21,7 @@ pub use mvcc::{
     received_applied_index, CheckpointDone, CheckpointJob, CountChunk, Event, EventType,
     HashKvScan, KeyValue, KvRef, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult,
     ReadView, SnapshotReceiver, SnapshotSource, WriteTxn, COMPACTION_STEP_REVISIONS,
-    SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
+    GC_STEP_RECORDS, SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
 };
 pub use wal::{SyncHandle, Wal, WalOptions, WalRecord};
 

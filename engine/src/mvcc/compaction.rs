@@ -8,6 +8,11 @@
 //! the write lock, so the apply loop interleaves it with writes. The physical part never
 //! goes above the lowest revision a running read pinned (see `read.rs`): a long Range,
 //! watch catch-up, HashKV or checkpoint keeps seeing the history it started on.
+//!
+//! GC then rewrites sparse value segments the same way: each step walks the next
+//! [`GC_STEP_RECORDS`] records of a segment, copies the ones the index still points at to
+//! the active segment and repoints them under the write lock; a segment is retired once
+//! its walk reaches its tail (deleted once no loadable checkpoint references it).
 
 use std::collections::BTreeSet;
 
@@ -20,6 +25,16 @@ use crate::fsutil;
 /// Revisions of the compacted window examined per [`Mvcc::maintain`] step (each step
 /// compacts the keys they belong to under one hold of the write lock).
 pub const COMPACTION_STEP_REVISIONS: usize = 1024;
+
+/// Records a GC step examines at most (each live one is copied).
+pub const GC_STEP_RECORDS: usize = 1024;
+
+/// A value segment being rewritten by GC: the next record to examine.
+#[derive(Debug, Clone)]
+pub(crate) struct GcWork {
+    seq: u64,
+    offset: u64,
+}
 
 /// The physical part of a compaction still to do.
 #[derive(Debug, Clone)]
@@ -76,16 +91,19 @@ impl Mvcc {
         if self.compaction.is_some() {
             return Ok(self.compaction_step());
         }
-        if self.gc_due && !self.checkpoint_in_flight {
-            self.gc_due = false;
-            self.collect_garbage()?;
+        if self.checkpoint_in_flight {
+            // GC would move records below the tails the checkpoint captured.
+            return Ok(false);
         }
-        Ok(false)
+        if std::mem::take(&mut self.gc_due) {
+            self.plan_garbage_collection();
+        }
+        self.garbage_collection_step()
     }
 
     /// True while a compaction's physical part or a garbage collection is pending.
     pub fn has_pending_work(&self) -> bool {
-        self.compaction.is_some() || self.gc_due
+        self.compaction.is_some() || self.gc_due || !self.gc.is_empty()
     }
 
     fn compaction_step(&mut self) -> bool {
@@ -151,62 +169,86 @@ impl Mvcc {
         self.gc_due && !self.checkpoint_in_flight
     }
 
-    /// Rewrites the live records of sparse closed segments into the active segment.
-    fn collect_garbage(&mut self) -> Result<()> {
+    /// Picks the sparse closed segments to rewrite (see
+    /// [`super::MvccOptions::gc_live_percent`]).
+    fn plan_garbage_collection(&mut self) {
         if self.options.gc_live_percent == 0 {
-            return Ok(());
+            return;
         }
         let pct = u64::from(self.options.gc_live_percent);
-        let candidates: Vec<u64> = {
-            let st = self.state.read();
-            st.live_bytes
-                .iter()
-                .filter(|(seq, live)| {
-                    let written = self.tails[*seq] - super::ValueCodec::HEADER_BYTES;
-                    **seq != self.active.seq && **live * 100 < written * pct
-                })
-                .map(|(seq, _)| *seq)
-                .collect()
-        };
-        for seq in candidates {
-            self.rewrite_segment(seq)?;
-        }
-        Ok(())
+        let st = self.state.read();
+        let candidates = st.live_bytes.iter().filter(|(seq, live)| {
+            let written = self.tails[*seq] - super::ValueCodec::HEADER_BYTES;
+            **seq != self.active.seq && **live * 100 < written * pct
+        });
+        self.gc = candidates
+            .map(|(seq, _)| GcWork {
+                seq: *seq,
+                offset: super::ValueCodec::HEADER_BYTES,
+            })
+            .collect();
     }
 
-    fn rewrite_segment(&mut self, seq: u64) -> Result<()> {
-        let (seg, entries) = {
-            let st = self.state.read();
-            let seg = std::sync::Arc::clone(&st.segments[&seq]);
-            let entries: Vec<(Rev, Loc)> = st
-                .revs
-                .iter()
-                .filter(|(_, e)| e.loc.seg == seq)
-                .map(|(r, e)| (*r, e.loc))
-                .collect();
-            (seg, entries)
+    /// Copies the next [`GC_STEP_RECORDS`] records of the first segment being rewritten
+    /// that are still live to the active segment, and points the index at the copies;
+    /// retires the segment once its walk reaches its tail. True when more remains.
+    fn garbage_collection_step(&mut self) -> Result<bool> {
+        let Some(work) = self.gc.first().cloned() else {
+            return Ok(false);
         };
-        let mut moved = Vec::with_capacity(entries.len());
-        for (rev, loc) in entries {
-            seg.read(loc.offset, loc.bytes)?;
-            let raw = seg.raw(loc.offset, loc.bytes)?.to_vec();
-            let new_loc = self.append(&raw)?;
-            moved.push((rev, new_loc));
-        }
-        let mut st = self.state.write();
-        for (rev, loc) in moved {
-            if let Some(e) = st.revs.get_mut(&rev) {
-                e.loc = loc;
+        let tail = self.tails[&work.seq];
+        let seg = std::sync::Arc::clone(&self.state.read().segments[&work.seq]);
+        let mut offset = work.offset;
+        let mut live = Vec::new();
+        {
+            let st = self.state.read();
+            while offset < tail && live.len() < GC_STEP_RECORDS {
+                let (rec, bytes) = seg.record_at(offset)?;
+                let here = Loc {
+                    seg: work.seq,
+                    offset,
+                    bytes,
+                };
+                if st.revs.get(&rec.rev).is_some_and(|e| e.loc == here) {
+                    live.push((rec.rev, here));
+                }
+                offset += u64::from(bytes);
             }
-            *st.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
         }
-        st.segments.remove(&seq);
-        st.live_bytes.remove(&seq);
-        self.tails.remove(&seq);
-        self.unsynced.remove(&seq);
-        self.retired.push((seq, self.checkpoint_seq));
-        tracing::debug!(segment = seq, "value segment rewritten by gc");
-        Ok(())
+        let mut moved = Vec::with_capacity(live.len());
+        for (rev, old) in live {
+            let raw = seg.raw(old.offset, old.bytes)?.to_vec();
+            moved.push((rev, old, self.append(&raw)?));
+        }
+        {
+            let mut st = self.state.write();
+            for (rev, old, new) in moved {
+                // Compacted meanwhile: the copy is garbage in its turn.
+                let Some(e) = st.revs.get_mut(&rev).filter(|e| e.loc == old) else {
+                    continue;
+                };
+                e.loc = new;
+                *st.live_bytes.entry(new.seg).or_default() += u64::from(new.bytes);
+                if let Some(l) = st.live_bytes.get_mut(&old.seg) {
+                    *l = l.saturating_sub(u64::from(old.bytes));
+                }
+            }
+        }
+        if offset < tail {
+            self.gc[0].offset = offset;
+            return Ok(true);
+        }
+        self.gc.remove(0);
+        {
+            let mut st = self.state.write();
+            st.segments.remove(&work.seq);
+            st.live_bytes.remove(&work.seq);
+        }
+        self.tails.remove(&work.seq);
+        self.unsynced.remove(&work.seq);
+        self.retired.push((work.seq, self.checkpoint_seq));
+        tracing::debug!(segment = work.seq, "value segment rewritten by gc");
+        Ok(!self.gc.is_empty())
     }
 
     /// Paths of retired segments that a checkpoint numbered `seq` makes deletable (no

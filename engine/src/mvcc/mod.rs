@@ -39,7 +39,7 @@ mod snapshot;
 mod values;
 
 pub use self::background::{CheckpointDone, CheckpointJob};
-pub use self::compaction::COMPACTION_STEP_REVISIONS;
+pub use self::compaction::{COMPACTION_STEP_REVISIONS, GC_STEP_RECORDS};
 pub use self::read::{CountChunk, HashKvScan, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
 pub use self::snapshot::{
     received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
@@ -363,8 +363,10 @@ pub struct Mvcc {
     physical_compact: i64,
     /// The physical part of a compaction still to do ([`Mvcc::maintain`]).
     compaction: Option<compaction::CompactionWork>,
-    /// A compaction finished: sparse value segments are to be rewritten.
+    /// A compaction finished: sparse value segments are to be picked for rewriting.
     gc_due: bool,
+    /// Segments being rewritten by GC, one step at a time.
+    gc: Vec<compaction::GcWork>,
     /// A [`CheckpointJob`] was begun and not finished yet.
     checkpoint_in_flight: bool,
     /// The next value segment, being created by a helper thread.
@@ -493,6 +495,7 @@ impl Mvcc {
             physical_compact: loaded_compact,
             compaction: None,
             gc_due: false,
+            gc: Vec::new(),
             checkpoint_in_flight: false,
             spare: None,
         })

@@ -249,6 +249,17 @@ impl ValueSegment {
         ValueCodec::decode(raw).map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 
+    /// The record starting at `offset` (below the segment's written tail) and its padded
+    /// size: what a sequential walk of the segment (GC) reads. Errors: `Corruption`.
+    pub(crate) fn record_at(&self, offset: u64) -> Result<(ValueRecord<'_>, u32)> {
+        let prefix = self.raw(offset, 4)?;
+        let length = u64::from(u32::from_le_bytes(prefix.try_into().unwrap_or([0; 4])));
+        let bytes = u32::try_from(align8(8 + length)).map_err(|_| {
+            Error::corruption(&self.path, offset, format!("bad record length {length}"))
+        })?;
+        Ok((self.read(offset, bytes)?, bytes))
+    }
+
     /// A read-only descriptor of the file (snapshots stream it).
     pub(crate) fn open_read_only(&self) -> Result<File> {
         self.mapped.open_read_only()
