@@ -250,6 +250,11 @@ pub struct Wal {
     pending: Vec<u8>,
     /// Offset in the active segment where `pending` goes.
     pending_offset: u64,
+    /// The next segment, being created by a helper thread as `NNNN.wal.spare`.
+    spare: Option<std::thread::JoinHandle<Result<ActiveSegment>>>,
+    /// The directory, when a rename into it (a spare put in place) is not synced yet:
+    /// the next [`Wal::sync_handle`] syncs it with the segments.
+    dir_unsynced: Option<Arc<File>>,
 }
 
 /// Bytes of encoded records held before they are written even without a sync.
@@ -299,6 +304,8 @@ impl Wal {
         options.validate()?;
         fsutil::create_dir(dir)?;
         fsutil::remove_with_suffix(dir, ".wal.tmp")?;
+        fsutil::remove_with_suffix(dir, ".wal.spare")?;
+        fsutil::remove_with_suffix(dir, ".wal.spare.tmp")?;
         let files = fsutil::list_seq_files(dir, WAL_EXT)?;
         let mut records = Vec::new();
         let mut closed = Vec::new();
@@ -349,6 +356,8 @@ impl Wal {
             unsynced: Vec::new(),
             pending: Vec::new(),
             pending_offset: 0,
+            spare: None,
+            dir_unsynced: None,
         };
         Ok((wal, records))
     }
@@ -386,6 +395,9 @@ impl Wal {
         a.offset += bytes;
         a.index_max = a.index_max.max(index);
         a.dirty = true;
+        if self.spare.is_none() && a.offset > self.options.segment_bytes / 2 {
+            self.prepare_spare();
+        }
         if self.pending.len() >= PENDING_BYTES_MAX {
             self.flush()?;
         }
@@ -426,6 +438,10 @@ impl Wal {
             files.push((self.active.path.clone(), Arc::clone(&self.active.file)));
             self.active.dirty = false;
         }
+        if let Some(dir) = self.dir_unsynced.take() {
+            // The active segment's name: without it, its records are not durable either.
+            files.push((self.dir.clone(), dir));
+        }
         Ok(SyncHandle { files })
     }
 
@@ -460,9 +476,60 @@ impl Wal {
         self.active.seq
     }
 
+    /// Starts creating the next segment on a helper thread once the active one is half
+    /// full, so that rotation does not wait for its fallocate and fsyncs (issue 8).
+    fn prepare_spare(&mut self) {
+        let (dir, seq, bytes) = (
+            self.dir.clone(),
+            self.active.seq + 1,
+            self.options.segment_bytes,
+        );
+        self.spare = std::thread::Builder::new()
+            .name("wal-segment".into())
+            .spawn(move || {
+                let spare = spare_path(&dir, seq);
+                let header = RecordCodec::encode_header(seq);
+                let file =
+                    fsutil::create_segment_file(&spare, &header, bytes, Allocation::BestEffort)?;
+                Ok(ActiveSegment {
+                    seq,
+                    path: spare,
+                    file: Arc::new(file),
+                    offset: RecordCodec::SEGMENT_HEADER_BYTES,
+                    index_max: 0,
+                    dirty: false,
+                })
+            })
+            .ok();
+    }
+
+    /// The next segment: the spare put in place by one rename (its directory entry is
+    /// synced with the next sync), or one created here when there is none.
+    fn next_segment(&mut self) -> Result<ActiveSegment> {
+        let seq = self.active.seq + 1;
+        let spare = match self.spare.take().map(|h| h.join()) {
+            Some(Ok(made)) => Some(made?),
+            Some(Err(_)) => {
+                return Err(Error::InvalidOptions(
+                    "the thread creating a WAL segment panicked".into(),
+                ))
+            }
+            None => None,
+        };
+        let Some(mut spare) = spare.filter(|s| s.seq == seq) else {
+            return new_segment(&self.dir, seq, self.options.segment_bytes);
+        };
+        let path = fsutil::seq_path(&self.dir, seq, WAL_EXT);
+        std::fs::rename(&spare.path, &path).map_err(|e| Error::io(&spare.path, e))?;
+        let dir = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        self.dir_unsynced = Some(Arc::new(dir));
+        spare.path = path;
+        Ok(spare)
+    }
+
     fn rotate(&mut self) -> Result<()> {
         self.flush()?;
-        let next = new_segment(&self.dir, self.active.seq + 1, self.options.segment_bytes)?;
+        let next = self.next_segment()?;
         let old = std::mem::replace(&mut self.active, next);
         if old.dirty {
             self.unsynced.push((old.path.clone(), old.file));
@@ -477,10 +544,15 @@ impl Wal {
 
 impl Drop for Wal {
     /// Writes records still held in memory into the page cache (not a sync: records
-    /// appended since the last sync were never promised to be durable).
+    /// appended since the last sync were never promised to be durable), and waits for a
+    /// spare segment being created.
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
             tracing::error!(error = %e, "WAL: writing pending records at close failed");
+        }
+        // No file appears in the directory after the WAL is gone.
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.join();
         }
     }
 }
@@ -533,6 +605,13 @@ fn zero_tail(file: &File, path: &Path, data: &[u8], end: u64) -> Result<()> {
         at += n;
     }
     file.sync_data().map_err(|e| Error::io(path, e))
+}
+
+/// `NNNN.wal.spare`: a segment made ahead of need (deleted by [`Wal::open`]).
+fn spare_path(dir: &Path, seq: u64) -> PathBuf {
+    let mut name = fsutil::seq_path(dir, seq, WAL_EXT).into_os_string();
+    name.push(".spare");
+    PathBuf::from(name)
 }
 
 fn new_segment(dir: &Path, seq: u64, segment_bytes: u64) -> Result<ActiveSegment> {

@@ -614,6 +614,16 @@ impl Mvcc {
     }
 }
 
+impl Drop for Mvcc {
+    /// Waits for a spare value segment being created: no file appears in the store's
+    /// directory after the store is gone.
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.join();
+        }
+    }
+}
+
 /// One write request (etcd storeTxnWrite): every write shares main revision
 /// `begin + 1`, with sub revisions 0, 1, 2... in order. Ends with [`WriteTxn::end`]
 /// (or on drop).
