@@ -449,21 +449,42 @@ impl Wal {
     /// has `index <= index` (records tagged 0 count as `<=` anything: the server
     /// re-writes its state record after a checkpoint). Stops at the first segment that
     /// does not qualify, so no hole ever appears; never deletes the active segment.
-    /// Returns the number of segments removed.
+    /// Returns the number of segments removed. [`Wal::take_purgeable`] and
+    /// [`Wal::remove_segments`] are the same in two steps, the second for another thread.
     pub fn purge(&mut self, index: u64) -> Result<usize> {
+        let paths = self.take_purgeable(index);
+        Wal::remove_segments(&self.dir, &paths)
+    }
+
+    /// The closed segments [`Wal::purge`] would delete, forgotten by the WAL (oldest
+    /// first): delete them with [`Wal::remove_segments`], in this order. A restart before
+    /// they are deleted finds them again, which is harmless (their records precede the
+    /// snapshot marker).
+    pub fn take_purgeable(&mut self, index: u64) -> Vec<PathBuf> {
         let n = self
             .closed
             .iter()
             .take_while(|s| s.index_max <= index)
             .count();
-        for s in &self.closed[..n] {
-            std::fs::remove_file(&s.path).map_err(|e| Error::io(&s.path, e))?;
+        self.closed.drain(..n).map(|s| s.path).collect()
+    }
+
+    /// Unlinks `paths` (segments of the WAL in `dir`, oldest first) and syncs `dir`;
+    /// blocking (on a filesystem mounted with `discard`, an unlink of a 64 MiB segment
+    /// waits for the device). Returns how many were deleted. Errors: `Io` naming the file.
+    pub fn remove_segments(dir: &Path, paths: &[PathBuf]) -> Result<usize> {
+        for p in paths {
+            std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
         }
-        self.closed.drain(..n);
-        if n > 0 {
-            fsutil::sync_dir(&self.dir)?;
+        if !paths.is_empty() {
+            fsutil::sync_dir(dir)?;
         }
-        Ok(n)
+        Ok(paths.len())
+    }
+
+    /// The WAL's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Number of segment files, the active one included.

@@ -299,7 +299,26 @@ pub struct RaftCore {
 /// few most recent segment files.
 #[derive(Default)]
 struct WalSyncer {
-    files: Vec<(Arc<std::fs::File>, glommio::io::BufferedFile)>,
+    files: Vec<(
+        Arc<std::fs::File>,
+        std::path::PathBuf,
+        glommio::io::BufferedFile,
+    )>,
+}
+
+impl WalSyncer {
+    /// Closes the handles on the files at `paths` (segments about to be deleted): a
+    /// descriptor closed after its file's unlink would free the file's blocks, discard
+    /// included, on this executor.
+    async fn forget(&mut self, paths: &[std::path::PathBuf]) {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|(_, p, _)| paths.contains(p));
+        self.files = kept;
+        for (_, _, file) in gone {
+            let _ = file.close().await;
+        }
+    }
 }
 
 /// Segment files the syncer keeps a handle for (the active one and its predecessor suffice).
@@ -316,7 +335,11 @@ impl WalSyncer {
             }) {
                 return Err(engine::Error::io(path, e));
             }
-            let at = match self.files.iter().position(|(f, _)| Arc::ptr_eq(f, &file)) {
+            let at = match self
+                .files
+                .iter()
+                .position(|(f, _, _)| Arc::ptr_eq(f, &file))
+            {
                 Some(at) => at,
                 None => {
                     // SAFETY: dup returns a new descriptor that the BufferedFile then owns.
@@ -327,15 +350,15 @@ impl WalSyncer {
                     // SAFETY: `fd` is open and owned by nothing else.
                     let glommio_file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
                     if self.files.len() == SYNCER_FILES_MAX {
-                        let (_, old) = self.files.remove(0);
+                        let (_, _, old) = self.files.remove(0);
                         let _ = old.close().await;
                     }
-                    self.files.push((file, glommio_file));
+                    self.files.push((file, path.clone(), glommio_file));
                     self.files.len() - 1
                 }
             };
             self.files[at]
-                .1
+                .2
                 .fdatasync()
                 .await
                 .map_err(|e| engine::Error::io(&path, std::io::Error::other(e.to_string())))?;

@@ -140,7 +140,9 @@ impl RaftCore {
         if let Err(e) = self.wal.sync() {
             fatal_storage("failed to save Raft snapshot", &e);
         }
-        self.checkpoint_marked(index, term, started);
+        // Not async: the WAL segments it covers are purged by the next checkpoint the
+        // loop records (closing the syncer's handles on them needs the executor).
+        self.checkpoint_marked(index, term, started, false);
     }
 
     /// [`RaftCore::record_checkpoint`] for the loop: the WAL sync goes through io_uring, so
@@ -158,7 +160,27 @@ impl RaftCore {
         if let Err(e) = self.syncer.sync(handle).await {
             fatal_storage("failed to save Raft snapshot", &e);
         }
-        self.checkpoint_marked(index, term, started);
+        let purged = self.checkpoint_marked(index, term, started, true);
+        if !purged.is_empty() {
+            self.syncer.forget(&purged).await;
+            self.remove_wal_segments(purged);
+        }
+    }
+
+    /// Deletes purged WAL segments on a helper thread: an unlink frees the file's blocks
+    /// (and, on a filesystem mounted with `discard`, waits for the device), which is no
+    /// work for the raft core. A failure is a warning, as a failed purge always was.
+    fn remove_wal_segments(&self, paths: Vec<std::path::PathBuf>) {
+        let dir = self.wal.dir().to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("wal-purge".into())
+            .spawn(move || match engine::Wal::remove_segments(&dir, &paths) {
+                Ok(n) => debug!(segments = n, "purged WAL segments"),
+                Err(e) => warn!("WAL purge failed: {e}"),
+            });
+        if let Err(e) = spawned {
+            warn!("WAL purge not started: {e}");
+        }
     }
 
     /// Records the finished checkpoint in the store and Raft's log storage, and appends
@@ -199,16 +221,24 @@ impl RaftCore {
         (index, term)
     }
 
-    /// Once the WAL marker is durable: purges what the checkpoint covers.
-    fn checkpoint_marked(&mut self, index: u64, term: u64, sync_started: Instant) {
+    /// Once the WAL marker is durable: compacts the Raft log to what the checkpoint
+    /// covers and, with `purge`, returns the WAL segments to delete (the caller deletes
+    /// them).
+    fn checkpoint_marked(
+        &mut self,
+        index: u64,
+        term: u64,
+        sync_started: Instant,
+        purge: bool,
+    ) -> Vec<std::path::PathBuf> {
         crate::metrics::get()
             .wal_fsync_duration_seconds
             .observe(sync_started.elapsed().as_secs_f64());
         let keep_from = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
+        let mut purged = Vec::new();
         if keep_from > 0 {
-            match self.wal.purge(keep_from) {
-                Ok(n) => debug!(segments = n, "purged WAL segments"),
-                Err(e) => warn!("WAL purge failed: {e}"),
+            if purge {
+                purged = self.wal.take_purgeable(keep_from);
             }
             match self.node.mut_store().compact(keep_from) {
                 Ok(()) => info!("compact-index" = keep_from, "compacted Raft logs"),
@@ -218,6 +248,7 @@ impl RaftCore {
         self.last_checkpoint = index;
         info!("snapshot-index" = index, term, "saved snapshot");
         self.maintenance_due = true;
+        purged
     }
 
     /// One bounded step of the store's deferred work (compaction, GC); remembers whether
