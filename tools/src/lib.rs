@@ -67,8 +67,8 @@ pub use mixed::{
 pub use scale::{
     disk_use, find_binary, key_value_bytes, range_response_bytes, render_scale_markdown, run_scale,
     scale_key, varint_bytes, DiskUse, ProbePuts, RangeReport, RestartReport, ScaleConfig,
-    ScaleReport, ScaleResult, BASELINE_PUTS_MAX, KEYS_MAX, LOAD_PROGRESS_S, PROBE_KEY,
-    PROBE_VALUE_BYTES, QUOTA_BACKEND_BYTES_DEFAULT, RANGE_RESPONSE_BYTES_MAX,
+    ScaleReport, ScaleResult, BASELINE_PUTS_MAX, KEYS_MAX, LOAD_PROGRESS_S, PORTS_FREE_TIMEOUT_MS,
+    PROBE_KEY, PROBE_VALUE_BYTES, QUOTA_BACKEND_BYTES_DEFAULT, RANGE_RESPONSE_BYTES_MAX,
     RESTART_ATTEMPT_TIMEOUT_MS, RESTART_POLL_MS, RSS_SAMPLE_MS, SCALE_PREFIX, SETTLE_MS,
     SNAPSHOT_COUNT_DEFAULT, STOP_TIMEOUT_MS,
 };

@@ -67,6 +67,8 @@ pub const RESTART_POLL_MS: u64 = 10;
 pub const RESTART_ATTEMPT_TIMEOUT_MS: u64 = 1_000;
 /// Longest wait for the exit after SIGTERM, ms.
 pub const STOP_TIMEOUT_MS: u64 = 120_000;
+/// Longest wait, after the exit, for the server's ports to be free again, ms.
+pub const PORTS_FREE_TIMEOUT_MS: u64 = 120_000;
 /// The range client's receive limit, bytes: the most a server sends in one message
 /// (etcd's `MaxCallSendMsgSize`, `math.MaxInt32`; tonic's default is 4 MiB).
 pub const RANGE_RESPONSE_BYTES_MAX: usize = i32::MAX as usize;
@@ -203,6 +205,9 @@ pub struct ProbePuts {
     pub p99_ms: f64,
     /// Largest latency, ms.
     pub max_ms: f64,
+    /// When the slowest put was sent, s after the window's first put (during the
+    /// range: about the time since the range was sent).
+    pub max_sent_at_s: f64,
     /// The first failure's text.
     pub first_error: Option<String>,
 }
@@ -227,6 +232,9 @@ pub struct RestartReport {
     pub signal: &'static str,
     /// From the signal to the exit, s (`None` for SIGKILL).
     pub stop_s: Option<f64>,
+    /// From the reaped exit until the client and peer ports could be bound again, s
+    /// (not part of `restart_s`).
+    pub ports_free_s: f64,
     /// From the spawn to the first answered linearizable read, s.
     pub restart_s: f64,
     /// Whether that read returned the first loaded key.
@@ -507,7 +515,13 @@ async fn run_target(
 
     let options = connect_options(config.request_timeout_ms, &ClientTls::default())?;
     let deadline = Duration::from_millis(config.request_timeout_ms);
-    let probe = connect_warm(&[url.clone()], &options, PROBE_KEY.into(), deadline).await?;
+    let probe = connect_warm(
+        std::slice::from_ref(&url),
+        &options,
+        PROBE_KEY.into(),
+        deadline,
+    )
+    .await?;
     let mut probe_kv = probe.kv_client();
     progress(&format!(
         "{name}: baseline, {} puts of one client",
@@ -533,38 +547,7 @@ async fn run_target(
         during.puts.puts
     ));
 
-    let first_key = scale_key(0);
-    let restart_timeout = Duration::from_millis(config.restart_timeout_ms);
-    let restart_kill9 = if config.kill9 {
-        progress(&format!("{name}: kill -9 and restart"));
-        server.kill();
-        let report =
-            timed_restart(&mut server, "SIGKILL", None, &first_key, restart_timeout).await?;
-        progress(&format!(
-            "{name}: answered {:.2} s after the spawn",
-            report.restart_s
-        ));
-        Some(report)
-    } else {
-        None
-    };
-    progress(&format!("{name}: SIGTERM and restart"));
-    let stop = server
-        .terminate(Duration::from_millis(STOP_TIMEOUT_MS))
-        .await?;
-    let restart_sigterm = timed_restart(
-        &mut server,
-        "SIGTERM",
-        Some(stop),
-        &first_key,
-        restart_timeout,
-    )
-    .await?;
-    progress(&format!(
-        "{name}: stopped in {:.2} s, answered {:.2} s after the spawn",
-        stop.as_secs_f64(),
-        restart_sigterm.restart_s
-    ));
+    let (restart_kill9, restart_sigterm) = restarts(&mut server, config, progress).await?;
     drop(server);
 
     Ok(ScaleResult {
@@ -591,6 +574,41 @@ async fn run_target(
         restart_kill9,
         restart_sigterm,
     })
+}
+
+/// The restart after kill -9 (when configured), then the one after SIGTERM, each
+/// timed from the spawn to the first answered read of the first loaded key.
+async fn restarts(
+    server: &mut ServerProcess,
+    config: &ScaleConfig,
+    progress: &mut impl FnMut(&str),
+) -> Result<(Option<RestartReport>, RestartReport)> {
+    let name = server.name().to_string();
+    let first_key = scale_key(0);
+    let timeout = Duration::from_millis(config.restart_timeout_ms);
+    let kill9 = if config.kill9 {
+        progress(&format!("{name}: kill -9 and restart"));
+        server.kill();
+        let report = timed_restart(server, "SIGKILL", None, &first_key, timeout).await?;
+        progress(&format!(
+            "{name}: answered {:.2} s after the spawn",
+            report.restart_s
+        ));
+        Some(report)
+    } else {
+        None
+    };
+    progress(&format!("{name}: SIGTERM and restart"));
+    let stop = server
+        .terminate(Duration::from_millis(STOP_TIMEOUT_MS))
+        .await?;
+    let sigterm = timed_restart(server, "SIGTERM", Some(stop), &first_key, timeout).await?;
+    progress(&format!(
+        "{name}: stopped in {:.2} s, answered {:.2} s after the spawn",
+        stop.as_secs_f64(),
+        sigterm.restart_s
+    ));
+    Ok((kill9, sigterm))
 }
 
 fn ensure_running(server: &mut ServerProcess, step: &str) -> Result<()> {
@@ -734,6 +752,10 @@ struct ProbeRecorder {
     histogram: hdrhistogram::Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
+    /// Send time of the window's first put.
+    first_sent: Option<Instant>,
+    /// Largest latency so far, µs, and its send time.
+    slowest: Option<(u64, Instant)>,
 }
 
 impl ProbeRecorder {
@@ -742,6 +764,8 @@ impl ProbeRecorder {
             histogram: new_latency_histogram(),
             errors: 0,
             first_error: None,
+            first_sent: None,
+            slowest: None,
         }
     }
 
@@ -751,8 +775,14 @@ impl ProbeRecorder {
         let sent = Instant::now();
         let outcome = tokio::time::timeout(deadline, kv.put(PROBE_KEY, value, None)).await;
         let latency_us = sent.elapsed().as_micros() as u64;
+        self.first_sent.get_or_insert(sent);
         match outcome {
-            Ok(Ok(_)) => record_latency_us(&mut self.histogram, latency_us),
+            Ok(Ok(_)) => {
+                record_latency_us(&mut self.histogram, latency_us);
+                if self.slowest.is_none_or(|(us, _)| latency_us > us) {
+                    self.slowest = Some((latency_us, sent));
+                }
+            }
             Ok(Err(e)) => {
                 self.errors += 1;
                 self.first_error.get_or_insert_with(|| e.to_string());
@@ -783,6 +813,10 @@ impl ProbeRecorder {
                 0.0
             } else {
                 us_to_ms(self.histogram.max())
+            },
+            max_sent_at_s: match (self.first_sent, self.slowest) {
+                (Some(first), Some((_, sent))) => sent.duration_since(first).as_secs_f64(),
+                _ => 0.0,
             },
             first_error: self.first_error,
         }
@@ -962,11 +996,14 @@ fn full_range(url: &str, timeout: Duration, state: &AtomicU8) -> RangeReport {
     report
 }
 
-/// Spawns the stopped `server` again and polls a linearizable read of `key` every
-/// [`RESTART_POLL_MS`] ms, each attempt on a fresh connection, until one is answered.
+/// Waits until the stopped `server`'s ports are free (a killed Cairn's listeners can
+/// outlive the reaped process for a while: io_uring teardown), spawns it again and
+/// polls a linearizable read of `key` every [`RESTART_POLL_MS`] ms, each attempt on a
+/// fresh connection, until one is answered; times the spawn to that answer.
 ///
-/// Errors: [`BenchError::Server`] with the log tail if the server exits or does not
-/// answer within `timeout`; [`BenchError::Io`] if it cannot be spawned.
+/// Errors: [`BenchError::Server`] with the log tail if the ports stay taken, or the
+/// server exits or does not answer within `timeout`; [`BenchError::Io`] if it cannot
+/// be spawned.
 async fn timed_restart(
     server: &mut ServerProcess,
     signal: &'static str,
@@ -974,6 +1011,9 @@ async fn timed_restart(
     key: &str,
     timeout: Duration,
 ) -> Result<RestartReport> {
+    let ports_free = server
+        .wait_ports_free(Duration::from_millis(PORTS_FREE_TIMEOUT_MS))
+        .await?;
     let spawned = Instant::now();
     server.respawn()?;
     let url = server.client_url();
@@ -985,6 +1025,7 @@ async fn timed_restart(
                 return Ok(RestartReport {
                     signal,
                     stop_s: stop.map(|d| d.as_secs_f64()),
+                    ports_free_s: ports_free.as_secs_f64(),
                     restart_s: spawned.elapsed().as_secs_f64(),
                     read_found_key: found,
                     failed_attempts,
@@ -1048,10 +1089,21 @@ fn format_probe(puts: &ProbePuts) -> String {
 fn format_restart(restart: Option<&RestartReport>) -> String {
     match restart {
         None => "-".into(),
-        Some(r) if r.read_found_key => format!("{:.2}", r.restart_s),
-        Some(r) => format!("{:.2} (key missing)", r.restart_s),
+        Some(r) => format!(
+            "{:.2} ({:.2}){}",
+            r.restart_s,
+            r.ports_free_s,
+            if r.read_found_key {
+                ""
+            } else {
+                ", key missing"
+            }
+        ),
     }
 }
+
+/// A row of the markdown table: its label and how one server's cell is written.
+type TableRow = (&'static str, fn(&ScaleResult) -> String);
 
 /// The report as markdown: one line naming the parameters, a table with one column per
 /// server, then a line per problem (failed puts, a failed range, a server left out).
@@ -1074,7 +1126,7 @@ pub fn render_scale_markdown(report: &ScaleReport) -> String {
     out.push_str("\n|---|");
     out.push_str(&"---:|".repeat(servers.len()));
     out.push('\n');
-    let rows: [(&str, fn(&ScaleResult) -> String); 13] = [
+    let rows: [TableRow; 13] = [
         ("keys loaded", |s| s.keys_loaded.to_string()),
         ("load puts/s", |s| format!("{:.0}", s.load_puts_s)),
         ("load s", |s| format!("{:.1}", s.load_s)),
@@ -1100,9 +1152,16 @@ pub fn render_scale_markdown(report: &ScaleReport) -> String {
                 Some(_) => format!("failed after {:.2} s", s.range.duration_s),
             }
         }),
-        ("1-client put p99 / max ms during range (puts)", |s| {
-            format_probe(&s.put_during_range)
-        }),
+        (
+            "1-client put p99 / max ms during range (puts; max sent at s into the range)",
+            |s| {
+                let puts = &s.put_during_range;
+                format!(
+                    "{:.2} / {:.2} ({}; {:.2})",
+                    puts.p99_ms, puts.max_ms, puts.puts, puts.max_sent_at_s
+                )
+            },
+        ),
         ("1-client put p99 / max ms, no range (puts)", |s| {
             format_probe(&s.baseline_put)
         }),
@@ -1115,12 +1174,14 @@ pub fn render_scale_markdown(report: &ScaleReport) -> String {
                 .map_or_else(|| "-".into(), |stop| format!("{stop:.2}"))
         }),
         (
-            "restart s after SIGTERM (spawn to first linearizable read)",
+            "restart s after SIGTERM, spawn to first linearizable read \
+             (before the spawn: s until the ports were free)",
             |s| format_restart(Some(&s.restart_sigterm)),
         ),
-        ("restart s after kill -9", |s| {
-            format_restart(s.restart_kill9.as_ref())
-        }),
+        (
+            "restart s after kill -9 (s until the ports were free)",
+            |s| format_restart(s.restart_kill9.as_ref()),
+        ),
     ];
     for (label, cell) in rows {
         out.push_str(&format!("| {label} |"));
@@ -1331,6 +1392,7 @@ mod tests {
                 puts: 7,
                 p99_ms: 30.0,
                 max_ms: 31.0,
+                max_sent_at_s: 0.25,
                 ..ProbePuts::default()
             },
             rss_anon_before_range_mib: 50.0,
@@ -1340,6 +1402,7 @@ mod tests {
             restart_sigterm: RestartReport {
                 signal: "SIGTERM",
                 stop_s: Some(0.25),
+                ports_free_s: 0.05,
                 restart_s: 1.5,
                 read_found_key: true,
                 failed_attempts: 3,
@@ -1378,7 +1441,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| 1-client put p99 / max ms during range (puts) | 30.00 / 31.00 (7) |"),
+            text.contains(
+                "| 1-client put p99 / max ms during range (puts; max sent at s into the range) \
+                 | 30.00 / 31.00 (7; 0.25) |"
+            ),
             "{text}"
         );
         assert!(
@@ -1386,9 +1452,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| restart s after kill -9 | - | - |"),
+            text.contains("| restart s after kill -9 (s until the ports were free) | - | - |"),
             "{text}"
         );
+        assert!(text.contains(" | 1.50 (0.05) | 1.50 (0.05) |\n"), "{text}");
         assert!(text.contains("warning: etcd: range failed: boom"), "{text}");
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["servers"][0]["restart_sigterm"]["restart_s"], 1.5);

@@ -164,6 +164,7 @@ pub struct ServerProcess {
     args: Vec<String>,
     child: Child,
     client_port: u16,
+    peer_port: u16,
     data_dir: PathBuf,
     log_path: PathBuf,
     // Declared last: removed after the child is dead.
@@ -215,6 +216,7 @@ impl ServerProcess {
             args,
             child,
             client_port,
+            peer_port,
             data_dir,
             log_path,
             _dir: dir,
@@ -250,6 +252,11 @@ impl ServerProcess {
             name: self.name.clone(),
             reason: format!("{reason}; log tail:\n{tail}"),
         }
+    }
+
+    /// The name given at start ("cairn", "etcd").
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The process id, for `/proc/<pid>` sampling.
@@ -305,6 +312,30 @@ impl ServerProcess {
         // An error means the process already exited; the wait reaps it either way.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits until the server's client and peer ports can be bound again (with
+    /// `SO_REUSEADDR`, as a server's own check before listening), polling every
+    /// [`EXIT_POLL_MS`] ms; returns how long that took. A process's sockets can outlive
+    /// it briefly: a killed server that used io_uring has its files released by the
+    /// kernel's asynchronous ring teardown, after the process is reaped.
+    ///
+    /// Errors: [`BenchError::Server`] if a port is still taken after `timeout`.
+    pub async fn wait_ports_free(&self, timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        let poll = Duration::from_millis(EXIT_POLL_MS);
+        let polls_max = timeout.as_millis() / poll.as_millis() + 1;
+        let bindable = |port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        for _ in 0..polls_max {
+            if bindable(self.client_port) && bindable(self.peer_port) {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(poll).await;
+        }
+        Err(self.error(format!(
+            "ports {} and {} still taken {timeout:?} after the exit",
+            self.client_port, self.peer_port
+        )))
     }
 
     /// Starts the stopped server again on its data dir and ports with the same flags,
