@@ -1110,7 +1110,9 @@ type TableRow = (&'static str, fn(&ScaleResult) -> String);
 pub fn render_scale_markdown(report: &ScaleReport) -> String {
     let mut out = format!(
         "{} keys `/scale/%012d` of {} random bytes, loaded by {} clients over {} \
-         connections; one member on loopback, --quota-backend-bytes {} --snapshot-count {}\n\n",
+         connections; one member on loopback, --quota-backend-bytes {} --snapshot-count {}. \
+         Restart: spawn to the first answered linearizable Range, after the ports were free \
+         again; max sent at: when the slowest put was sent, s after the range.\n\n",
         report.keys,
         report.value_bytes,
         report.clients,
@@ -1153,7 +1155,7 @@ pub fn render_scale_markdown(report: &ScaleReport) -> String {
             }
         }),
         (
-            "1-client put p99 / max ms during range (puts; max sent at s into the range)",
+            "1-client put p99 / max ms during range (puts; max sent at s)",
             |s| {
                 let puts = &s.put_during_range;
                 format!(
@@ -1173,15 +1175,12 @@ pub fn render_scale_markdown(report: &ScaleReport) -> String {
                 .stop_s
                 .map_or_else(|| "-".into(), |stop| format!("{stop:.2}"))
         }),
-        (
-            "restart s after SIGTERM, spawn to first linearizable read \
-             (before the spawn: s until the ports were free)",
-            |s| format_restart(Some(&s.restart_sigterm)),
-        ),
-        (
-            "restart s after kill -9 (s until the ports were free)",
-            |s| format_restart(s.restart_kill9.as_ref()),
-        ),
+        ("restart s after SIGTERM (ports free after s)", |s| {
+            format_restart(Some(&s.restart_sigterm))
+        }),
+        ("restart s after kill -9 (ports free after s)", |s| {
+            format_restart(s.restart_kill9.as_ref())
+        }),
     ];
     for (label, cell) in rows {
         out.push_str(&format!("| {label} |"));
@@ -1442,7 +1441,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "| 1-client put p99 / max ms during range (puts; max sent at s into the range) \
+                "| 1-client put p99 / max ms during range (puts; max sent at s) \
                  | 30.00 / 31.00 (7; 0.25) |"
             ),
             "{text}"
@@ -1452,7 +1451,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| restart s after kill -9 (s until the ports were free) | - | - |"),
+            text.contains("| restart s after kill -9 (ports free after s) | - | - |"),
             "{text}"
         );
         assert!(text.contains(" | 1.50 (0.05) | 1.50 (0.05) |\n"), "{text}");
