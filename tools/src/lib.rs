@@ -16,6 +16,10 @@
 //!   [`run_compare_cluster`] runs the put phases against each target's cluster
 //!   ([`render_cluster_markdown`]); [`run_failover`] kills the leader again and again
 //!   under load and reports failover times and lost writes ([`FailoverReport`]).
+//! - Scale ([`run_scale`], issue 8): N keys loaded into each server in turn; load
+//!   latency, anonymous RSS and disk use, 1-client put latency during a full-prefix
+//!   range, restart time after SIGTERM and kill -9 ([`ScaleReport`],
+//!   [`render_scale_markdown`]).
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
 //! - [`linearizability`]: a linearizability checker for recorded client histories
 //!   (Wing & Gong with Lowe's memo, as Porcupine), with an etcd KV model, for the
@@ -31,6 +35,7 @@ pub mod linearizability;
 mod load;
 mod mixed;
 pub mod procstat;
+mod scale;
 mod server;
 mod stats;
 mod watch;
@@ -59,8 +64,17 @@ pub use mixed::{
     MIXED_KEY_SPACE_MAX, MIXED_REQUEST_TIMEOUT_MS_MAX, MIX_WEIGHT_MAX, PROGRESS_INTERVAL_S,
     STAMP_BYTES, WATCH_CREATE_TIMEOUT_MS, WATCH_DRAIN_TIMEOUT_MS,
 };
+pub use scale::{
+    disk_use, find_binary, key_value_bytes, range_response_bytes, render_scale_markdown, run_scale,
+    scale_key, varint_bytes, DiskUse, ProbePuts, RangeReport, RestartReport, ScaleConfig,
+    ScaleReport, ScaleResult, BASELINE_PUTS_MAX, KEYS_MAX, LOAD_PROGRESS_S, PORTS_FREE_TIMEOUT_MS,
+    PROBE_KEY, PROBE_VALUE_BYTES, QUOTA_BACKEND_BYTES_DEFAULT, RANGE_RESPONSE_BYTES_MAX,
+    RESTART_ATTEMPT_TIMEOUT_MS, RESTART_POLL_MS, RSS_SAMPLE_MS, SCALE_PREFIX, SETTLE_MS,
+    SNAPSHOT_COUNT_DEFAULT, STOP_TIMEOUT_MS,
+};
 pub use server::{
-    free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, HEALTH_POLL_MS,
+    free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, EXIT_POLL_MS,
+    HEALTH_POLL_MS,
 };
 pub use stats::{
     format_ms, new_latency_histogram, parse_clients_list, record_latency_us, us_to_ms, Summary,

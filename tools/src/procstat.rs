@@ -4,7 +4,7 @@
 //! `comm`, is parenthesised and may itself contain spaces and parentheses, so fields are
 //! counted from the *last* `)`; utime and stime are fields 14 and 15 (1-based), in clock
 //! ticks of `sysconf(_SC_CLK_TCK)`, and cover every thread of the process.
-//! `/proc/<pid>/status` has a line `VmRSS:   12345 kB`.
+//! `/proc/<pid>/status` has lines `VmRSS:   12345 kB` and `RssAnon:   6789 kB`.
 
 use std::path::PathBuf;
 
@@ -72,15 +72,26 @@ pub fn parse_stat(text: &str) -> Result<CpuTicks> {
 /// Errors: [`BenchError::ProcParse`] when the line is missing, is not in kB, or is not a
 /// number. (A kernel thread or zombie has no VmRSS line.)
 pub fn parse_status_rss_bytes(text: &str) -> Result<u64> {
-    let error = |reason: String| BenchError::ProcParse {
-        what: "/proc/<pid>/status VmRSS",
-        reason,
-    };
+    parse_status_kib_line(text, "VmRSS:", "/proc/<pid>/status VmRSS")
+}
+
+/// Parses the `RssAnon:` line of `/proc/<pid>/status` (resident anonymous memory:
+/// heap and stacks, not the page cache of mapped files) and returns bytes.
+///
+/// Errors: as [`parse_status_rss_bytes`], for the `RssAnon` line.
+pub fn parse_status_rss_anon_bytes(text: &str) -> Result<u64> {
+    parse_status_kib_line(text, "RssAnon:", "/proc/<pid>/status RssAnon")
+}
+
+/// The value of the `<field> <n> kB` line of `/proc/<pid>/status`, in bytes.
+fn parse_status_kib_line(text: &str, field: &str, what: &'static str) -> Result<u64> {
+    let error = |reason: String| BenchError::ProcParse { what, reason };
+    let name = field.trim_end_matches(':');
     let line = text
         .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .ok_or_else(|| error("no VmRSS line".to_string()))?;
-    let mut parts = line["VmRSS:".len()..].split_whitespace();
+        .find(|line| line.starts_with(field))
+        .ok_or_else(|| error(format!("no {name} line")))?;
+    let mut parts = line[field.len()..].split_whitespace();
     let value = parts.next().unwrap_or("");
     let unit = parts.next().unwrap_or("");
     if unit != "kB" {
@@ -135,6 +146,15 @@ pub fn sample(pid: u32) -> Result<ProcSample> {
         cpu_us: cpu.total_us(ticks_per_s),
         rss_bytes,
     })
+}
+
+/// Resident anonymous memory of process `pid` (`RssAnon` of `/proc/<pid>/status`),
+/// bytes.
+///
+/// Errors: [`BenchError::Io`] if the process is gone, [`BenchError::ProcParse`] if the
+/// line does not parse.
+pub fn rss_anon_bytes(pid: u32) -> Result<u64> {
+    parse_status_rss_anon_bytes(&read_proc(pid, "status")?)
 }
 
 #[cfg(test)]
@@ -202,6 +222,23 @@ mod tests {
     }
 
     #[test]
+    fn parses_rss_anon() {
+        let status = "Name:\tcairn\nVmRSS:\t   20480 kB\nRssAnon:\t    8192 kB\n\
+                      RssFile:\t   12288 kB\n";
+        assert_eq!(
+            parse_status_rss_anon_bytes(status).unwrap(),
+            8 * 1024 * 1024
+        );
+        assert_eq!(
+            parse_status_rss_anon_bytes("VmRSS:\t1 kB\n")
+                .unwrap_err()
+                .to_string(),
+            "parse /proc/<pid>/status RssAnon: no RssAnon line"
+        );
+        assert!(parse_status_rss_anon_bytes("RssAnon:\t1 MB\n").is_err());
+    }
+
+    #[test]
     fn ticks_convert_exactly() {
         assert_eq!(ticks_to_us(1, 100), 10_000);
         assert_eq!(ticks_to_us(3, 1000), 3_000);
@@ -213,6 +250,7 @@ mod tests {
     fn samples_own_process() {
         let sample = sample(std::process::id()).unwrap();
         assert!(sample.rss_bytes > 0);
+        assert!(rss_anon_bytes(std::process::id()).unwrap() > 0);
         assert!(clock_ticks_per_s().unwrap() > 0);
     }
 }

@@ -20,6 +20,8 @@ pub const HEALTH_POLL_MS: u64 = 100;
 const HEALTH_RESPONSE_BYTES_MAX: usize = 16 * 1024;
 /// Lines of the server log quoted in an error.
 const LOG_TAIL_LINES: usize = 15;
+/// Interval between checks for the server's exit after SIGTERM, ms.
+pub const EXIT_POLL_MS: u64 = 10;
 
 /// Two distinct free loopback TCP ports (client, peer), found by binding port 0.
 ///
@@ -158,8 +160,12 @@ pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
 /// removes its temporary directory.
 pub struct ServerProcess {
     name: String,
+    bin: PathBuf,
+    args: Vec<String>,
     child: Child,
     client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
     log_path: PathBuf,
     // Declared last: removed after the child is dead.
     _dir: tempfile::TempDir,
@@ -173,6 +179,20 @@ impl ServerProcess {
     /// [`BenchError::Server`] (with the tail of its log) if the process exits or is not
     /// healthy within `startup_timeout`.
     pub async fn start(name: &str, bin: &Path, startup_timeout: Duration) -> Result<ServerProcess> {
+        ServerProcess::start_with_args(name, bin, &[], startup_timeout).await
+    }
+
+    /// As [`ServerProcess::start`], with `extra_args` after the etcd-style flags of
+    /// [`server_args`] (e.g. `--quota-backend-bytes`, `--snapshot-count`). A restart
+    /// ([`ServerProcess::respawn`]) passes the same flags.
+    ///
+    /// Errors: as [`ServerProcess::start`].
+    pub async fn start_with_args(
+        name: &str,
+        bin: &Path,
+        extra_args: &[String],
+        startup_timeout: Duration,
+    ) -> Result<ServerProcess> {
         let dir = temp_dir(&format!("cairn-bench-{name}-"))?;
         let (client_port, peer_port) = free_ports()?;
         let log_path = dir.path().join("server.log");
@@ -187,21 +207,17 @@ impl ServerProcess {
             source,
         })?;
         let data_dir = dir.path().join("data");
-        let child = Command::new(bin)
-            .args(server_args("bench", &data_dir, client_port, peer_port))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|source| BenchError::Io {
-                op: "spawn",
-                path: bin.to_path_buf(),
-                source,
-            })?;
+        let mut args = server_args("bench", &data_dir, client_port, peer_port);
+        args.extend(extra_args.iter().cloned());
+        let child = spawn(bin, &args, log, log_err)?;
         let mut server = ServerProcess {
             name: name.to_string(),
+            bin: bin.to_path_buf(),
+            args,
             child,
             client_port,
+            peer_port,
+            data_dir,
             log_path,
             _dir: dir,
         };
@@ -238,6 +254,11 @@ impl ServerProcess {
         }
     }
 
+    /// The name given at start ("cairn", "etcd").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The process id, for `/proc/<pid>` sampling.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -252,6 +273,114 @@ impl ServerProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// The server's data dir (`--data-dir`), inside the temporary directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the server gracefully: SIGTERM, then waits for it to exit, polling every
+    /// [`EXIT_POLL_MS`] ms. Returns the time from the signal to the exit. The data dir
+    /// stays for [`ServerProcess::respawn`].
+    ///
+    /// Errors: [`BenchError::Server`] if it had already exited, or has not exited
+    /// within `timeout` (it is then killed with SIGKILL and reaped).
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<Duration> {
+        if !self.is_running() {
+            return Err(self.error("terminate: not running".into()));
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).expect("Linux pids fit in pid_t");
+        let signalled = Instant::now();
+        // SAFETY: kill(2) touches no memory; the pid is our own unreaped child, so it
+        // cannot have been reused by another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let poll = Duration::from_millis(EXIT_POLL_MS);
+        let polls_max = timeout.as_millis() / poll.as_millis() + 1;
+        for _ in 0..polls_max {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(signalled.elapsed());
+            }
+            tokio::time::sleep(poll).await;
+        }
+        self.kill();
+        Err(self.error(format!("still running {timeout:?} after SIGTERM; killed")))
+    }
+
+    /// Kills the server with SIGKILL and reaps it; the data dir stays for
+    /// [`ServerProcess::respawn`]. A process that already exited is only reaped.
+    pub fn kill(&mut self) {
+        // An error means the process already exited; the wait reaps it either way.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits until the server's client and peer ports can be bound again (with
+    /// `SO_REUSEADDR`, as a server's own check before listening), polling every
+    /// [`EXIT_POLL_MS`] ms; returns how long that took. A process's sockets can outlive
+    /// it briefly: a killed server that used io_uring has its files released by the
+    /// kernel's asynchronous ring teardown, after the process is reaped.
+    ///
+    /// Errors: [`BenchError::Server`] if a port is still taken after `timeout`.
+    pub async fn wait_ports_free(&self, timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        let poll = Duration::from_millis(EXIT_POLL_MS);
+        let polls_max = timeout.as_millis() / poll.as_millis() + 1;
+        let bindable = |port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        for _ in 0..polls_max {
+            if bindable(self.client_port) && bindable(self.peer_port) {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(poll).await;
+        }
+        Err(self.error(format!(
+            "ports {} and {} still taken {timeout:?} after the exit",
+            self.client_port, self.peer_port
+        )))
+    }
+
+    /// Starts the stopped server again on its data dir and ports with the same flags,
+    /// appending to its log, and returns at once (it is not waited for: callers time
+    /// their own first request).
+    ///
+    /// Errors: [`BenchError::Server`] if it is still running; [`BenchError::Io`] if
+    /// the log cannot be opened or the process cannot be spawned.
+    pub fn respawn(&mut self) -> Result<()> {
+        if self.is_running() {
+            return Err(self.error("respawn: still running".into()));
+        }
+        let open_log = || -> Result<File> {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.log_path)
+                .map_err(|source| BenchError::Io {
+                    op: "open",
+                    path: self.log_path.clone(),
+                    source,
+                })
+        };
+        self.child = spawn(&self.bin, &self.args, open_log()?, open_log()?)?;
+        Ok(())
+    }
+
+    /// A [`BenchError::Server`] naming this server, with `reason` and its log tail.
+    pub fn failure(&self, reason: impl Into<String>) -> BenchError {
+        self.error(reason.into())
+    }
+}
+
+/// Spawns `bin` with `args`, stdin closed, stdout and stderr to `log` and `log_err`.
+fn spawn(bin: &Path, args: &[String], log: File, log_err: File) -> Result<Child> {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|source| BenchError::Io {
+            op: "spawn",
+            path: bin.to_path_buf(),
+            source,
+        })
 }
 
 impl Drop for ServerProcess {

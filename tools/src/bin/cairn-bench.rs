@@ -16,7 +16,15 @@
 //! cairn-bench mixed --endpoints URL --duration-s 60 --clients 100 [--conns 10]
 //!                   [--mix put=45,range=45,lease=10] [--watchers 1000 --watch-streams 10]
 //!                   [--max-p9999-ms 100] [--json]
+//! cairn-bench scale [--cairn-bin target/release/cairn] [--etcd-bin etcd | --no-etcd]
+//!                   [--keys 1000000] [--value-bytes 1024] [--clients 1000]
+//!                   [--connections 100] [--json FILE]
 //! ```
+//!
+//! `scale` (issue 8) starts each server in turn (etcd only when a binary is found), loads
+//! `--keys` keys, then measures anonymous RSS and disk use, 1-client put latency while a
+//! linearizable range reads every key, and the restart time after kill -9 and SIGTERM.
+//! It prints a markdown table with one column per server.
 //!
 //! `compare-cluster` starts a 3-member cluster of each server in turn and spreads the
 //! clients over all three members' client URLs (as etcd's benchmark tool does when given
@@ -42,9 +50,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tools::{
     default_conns, parse_clients_list, render_cluster_markdown, render_markdown,
-    render_watch_markdown, run_compare, run_compare_cluster, run_compare_watch, run_failover,
-    run_load, run_mixed, run_watch_latency, run_watch_memory, CompareConfig, FailoverConfig,
-    LoadConfig, Mix, MixedConfig, PrefixMode, Target, WatchConfig, Workload, CLIENTS_MAX,
+    render_scale_markdown, render_watch_markdown, run_compare, run_compare_cluster,
+    run_compare_watch, run_failover, run_load, run_mixed, run_scale, run_watch_latency,
+    run_watch_memory, CompareConfig, FailoverConfig, LoadConfig, Mix, MixedConfig, PrefixMode,
+    ScaleConfig, Target, WatchConfig, Workload, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -125,6 +134,133 @@ enum Command {
     /// Mixed load for a long latency run: puts, linearizable ranges and lease RPCs by
     /// weight while watchers drain events; p50…p99.99 per RPC type and put→event.
     Mixed(MixedArgs),
+    /// Issue 8's scale benchmark, each server in turn: load N keys (p99/p99.9/max),
+    /// anonymous RSS and disk use, 1-client put latency during a full-prefix range,
+    /// restart time after kill -9 and SIGTERM.
+    Scale(ScaleArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScaleArgs {
+    /// Cairn server binary.
+    #[arg(long, default_value = "target/release/cairn")]
+    cairn_bin: PathBuf,
+    /// Upstream etcd binary, a path or a name on PATH (default: `etcd` on PATH, left
+    /// out with a note when there is none).
+    #[arg(long)]
+    etcd_bin: Option<PathBuf>,
+    /// Measure Cairn only.
+    #[arg(long, conflicts_with = "etcd_bin")]
+    no_etcd: bool,
+    /// Keys loaded, `/scale/%012d` (1..=100000000).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Random bytes per value.
+    #[arg(long, default_value_t = 1024)]
+    value_bytes: u32,
+    /// Concurrent load clients, one put in flight each.
+    #[arg(long, default_value_t = 1_000)]
+    clients: u32,
+    /// gRPC connections shared by the load clients (1..=clients).
+    #[arg(long, default_value_t = 100)]
+    connections: u32,
+    /// --quota-backend-bytes of every server (8 GiB: room for the load in etcd).
+    #[arg(long, default_value_t = tools::QUOTA_BACKEND_BYTES_DEFAULT)]
+    quota_backend_bytes: u64,
+    /// --snapshot-count of every server (etcd 3.4's default).
+    #[arg(long, default_value_t = tools::SNAPSHOT_COUNT_DEFAULT)]
+    snapshot_count: u64,
+    /// Sequential 1-client puts of the baseline (no range running).
+    #[arg(long, default_value_t = 1_000)]
+    baseline_puts: u64,
+    /// Skip the restart after kill -9.
+    #[arg(long)]
+    no_kill9: bool,
+    /// How long a fresh server may take to become healthy, ms.
+    #[arg(long, default_value_t = 60_000)]
+    startup_timeout_ms: u64,
+    /// Deadline of one put, ms.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Limit on the load, s; unsent puts are reported as skipped.
+    #[arg(long, default_value_t = 3_600)]
+    load_duration_max_s: u64,
+    /// Deadline of the full-prefix range, ms.
+    #[arg(long, default_value_t = 600_000)]
+    range_timeout_ms: u64,
+    /// Longest wait from a restart's spawn to its first answered read, ms.
+    #[arg(long, default_value_t = 600_000)]
+    restart_timeout_ms: u64,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl ScaleArgs {
+    /// The run's parameters for `targets` (see [`ScaleArgs::targets`]).
+    fn config(&self, targets: Vec<Target>) -> tools::Result<ScaleConfig> {
+        let mut config = ScaleConfig::new(targets);
+        config.keys = self.keys;
+        config.value_bytes = self.value_bytes;
+        config.clients = self.clients;
+        config.connections = self.connections;
+        config.quota_backend_bytes = self.quota_backend_bytes;
+        config.snapshot_count = self.snapshot_count;
+        config.baseline_puts = self.baseline_puts;
+        config.kill9 = !self.no_kill9;
+        config.startup_timeout_ms = self.startup_timeout_ms;
+        config.request_timeout_ms = self.request_timeout_ms;
+        config.load_duration_max_s = self.load_duration_max_s;
+        config.range_timeout_ms = self.range_timeout_ms;
+        config.restart_timeout_ms = self.restart_timeout_ms;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cairn, then etcd when found: the targets, and the servers left out with why.
+    ///
+    /// Errors: no Cairn binary at --cairn-bin, or no etcd binary at an --etcd-bin given.
+    fn targets(&self) -> tools::Result<(Vec<Target>, Vec<String>)> {
+        let invalid = |flag: &'static str, path: &std::path::Path, hint: &str| {
+            tools::BenchError::InvalidArg {
+                flag,
+                reason: format!("{} is not a file{hint}", path.display()),
+            }
+        };
+        let cairn = tools::find_binary(&self.cairn_bin).ok_or_else(|| {
+            invalid(
+                "cairn-bin",
+                &self.cairn_bin,
+                " (cargo build --release -p server)",
+            )
+        })?;
+        let mut targets = vec![Target {
+            name: "cairn".into(),
+            bin: cairn,
+        }];
+        let mut skipped = Vec::new();
+        match (&self.etcd_bin, self.no_etcd) {
+            (_, true) => skipped.push("etcd: --no-etcd".to_string()),
+            (Some(bin), false) => {
+                let etcd = tools::find_binary(bin).ok_or_else(|| invalid("etcd-bin", bin, ""))?;
+                targets.push(Target {
+                    name: "etcd".into(),
+                    bin: etcd,
+                });
+            }
+            (None, false) => match tools::find_binary(std::path::Path::new("etcd")) {
+                Some(etcd) => targets.push(Target {
+                    name: "etcd".into(),
+                    bin: etcd,
+                }),
+                None => skipped.push(
+                    "etcd: no etcd binary on PATH (apt-get install etcd-server, or --etcd-bin)"
+                        .to_string(),
+                ),
+            },
+        }
+        Ok((targets, skipped))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -597,6 +733,33 @@ async fn mixed(args: &MixedArgs) -> tools::Result<ExitCode> {
     })
 }
 
+async fn scale(args: &ScaleArgs) -> tools::Result<ExitCode> {
+    let (targets, skipped) = args.targets()?;
+    let config = args.config(targets)?;
+    for reason in &skipped {
+        eprintln!("not measured: {reason}");
+    }
+    let report = run_scale(&config, skipped, |line| eprintln!("{line}")).await?;
+    print!("{}", render_scale_markdown(&report));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).expect("report serializes");
+        std::fs::write(path, json + "\n").map_err(|source| tools::BenchError::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let complete = report
+        .servers
+        .iter()
+        .all(|s| s.load_errors == 0 && s.load_skipped == 0 && s.range.error.is_none());
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -641,6 +804,7 @@ fn main() -> ExitCode {
                 json,
             } => compare_watch(cairn_bin, etcd_bin, watch, *startup_timeout_ms, *json).await,
             Command::Mixed(args) => mixed(args).await,
+            Command::Scale(args) => scale(args).await,
         }
     });
     match outcome {
@@ -771,6 +935,96 @@ mod tests {
         assert_eq!(config.conns, 3);
         assert_eq!(config.mix.weights, [1, 0, 1]);
         assert_eq!(config.max_p9999_ms, Some(100.0));
+    }
+
+    #[test]
+    fn scale_flags_and_defaults() {
+        let scale_args = |args: &[&str]| {
+            let cli = parse(args).unwrap();
+            let Command::Scale(args) = cli.command else {
+                panic!("not scale: {:?}", cli.command);
+            };
+            args
+        };
+        let args = scale_args(&["scale"]);
+        assert_eq!(args.cairn_bin, PathBuf::from("target/release/cairn"));
+        assert_eq!(args.etcd_bin, None);
+        assert_eq!(args.json, None);
+        let config = args.config(vec![]).err().map(|e| e.to_string());
+        assert_eq!(
+            config.as_deref(),
+            Some("invalid --cairn-bin: no target to measure")
+        );
+        let target = Target {
+            name: "cairn".into(),
+            bin: PathBuf::from("cairn"),
+        };
+        let config = args.config(vec![target.clone()]).unwrap();
+        assert_eq!(config, ScaleConfig::new(vec![target.clone()]));
+        let args = scale_args(&[
+            "scale",
+            "--keys",
+            "2000",
+            "--clients",
+            "20",
+            "--connections",
+            "4",
+            "--value-bytes",
+            "100",
+            "--no-kill9",
+            "--json",
+            "/tmp/scale.json",
+        ]);
+        let config = args.config(vec![target.clone()]).unwrap();
+        assert_eq!(
+            (config.keys, config.clients, config.connections),
+            (2000, 20, 4)
+        );
+        assert_eq!(config.value_bytes, 100);
+        assert!(!config.kill9);
+        assert_eq!(args.json, Some(PathBuf::from("/tmp/scale.json")));
+        let args = scale_args(&["scale", "--clients", "5", "--connections", "6"]);
+        assert_eq!(
+            args.config(vec![target]).unwrap_err().to_string(),
+            "invalid --connections: 6 is outside 1..=clients (5)"
+        );
+        assert!(parse(&["scale", "--no-etcd", "--etcd-bin", "etcd"]).is_err());
+        assert!(parse(&["scale", "--keys", "many"]).is_err());
+    }
+
+    #[test]
+    fn scale_targets() {
+        let cli = parse(&["scale", "--cairn-bin", "/nonexistent/cairn"]).unwrap();
+        let Command::Scale(args) = cli.command else {
+            panic!("not scale");
+        };
+        assert_eq!(
+            args.targets().unwrap_err().to_string(),
+            "invalid --cairn-bin: /nonexistent/cairn is not a file \
+             (cargo build --release -p server)"
+        );
+        let cli = parse(&["scale", "--cairn-bin", "/bin/sh", "--no-etcd"]).unwrap();
+        let Command::Scale(args) = cli.command else {
+            panic!("not scale");
+        };
+        let (targets, skipped) = args.targets().unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(skipped, vec!["etcd: --no-etcd".to_string()]);
+        let cli = parse(&[
+            "scale",
+            "--cairn-bin",
+            "/bin/sh",
+            "--etcd-bin",
+            "/nonexistent/etcd",
+        ])
+        .unwrap();
+        let Command::Scale(args) = cli.command else {
+            panic!("not scale");
+        };
+        assert_eq!(
+            args.targets().unwrap_err().to_string(),
+            "invalid --etcd-bin: /nonexistent/etcd is not a file"
+        );
     }
 
     #[test]
