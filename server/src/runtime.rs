@@ -26,6 +26,14 @@ pub const RAFT_QUEUE_CAPACITY: usize = 8_192;
 /// page cache, so a small pool suffices and keeps under low RLIMIT_MEMLOCK limits).
 pub const IO_MEMORY_BYTES: usize = 512 * 1024;
 
+/// How long a task queue runs before the executor looks at its rings again, when no
+/// latency-sensitive queue is active (glommio's default is 100 ms). A put forwarded from
+/// another core wakes the raft core through the executor's eventfd, which only a
+/// preemption or an idle executor notices: with 100 ms, a long Range or HashKV being
+/// served on core 0 (they yield whenever `yield_if_needed` says so) held writes back by
+/// up to that long. 1 ms bounds that wait; the timer costs nothing on an idle core.
+const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+
 /// Fails with a message naming the cause and the fix when io_uring cannot be used.
 pub fn check_io_uring() -> Result<(), String> {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
@@ -191,6 +199,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("cairn-core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
+            .preempt_timer(PREEMPT_TIMER)
             .spawn(move || async move {
                 let shared = match raft_start {
                     Some(start) => {
