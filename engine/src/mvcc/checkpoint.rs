@@ -249,7 +249,7 @@ impl CheckpointCodec {
         if img.keys.len() as u64 != key_count {
             return Err("key stored twice".into());
         }
-        img.revs.sort_unstable_by_key(|(rev, _, _)| *rev);
+        sort_revisions(&mut img.revs);
         if let Some(w) = img.revs.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(format!("revision {:?} stored twice", w[0].0));
         }
@@ -326,11 +326,95 @@ impl CheckpointCodec {
     }
 }
 
+/// Sorts decoded revisions ascending. They come in key order, and a store's retained
+/// revisions are usually dense in `[lowest, highest]` main revision: then they are placed
+/// by a counting sort on `main` (O(n), a comparison sort took 40 % of decoding at
+/// 1,000,000 keys), and only the few revisions sharing a `main` (the writes of one txn)
+/// are compared. Sparse revisions (a long history compacted) get a comparison sort.
+fn sort_revisions(revs: &mut Vec<(Rev, Bytes, Loc)>) {
+    let mains = || revs.iter().map(|(rev, _, _)| rev.main);
+    let (Some(lo), Some(hi)) = (mains().min(), mains().max()) else {
+        return;
+    };
+    // Decoding checked every revision against the current revision and 0 (keys start
+    // above `Rev::default()`), so the span cannot overflow.
+    let span = usize::try_from(hi - lo).ok().and_then(|s| s.checked_add(1));
+    let dense_max = revs.len().saturating_mul(2).saturating_add(1024);
+    // Positions are u32: half the memory of usize for the three arrays below.
+    let fits = dense_max < u32::MAX as usize;
+    let Some(span) = span.filter(|span| fits && *span <= dense_max) else {
+        revs.sort_unstable_by_key(|(rev, _, _)| *rev);
+        return;
+    };
+    // starts[b] = position of the first revision whose main is lo + b.
+    let mut starts = vec![0u32; span + 1];
+    for (rev, _, _) in revs.iter() {
+        starts[(rev.main - lo) as usize + 1] += 1;
+    }
+    for b in 1..=span {
+        starts[b] += starts[b - 1];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; revs.len()];
+    for (i, (rev, _, _)) in revs.iter().enumerate() {
+        let b = (rev.main - lo) as usize;
+        order[next[b] as usize] = i as u32;
+        next[b] += 1;
+    }
+    drop(next);
+    apply_permutation(revs, &mut order);
+    for w in starts.windows(2) {
+        let bucket = &mut revs[w[0] as usize..w[1] as usize];
+        if bucket.len() > 1 {
+            bucket.sort_unstable_by_key(|(rev, _, _)| *rev);
+        }
+    }
+}
+
+/// Reorders `items` in place so that position `p` holds what was at `order[p]`, by
+/// following each cycle of the permutation (no second copy of `items`: at 8,000,000
+/// revisions that copy was 0.5 GB of freshly faulted memory). `order` is used up.
+fn apply_permutation<T>(items: &mut [T], order: &mut [u32]) {
+    const DONE: u32 = u32::MAX;
+    assert_eq!(items.len(), order.len());
+    assert!(items.len() < DONE as usize);
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at] != DONE {
+            let from = order[at] as usize;
+            order[at] = DONE;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
 /// Reads a checkpoint file and decodes it.
+///
+/// The file is mapped read-only (populated in one call) rather than copied: at
+/// 8,000,000 keys it is 0.8 GB, and a copy is as much freshly faulted memory again.
 pub(crate) fn load(path: &Path) -> crate::Result<Decoded> {
-    let data = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-    CheckpointCodec::decode(&data)
-        .map_err(|(offset, reason)| crate::Error::corruption(path, offset, reason))
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| crate::Error::io(path, e))?
+        .len();
+    let decoded = if len == 0 {
+        CheckpointCodec::decode(&[])
+    } else {
+        // SAFETY: the mapping is read-only and dropped before `load` returns. A checkpoint
+        // is never written after its rename into place, and the server holds the data
+        // dir's lock, so nothing in Cairn changes or truncates it meanwhile; another
+        // program truncating it would make this read fault (SIGBUS), as a media error
+        // under any mapped page would.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+            .map_err(|e| crate::Error::io(path, e))?;
+        CheckpointCodec::decode(&map)
+    };
+    decoded.map_err(|(offset, reason)| crate::Error::corruption(path, offset, reason))
 }
 
 /// A decoded checkpoint, its segments opened with their tails, and its file size.
@@ -498,6 +582,40 @@ mod tests {
         let dec = CheckpointCodec::decode(&CheckpointCodec::encode(&img)).unwrap();
         assert!(dec.revs.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(dec, decoded(&img));
+    }
+
+    /// Dense and sparse revisions, several per main revision, come out ascending.
+    #[test]
+    fn revisions_sort_dense_and_sparse() {
+        let loc = Loc {
+            seg: 1,
+            offset: 32,
+            bytes: 64,
+        };
+        for stride in [1i64, 3, 1_000_000] {
+            let mut revs: Vec<(Rev, Bytes, Loc)> = (0..5000i64)
+                .map(|i| {
+                    let main = 7 + ((i * 7919) % 2500) * stride;
+                    (Rev::new(main, (i * 31) % 2), Bytes::new(), loc)
+                })
+                .collect();
+            let mut want: Vec<Rev> = revs.iter().map(|r| r.0).collect();
+            want.sort_unstable();
+            sort_revisions(&mut revs);
+            assert_eq!(revs.iter().map(|r| r.0).collect::<Vec<_>>(), want);
+        }
+        let mut empty = Vec::new();
+        sort_revisions(&mut empty);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn permutation_is_applied_in_place() {
+        let mut order: Vec<u32> = vec![3, 0, 4, 1, 2, 5];
+        let want: Vec<u32> = order.iter().map(|i| i * 10).collect();
+        let mut items: Vec<u32> = (0..6).map(|i| i * 10).collect();
+        apply_permutation(&mut items, &mut order);
+        assert_eq!(items, want);
     }
 
     /// A key or a revision written twice is refused even behind a valid CRC.
