@@ -347,8 +347,9 @@ impl Wal {
                     index_max,
                 });
             }
-            // Payloads are slices of the segment as read (no copy per record); what follows
-            // the last record (the preallocated zeros) is given back first.
+            // Payloads are slices of the segment as read (no copy per record); the buffer
+            // is first shrunk to the records (the allocator decides whether the
+            // preallocated zeros after them are returned or the block kept whole).
             data.truncate(end as usize);
             data.shrink_to_fit();
             let data = Bytes::from(data);

@@ -331,7 +331,7 @@ impl CheckpointCodec {
 /// by a counting sort on `main` (O(n), a comparison sort took 40 % of decoding at
 /// 1,000,000 keys), and only the few revisions sharing a `main` (the writes of one txn)
 /// are compared. Sparse revisions (a long history compacted) get a comparison sort.
-fn sort_revisions(revs: &mut Vec<(Rev, Bytes, Loc)>) {
+fn sort_revisions(revs: &mut [(Rev, Bytes, Loc)]) {
     let mains = || revs.iter().map(|(rev, _, _)| rev.main);
     let (Some(lo), Some(hi)) = (mains().min(), mains().max()) else {
         return;
