@@ -10,6 +10,7 @@
 //!   `open` refuses with [`Error::Corruption`] naming the file and the record offset.
 
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,10 +144,11 @@ impl RecordCodec {
 
     /// Decodes the record at `off`: `Ok(None)` at the clean end (zeros to the end of
     /// `data`), `Ok(Some((record, next_offset)))`, or `Err(reason)` for a bad record.
+    /// The record's payload is where it lies in `data`, not a copy.
     pub(crate) fn decode(
         data: &[u8],
         off: usize,
-    ) -> std::result::Result<Option<(WalRecord, usize)>, String> {
+    ) -> std::result::Result<Option<(RecordAt, usize)>, String> {
         assert_eq!(off % 8, 0);
         if off >= data.len() {
             return Ok(None);
@@ -185,10 +187,10 @@ impl RecordCodec {
         if !all_zero(&rest[body_end..padded]) {
             return Err("non-zero padding".into());
         }
-        let record = WalRecord {
+        let record = RecordAt {
             record_type: rest[8],
             index: get_u64(rest, 9).unwrap_or(0),
-            payload: Bytes::copy_from_slice(&rest[17..body_end]),
+            payload: off + 17..off + body_end,
         };
         assert_eq!(record.payload.len() + 9, length as usize);
         Ok(Some((record, off + padded)))
@@ -207,6 +209,14 @@ impl RecordCodec {
         }
         false
     }
+}
+
+/// A record decoded in place: its fields, and the range of its payload in the segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RecordAt {
+    pub(crate) record_type: u8,
+    pub(crate) index: u64,
+    pub(crate) payload: Range<usize>,
 }
 
 fn all_zero(b: &[u8]) -> bool {
@@ -316,10 +326,11 @@ impl Wal {
                 return Err(Error::corruption(missing, 0, "missing wal segment"));
             }
             let last = i + 1 == files.len();
-            let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let mut data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             RecordCodec::check_header(&data, *seq)
                 .map_err(|reason| Error::corruption(path, 0, reason))?;
-            let (end, index_max) = scan_segment(path, &data, last, &mut records)?;
+            let mut found = Vec::new();
+            let (end, index_max) = scan_segment(path, &data, last, &mut found)?;
             if last {
                 let file = OpenOptions::new()
                     .read(true)
@@ -343,6 +354,17 @@ impl Wal {
                     index_max,
                 });
             }
+            // Payloads are slices of the segment as read (no copy per record); the buffer
+            // is first shrunk to the records (the allocator decides whether the
+            // preallocated zeros after them are returned or the block kept whole).
+            data.truncate(end as usize);
+            data.shrink_to_fit();
+            let data = Bytes::from(data);
+            records.extend(found.into_iter().map(|r| WalRecord {
+                record_type: r.record_type,
+                index: r.index,
+                payload: data.slice(r.payload),
+            }));
         }
         let active = match active {
             Some(a) => a,
@@ -583,7 +605,7 @@ fn scan_segment(
     path: &Path,
     data: &[u8],
     last: bool,
-    records: &mut Vec<WalRecord>,
+    records: &mut Vec<RecordAt>,
 ) -> Result<(u64, u64)> {
     let mut off = RecordCodec::SEGMENT_HEADER_BYTES as usize;
     let mut index_max = 0;
@@ -663,7 +685,7 @@ mod tests {
         assert_eq!(next, 24);
         assert_eq!(r.record_type, 7);
         assert_eq!(r.index, 42);
-        assert_eq!(&r.payload[..], b"hello");
+        assert_eq!(&buf[r.payload], b"hello");
         assert_eq!(RecordCodec::decode(&buf, 24).unwrap(), None);
     }
 

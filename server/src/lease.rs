@@ -200,6 +200,12 @@ impl Lessor {
     pub fn recover(mvcc: &Mvcc, meta: &[u8], min_ttl_seconds: i64) -> Result<Lessor, String> {
         let mut lessor = Lessor::new(min_ttl_seconds);
         lessor.decode(meta)?;
+        if lessor.leases.is_empty() {
+            // No key can belong to a lease: skip the scan, which reads every key's value
+            // record (about 1.3 s for 1,000,000 keys of 1 KiB). Keys naming an unknown
+            // lease are then not warned about, the one thing the scan would still do.
+            return Ok(lessor);
+        }
         let all = mvcc
             .reader()
             .range(

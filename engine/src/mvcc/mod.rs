@@ -432,19 +432,7 @@ impl Mvcc {
                 state.live_bytes.insert(seg.seq, 0);
                 state.segments.insert(seg.seq, Arc::new(seg));
             }
-            for (key, ki) in &img.keys {
-                for rev in ki.all_revs() {
-                    let loc = img.locs[&rev];
-                    *state.live_bytes.entry(loc.seg).or_default() += u64::from(loc.bytes);
-                    state.revs.insert(
-                        rev,
-                        RevEntry {
-                            key: key.clone(),
-                            loc,
-                        },
-                    );
-                }
-            }
+            state.revs = rev_map(img.revs, &mut state.live_bytes);
             state.keys = img.keys;
         }
         let checkpoint_tails = tails.clone();
@@ -869,4 +857,34 @@ fn encode_etcd_key_value(buf: &mut Vec<u8>, rec: &values::ValueRecord<'_>, rev: 
     int_field(buf, 4, rec.version);
     bytes_field(buf, 5, rec.value);
     int_field(buf, 6, rec.lease);
+}
+
+/// The revision map from a checkpoint's revisions (ascending, each once: the map is built
+/// in bulk); adds each record's bytes to its segment's entry of `live_bytes`.
+fn rev_map(
+    revs: Vec<(Rev, Bytes, Loc)>,
+    live_bytes: &mut BTreeMap<u64, u64>,
+) -> BTreeMap<Rev, RevEntry> {
+    let count = revs.len();
+    // (segment, bytes) of the current run of records in one segment.
+    let mut run: Option<(u64, u64)> = None;
+    let map: BTreeMap<Rev, RevEntry> = revs
+        .into_iter()
+        .map(|(rev, key, loc)| {
+            match &mut run {
+                Some((seg, bytes)) if *seg == loc.seg => *bytes += u64::from(loc.bytes),
+                _ => {
+                    if let Some((seg, bytes)) = run.replace((loc.seg, u64::from(loc.bytes))) {
+                        *live_bytes.entry(seg).or_default() += bytes;
+                    }
+                }
+            }
+            (rev, RevEntry { key, loc })
+        })
+        .collect();
+    if let Some((seg, bytes)) = run {
+        *live_bytes.entry(seg).or_default() += bytes;
+    }
+    assert_eq!(map.len(), count, "checkpoint revisions are unique");
+    map
 }

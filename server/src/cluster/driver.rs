@@ -494,6 +494,18 @@ impl RaftCore {
                 warn!("campaign failed: {e}");
             }
         }
+        // Apply what the WAL holds committed (and, alone, win the election) now rather
+        // than after the first tick or request.
+        let (applied, started) = (self.applied, Instant::now());
+        self.process_ready().await;
+        if self.applied > applied {
+            info!(
+                from = applied + 1,
+                to = self.applied,
+                took = %crate::logging::go_duration(started.elapsed()),
+                "applied the committed WAL entries after the checkpoint"
+            );
+        }
         let tick = self.settings.tick;
         let mut next_tick = Instant::now() + tick;
         let mut shutdown: Option<oneshot::Sender<()>> = None;
