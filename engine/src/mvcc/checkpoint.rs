@@ -32,7 +32,9 @@ pub(crate) struct SegmentTail {
     pub(crate) tail: u64,
 }
 
-/// Everything a checkpoint holds.
+/// Everything a checkpoint holds, as [`CheckpointCodec::encode`] takes it (tests; the
+/// server streams checkpoints, `background.rs`).
+#[cfg(test)]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Image {
     pub(crate) applied_index: u64,
