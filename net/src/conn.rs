@@ -154,19 +154,6 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-/// Fails with `AddrInUse` when another socket already listens on `addr`. Listeners bound
-/// with [`bind_reuseport`] share a port with any other `SO_REUSEPORT` socket of the same
-/// user, so a second server on the same URL would silently take part of the traffic;
-/// etcd fails with "bind: address already in use" instead. A probe socket without
-/// `SO_REUSEPORT` (with `SO_REUSEADDR`, as Go's listeners) binds only where nobody
-/// listens; it is closed again at once. Call before [`bind_reuseport`].
-pub fn ensure_port_free(addr: SocketAddr) -> io::Result<()> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
-    probe.bind(&addr.into())
-}
-
 /// The accept loop: serves each connection in its own local task. On `shutdown` it stops
 /// accepting, lets every connection drain (GOAWAY for HTTP/2), and returns once all have
 /// ended. Accept errors (e.g. too many open files) are logged and the loop goes on after a

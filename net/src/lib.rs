@@ -31,6 +31,7 @@ mod notify;
 mod panic;
 pub mod pb;
 pub mod peer;
+mod port_probe;
 mod shutdown;
 mod status;
 mod stream;
@@ -38,14 +39,15 @@ mod timeout;
 pub mod tls;
 
 pub use conn::{
-    bind_reuseport, connection_window_bytes, ensure_port_free, serve, serve_connection,
-    serve_stream, serve_with_tls, stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,
+    bind_reuseport, connection_window_bytes, serve, serve_connection, serve_stream, serve_with_tls,
+    stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,
 };
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
 pub use grpc::{CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound};
 pub use http1::{HttpHandler, HttpRequest, HttpResponse};
 pub use panic::{call_panicked, catch_call_panic, panic_text, PANIC_STATUS_MESSAGE};
+pub use port_probe::{ensure_port_free, ORPHAN_LISTENER_WAIT_MS_MAX};
 pub use shutdown::Shutdown;
 pub use status::{decode_grpc_message, encode_grpc_message, Code, Status};
 pub use timeout::{format_grpc_timeout, parse_grpc_timeout, GRPC_TIMEOUT_DIGITS_MAX};

@@ -1,6 +1,7 @@
 //! etcd's start-up checks: the data dir is created 0700 and an existing one with looser
 //! permissions gets etcd's warning; a second process on a data dir in use, or on a
-//! client URL in use, exits with a clear error; `--experimental-initial-corrupt-check` passes on a healthy cluster and
+//! client URL in use, exits with a clear error, while a restart right after SIGKILL waits for
+//! the dead process's listeners to close; `--experimental-initial-corrupt-check` passes on a healthy cluster and
 //! stops a member whose data differs from its peers' with etcd's messages.
 
 mod common;
@@ -85,6 +86,34 @@ fn second_server_on_a_client_url_in_use_exits_with_an_error() {
     assert!(stderr.contains("address already in use"), "{stderr}");
     // The first server is unharmed.
     assert!(common::is_healthy(server.client_port()));
+}
+
+/// Restarts in a row of [`restart_right_after_sigkill_becomes_healthy`].
+const RESTARTS_AFTER_SIGKILL: usize = 20;
+
+/// A supervisor (systemd `Restart=always`, kubelet) restarts a killed server at once. Right
+/// after SIGKILL the kernel may still be closing the dead process's listening sockets
+/// (io_uring teardown keeps them open a few milliseconds): the start-up probe must wait for
+/// those, not fail with "address already in use" as for a live server on the URL.
+#[test]
+fn restart_right_after_sigkill_becomes_healthy() {
+    let mut server = TestServer::start();
+    let mut failed = Vec::new();
+    for restart in 1..=RESTARTS_AFTER_SIGKILL {
+        server.kill9();
+        if let Err(log) = server.try_restart() {
+            failed.push((restart, log));
+        }
+    }
+    let Some((first, log)) = failed.first() else {
+        return;
+    };
+    let restarts: Vec<usize> = failed.iter().map(|(restart, _)| *restart).collect();
+    panic!(
+        "{} of {RESTARTS_AFTER_SIGKILL} restarts right after SIGKILL did not become healthy \
+         (restarts {restarts:?}); the output of restart {first}:\n{log}",
+        failed.len()
+    );
 }
 
 /// A one-member server process `name` on `data_dir` with client URL `client` and peer URL

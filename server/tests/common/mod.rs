@@ -506,13 +506,19 @@ impl TestServer {
     /// Starts the server again on the same ports and data dir and waits until healthy
     /// (SIGKILLs it first if it is still running). Panics with its output on failure.
     pub fn restart(&mut self) {
-        self.kill9();
-        if let Err(log) = self.spawn_and_wait() {
+        if let Err(log) = self.try_restart() {
             panic!(
                 "{:?} server did not become healthy again after restart; its output:\n{log}",
                 self.target
             );
         }
+    }
+
+    /// [`TestServer::restart`] that returns the server's output instead of panicking when
+    /// it does not become healthy (it is not running then).
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        self.kill9();
+        self.spawn_and_wait()
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
