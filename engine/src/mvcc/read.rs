@@ -128,12 +128,15 @@ pub struct ReadView {
     _pin: Pin,
 }
 
+/// Lower and upper bound of a key scan.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// A range's bounds with etcd's `range_end` forms; `after` resumes a scan.
 fn bounds<'a>(
     key: &'a [u8],
     range_end: &'a [u8],
     after: Option<&'a [u8]>,
-) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+) -> Option<KeyBounds<'a>> {
     let upper = if range_end.is_empty() {
         Bound::Included(key)
     } else if range_end == [0] {
@@ -196,13 +199,11 @@ impl ReadView {
             return Ok(None);
         };
         let st = self.state.read();
-        let mut examined = 0;
         let mut last = None;
-        for (k, ki) in st.keys.range::<[u8], _>(bounds) {
+        for (examined, (k, ki)) in st.keys.range::<[u8], _>(bounds).enumerate() {
             if examined == SCAN_CHUNK_ENTRIES {
                 return Ok(last);
             }
-            examined += 1;
             last = Some(k.clone());
             let Some(found) = ki.get(self.revision) else {
                 continue;
@@ -233,12 +234,10 @@ impl ReadView {
             return Ok(out);
         };
         let st = self.state.read();
-        let mut examined = 0;
-        for (k, ki) in st.keys.range::<[u8], _>(bounds) {
+        for (examined, (k, ki)) in st.keys.range::<[u8], _>(bounds).enumerate() {
             if examined == SCAN_CHUNK_ENTRIES {
                 return Ok(out);
             }
-            examined += 1;
             out.resume = Some(k.clone());
             if let Some(found) = ki.get(self.revision) {
                 out.keys += 1;
@@ -398,14 +397,12 @@ impl MvccReader {
         let mut last_main = 0;
         while cursor < end {
             let st = self.state.read();
-            let mut examined = 0;
             let mut next = end;
-            for (rev, entry) in st.revs.range(cursor..end) {
+            for (examined, (rev, entry)) in st.revs.range(cursor..end).enumerate() {
                 if examined == SCAN_CHUNK_ENTRIES {
                     next = *rev;
                     break;
                 }
-                examined += 1;
                 if !State::key_in_range(&entry.key, key, range_end) {
                     continue;
                 }
