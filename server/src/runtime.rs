@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cluster::{
     self, Membership, RaftPeerHandler, RaftRequest, RaftSettings, Shared, TransportPeers,
@@ -676,4 +676,56 @@ fn log_start(config: &ServerConfig, member_initialized: bool) {
         "log-format" = %config.log_format,
         "starting an etcd server"
     );
+    log_quota(config.quota_backend_bytes);
+}
+
+/// etcd's quota lines (etcdserver/quota.go `NewBackendQuota`): a warning when the quota
+/// exceeds `MaxQuotaBytes` (8 GiB; allowed, not refused), then "enabled backend quota".
+fn log_quota(quota: i64) {
+    use crate::config::MAX_QUOTA_BACKEND_BYTES;
+    let bytes = quota as u64;
+    if quota > MAX_QUOTA_BACKEND_BYTES {
+        warn!(
+            "quota-name" = "v3-applier",
+            "quota-size-bytes" = quota,
+            "quota-size" = %go_humanize_bytes(bytes),
+            "quota-maximum-size-bytes" = MAX_QUOTA_BACKEND_BYTES,
+            "quota-maximum-size" = %go_humanize_bytes(MAX_QUOTA_BACKEND_BYTES as u64),
+            "quota exceeds the maximum value"
+        );
+    }
+    info!(
+        "quota-name" = "v3-applier",
+        "quota-size-bytes" = quota,
+        "quota-size" = %go_humanize_bytes(bytes),
+        "enabled backend quota"
+    );
+}
+
+/// go-humanize's `Bytes` (SI units, one decimal below 10): "8.6 GB", "17 GB", "2.1 GB".
+fn go_humanize_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
+    let value = (n as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[e])
+    } else {
+        format!("{value:.0} {}", UNITS[e])
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    /// The sizes etcd logs (go-humanize `Bytes` on etcd's quota values).
+    #[test]
+    fn humanized_like_go() {
+        assert_eq!(super::go_humanize_bytes(8 * 1024 * 1024 * 1024), "8.6 GB");
+        assert_eq!(super::go_humanize_bytes(2 * 1024 * 1024 * 1024), "2.1 GB");
+        assert_eq!(super::go_humanize_bytes(16 * 1024 * 1024 * 1024), "17 GB");
+        assert_eq!(super::go_humanize_bytes(5), "5 B");
+        assert_eq!(super::go_humanize_bytes(1500), "1.5 kB");
+    }
 }

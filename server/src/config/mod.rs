@@ -589,11 +589,8 @@ impl Config {
         let quota = match self.quota_backend_bytes {
             q if q < 0 => return Err("--quota-backend-bytes must be >= 0".into()),
             0 => DEFAULT_QUOTA_BACKEND_BYTES,
-            q if q > MAX_QUOTA_BACKEND_BYTES => {
-                return Err(format!(
-                    "--quota-backend-bytes {q} exceeds maximum recommended quota {MAX_QUOTA_BACKEND_BYTES}"
-                ))
-            }
+            // Above etcd's MaxQuotaBytes is allowed with a warning, as etcd
+            // (etcdserver/quota.go, logged by `runtime::log_quota`).
             q => q,
         };
         let online = std::thread::available_parallelism().map_or(1, |n| n.get());

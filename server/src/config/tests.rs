@@ -496,3 +496,11 @@ fn local_member_must_be_in_initial_cluster() {
         "couldn't find local name \"default\" in the initial cluster configuration"
     );
 }
+
+/// etcd allows a quota above its 8 GiB `MaxQuotaBytes` with a warning; negative is refused.
+#[test]
+fn quota_above_the_recommended_maximum_is_allowed() {
+    let c = parse(&["--quota-backend-bytes=17179869184"]).unwrap();
+    assert_eq!(c.quota_backend_bytes, 17_179_869_184);
+    assert!(parse(&["--quota-backend-bytes=-1"]).is_err());
+}
