@@ -278,10 +278,38 @@ pub struct Bench {
 }
 
 /// What one client task measured.
-struct ClientResult {
-    histogram: hdrhistogram::Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
+pub(crate) struct ClientResult {
+    pub(crate) histogram: hdrhistogram::Histogram<u64>,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+}
+
+/// Waits for every client task and merges what they measured: (latencies, errors, the
+/// first error's text). A task that failed counts as one error.
+pub(crate) async fn merge_client_results(
+    tasks: Vec<tokio::task::JoinHandle<ClientResult>>,
+) -> (hdrhistogram::Histogram<u64>, u64, Option<String>) {
+    let mut histogram = new_latency_histogram();
+    let mut errors = 0;
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(result) => {
+                histogram
+                    .add(&result.histogram)
+                    .expect("histograms share bounds");
+                errors += result.errors;
+                if first_error.is_none() {
+                    first_error = result.first_error;
+                }
+            }
+            Err(join) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| format!("client task failed: {join}"));
+            }
+        }
+    }
+    (histogram, errors, first_error)
 }
 
 impl Bench {
@@ -330,26 +358,7 @@ impl Bench {
             );
             tasks.push(tokio::spawn(task));
         }
-        let mut histogram = new_latency_histogram();
-        let mut errors = 0;
-        let mut first_error = None;
-        for task in tasks {
-            match task.await {
-                Ok(result) => {
-                    histogram
-                        .add(&result.histogram)
-                        .expect("histograms share bounds");
-                    errors += result.errors;
-                    if first_error.is_none() {
-                        first_error = result.first_error;
-                    }
-                }
-                Err(join) => {
-                    errors += 1;
-                    first_error.get_or_insert_with(|| format!("client task failed: {join}"));
-                }
-            }
-        }
+        let (histogram, errors, first_error) = merge_client_results(tasks).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         let sent = next.load(Ordering::Relaxed).min(config.total);
         let skipped = config.total - sent;

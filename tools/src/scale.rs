@@ -666,26 +666,7 @@ async fn load_keys(
             ));
         }
     }
-    let mut histogram = new_latency_histogram();
-    let mut errors = 0;
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(result) => {
-                histogram
-                    .add(&result.histogram)
-                    .expect("histograms share bounds");
-                errors += result.errors;
-                if first_error.is_none() {
-                    first_error = result.first_error;
-                }
-            }
-            Err(join) => {
-                errors += 1;
-                first_error.get_or_insert_with(|| format!("client task failed: {join}"));
-            }
-        }
-    }
+    let (histogram, errors, first_error) = crate::load::merge_client_results(tasks).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
     let sent = next.load(Ordering::Relaxed).min(config.keys);
     Ok(Summary::from_histogram(
@@ -698,13 +679,6 @@ async fn load_keys(
     ))
 }
 
-/// What one load client measured.
-struct LoadClientResult {
-    histogram: hdrhistogram::Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 async fn load_client(
     mut kv: KvClient,
     client: u32,
@@ -713,9 +687,9 @@ async fn load_client(
     value_bytes: usize,
     deadline: Duration,
     stop_at: Instant,
-) -> LoadClientResult {
+) -> crate::load::ClientResult {
     let mut rng = SplitMix64::new(0x5CA1_E000_0000_0000 ^ u64::from(client));
-    let mut result = LoadClientResult {
+    let mut result = crate::load::ClientResult {
         histogram: new_latency_histogram(),
         errors: 0,
         first_error: None,

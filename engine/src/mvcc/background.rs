@@ -278,31 +278,15 @@ impl CheckpointJob {
                 continue;
             };
             *key_count += 1;
-            b.put_u32_le(key.len() as u32);
-            b.extend_from_slice(key);
-            b.put_i64_le(ki.modified.main);
-            b.put_i64_le(ki.modified.sub);
-            b.put_u32_le(ki.generations.len() as u32);
-            for g in &ki.generations {
-                b.put_i64_le(g.created.main);
-                b.put_i64_le(g.created.sub);
-                b.put_i64_le(g.ver);
-                b.put_u32_le(g.revs.len() as u32);
-                for r in &g.revs {
-                    let loc = st.revs.get(r).map(|e| e.loc).ok_or_else(|| {
-                        Error::corruption(
-                            "",
-                            0,
-                            format!("revision {}.{} missing from the index", r.main, r.sub),
-                        )
-                    })?;
-                    b.put_i64_le(r.main);
-                    b.put_i64_le(r.sub);
-                    b.put_u64_le(loc.seg);
-                    b.put_u64_le(loc.offset);
-                    b.put_u32_le(loc.bytes);
-                }
-            }
+            CheckpointCodec::encode_key_entry(b, key, &ki, |r| {
+                st.revs.get(r).map(|e| e.loc).ok_or_else(|| {
+                    Error::corruption(
+                        "",
+                        0,
+                        format!("revision {}.{} missing from the index", r.main, r.sub),
+                    )
+                })
+            })?;
         }
         Ok((examined, last))
     }

@@ -120,6 +120,37 @@ impl CheckpointCodec {
     pub(crate) const MAGIC: [u8; 8] = *b"CAIRNCKP";
     pub(crate) const VERSION: u32 = 1;
 
+    /// Appends one key's entry of the key-index section (layout above); `loc` gives each
+    /// revision's record location, and its error stops the encoding.
+    pub(crate) fn encode_key_entry<E>(
+        b: &mut Vec<u8>,
+        key: &[u8],
+        ki: &KeyIndex,
+        mut loc: impl FnMut(&Rev) -> std::result::Result<Loc, E>,
+    ) -> std::result::Result<(), E> {
+        use crate::codec::PutLe;
+        b.put_u32_le(key.len() as u32);
+        b.extend_from_slice(key);
+        b.put_i64_le(ki.modified.main);
+        b.put_i64_le(ki.modified.sub);
+        b.put_u32_le(ki.generations.len() as u32);
+        for g in &ki.generations {
+            b.put_i64_le(g.created.main);
+            b.put_i64_le(g.created.sub);
+            b.put_i64_le(g.ver);
+            b.put_u32_le(g.revs.len() as u32);
+            for r in &g.revs {
+                let at = loc(r)?;
+                b.put_i64_le(r.main);
+                b.put_i64_le(r.sub);
+                b.put_u64_le(at.seg);
+                b.put_u64_le(at.offset);
+                b.put_u32_le(at.bytes);
+            }
+        }
+        Ok(())
+    }
+
     /// The whole file for `img` at once; the server streams it instead
     /// (`background.rs`), and a test checks both give the same bytes.
     #[cfg(test)]
@@ -142,25 +173,10 @@ impl CheckpointCodec {
         }
         b.put_u64_le(img.keys.len() as u64);
         for (key, ki) in &img.keys {
-            b.put_u32_le(key.len() as u32);
-            b.extend_from_slice(key);
-            b.put_i64_le(ki.modified.main);
-            b.put_i64_le(ki.modified.sub);
-            b.put_u32_le(ki.generations.len() as u32);
-            for g in &ki.generations {
-                b.put_i64_le(g.created.main);
-                b.put_i64_le(g.created.sub);
-                b.put_i64_le(g.ver);
-                b.put_u32_le(g.revs.len() as u32);
-                for r in &g.revs {
-                    let loc = img.locs[r];
-                    b.put_i64_le(r.main);
-                    b.put_i64_le(r.sub);
-                    b.put_u64_le(loc.seg);
-                    b.put_u64_le(loc.offset);
-                    b.put_u32_le(loc.bytes);
-                }
-            }
+            Self::encode_key_entry(&mut b, key, ki, |r| {
+                Ok::<_, std::convert::Infallible>(img.locs[r])
+            })
+            .unwrap_or_else(|never| match never {});
         }
         let body_len = (b.len() - 24) as u64;
         b[16..24].copy_from_slice(&body_len.to_le_bytes());
