@@ -284,6 +284,26 @@ pub(crate) struct ClientResult {
     pub(crate) first_error: Option<String>,
 }
 
+impl ClientResult {
+    /// Records one request's outcome: its latency when it succeeded, an error (the first
+    /// one's text kept) when it failed or outlived `deadline`; `what` names it there.
+    pub(crate) fn record<T, E: std::fmt::Display>(
+        &mut self,
+        outcome: std::result::Result<std::result::Result<T, E>, tokio::time::error::Elapsed>,
+        latency_us: u64,
+        what: &str,
+        deadline: std::time::Duration,
+    ) {
+        let error = match outcome {
+            Ok(Ok(_)) => return record_latency_us(&mut self.histogram, latency_us),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("{what} timed out after {deadline:?}"),
+        };
+        self.errors += 1;
+        self.first_error.get_or_insert(error);
+    }
+}
+
 /// Waits for every client task and merges what they measured: (latencies, errors, the
 /// first error's text). A task that failed counts as one error.
 pub(crate) async fn merge_client_results(
@@ -405,19 +425,7 @@ async fn client_loop(
         let sent = Instant::now();
         let outcome = tokio::time::timeout(deadline, send(&mut kv, &config, key, &value)).await;
         let latency_us = sent.elapsed().as_micros() as u64;
-        match outcome {
-            Ok(Ok(())) => record_latency_us(&mut result.histogram, latency_us),
-            Ok(Err(e)) => {
-                result.errors += 1;
-                result.first_error.get_or_insert_with(|| e.to_string());
-            }
-            Err(_) => {
-                result.errors += 1;
-                result
-                    .first_error
-                    .get_or_insert_with(|| format!("request timed out after {deadline:?}"));
-            }
-        }
+        result.record(outcome, latency_us, "request", deadline);
     }
     result
 }

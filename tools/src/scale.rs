@@ -593,19 +593,7 @@ async fn load_client(
         let sent = Instant::now();
         let outcome = tokio::time::timeout(deadline, kv.put(scale_key(index), value, None)).await;
         let latency_us = sent.elapsed().as_micros() as u64;
-        match outcome {
-            Ok(Ok(_)) => record_latency_us(&mut result.histogram, latency_us),
-            Ok(Err(e)) => {
-                result.errors += 1;
-                result.first_error.get_or_insert_with(|| e.to_string());
-            }
-            Err(_) => {
-                result.errors += 1;
-                result
-                    .first_error
-                    .get_or_insert_with(|| format!("put timed out after {deadline:?}"));
-            }
-        }
+        result.record(outcome, latency_us, "put", deadline);
     }
     result
 }
