@@ -46,6 +46,15 @@ pub enum Error {
     /// An option is out of its allowed range; the message names the option and the range.
     #[error("invalid option: {0}")]
     InvalidOptions(String),
+    /// An etcd backend file (bbolt, `engine::etcd_backend`) that cannot be read or written:
+    /// not a bbolt file, a failed integrity check, a missing bucket, a bad record.
+    #[error("etcd backend {}: {reason}", path.display())]
+    Backend {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -55,6 +64,7 @@ impl Error {
         match self {
             Error::Io { path, .. } => Some(path),
             Error::Corruption { file, .. } => Some(file),
+            Error::Backend { path, .. } => Some(path),
             _ => None,
         }
     }

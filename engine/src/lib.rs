@@ -12,6 +12,7 @@
 
 mod codec;
 mod error;
+pub mod etcd_backend;
 mod fsutil;
 mod mvcc;
 mod wal;
@@ -19,9 +20,9 @@ mod wal;
 pub use error::{Error, Result};
 pub use mvcc::{
     received_applied_index, CheckpointDone, CheckpointJob, CountChunk, Event, EventType,
-    HashKvScan, KeyValue, KvRef, Mvcc, MvccOptions, MvccReader, RangeOptions, RangeResult,
-    ReadView, SnapshotReceiver, SnapshotSource, WriteTxn, COMPACTION_STEP_REVISIONS,
-    GC_STEP_RECORDS, SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
+    HashKvScan, ImportedRevision, KeyBucketScan, KeyValue, KvRef, Mvcc, MvccOptions, MvccReader,
+    RangeOptions, RangeResult, ReadView, SnapshotReceiver, SnapshotSource, WriteTxn,
+    COMPACTION_STEP_REVISIONS, GC_STEP_RECORDS, SCAN_CHUNK_ENTRIES, SNAPSHOT_CHUNK_BYTES,
 };
 pub use wal::{SyncHandle, Wal, WalOptions, WalRecord};
 

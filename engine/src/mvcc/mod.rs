@@ -32,6 +32,7 @@
 mod background;
 mod checkpoint;
 mod compaction;
+mod import;
 mod key_index;
 mod mapped;
 mod read;
@@ -40,7 +41,10 @@ mod values;
 
 pub use self::background::{CheckpointDone, CheckpointJob};
 pub use self::compaction::{COMPACTION_STEP_REVISIONS, GC_STEP_RECORDS};
-pub use self::read::{CountChunk, HashKvScan, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES};
+pub use self::import::ImportedRevision;
+pub use self::read::{
+    CountChunk, HashKvScan, KeyBucketScan, KvRef, MvccReader, ReadView, SCAN_CHUNK_ENTRIES,
+};
 pub use self::snapshot::{
     received_applied_index, SnapshotReceiver, SnapshotSource, SNAPSHOT_CHUNK_BYTES,
 };

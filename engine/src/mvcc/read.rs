@@ -424,9 +424,8 @@ impl MvccReader {
         Ok(out)
     }
 
-    /// etcd HashKV: CRC-32C over every retained revision with main revision in
-    /// `(compact_revision, revision]`, plus the revisions at or below the compact revision
-    /// that are still each key's visible state at `revision` (as etcd's `keep` set).
+    /// etcd HashKV: CRC-32C over the bucket name `key`, then the bbolt key and value of
+    /// every revision of a [`KeyBucketScan`] at `revision` keeping at `revision`.
     /// `revision` 0 = current. Returns `(hash, compact_revision, revision used)`.
     /// `0 < revision <= compact_revision` → `Err(Compacted)`; above current →
     /// `Err(FutureRevision)` (etcd kvstore.go HashByRev). Runs a [`HashKvScan`] to the end.
@@ -440,6 +439,19 @@ impl MvccReader {
     /// executor can yield between chunks; errors as [`MvccReader::hash_kv`]. The compact
     /// revision is pinned while the scan lives: writes and compactions go on meanwhile.
     pub fn hash_kv_scan(&self, revision: i64) -> Result<HashKvScan> {
+        let mut scan = self.key_bucket_scan(revision)?;
+        scan.keep_at = scan.revision;
+        Ok(HashKvScan {
+            scan,
+            // etcd mvcc/kvstore.go HashByRev starts with the bucket name "key".
+            hash: crc32c::crc32c(b"key"),
+        })
+    }
+
+    /// A [`KeyBucketScan`] at `revision` (0 = current) keeping at the compact revision (the
+    /// `key` bucket of a snapshot file). `0 < revision <= compact
+    /// revision` → `Err(Compacted)`; above the current one → `Err(FutureRevision)`.
+    pub fn key_bucket_scan(&self, revision: i64) -> Result<KeyBucketScan> {
         let st = self.state.read();
         if revision > 0 && revision <= st.compact_revision {
             return Err(Error::Compacted);
@@ -452,14 +464,14 @@ impl MvccReader {
         } else {
             revision
         };
-        Ok(HashKvScan {
+        Ok(KeyBucketScan {
             state: Arc::clone(&self.state),
             revision: rev,
             compact: st.compact_revision,
+            keep_at: st.compact_revision,
             cursor: Rev::new(0, 0),
-            // etcd mvcc/kvstore.go HashByRev starts with the bucket name "key".
-            hash: crc32c::crc32c(b"key"),
-            buf: Vec::new(),
+            key: Vec::new(),
+            value: Vec::new(),
             _pin: self.pins.pin(st.compact_revision),
         })
     }
@@ -495,26 +507,50 @@ impl MvccReader {
     }
 }
 
-/// A HashKV in progress; see [`MvccReader::hash_kv_scan`].
-pub struct HashKvScan {
+/// A walk over etcd's `key` bucket as it would be at one revision: every retained
+/// revision with main revision in `(compact_revision, revision]`, plus, at or below the
+/// compact revision, the revisions of etcd's `keep` set at a *keep revision*: each key's
+/// latest revision at or below it, unless that is a tombstone. In (main, sub) order, as
+/// bbolt iterates the bucket. The compact revision is pinned while the scan lives: writes
+/// and compactions go on meanwhile.
+///
+/// [`MvccReader::key_bucket_scan`] keeps at the compact revision: what etcd's physical
+/// compaction leaves in bbolt (`kvindex.Compact(compactRev)`), the `key` bucket of a
+/// `Maintenance.Snapshot` file. HashKV ([`HashKvScan`]) keeps at the hashed revision, as
+/// etcd 3.4's `HashByRev` does (`kvindex.Keep(rev)`, checked against Debian's etcd 3.4).
+pub struct KeyBucketScan {
     state: Arc<RwLock<State>>,
     revision: i64,
     compact: i64,
+    keep_at: i64,
     cursor: Rev,
-    hash: u32,
-    buf: Vec<u8>,
+    key: Vec<u8>,
+    value: Vec<u8>,
     _pin: Pin,
 }
 
-impl HashKvScan {
-    /// Hashes the next [`SCAN_CHUNK_ENTRIES`] revisions under one hold of the read lock;
-    /// true once every revision is in. Errors: `Corruption` when a record fails its check.
-    pub fn step(&mut self) -> Result<bool> {
+impl KeyBucketScan {
+    /// The revision the scan reads at.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The compact revision when the scan began.
+    pub fn compact_revision(&self) -> i64 {
+        self.compact
+    }
+
+    /// Visits the next [`SCAN_CHUNK_ENTRIES`] revisions under one hold of the read lock,
+    /// calling `visit(bbolt key, bbolt value)` for each revision in the bucket: the
+    /// revision key (`main BE | '_' | sub BE`, + `'t'` for a tombstone) and the marshaled
+    /// `mvccpb.KeyValue` (a tombstone's holds only the key). True once every revision is
+    /// visited. Errors: `Corruption` when a record fails its check.
+    pub fn step(&mut self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<bool> {
         let end = Rev::new(self.revision + 1, 0);
         if self.cursor >= end {
             return Ok(true);
         }
-        let (rev, compact) = (self.revision, self.compact);
+        let (compact, keep_at) = (self.compact, self.keep_at);
         let st = self.state.read();
         let mut next = end;
         for (examined, (r, entry)) in st.revs.range(self.cursor..end).enumerate() {
@@ -523,49 +559,65 @@ impl HashKvScan {
                 break;
             }
             if r.main <= compact {
-                // Kept only if still the key's visible state at `rev`; a tombstone at
-                // or below the compact revision is never kept (it may linger while a
-                // compaction's physical part is pending).
+                // Kept only if it is the key's visible state at the keep revision; a
+                // tombstone at or below the compact revision is never kept (it may linger
+                // while a compaction's physical part is pending).
                 let ki = st.keys.get(&entry.key);
-                let superseded = ki.and_then(|ki| ki.next(*r)).is_some_and(|n| n.main <= rev);
+                let superseded = ki
+                    .and_then(|ki| ki.next(*r))
+                    .is_some_and(|n| n.main <= keep_at);
                 if superseded || ki.is_some_and(|ki| ki.is_tombstone(*r)) {
                     continue;
                 }
             }
-            // Each revision's bbolt key (main BE | '_' | sub BE, + 't' for a tombstone)
-            // and its bbolt value (the marshaled mvccpb.KeyValue; a tombstone's holds only
-            // the key), as etcd hashes them.
             let (rec, _) = st.record(*r)?;
-            let buf = &mut self.buf;
-            buf.clear();
-            buf.extend_from_slice(&r.main.to_be_bytes());
-            buf.push(b'_');
-            buf.extend_from_slice(&r.sub.to_be_bytes());
+            self.key.clear();
+            self.key.extend_from_slice(&r.main.to_be_bytes());
+            self.key.push(b'_');
+            self.key.extend_from_slice(&r.sub.to_be_bytes());
             if rec.tombstone {
-                buf.push(b't');
+                self.key.push(b't');
             }
-            self.hash = crc32c::crc32c_append(self.hash, buf);
-            buf.clear();
-            encode_etcd_key_value(buf, &rec, *r);
-            self.hash = crc32c::crc32c_append(self.hash, buf);
+            self.value.clear();
+            encode_etcd_key_value(&mut self.value, &rec, *r);
+            visit(&self.key, &self.value);
         }
         self.cursor = next;
         Ok(next >= end)
+    }
+}
+
+/// A HashKV in progress; see [`MvccReader::hash_kv_scan`].
+pub struct HashKvScan {
+    scan: KeyBucketScan,
+    hash: u32,
+}
+
+impl HashKvScan {
+    /// Hashes the next [`SCAN_CHUNK_ENTRIES`] revisions under one hold of the read lock;
+    /// true once every revision is in. Errors: `Corruption` when a record fails its check.
+    pub fn step(&mut self) -> Result<bool> {
+        let hash = &mut self.hash;
+        // Each revision's bbolt key and value, as etcd hashes them.
+        self.scan.step(|k, v| {
+            *hash = crc32c::crc32c_append(*hash, k);
+            *hash = crc32c::crc32c_append(*hash, v);
+        })
     }
 
     /// The store hash ([`MvccReader::hash`]) of a scan begun at the current revision:
     /// crc32 (IEEE) of the revision, the compact revision and the HashKV.
     pub fn store_hash(&self) -> u32 {
         let mut h = crc32fast::Hasher::new();
-        h.update(&self.revision.to_le_bytes());
-        h.update(&self.compact.to_le_bytes());
+        h.update(&self.scan.revision.to_le_bytes());
+        h.update(&self.scan.compact.to_le_bytes());
         h.update(&self.hash.to_le_bytes());
         h.finalize()
     }
 
     /// `(hash, compact_revision, revision)` once [`HashKvScan::step`] returned true.
     pub fn result(&self) -> (u32, i64, i64) {
-        (self.hash, self.compact, self.revision)
+        (self.hash, self.scan.compact, self.scan.revision)
     }
 }
 
