@@ -173,6 +173,21 @@ pub enum LeaseAnswer {
     Leases(Vec<i64>),
 }
 
+/// `(id, granted TTL in seconds)` pairs as the checkpoint meta bytes of [`Lessor`]'s
+/// format, sorted by ID: what [`Lessor::recover`] reads.
+pub fn encode_lease_table(leases: impl IntoIterator<Item = (i64, i64)>) -> Vec<u8> {
+    let mut leases: Vec<(i64, i64)> = leases.into_iter().collect();
+    leases.sort_unstable();
+    let mut buf = Vec::with_capacity(5 + 16 * leases.len());
+    buf.put_u8(META_VERSION);
+    buf.put_u32_le(leases.len() as u32);
+    for (id, ttl) in leases {
+        buf.put_i64_le(id);
+        buf.put_i64_le(ttl);
+    }
+    buf
+}
+
 /// The lease table (etcd's lessor), owned by the raft core.
 ///
 /// Persisted in the MVCC checkpoint's meta bytes ([`Lessor::encode`]):
@@ -269,16 +284,15 @@ impl Lessor {
 
     /// The table as checkpoint meta bytes (format in the type's doc), leases by ID.
     pub fn encode(&self) -> Vec<u8> {
-        let mut ids: Vec<(&i64, &Lease)> = self.leases.iter().collect();
-        ids.sort_by_key(|(id, _)| **id);
-        let mut buf = Vec::with_capacity(5 + 16 * ids.len());
-        buf.put_u8(META_VERSION);
-        buf.put_u32_le(ids.len() as u32);
-        for (id, l) in ids {
-            buf.put_i64_le(*id);
-            buf.put_i64_le(l.ttl);
-        }
-        buf
+        encode_lease_table(self.leases.iter().map(|(id, l)| (*id, l.ttl)))
+    }
+
+    /// Every lease as `(id, granted TTL in seconds)`, by ID (what a snapshot's `lease`
+    /// bucket holds).
+    pub fn table(&self) -> Vec<(i64, i64)> {
+        let mut leases: Vec<(i64, i64)> = self.leases.iter().map(|(id, l)| (*id, l.ttl)).collect();
+        leases.sort_unstable();
+        leases
     }
 
     /// Whether lease `id` exists (the lessor's `Lookup`, used by Put and Txn).

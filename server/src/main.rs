@@ -13,7 +13,6 @@ mod compactor;
 mod config;
 mod election;
 mod http;
-mod ids;
 mod kv;
 mod lease;
 mod lock;
@@ -28,8 +27,9 @@ mod supervise;
 mod tls;
 mod watch;
 
-// etcd's error texts live in the library target (src/lib.rs), shared with the fuzzer.
-use server::errors;
+// etcd's error texts live in the library target (src/lib.rs), shared with the fuzzer;
+// member and cluster IDs there too, shared with `cairnctl snapshot restore`.
+use server::{errors, ids};
 
 /// mimalloc's per-thread heaps suit thread-per-core: with `cairn-bench compare` (100
 /// clients) server CPU per put went from ~45 µs to ~42 µs against glibc malloc.

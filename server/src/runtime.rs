@@ -104,7 +104,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         ),
         watch_progress_notify_interval: config.watch_progress_notify_interval,
         auto_compaction: config.auto_compaction,
+        member_dir: identity.member_dir.clone(),
     });
+    crate::api::maintenance::remove_leftovers(&identity.member_dir)?;
     let connections_max = connections_per_core_max(config.cores);
     let limits = net::ServerLimits {
         connections_max,

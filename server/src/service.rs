@@ -1,4 +1,5 @@
-//! The gRPC services every core serves: KV, Maintenance (Status, Hash, HashKV), Cluster
+//! The gRPC services every core serves: KV, Maintenance (Status, Hash, HashKV; Snapshot in
+//! `api/maintenance.rs`), Cluster
 //! (MemberList) here; Watch (`watch/`), Lease (`lease.rs`), Election (`election.rs`) and
 //! Lock (`lock.rs`) routed from here to their modules. Decoding, validation and reads
 //! happen on the receiving core; writes and linearizable-read barriers go to the raft
@@ -52,6 +53,8 @@ pub struct ServiceConfig {
     pub watch_progress_notify_interval: std::time::Duration,
     /// `--auto-compaction-mode` / `--auto-compaction-retention`.
     pub auto_compaction: crate::config::AutoCompaction,
+    /// The member's `member/` folder (Maintenance.Snapshot writes its file there).
+    pub member_dir: std::path::PathBuf,
 }
 
 /// One core's gRPC service.
@@ -380,6 +383,7 @@ impl GrpcService for EtcdService {
             crate::lease::KEEP_ALIVE_METHOD,
             crate::watch::WATCH_METHOD,
             crate::election::OBSERVE_METHOD,
+            crate::api::maintenance::SNAPSHOT_METHOD,
         ];
         if streaming.contains(&path) {
             return Some(MethodKind::Streaming);
@@ -437,6 +441,12 @@ impl GrpcService for EtcdService {
                 Box::pin(crate::watch::serve_stream(_inbound, _outbound))
             } else if ctx.path == crate::election::OBSERVE_METHOD {
                 Box::pin(crate::election::observe(self.clone(), _inbound, _outbound))
+            } else if ctx.path == crate::api::maintenance::SNAPSHOT_METHOD {
+                Box::pin(crate::api::maintenance::snapshot(
+                    self.clone(),
+                    _inbound,
+                    _outbound,
+                ))
             } else {
                 // method_kind reports no other streaming method, so the transport never
                 // calls this.

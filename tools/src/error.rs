@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong in cairn-bench.
+/// Everything that can go wrong in cairn-bench and cairnctl.
 ///
 /// Bad command-line input is [`BenchError::InvalidArg`] (it names the flag and the
 /// allowed range); failures talking to a server or managing a server process carry the
@@ -54,6 +54,12 @@ pub enum BenchError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `cairnctl snapshot`: refused input, with etcdctl's text where it has one.
+    #[error("{0}")]
+    Snapshot(String),
+    /// `cairnctl snapshot`: the snapshot file cannot be read or written as an etcd backend.
+    #[error("{0}")]
+    Backend(#[from] engine::Error),
 }
 
 /// Result alias of the `tools` crate.

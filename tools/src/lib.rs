@@ -20,6 +20,8 @@
 //!   latency, anonymous RSS and disk use, 1-client put latency during a full-prefix
 //!   range, restart time after SIGTERM and kill -9 ([`ScaleReport`],
 //!   [`render_scale_markdown`]).
+//! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
+//!   commands on etcd backend files.
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
 //! - [`linearizability`]: a linearizability checker for recorded client histories
 //!   (Wing & Gong with Lowe's memo, as Porcupine), with an etcd KV model, for the
@@ -37,6 +39,7 @@ mod mixed;
 pub mod procstat;
 mod scale;
 mod server;
+pub mod snapshot;
 mod stats;
 mod watch;
 

@@ -4,6 +4,7 @@
 //! the gRPC services.
 
 mod driver;
+mod import;
 mod membership;
 mod peers;
 mod pending;
@@ -13,7 +14,7 @@ mod storage;
 
 pub use driver::{
     encode_entry_data, open, Applied, CoreIdentity, CorePeers, Proposal, RaftRequest, RaftSettings,
-    Shared, ENTRY_DATA_HEADER_BYTES,
+    Shared, SnapshotCut, ENTRY_DATA_HEADER_BYTES,
 };
 pub use membership::{MemberInfo, Membership};
 pub use peers::{hash_answer, hash_kv_answer, RaftPeerHandler, TransportPeers, METHOD_HASH_KV};

@@ -159,10 +159,14 @@ pub struct Recovered {
 /// Opens the member's storage under `member_dir` and recovers: MVCC from its checkpoint,
 /// the Raft log and hard state from the WAL. `initial` is the member table a new member
 /// bootstraps with (from `--initial-cluster`, kept in `member/meta.json`); a checkpoint's
-/// table wins over it. A brand-new member of a new cluster writes etcd's bootstrap entries
+/// table wins over it. A data dir that etcd wrote is imported first
+/// ([`super::import::import_etcd_data`]). A brand-new member of a new cluster writes etcd's bootstrap entries
 /// ([`bootstrap`]); a member joining an existing cluster (`join`) starts with an empty log
 /// and learns everything from the leader.
 pub fn recover(member_dir: &Path, initial: Membership, join: bool) -> Result<Recovered, String> {
+    if !join {
+        super::import::import_etcd_data(member_dir, &initial)?;
+    }
     let opened = open_store_and_wal(member_dir)?;
     let (mut mvcc, (mut wal, records)) = (opened.mvcc, opened.wal);
     let wal_records = records.len();
