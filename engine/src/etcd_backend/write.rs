@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bbolt_rs::{Bolt, BucketRwApi, DbApi, DbRwAPI, TxApi, TxRwRefApi};
+use bbolt_rs::{Bolt, BoltOptions, BucketRwApi, DbApi, DbRwAPI, TxApi, TxRwRefApi};
 
 use super::BUCKETS;
 use crate::error::{Error, Result};
@@ -35,7 +35,13 @@ impl BackendWriter {
         if path.exists() {
             return Err(bolt_err(path, "cannot create", "the file exists"));
         }
-        let mut db = Bolt::open(path).map_err(|e| bolt_err(path, "cannot create", e))?;
+        // No fsync per commit: the file is of use only once complete, and
+        // [`BackendWriter::finish`] syncs it once (etcd's snapshot is never synced at all).
+        let mut db = BoltOptions::builder()
+            .no_sync()
+            .build()
+            .open(path)
+            .map_err(|e| bolt_err(path, "cannot create", e))?;
         db.update(|mut tx| {
             for b in BUCKETS {
                 tx.create_bucket_if_not_exists(b)?;
