@@ -145,9 +145,9 @@ pub fn render_status(s: &BackendStatus, format: StatusFormat) -> String {
 fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for entry in s.split(',').filter(|e| !e.is_empty()) {
-        let (name, url) = entry
-            .split_once('=')
-            .ok_or_else(|| Error::Snapshot(format!("--initial-cluster entry {entry:?} has no '='")))?;
+        let (name, url) = entry.split_once('=').ok_or_else(|| {
+            Error::Snapshot(format!("--initial-cluster entry {entry:?} has no '='"))
+        })?;
         match out.iter_mut().find(|(n, _)| n == name) {
             Some((_, urls)) => urls.push(url.to_string()),
             None => out.push((name.to_string(), vec![url.to_string()])),

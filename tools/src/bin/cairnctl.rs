@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use tools::snapshot::{self, RestoreConfig, StatusFormat};
 
 #[derive(Parser)]
-#[command(name = "cairnctl", version, about = "Offline tools for Cairn and etcd data")]
+#[command(
+    name = "cairnctl",
+    version,
+    about = "Offline tools for Cairn and etcd data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,8 +72,9 @@ enum SnapshotCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Snapshot(SnapshotCommand::Status { file, write_out }) => snapshot::status(&file)
-            .map(|s| print!("{}", snapshot::render_status(&s, write_out))),
+        Command::Snapshot(SnapshotCommand::Status { file, write_out }) => {
+            snapshot::status(&file).map(|s| print!("{}", snapshot::render_status(&s, write_out)))
+        }
         Command::Snapshot(SnapshotCommand::Restore {
             file,
             data_dir,
