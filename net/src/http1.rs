@@ -2,12 +2,15 @@
 //! gateway `/v3/*` there): requests parsed with `httparse`, bodies by `Content-Length`,
 //! keep-alive, `Connection: close`, pipelining. Chunked request bodies are refused with
 //! 411 Length Required (RFC 9112 §6.3 allows a server to require Content-Length).
+//! Response bodies have a `Content-Length`, or are streamed with chunked transfer coding
+//! ([`HttpReply::Streamed`], e.g. the gateway's watch stream).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either, LocalBoxFuture};
+use futures::stream::{LocalBoxStream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::shutdown::Shutdown;
@@ -66,10 +69,37 @@ impl HttpResponse {
     }
 }
 
+/// An answer whose body is sent whole or streamed.
+pub enum HttpReply {
+    /// A response with its whole body (sent with `Content-Length`).
+    Full(HttpResponse),
+    /// A response whose `body` field is ignored: its body is each item of the stream as it
+    /// comes, sent as one chunk (`Transfer-Encoding: chunked`, RFC 9112 §7.1) and flushed;
+    /// the end of the stream ends the body. The stream is dropped when the client closes
+    /// the connection or the server shuts down (then the body is ended at once).
+    Streamed(HttpResponse, LocalBoxStream<'static, Bytes>),
+}
+
+impl std::fmt::Debug for HttpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpReply::Full(response) => f.debug_tuple("Full").field(response).finish(),
+            HttpReply::Streamed(head, _) => f.debug_tuple("Streamed").field(head).finish(),
+        }
+    }
+}
+
 /// The application side of the HTTP/1.1 endpoints (one per core).
 pub trait HttpHandler: 'static {
     /// Answers one request.
     fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse>;
+
+    /// Answers one request, possibly with a streamed body; the server calls this one. The
+    /// default answers with [`HttpHandler::handle`]'s whole response.
+    fn reply(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpReply> {
+        let response = self.handle(request);
+        Box::pin(async move { HttpReply::Full(response.await) })
+    }
 }
 
 /// A request head that could not be served; answered, then the connection closes.
@@ -166,7 +196,9 @@ fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         429 => "Too Many Requests",
@@ -174,12 +206,19 @@ fn reason_phrase(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Unknown",
     }
 }
 
 /// The response head; the body follows unless the request was HEAD.
 fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
+    encode_head(response, keep_alive, Some(response.body.len()))
+}
+
+/// The response head with `Content-Length: body_len`, or with `Transfer-Encoding: chunked`
+/// when `body_len` is `None`.
+fn encode_head(response: &HttpResponse, keep_alive: bool, body_len: Option<usize>) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
@@ -196,7 +235,10 @@ fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
         head.push_str(value);
         head.push_str("\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    match body_len {
+        Some(len) => head.push_str(&format!("Content-Length: {len}\r\n")),
+        None => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
     if !keep_alive {
         head.push_str("Connection: close\r\n");
     }
@@ -222,6 +264,68 @@ async fn write_response<T: AsyncWrite + Unpin>(
         stream.write_all(&response.body).await?;
     }
     stream.flush().await
+}
+
+/// How a streamed response ended.
+enum StreamEnd {
+    /// The body was sent whole; the connection may serve the next request.
+    Done,
+    /// The client closed the connection, or the server is shutting down: close it.
+    Close,
+}
+
+/// Sends `head` then `body` chunked, until the body ends, the client closes the connection
+/// (a read returns 0; bytes of a pipelined request are kept in `buf`) or `shutdown`.
+async fn write_streamed<T: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut T,
+    buf: &mut BytesMut,
+    head: &HttpResponse,
+    mut body: LocalBoxStream<'static, Bytes>,
+    keep_alive: bool,
+    buffered_bytes_max: usize,
+    shutdown: &Shutdown,
+) -> std::io::Result<StreamEnd> {
+    stream
+        .write_all(&encode_head(head, keep_alive, None))
+        .await?;
+    stream.flush().await?;
+    loop {
+        let next = {
+            let chunk = std::pin::pin!(body.next());
+            let read = std::pin::pin!(read_more(stream, buf));
+            let stop = std::pin::pin!(shutdown.wait());
+            match select(chunk, select(read, stop)).await {
+                Either::Left((chunk, _)) => Either::Left(chunk),
+                Either::Right((Either::Left((read, _)), _)) => Either::Right(Some(read?)),
+                Either::Right((Either::Right(((), _)), _)) => Either::Right(None),
+            }
+        };
+        match next {
+            Either::Left(Some(chunk)) if chunk.is_empty() => {}
+            Either::Left(Some(chunk)) => {
+                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(b"\r\n");
+                stream.write_all(&framed).await?;
+                stream.flush().await?;
+            }
+            Either::Left(None) => {
+                stream.write_all(b"0\r\n\r\n").await?;
+                stream.flush().await?;
+                return Ok(StreamEnd::Done);
+            }
+            Either::Right(Some(0)) => return Ok(StreamEnd::Close),
+            Either::Right(Some(_)) if buf.len() > buffered_bytes_max => {
+                return Ok(StreamEnd::Close)
+            }
+            Either::Right(Some(_)) => {}
+            Either::Right(None) => {
+                stream.write_all(b"0\r\n\r\n").await?;
+                stream.flush().await?;
+                return Ok(StreamEnd::Close);
+            }
+        }
+    }
 }
 
 /// Reads more bytes into `buf`; `Ok(0)` at end of stream. Cancel-safe: if the future is
@@ -344,9 +448,32 @@ pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandle
         let mut request = head.request;
         request.body = buf.split_to(head.body_len).freeze();
         let head_only = request.method == "HEAD";
-        let response = http.clone().handle(request).await;
+        let reply = http.clone().reply(request).await;
         let keep_alive = head.keep_alive && !shutdown.is_triggered();
-        write_response(&mut stream, &response, keep_alive, head_only).await?;
+        match reply {
+            HttpReply::Full(response) => {
+                write_response(&mut stream, &response, keep_alive, head_only).await?;
+            }
+            HttpReply::Streamed(response, _) if head_only => {
+                write_response(&mut stream, &response, keep_alive, true).await?;
+            }
+            HttpReply::Streamed(response, body) => {
+                let buffered_bytes_max = HTTP1_HEAD_BYTES_MAX + max_body_bytes;
+                let end = write_streamed(
+                    &mut stream,
+                    &mut buf,
+                    &response,
+                    body,
+                    keep_alive,
+                    buffered_bytes_max,
+                    &shutdown,
+                )
+                .await?;
+                if matches!(end, StreamEnd::Close) {
+                    return Ok(());
+                }
+            }
+        }
         if !keep_alive {
             return Ok(());
         }
