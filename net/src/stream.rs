@@ -133,9 +133,7 @@ impl Inbound {
                 // Returning nothing makes h2 check again against the window left now.
                 self.release(0);
             }
-            let Some(body) = self.body.as_mut() else {
-                return None;
-            };
+            let body = self.body.as_mut()?;
             match body.data().await {
                 Some(Ok(chunk)) => {
                     self.unreleased_bytes += chunk.len();

@@ -161,6 +161,11 @@ fn put_range_txn_delete_with_etcd_json() {
     assert_eq!(status["leader"], status["header"]["member_id"]);
     let members = post_ok(&server, "/v3/cluster/member/list", "{}");
     assert_eq!(members["members"][0]["ID"], status["leader"]);
+
+    // Gateway calls count as the gRPC calls they are (etcd's gateway is a gRPC client).
+    let metrics = common::http_get(server.client_port(), "/metrics").expect("GET /metrics");
+    let puts = r#"grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 2"#;
+    assert!(metrics.text().lines().any(|line| line == puts), "no {puts}");
 }
 
 #[test]
@@ -320,4 +325,53 @@ fn lease_grant_keepalive_timetolive_revoke() {
         range.get("kvs").is_none(),
         "the lease's key went with it: {range}"
     );
+}
+
+#[test]
+fn election_and_lock_through_the_gateway() {
+    let server = TestServer::start();
+    post_ok(&server, "/v3/lease/grant", r#"{"TTL":60,"ID":7}"#);
+    // Election "el" with value "v1" under lease 7: leader key "el/7".
+    let campaign = post_ok(
+        &server,
+        "/v3/election/campaign",
+        r#"{"name":"ZWw=","value":"djE=","lease":7}"#,
+    );
+    let leader = campaign["leader"].clone();
+    assert_eq!(
+        (&leader["name"], &leader["key"]),
+        (&json!("ZWw="), &json!("ZWwvNw=="))
+    );
+    assert_eq!(leader["lease"], json!("7"));
+    let current = post_ok(&server, "/v3/election/leader", r#"{"name":"ZWw="}"#);
+    assert_eq!(current["kv"]["value"], json!("djE="));
+
+    let mut observe = Stream::open(&server, "/v3/election/observe", r#"{"name":"ZWw="}"#);
+    assert_eq!(observe.next()["result"]["kv"]["value"], json!("djE="));
+    let proclaim = json!({"leader": leader, "value": "djI="}).to_string();
+    post_ok(&server, "/v3/election/proclaim", &proclaim);
+    let proclaimed = observe.next();
+    assert_eq!(proclaimed["result"]["kv"]["value"], json!("djI="));
+    assert_eq!(proclaimed["result"]["kv"]["version"], json!("2"));
+    drop(observe);
+
+    post_ok(
+        &server,
+        "/v3/election/resign",
+        &json!({"leader": leader}).to_string(),
+    );
+    let (status, body) = post(&server, "/v3/election/leader", r#"{"name":"ZWw="}"#);
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        r#"{"error":"election: no leader","message":"election: no leader","code":2}"#
+    );
+
+    let lock = post_ok(&server, "/v3/lock/lock", r#"{"name":"bGs=","lease":7}"#);
+    assert_eq!(lock["key"], json!("bGsvNw=="));
+    let held = post_ok(&server, "/v3/kv/range", r#"{"key":"bGsvNw=="}"#);
+    assert_eq!(held["count"], json!("1"));
+    post_ok(&server, "/v3/lock/unlock", r#"{"key":"bGsvNw=="}"#);
+    let released = post_ok(&server, "/v3/kv/range", r#"{"key":"bGsvNw=="}"#);
+    assert!(released.get("kvs").is_none(), "{released}");
 }

@@ -22,16 +22,23 @@
 //!   does not serve (e.g. Auth today) fails as its gRPC call does, UNIMPLEMENTED
 //!   "unknown service etcdserverpb.Auth" → 501;
 //! - metadata: `Authorization` is passed on as `authorization`, `Grpc-Metadata-<K>` as
-//!   `<k>` (grpc-gateway v1 `runtime.AnnotateContext`).
+//!   `<k>` (grpc-gateway v1 `runtime.AnnotateContext`);
+//! - metrics: each call counts in the gRPC metrics (`grpc_server_started_total`,
+//!   `grpc_server_handled_total`, …) as the gRPC call it is (etcd's gateway calls its own
+//!   gRPC server); a stream whose HTTP client went away ends CANCELLED.
 
 mod json;
 mod routes;
 mod stream;
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use net::{CallContext, GrpcService, HttpReply, HttpRequest, HttpResponse, MethodKind, Status};
+use net::{
+    CallContext, CallObserver, Code, GrpcService, HttpReply, HttpRequest, HttpResponse, MethodKind,
+    Status,
+};
 
 use crate::service::EtcdService;
 
@@ -103,6 +110,48 @@ fn text_reply(status: u16, text: &'static str) -> HttpReply {
     HttpReply::Full(response)
 }
 
+/// One call as the service's metrics see it: started when made, finished with its code,
+/// or CANCELLED if dropped first.
+struct Observed {
+    observer: Option<Rc<dyn CallObserver>>,
+    path: &'static str,
+    kind: MethodKind,
+    started: Instant,
+    finished: bool,
+}
+
+impl Observed {
+    fn start(service: &EtcdService, path: &'static str, kind: MethodKind) -> Observed {
+        let observer = service.observer();
+        if let Some(observer) = &observer {
+            observer.call_started(path, kind);
+        }
+        Observed {
+            observer,
+            path,
+            kind,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        if let Some(observer) = &self.observer {
+            let elapsed = self.started.elapsed();
+            observer.call_finished(self.path, self.kind, code, elapsed);
+        }
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
+}
+
 /// The gRPC metadata a request carries (see the module docs).
 fn metadata(request: &HttpRequest) -> http::HeaderMap {
     let mut metadata = http::HeaderMap::new();
@@ -151,7 +200,9 @@ impl Gateway {
         match self.service.method_kind(method_path) {
             None => error_reply(&net::unknown_method(method_path)),
             Some(MethodKind::Streaming) => {
-                stream::call(self.service.clone(), ctx, &method, &request.body).await
+                let observed = Observed::start(&self.service, method_path, MethodKind::Streaming);
+                let service = self.service.clone();
+                stream::call(service, ctx, observed, &method, &request.body).await
             }
             Some(MethodKind::Unary) => {
                 let body = match json::request_from_json(&method.input(), &request.body) {
@@ -160,11 +211,14 @@ impl Gateway {
                         return error_reply(&Status::new(net::Code::InvalidArgument, text))
                     }
                 };
+                let mut observed = Observed::start(&self.service, method_path, MethodKind::Unary);
                 let call = self.service.clone().unary(ctx, body);
                 let answer = net::catch_call_panic(method_path, call)
                     .await
-                    .and_then(|answer| answer)
-                    .and_then(|answer| json::response_to_json(&method.output(), answer));
+                    .and_then(|answer| answer);
+                observed.finish(answer.as_ref().map_or_else(|s| s.code, |_| Code::Ok));
+                let answer =
+                    answer.and_then(|answer| json::response_to_json(&method.output(), answer));
                 match answer {
                     Ok(json) => json_reply(200, json),
                     Err(status) => error_reply(&status),

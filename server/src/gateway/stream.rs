@@ -101,9 +101,10 @@ fn chunk(output: &MessageDescriptor, event: Event) -> Bytes {
 /// request). A body that does not decode: grpc-gateway's bidirectional handlers return
 /// the decoder's error as is (UNKNOWN, HTTP 500), its server-streaming ones as
 /// INVALID_ARGUMENT (HTTP 400), in the `{"error","message","code"}` shape.
-pub async fn call(
+pub(super) async fn call(
     service: Rc<EtcdService>,
     ctx: CallContext,
+    mut observed: super::Observed,
     method: &MethodDescriptor,
     body: &[u8],
 ) -> HttpReply {
@@ -116,7 +117,9 @@ pub async fn call(
             } else {
                 Code::InvalidArgument
             };
-            return super::error_reply(&Status::new(code, text));
+            let status = Status::new(code, text);
+            observed.finish(status.code);
+            return super::error_reply(&status);
         }
     };
     let (sender, receiver) = mpsc::channel(RESPONSES_BUFFERED_MAX);
@@ -126,7 +129,9 @@ pub async fn call(
     let call = service.streaming(ctx, inbound, outbound);
     let mut responses = Responses {
         call: Some(Box::pin(async move {
-            net::catch_call_panic(&path, call).await.and_then(|r| r)
+            let outcome = net::catch_call_panic(&path, call).await.and_then(|r| r);
+            observed.finish(outcome.as_ref().map_or_else(|s| s.code, |()| Code::Ok));
+            outcome
         })),
         messages: receiver,
         outcome: None,
