@@ -47,7 +47,9 @@ pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE
 pub use grpc::{
     unknown_method, CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound,
 };
-pub use http1::{HttpHandler, HttpReply, HttpRequest, HttpResponse};
+pub use http1::{
+    HttpHandler, HttpReply, HttpRequest, HttpResponse, HTTP1_HEADERS_MAX, HTTP1_HEAD_BYTES_MAX,
+};
 pub use panic::{call_panicked, catch_call_panic, panic_text, PANIC_STATUS_MESSAGE};
 pub use port_probe::{ensure_port_free, ORPHAN_LISTENER_WAIT_MS_MAX};
 pub use shutdown::Shutdown;
