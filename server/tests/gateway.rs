@@ -224,6 +224,12 @@ fn errors_as_etcd_gateway_returns_them() {
         String::from_utf8_lossy(&output.stdout),
         "Method Not Allowed\n405"
     );
+    // A CORS preflight: 200 with etcd's CORS headers (`--cors` defaults to `*`).
+    let preflight = common::http_request(server.client_port(), "OPTIONS", "/v3/kv/put")
+        .expect("OPTIONS /v3/kv/put");
+    assert_eq!(preflight.status, 200);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert!(preflight.body.is_empty());
 }
 
 #[test]

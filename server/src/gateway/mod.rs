@@ -15,6 +15,8 @@
 //! Shapes and errors:
 //! - routes: [`routes`]; another path under a prefix → 404 `Not Found`; a route with another
 //!   method than POST → 405 `Method Not Allowed` (Go `http.Error` texts, as etcd's mux);
+//!   `OPTIONS` (a CORS preflight) → 200 with the CORS headers and no body, as etcd's
+//!   `accessController` answers it;
 //! - a body that is not the request's JSON → 400 with code 3 (unary calls; streams: see
 //!   [`stream`]); an empty body is the empty request;
 //! - a failed call → the HTTP status of its gRPC code (grpc-gateway
@@ -44,8 +46,8 @@ use crate::service::EtcdService;
 
 pub use routes::is_gateway_path;
 
-/// Headers etcd's client handler adds to every gateway answer (etcd 3.4 `embed/serve.go`
-/// wraps the gateway in its CORS handler, which allows every origin by default).
+/// Headers etcd adds to every answer on the client URLs (etcd 3.4 `embed/serve.go`
+/// `accessController` with `--cors` at its default `*`, `addCORSHeader`).
 const CORS_HEADERS: [(&str, &str); 3] = [
     (
         "Access-Control-Allow-Headers",
@@ -63,12 +65,16 @@ pub struct Gateway {
     service: Rc<EtcdService>,
 }
 
-/// A response head with `Content-Type: application/json` and the CORS headers.
-fn json_head(status: u16) -> HttpResponse {
-    let mut headers: Vec<(String, String)> = CORS_HEADERS
+fn cors_headers() -> Vec<(String, String)> {
+    CORS_HEADERS
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
+        .collect()
+}
+
+/// A response head with `Content-Type: application/json` and the CORS headers.
+fn json_head(status: u16) -> HttpResponse {
+    let mut headers = cors_headers();
     if status == 200 {
         // grpc-gateway forwards the gRPC response's headers as `Grpc-Metadata-*`.
         headers.push((
@@ -102,11 +108,7 @@ fn text_reply(status: u16, text: &'static str) -> HttpReply {
     response
         .headers
         .push(("X-Content-Type-Options".into(), "nosniff".into()));
-    response.headers.extend(
-        CORS_HEADERS
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
+    response.headers.extend(cors_headers());
     HttpReply::Full(response)
 }
 
@@ -182,6 +184,14 @@ impl Gateway {
     /// Answers a request whose path [`is_gateway_path`].
     pub async fn reply(&self, request: HttpRequest) -> HttpReply {
         let path = request.path.split('?').next().unwrap_or_default();
+        if request.method == "OPTIONS" {
+            return HttpReply::Full(HttpResponse {
+                status: 200,
+                content_type: String::new(),
+                body: Bytes::new(),
+                headers: cors_headers(),
+            });
+        }
         let Some(method_path) = routes::method_for(path) else {
             return text_reply(404, "Not Found\n");
         };
