@@ -83,6 +83,17 @@ impl Drop for Stream {
     }
 }
 
+/// `etcd_debugging_mvcc_watcher_total`: the watchers open on the server.
+fn watchers(server: &TestServer) -> u64 {
+    let metrics = common::http_get(server.client_port(), "/metrics").expect("GET /metrics");
+    let text = metrics.text();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("etcd_debugging_mvcc_watcher_total "))
+        .expect("etcd_debugging_mvcc_watcher_total");
+    line.rsplit(' ').next().unwrap().parse().expect("a count")
+}
+
 /// A string-encoded 64-bit integer field.
 fn int(value: &Value) -> i64 {
     value
@@ -259,7 +270,17 @@ fn watch_streams_a_later_put_as_json_lines() {
     let deleted = &event["result"]["events"][0];
     assert_eq!(deleted["type"], json!("DELETE"));
     assert_eq!(deleted["prev_kv"]["value"], json!("YmFy"));
+    assert_eq!(watchers(&server), 1);
+    // The client going away cancels the watch.
     drop(watch);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while watchers(&server) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watcher kept after the client left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // History from a start revision.
     let mut watch = Stream::open(
