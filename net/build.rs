@@ -1,6 +1,7 @@
 //! Compiles Cairn's own .proto files (net/proto/) with protox (pure Rust, no system
 //! protoc) and prost-build; `bytes` fields become `bytes::Bytes`. Also writes
-//! `grpc_methods.rs`: the table of every service method and its streaming kind.
+//! `grpc_methods.rs`: the table of every service method and its streaming kind, and
+//! `descriptors.bin`: the encoded `FileDescriptorSet` (for the JSON gateway's mapping).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -78,6 +79,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(table, "        _ => None,\n    }}\n}}")?;
     std::fs::write(out_dir.join("grpc_methods.rs"), table)?;
 
+    std::fs::write(
+        out_dir.join("descriptors.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     prost_build::Config::new()
         .bytes(["."])
         .out_dir(&out_dir)

@@ -228,7 +228,7 @@ fn is_grpc_content_type(content_type: &str) -> bool {
 /// The UNIMPLEMENTED status for a path the service does not serve, worded as grpc-go
 /// `server.go handleStream`: a service of etcd's API that the path names but whose method
 /// it lacks → "unknown method M for service S"; otherwise "unknown service S".
-fn unknown_method(path: &str) -> Status {
+pub fn unknown_method(path: &str) -> Status {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let Some(pos) = trimmed.rfind('/') else {
         return Status::new(

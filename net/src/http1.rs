@@ -1,22 +1,44 @@
 //! HTTP/1.1 on the client port (etcd serves `/health`, `/version`, `/metrics` and the JSON
-//! gateway `/v3/*` there): requests parsed with `httparse`, bodies by `Content-Length`,
-//! keep-alive, `Connection: close`, pipelining. Chunked request bodies are refused with
-//! 411 Length Required (RFC 9112 §6.3 allows a server to require Content-Length).
+//! gateway `/v3/*` there), served by hyper 1.x (`server::conn::http1`) over the glommio
+//! connection (`hyper_util::rt::TokioIo` over the connection's tokio-io traits): keep-alive,
+//! `Connection: close`, pipelining, `Content-Length` and chunked request bodies; response
+//! bodies whole with `Content-Length`, or streamed chunked ([`HttpReply::Streamed`], e.g.
+//! the gateway's watch stream). Header names are written in title case (`Content-Type`) as
+//! Go's `net/http` writes them; no `Date` header.
+//!
+//! Limits and refusals: a request head over [`HTTP1_HEAD_BYTES_MAX`] bytes or
+//! [`HTTP1_HEADERS_MAX`] headers → 431 (hyper); a malformed head → 400 (hyper); a body over
+//! [`crate::ServerLimits::http1_max_body_bytes`] → 413 and the connection closes. A request
+//! must arrive whole, head and body, within [`crate::ServerLimits::http1_request_timeout`]
+//! from its first byte, or the connection is closed without an answer (as Go's
+//! `http.Server` `ReadTimeout`); an idle keep-alive connection has no such limit. On
+//! shutdown idle connections close and a request being served is answered first
+//! (hyper's graceful shutdown).
 
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::future::{select, Either, LocalBoxFuture};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::future::LocalBoxFuture;
+use futures::stream::{LocalBoxStream, StreamExt};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::notify::Notify;
 use crate::shutdown::Shutdown;
 
 /// Largest request head (request line + headers) accepted, in bytes; larger → 431.
 pub const HTTP1_HEAD_BYTES_MAX: usize = 64 * 1024;
 /// Most headers accepted in one request; more → 431.
 pub const HTTP1_HEADERS_MAX: usize = 100;
-const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// One HTTP/1.1 request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +47,9 @@ pub struct HttpRequest {
     pub method: String,
     /// The request target as sent, including the query, e.g. `"/metrics?x=1"`.
     pub path: String,
-    /// The headers in order, names as sent (compare case-insensitively).
+    /// The headers in order, names lower-cased (compare case-insensitively).
     pub headers: Vec<(String, String)>,
-    /// The body (empty without `Content-Length`).
+    /// The body (`Content-Length` or de-chunked; empty without one).
     pub body: Bytes,
 }
 
@@ -41,7 +63,8 @@ impl HttpRequest {
     }
 }
 
-/// The answer to an [`HttpRequest`]; the server adds `Content-Length` and `Connection`.
+/// The answer to an [`HttpRequest`]; the server adds `Content-Length` (and `Connection:
+/// close` when it closes after a refusal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The status code, e.g. 200.
@@ -66,291 +89,400 @@ impl HttpResponse {
     }
 }
 
+/// An answer whose body is sent whole or streamed.
+pub enum HttpReply {
+    /// A response with its whole body (sent with `Content-Length`).
+    Full(HttpResponse),
+    /// A response whose `body` field is ignored: its body is each item of the stream as it
+    /// comes, sent as one chunk (`Transfer-Encoding: chunked`, RFC 9112 §7.1) and flushed;
+    /// the end of the stream ends the body. The stream is dropped when the client closes
+    /// the connection; when the server shuts down the body is ended at once.
+    Streamed(HttpResponse, LocalBoxStream<'static, Bytes>),
+}
+
+impl std::fmt::Debug for HttpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpReply::Full(response) => f.debug_tuple("Full").field(response).finish(),
+            HttpReply::Streamed(head, _) => f.debug_tuple("Streamed").field(head).finish(),
+        }
+    }
+}
+
 /// The application side of the HTTP/1.1 endpoints (one per core).
 pub trait HttpHandler: 'static {
     /// Answers one request.
     fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse>;
-}
 
-/// A request head that could not be served; answered, then the connection closes.
-#[derive(Debug, PartialEq, Eq)]
-enum Refusal {
-    /// Status and message.
-    Status(u16, &'static str),
-}
-
-/// A parsed request head: the request without its body, the body length, and whether the
-/// connection stays open afterwards.
-#[derive(Debug, PartialEq, Eq)]
-struct Head {
-    request: HttpRequest,
-    head_len: usize,
-    body_len: usize,
-    keep_alive: bool,
-}
-
-/// Parses a request head from the start of `buf`: `Ok(None)` when more bytes are needed.
-fn parse_head(buf: &[u8], max_body_bytes: usize) -> Result<Option<Head>, Refusal> {
-    let mut headers = [httparse::EMPTY_HEADER; HTTP1_HEADERS_MAX];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let head_len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > HTTP1_HEAD_BYTES_MAX => {
-            return Err(Refusal::Status(431, "request header fields too large"))
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Refusal::Status(431, "request header fields too large"))
-        }
-        Err(_) => return Err(Refusal::Status(400, "malformed request")),
-    };
-    if head_len > HTTP1_HEAD_BYTES_MAX {
-        return Err(Refusal::Status(431, "request header fields too large"));
+    /// Answers one request, possibly with a streamed body; the server calls this one. The
+    /// default answers with [`HttpHandler::handle`]'s whole response.
+    fn reply(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpReply> {
+        let response = self.handle(request);
+        Box::pin(async move { HttpReply::Full(response.await) })
     }
-    let version = parsed.version.unwrap_or(1);
-    let mut request = HttpRequest {
-        method: parsed.method.unwrap_or("").to_string(),
-        path: parsed.path.unwrap_or("").to_string(),
-        headers: Vec::with_capacity(parsed.headers.len()),
-        body: Bytes::new(),
-    };
-    let mut body_len: Option<usize> = None;
-    let mut connection_close = version == 0;
-    for header in parsed.headers.iter() {
-        let value = String::from_utf8_lossy(header.value).into_owned();
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let len = value
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| Refusal::Status(400, "bad content-length"))?;
-            if body_len.is_some_and(|previous| previous != len) {
-                return Err(Refusal::Status(400, "bad content-length"));
-            }
-            body_len = Some(len);
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Refusal::Status(411, "length required"));
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
-                    connection_close = true;
-                } else if token.eq_ignore_ascii_case("keep-alive") && version == 0 {
-                    connection_close = false;
+}
+
+/// What the connection's reads and the requests being served tell the request timer.
+#[derive(Default)]
+struct Activity {
+    /// When the first byte of the request being received arrived; `None` while idle or
+    /// while a request is being served.
+    request_started: Cell<Option<Instant>>,
+    /// A request's body is complete and its answer is not yet done.
+    in_service: Cell<bool>,
+    /// Bytes arrived while a request was served (a pipelined request).
+    read_in_service: Cell<bool>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn bytes_read(&self) {
+        if self.in_service.get() {
+            self.read_in_service.set(true);
+        } else if self.request_started.get().is_none() {
+            self.request_started.set(Some(Instant::now()));
+            self.changed.notify();
+        }
+    }
+
+    /// A request arrived whole: the timer stops.
+    fn service_started(&self) {
+        self.in_service.set(true);
+        self.request_started.set(None);
+        self.changed.notify();
+    }
+
+    /// Its answer is done: bytes read meanwhile start the next request's timer.
+    fn service_ended(&self) {
+        self.in_service.set(false);
+        if self.read_in_service.replace(false) {
+            self.request_started.set(Some(Instant::now()));
+            self.changed.notify();
+        }
+    }
+}
+
+/// The connection as hyper reads it: the bytes already read while sniffing the protocol,
+/// then the stream; every read is reported to the request timer.
+struct Tracked<T> {
+    prefix: Bytes,
+    inner: T,
+    activity: Rc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            this.activity.bytes_read();
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A response body: whole, or a stream (local: neither needs to be `Send`).
+enum Body {
+    Full(Option<Bytes>),
+    Streamed(EndsService),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Streamed(stream) => stream.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Streamed(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// A streamed body that tells the request timer when it is done (ended or dropped), and
+/// ends at shutdown.
+struct EndsService {
+    stream: LocalBoxStream<'static, Bytes>,
+    activity: Option<Rc<Activity>>,
+    stop: LocalBoxFuture<'static, ()>,
+}
+
+impl EndsService {
+    fn end(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.service_ended();
+        }
+    }
+}
+
+impl EndsService {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.stop.as_mut().poll(cx).is_ready() {
+            self.end();
+            return Poll::Ready(None);
+        }
+        loop {
+            match std::task::ready!(self.stream.poll_next_unpin(cx)) {
+                // An empty chunk would read as the end of a chunked body.
+                Some(bytes) if bytes.is_empty() => {}
+                Some(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => {
+                    self.end();
+                    return Poll::Ready(None);
                 }
             }
         }
-        request.headers.push((header.name.to_string(), value));
-    }
-    let body_len = body_len.unwrap_or(0);
-    if body_len > max_body_bytes {
-        return Err(Refusal::Status(413, "request body too large"));
-    }
-    Ok(Some(Head {
-        request,
-        head_len,
-        body_len,
-        keep_alive: !connection_close,
-    }))
-}
-
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
     }
 }
 
-/// The response head; the body follows unless the request was HEAD.
-fn encode_response_head(response: &HttpResponse, keep_alive: bool) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        response.status,
-        reason_phrase(response.status)
-    );
-    if !response.content_type.is_empty() {
-        head.push_str("Content-Type: ");
-        head.push_str(&response.content_type);
-        head.push_str("\r\n");
+impl Drop for EndsService {
+    fn drop(&mut self) {
+        self.end();
     }
-    for (name, value) in &response.headers {
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
-    }
-    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
-    if !keep_alive {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    head.into_bytes()
 }
 
-async fn write_response<T: AsyncWrite + Unpin>(
-    stream: &mut T,
-    response: &HttpResponse,
-    keep_alive: bool,
-    head_only: bool,
-) -> std::io::Result<()> {
-    let head = encode_response_head(response, keep_alive);
-    if head_only || response.body.is_empty() {
-        stream.write_all(&head).await?;
-    } else if response.body.len() <= READ_CHUNK_BYTES {
-        let mut all = head;
-        all.extend_from_slice(&response.body);
-        stream.write_all(&all).await?;
-    } else {
-        stream.write_all(&head).await?;
-        stream.write_all(&response.body).await?;
-    }
-    stream.flush().await
-}
-
-/// Reads more bytes into `buf`; `Ok(0)` at end of stream. Cancel-safe: if the future is
-/// dropped mid-read, `buf` keeps exactly the bytes it had.
-/// [`read_more`] that gives up at `deadline` (`Ok(None)`); no deadline: waits as long as
-/// it takes.
-async fn read_more_by<T: AsyncRead + Unpin>(
-    stream: &mut T,
-    buf: &mut BytesMut,
-    deadline: Option<std::time::Instant>,
-) -> std::io::Result<Option<usize>> {
-    let Some(deadline) = deadline else {
-        return read_more(stream, buf).await.map(Some);
+/// The hyper response for `reply`; `close` adds `Connection: close`.
+fn to_response(
+    reply: HttpReply,
+    activity: &Rc<Activity>,
+    shutdown: &Shutdown,
+    close: bool,
+) -> http::Response<Body> {
+    let (head, stream) = match reply {
+        HttpReply::Full(response) => (response, None),
+        HttpReply::Streamed(head, stream) => (head, Some(stream)),
     };
-    let read = std::pin::pin!(read_more(stream, buf));
-    let timer = std::pin::pin!(glommio::timer::sleep(
-        deadline.saturating_duration_since(std::time::Instant::now())
-    ));
-    match select(read, timer).await {
-        Either::Left((read, _)) => read.map(Some),
-        Either::Right(_) => Ok(None),
+    let mut response = http::Response::new(Body::Full(None));
+    *response.status_mut() =
+        http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    let content_type = (!head.content_type.is_empty())
+        .then(|| ("Content-Type".to_string(), head.content_type.clone()));
+    for (name, value) in content_type.iter().chain(head.headers.iter()) {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::warn!(%name, "net: invalid HTTP response header dropped"),
+        }
+    }
+    let body = match stream {
+        None => {
+            headers.insert(http::header::CONTENT_LENGTH, head.body.len().into());
+            activity.service_ended();
+            Body::Full(Some(head.body))
+        }
+        Some(stream) => {
+            let shutdown = shutdown.clone();
+            Body::Streamed(EndsService {
+                stream,
+                activity: Some(activity.clone()),
+                stop: Box::pin(async move { shutdown.wait().await }),
+            })
+        }
+    };
+    if close {
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    *response.body_mut() = body;
+    response
+}
+
+/// A refusal that closes the connection.
+fn refusal(status: u16, message: &'static str, activity: &Rc<Activity>) -> http::Response<Body> {
+    activity.service_started();
+    to_response(
+        HttpReply::Full(HttpResponse::text(status, message)),
+        activity,
+        &Shutdown::new(),
+        true,
+    )
+}
+
+/// Serves one request: reads its body (within the limit), asks the handler, converts.
+async fn serve_request<H: HttpHandler>(
+    request: http::Request<Incoming>,
+    http: Rc<H>,
+    activity: Rc<Activity>,
+    shutdown: Shutdown,
+    max_body_bytes: usize,
+) -> Result<http::Response<Body>, Infallible> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body_bytes as u64) {
+        return Ok(refusal(413, "request body too large", &activity));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, max_body_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return Ok(refusal(413, "request body too large", &activity));
+        }
+        Err(_) => return Ok(refusal(400, "malformed request body", &activity)),
+    };
+    activity.service_started();
+    let request = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_string()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect(),
+        body,
+    };
+    let reply = http.reply(request).await;
+    Ok(to_response(reply, &activity, &shutdown, false))
+}
+
+/// Resolves when a request has not arrived whole within `timeout` of its first byte.
+async fn request_timer(activity: Rc<Activity>, timeout: Duration) {
+    loop {
+        let changed = activity.changed.changed();
+        match activity.request_started.get() {
+            None => changed.await,
+            Some(started) => {
+                let left = (started + timeout).saturating_duration_since(Instant::now());
+                let sleep = pin!(glommio::timer::sleep(left));
+                let expired = matches!(
+                    futures::future::select(pin!(changed), sleep).await,
+                    futures::future::Either::Right(_)
+                );
+                if expired && activity.request_started.get() == Some(started) {
+                    return;
+                }
+            }
+        }
     }
 }
 
 /// A request that did not arrive within [`crate::ServerLimits::http1_request_timeout`]:
 /// the connection is closed without an answer, as Go's `http.Server` does.
-fn request_too_slow(peer: Option<SocketAddr>, limits: &crate::ServerLimits) -> std::io::Result<()> {
+fn request_too_slow(peer: Option<SocketAddr>, limits: &crate::ServerLimits) {
     tracing::debug!(
         ?peer,
         timeout_ms = limits.http1_request_timeout.as_millis() as u64,
         "net: HTTP/1.1 request not complete in time, disconnecting"
     );
-    Ok(())
-}
-
-async fn read_more<T: AsyncRead + Unpin>(
-    stream: &mut T,
-    buf: &mut BytesMut,
-) -> std::io::Result<usize> {
-    struct Truncate<'a> {
-        buf: &'a mut BytesMut,
-        len: usize,
-    }
-    impl Drop for Truncate<'_> {
-        fn drop(&mut self) {
-            self.buf.truncate(self.len);
-        }
-    }
-    let start = buf.len();
-    buf.resize(start + READ_CHUNK_BYTES, 0);
-    let mut guard = Truncate { buf, len: start };
-    let read = stream.read(&mut guard.buf[start..]).await?;
-    guard.len = start + read;
-    Ok(read)
 }
 
 /// Serves HTTP/1.1 requests on `stream` until the client closes, asks to close, a request
-/// is refused, or `shutdown` is triggered (checked between requests). `buf` holds bytes
-/// already read from the connection.
+/// is refused, a request is too slow, or `shutdown` is triggered (then idle connections
+/// close at once, a request being served is answered first). `buf` holds bytes already
+/// read from the connection.
 pub(crate) async fn serve_http1<T: AsyncRead + AsyncWrite + Unpin, H: HttpHandler>(
-    mut stream: T,
-    mut buf: BytesMut,
+    stream: T,
+    buf: BytesMut,
     http: Rc<H>,
     limits: &crate::ServerLimits,
     shutdown: Shutdown,
     peer: Option<SocketAddr>,
-) -> std::io::Result<()> {
+) -> io::Result<()> {
+    let activity = Rc::new(Activity::default());
+    let io = Tracked {
+        prefix: buf.freeze(),
+        inner: stream,
+        activity: activity.clone(),
+    };
     let max_body_bytes = limits.http1_max_body_bytes;
-    loop {
-        // Set at a request's first byte: the whole request must arrive by then.
-        let mut request_deadline: Option<std::time::Instant> = None;
-        let head = loop {
-            match parse_head(&buf, max_body_bytes) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(Refusal::Status(status, message)) => {
-                    let response = HttpResponse::text(status, message);
-                    return write_response(&mut stream, &response, false, false).await;
-                }
-            }
-            let idle = buf.is_empty();
-            if idle && shutdown.is_triggered() {
-                return Ok(());
-            }
-            if !idle && request_deadline.is_none() {
-                request_deadline = Some(std::time::Instant::now() + limits.http1_request_timeout);
-            }
-            let read = {
-                let read = std::pin::pin!(read_more_by(&mut stream, &mut buf, request_deadline));
-                let stop = std::pin::pin!(shutdown.wait());
-                match select(read, stop).await {
-                    Either::Left((read, _)) => Some(read?),
-                    Either::Right(((), _)) => None,
-                }
-            };
-            match read {
-                Some(Some(0)) => return Ok(()),
-                Some(Some(_)) => {}
-                Some(None) => return request_too_slow(peer, limits),
-                // Shutdown while waiting: an idle connection closes; a partial request
-                // is still read to its end (within its deadline).
-                None if idle => return Ok(()),
-                None => match read_more_by(&mut stream, &mut buf, request_deadline).await? {
-                    Some(0) => return Ok(()),
-                    Some(_) => {}
-                    None => return request_too_slow(peer, limits),
-                },
-            }
-        };
-        let _ = buf.split_to(head.head_len);
-        let deadline = request_deadline
-            .unwrap_or_else(|| std::time::Instant::now() + limits.http1_request_timeout);
-        while buf.len() < head.body_len {
-            match read_more_by(&mut stream, &mut buf, Some(deadline)).await? {
-                Some(0) => return Ok(()),
-                Some(_) => {}
-                None => return request_too_slow(peer, limits),
-            }
+    let service_activity = activity.clone();
+    let service_shutdown = shutdown.clone();
+    let service = hyper::service::service_fn(move |request| {
+        serve_request(
+            request,
+            http.clone(),
+            service_activity.clone(),
+            service_shutdown.clone(),
+            max_body_bytes,
+        )
+    });
+    let mut conn = pin!(hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .auto_date_header(false)
+        .max_headers(HTTP1_HEADERS_MAX)
+        .max_buf_size(HTTP1_HEAD_BYTES_MAX)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service));
+    let mut timer = pin!(request_timer(activity, limits.http1_request_timeout));
+    let mut stop = pin!(shutdown.wait());
+    let mut stopping = false;
+    poll_fn(|cx| {
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            conn.as_mut().graceful_shutdown();
         }
-        let mut request = head.request;
-        request.body = buf.split_to(head.body_len).freeze();
-        let head_only = request.method == "HEAD";
-        let response = http.clone().handle(request).await;
-        let keep_alive = head.keep_alive && !shutdown.is_triggered();
-        write_response(&mut stream, &response, keep_alive, head_only).await?;
-        if !keep_alive {
-            return Ok(());
+        if timer.as_mut().poll(cx).is_ready() {
+            request_too_slow(peer, limits);
+            return Poll::Ready(());
         }
-    }
+        conn.as_mut().poll(cx).map(|result| {
+            if let Err(error) = result {
+                tracing::debug!(?peer, %error, "net: HTTP/1.1 connection ended");
+            }
+        })
+    })
+    .await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -358,91 +490,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_get_with_query() {
-        let raw = b"GET /health?serializable=true HTTP/1.1\r\nHost: x\r\n\r\nrest";
-        let head = parse_head(raw, 10).unwrap().unwrap();
-        assert_eq!(head.request.method, "GET");
-        assert_eq!(head.request.path, "/health?serializable=true");
+    fn the_request_timer_runs_from_a_request_first_byte_to_its_service() {
+        let activity = Rc::new(Activity::default());
+        assert_eq!(activity.request_started.get(), None, "idle: no timer");
+        activity.bytes_read();
+        let started = activity
+            .request_started
+            .get()
+            .expect("first byte starts it");
+        activity.bytes_read();
         assert_eq!(
-            head.request.headers,
-            vec![("Host".to_string(), "x".to_string())]
+            activity.request_started.get(),
+            Some(started),
+            "later bytes keep it"
         );
-        assert_eq!(head.request.header("host"), Some("x"));
-        assert_eq!(head.head_len, raw.len() - 4);
-        assert_eq!(head.body_len, 0);
-        assert!(head.keep_alive);
-    }
-
-    #[test]
-    fn partial_head_needs_more() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost:", 10), Ok(None));
-        assert_eq!(parse_head(b"", 10), Ok(None));
-    }
-
-    #[test]
-    fn content_length_and_connection() {
-        let raw = b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
-        let head = parse_head(raw, 10).unwrap().unwrap();
-        assert_eq!(head.body_len, 2);
-        assert!(!head.keep_alive);
-        let http10 = parse_head(b"GET / HTTP/1.0\r\n\r\n", 10).unwrap().unwrap();
-        assert!(!http10.keep_alive);
-        let http10_ka = parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 10)
-            .unwrap()
-            .unwrap();
-        assert!(http10_ka.keep_alive);
-    }
-
-    #[test]
-    fn refusals() {
+        activity.service_started();
+        assert_eq!(activity.request_started.get(), None, "served: stopped");
+        activity.service_ended();
         assert_eq!(
-            parse_head(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 10),
-            Err(Refusal::Status(413, "request body too large"))
+            activity.request_started.get(),
+            None,
+            "nothing pipelined: idle"
         );
-        assert_eq!(
-            parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 10),
-            Err(Refusal::Status(411, "length required"))
-        );
-        assert_eq!(
-            parse_head(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 10),
-            Err(Refusal::Status(400, "bad content-length"))
-        );
-        assert_eq!(
-            parse_head(
-                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                10
-            ),
-            Err(Refusal::Status(400, "bad content-length"))
-        );
-        assert_eq!(
-            parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", 10),
-            Err(Refusal::Status(400, "malformed request"))
-        );
-        let huge = vec![b'a'; HTTP1_HEAD_BYTES_MAX + 1];
-        let mut raw = b"GET /".to_vec();
-        raw.extend(huge);
-        assert_eq!(
-            parse_head(&raw, 10),
-            Err(Refusal::Status(431, "request header fields too large"))
+        activity.service_started();
+        activity.bytes_read();
+        assert_eq!(activity.request_started.get(), None, "not while serving");
+        activity.service_ended();
+        assert!(
+            activity.request_started.get().is_some(),
+            "pipelined bytes: running"
         );
     }
 
     #[test]
-    fn response_head_bytes() {
-        let response = HttpResponse {
-            status: 200,
-            content_type: "application/json".to_string(),
-            body: Bytes::from_static(b"{\"health\":\"true\"}"),
-            headers: vec![("Allow".to_string(), "GET".to_string())],
-        };
+    fn responses_carry_length_then_connection() {
+        let activity = Rc::new(Activity::default());
+        let reply = HttpReply::Full(HttpResponse {
+            status: 405,
+            content_type: "text/plain".into(),
+            body: Bytes::from_static(b"no\n"),
+            headers: vec![
+                ("Allow".into(), "GET".into()),
+                ("Bad\nName".into(), "x".into()),
+            ],
+        });
+        let response = to_response(reply, &activity, &Shutdown::new(), true);
+        assert_eq!(response.status(), 405);
+        let names: Vec<&str> = response.headers().keys().map(|n| n.as_str()).collect();
         assert_eq!(
-            encode_response_head(&response, true),
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAllow: GET\r\nContent-Length: 17\r\n\r\n"
+            names,
+            ["content-type", "allow", "content-length", "connection"],
+            "invalid names dropped"
         );
-        let closing = HttpResponse::text(404, "");
-        assert_eq!(
-            encode_response_head(&closing, false),
-            &b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..]
-        );
+        assert_eq!(response.headers()["content-length"], "3");
+        assert_eq!(response.headers()["connection"], "close");
     }
 }

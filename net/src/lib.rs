@@ -44,8 +44,12 @@ pub use conn::{
 };
 pub use error::{Error, Result};
 pub use framing::{encode_message, encode_message_header, MessageDecoder, MESSAGE_HEADER_BYTES};
-pub use grpc::{CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound};
-pub use http1::{HttpHandler, HttpRequest, HttpResponse};
+pub use grpc::{
+    unknown_method, CallContext, CallObserver, GrpcService, Inbound, MethodKind, Outbound,
+};
+pub use http1::{
+    HttpHandler, HttpReply, HttpRequest, HttpResponse, HTTP1_HEADERS_MAX, HTTP1_HEAD_BYTES_MAX,
+};
 pub use panic::{call_panicked, catch_call_panic, panic_text, PANIC_STATUS_MESSAGE};
 pub use port_probe::{ensure_port_free, ORPHAN_LISTENER_WAIT_MS_MAX};
 pub use shutdown::Shutdown;

@@ -40,6 +40,11 @@ pub mod v3lockpb {
 
 include!(concat!(env!("OUT_DIR"), "/grpc_methods.rs"));
 
+/// The encoded `google.protobuf.FileDescriptorSet` of every `.proto` file above (with
+/// field names and JSON names as written there): what the JSON gateway maps JSON to
+/// protobuf with.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 #[cfg(test)]
 mod tests {
     use super::etcdserverpb::*;

@@ -33,8 +33,13 @@ pub(crate) const COALESCE_BYTES_MAX: usize = 16 * 1024;
 /// window (peer Raft messages), the bytes of the message being waited for are credited as
 /// they arrive once the window is full, so the call cannot stall (grpc-go
 /// `inFlow.maybeAdjust` lets such a message in the same way).
+///
+/// [`Inbound::local`] makes one that hands over given messages instead (a call made from
+/// inside the server, e.g. by the JSON gateway).
 pub struct Inbound {
-    body: RecvStream,
+    /// The HTTP/2 request body; `None` for a local call, whose messages are in `local`.
+    body: Option<RecvStream>,
+    local: std::collections::VecDeque<Bytes>,
     decoder: MessageDecoder,
     /// The stream's receive window, in bytes (what the server announced).
     window_bytes: usize,
@@ -51,9 +56,25 @@ impl Inbound {
     /// `window_bytes`: the stream's receive window as announced in SETTINGS.
     pub(crate) fn new(body: RecvStream, max_message_bytes: usize, window_bytes: usize) -> Inbound {
         Inbound {
-            body,
+            body: Some(body),
+            local: std::collections::VecDeque::new(),
             decoder: MessageDecoder::new(max_message_bytes),
             window_bytes,
+            unreleased_bytes: 0,
+            credited_ahead_bytes: 0,
+            done: false,
+            observer: None,
+        }
+    }
+
+    /// The request messages of a call made from inside the server: `messages` in order,
+    /// then the end of the stream (as a client that half-closed after sending them).
+    pub fn local(messages: impl IntoIterator<Item = Bytes>) -> Inbound {
+        Inbound {
+            body: None,
+            local: messages.into_iter().collect(),
+            decoder: MessageDecoder::new(usize::MAX),
+            window_bytes: 0,
             unreleased_bytes: 0,
             credited_ahead_bytes: 0,
             done: false,
@@ -93,6 +114,9 @@ impl Inbound {
 
     /// Reads until one whole message is decoded; `None` at a clean end of stream.
     async fn next_message(&mut self) -> Option<Result<Bytes, Status>> {
+        if self.body.is_none() {
+            return self.local.pop_front().map(Ok);
+        }
         loop {
             if let Some(result) = self.decoded() {
                 return Some(result);
@@ -109,7 +133,8 @@ impl Inbound {
                 // Returning nothing makes h2 check again against the window left now.
                 self.release(0);
             }
-            match self.body.data().await {
+            let body = self.body.as_mut()?;
+            match body.data().await {
                 Some(Ok(chunk)) => {
                     self.unreleased_bytes += chunk.len();
                     self.decoder.push(chunk);
@@ -142,7 +167,9 @@ impl Inbound {
         assert!(bytes <= self.unreleased_bytes, "credit for bytes not taken");
         self.unreleased_bytes -= bytes;
         // Refused only when the stream is already gone; the next read reports that.
-        let _ = self.body.flow_control().release_capacity(bytes);
+        if let Some(body) = self.body.as_mut() {
+            let _ = body.flow_control().release_capacity(bytes);
+        }
     }
 
     /// Changes the largest request message accepted from the next message on (the peer
@@ -157,6 +184,11 @@ impl Inbound {
     pub(crate) fn next_buffered(&mut self) -> Option<Result<Bytes, Status>> {
         if self.done {
             return None;
+        }
+        if self.body.is_none() {
+            let result = self.local.pop_front().map(Ok);
+            self.observe(&result);
+            return result;
         }
         let result = self.decoded()?;
         if result.is_err() {
@@ -201,17 +233,38 @@ pub(crate) async fn next_message(
     }
 }
 
-/// The response messages of a streaming call.
+/// The response messages of a streaming call: to an HTTP/2 stream, or (a call made from
+/// inside the server, [`Outbound::local`]) to a channel.
 pub struct Outbound {
-    call: Rc<RefCell<CallState>>,
+    call: Sink,
     max_message_bytes: usize,
     observer: Option<Rc<dyn CallObserver>>,
+}
+
+/// Where an [`Outbound`]'s messages go.
+enum Sink {
+    H2(Rc<RefCell<CallState>>),
+    Local(futures::channel::mpsc::Sender<Bytes>),
 }
 
 impl Outbound {
     pub(crate) fn new(call: Rc<RefCell<CallState>>, max_message_bytes: usize) -> Outbound {
         Outbound {
-            call,
+            call: Sink::H2(call),
+            max_message_bytes,
+            observer: None,
+        }
+    }
+
+    /// The response messages of a call made from inside the server: each message (protobuf
+    /// bytes, unframed) is sent on `messages`; a full channel makes the sender wait, and a
+    /// closed one fails the send with CANCELLED "context canceled" (the caller went away).
+    pub fn local(
+        messages: futures::channel::mpsc::Sender<Bytes>,
+        max_message_bytes: usize,
+    ) -> Outbound {
+        Outbound {
+            call: Sink::Local(messages),
             max_message_bytes,
             observer: None,
         }
@@ -241,7 +294,10 @@ impl Outbound {
                 ),
             ));
         }
-        self.call.borrow_mut().start_body()?;
+        match &mut self.call {
+            Sink::H2(call) => call.borrow_mut().start_body()?,
+            Sink::Local(messages) => return send_local(messages, message).await,
+        }
         if let Some(observer) = &self.observer {
             observer.message_sent(message.len());
         }
@@ -271,7 +327,15 @@ impl Outbound {
                 ),
             ));
         }
-        self.call.borrow_mut().start_body()?;
+        match &mut self.call {
+            Sink::H2(call) => call.borrow_mut().start_body()?,
+            Sink::Local(sink) => {
+                for message in messages {
+                    send_local(sink, message.clone()).await?;
+                }
+                return Ok(());
+            }
+        }
         if let Some(observer) = &self.observer {
             for message in messages {
                 observer.message_sent(message.len());
@@ -290,15 +354,29 @@ impl Outbound {
     }
 
     async fn send_data(&mut self, mut data: Bytes) -> Result<(), Status> {
+        let Sink::H2(call) = &self.call else {
+            unreachable!("framed data for a local call");
+        };
         while !data.is_empty() {
             let want = data.len();
-            let capacity =
-                poll_fn(|cx| self.call.borrow_mut().poll_send_capacity(cx, want)).await?;
+            let capacity = poll_fn(|cx| call.borrow_mut().poll_send_capacity(cx, want)).await?;
             let piece = data.split_to(capacity.min(data.len()));
-            self.call.borrow_mut().send_data(piece)?;
+            call.borrow_mut().send_data(piece)?;
         }
         Ok(())
     }
+}
+
+/// Sends one message of a local call; the receiver gone means the caller went away.
+async fn send_local(
+    messages: &mut futures::channel::mpsc::Sender<Bytes>,
+    message: Bytes,
+) -> Result<(), Status> {
+    use futures::SinkExt;
+    messages
+        .send(message)
+        .await
+        .map_err(|_| Status::cancelled())
 }
 
 impl std::fmt::Debug for Outbound {

@@ -59,7 +59,7 @@ fn get_keep_alive_and_close() {
 }
 
 #[test]
-fn limits_and_chunked_are_refused() {
+fn limits_are_refused_and_chunked_bodies_read() {
     let server = TestServer::start(limits());
     runtime().block_on(async {
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -73,14 +73,62 @@ fn limits_and_chunked_are_refused() {
             reply,
             "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\n\r\nrequest body too large"
         );
+        // A chunked body is read (as Go's net/http, which etcd's gateway runs on, reads it).
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         stream
-            .write_all(b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .write_all(b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n")
             .await
             .unwrap();
         let mut reply = String::new();
         stream.read_to_string(&mut reply).await.unwrap();
-        assert!(reply.starts_with("HTTP/1.1 411 Length Required\r\n"), "{reply}");
+        assert_eq!(
+            reply,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        );
+        // A chunked body over the limit: 413 too.
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut request = b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..3 {
+            request.extend_from_slice(b"3e8\r\n");
+            request.extend_from_slice(&[b'x'; 1000]);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+        stream.write_all(&request).await.unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{reply}");
+        // A head over HTTP1_HEAD_BYTES_MAX: 431.
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut request = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+        request.extend_from_slice(&vec![b'a'; net::HTTP1_HEAD_BYTES_MAX + 1]);
+        request.extend_from_slice(b"\r\n\r\n");
+        let _ = stream.write_all(&request).await;
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{reply}");
+    });
+    server.join();
+}
+
+#[test]
+fn streamed_replies_are_chunked_and_the_connection_stays_usable() {
+    let server = TestServer::start(limits());
+    runtime().block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"POST /stream HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut all = String::new();
+        stream.read_to_string(&mut all).await.unwrap();
+        assert_eq!(
+            all,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n\
+             1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n\
+             HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\nConnection: close\r\n\r\n404 page not found\n"
+        );
     });
     server.join();
 }

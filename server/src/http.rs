@@ -1,6 +1,7 @@
 //! HTTP/1.1 endpoints: `/metrics`, `/health`, `/livez`, `/readyz` (and their per-check
 //! subpaths) and `/version` on the client URLs; `/metrics` and the health endpoints only on
-//! `--listen-metrics-urls` (etcd 3.5 `embed/etcd.go serveMetrics`). Bodies, statuses and
+//! `--listen-metrics-urls` (etcd 3.5 `embed/etcd.go serveMetrics`); the JSON gateway
+//! (`/v3/…`, `crate::gateway`) on the client URLs. Bodies, statuses and
 //! headers as etcd 3.5/3.6 `etcdserver/api/etcdhttp/health.go`, `metrics.go` and `base.go`.
 
 mod health;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
-use net::{HttpHandler, HttpRequest, HttpResponse};
+use net::{HttpHandler, HttpReply, HttpRequest, HttpResponse};
 
 use crate::cluster::Shared;
 use crate::service::{EtcdService, CAIRN_VERSION, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
@@ -32,6 +33,8 @@ pub struct Endpoints {
     shared: Arc<Shared>,
     health: health::Checks,
     surface: Surface,
+    /// The JSON gateway (client URLs only).
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 /// The body of `GET /version` (client and peer ports), etcd's shape plus Cairn's version.
@@ -80,7 +83,10 @@ impl Endpoints {
         probes: Arc<CoreProbes>,
         surface: Surface,
     ) -> Self {
+        let gateway =
+            (surface == Surface::Client).then(|| crate::gateway::Gateway::new(service.clone()));
         Endpoints {
+            gateway,
             health: health::Checks::new(shared.clone(), service, probes),
             shared,
             surface,
@@ -143,6 +149,18 @@ impl Endpoints {
 impl HttpHandler for Endpoints {
     fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse> {
         Box::pin(self.respond(request))
+    }
+
+    fn reply(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpReply> {
+        Box::pin(async move {
+            let (path, _) = split_target(&request.path);
+            match &self.gateway {
+                Some(gateway) if crate::gateway::is_gateway_path(path) => {
+                    gateway.reply(request).await
+                }
+                _ => HttpReply::Full(self.respond(request).await),
+            }
+        })
     }
 }
 

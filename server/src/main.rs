@@ -12,6 +12,7 @@ mod cluster;
 mod compactor;
 mod config;
 mod election;
+mod gateway;
 mod http;
 mod kv;
 mod lease;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use http::{HeaderMap, Request};
 use net::{
-    CallContext, Code, GrpcService, HttpHandler, HttpRequest, HttpResponse, Inbound, MethodKind,
-    Outbound, ServerLimits, Shutdown, Status,
+    CallContext, Code, GrpcService, HttpHandler, HttpReply, HttpRequest, HttpResponse, Inbound,
+    MethodKind, Outbound, ServerLimits, Shutdown, Status,
 };
 
 /// Records what the server side saw, for assertions from the test thread.
@@ -169,6 +169,24 @@ impl GrpcService for TestGrpc {
 pub struct TestHttp;
 
 impl HttpHandler for TestHttp {
+    /// `POST /stream`: the body's bytes streamed back one chunk per byte, an empty item
+    /// between each; anything else as [`HttpHandler::handle`].
+    fn reply(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpReply> {
+        if (request.method.as_str(), request.path.as_str()) != ("POST", "/stream") {
+            let response = self.handle(request);
+            return Box::pin(async move { HttpReply::Full(response.await) });
+        }
+        let chunks: Vec<Bytes> = request
+            .body
+            .iter()
+            .flat_map(|b| [Bytes::new(), Bytes::copy_from_slice(&[*b])])
+            .collect();
+        let head = HttpResponse::text(200, "");
+        Box::pin(
+            async move { HttpReply::Streamed(head, futures::stream::iter(chunks).boxed_local()) },
+        )
+    }
+
     fn handle(self: Rc<Self>, request: HttpRequest) -> LocalBoxFuture<'static, HttpResponse> {
         async move {
             match (request.method.as_str(), request.path.as_str()) {
