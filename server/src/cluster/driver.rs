@@ -31,8 +31,12 @@ use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole};
 use tracing::{debug, error, info, warn};
 
 mod checkpoint;
+mod maintenance;
 mod reconfigure;
+mod slow_apply;
 mod snapshot;
+
+pub use maintenance::SnapshotCut;
 
 use super::membership::Membership;
 use super::peers;
@@ -100,23 +104,6 @@ pub enum RaftRequest {
     Snapshot(oneshot::Sender<SnapshotCut>),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
-}
-
-/// The state machine at one applied index, as Maintenance.Snapshot writes it (etcd
-/// `Backend().Snapshot()`): the `key` bucket at the revision of that index (a pinned scan:
-/// writes go on while it is read), the lease table and the member table of the same
-/// moment.
-pub struct SnapshotCut {
-    /// The applied Raft index (etcd's `consistent_index`).
-    pub applied_index: u64,
-    /// The Raft term when the cut was taken.
-    pub term: u64,
-    /// The `key` bucket at the cut's revision.
-    pub scan: engine::KeyBucketScan,
-    /// Leases as `(id, granted TTL in seconds)`, by ID.
-    pub leases: Vec<(i64, i64)>,
-    /// The member table.
-    pub members: Arc<Membership>,
 }
 
 /// The result of applying one write request (headers carry only the revision; the
@@ -682,24 +669,7 @@ impl RaftCore {
                 }
                 self.node.report_snapshot(to, failed);
             }
-            RaftRequest::Snapshot(reply) => {
-                // The store's current revision is the applied index's: applies run on
-                // this thread, so no write is half-way between them here.
-                match self.shared.reader.key_bucket_scan(0) {
-                    Ok(scan) => {
-                        let _ = reply.send(SnapshotCut {
-                            applied_index: self.applied,
-                            term: self.shared.term.load(Ordering::Acquire),
-                            scan,
-                            leases: self.lessor.table(),
-                            members: self.shared.membership(),
-                        });
-                    }
-                    // Revision 0 is never compacted nor in the future: unreachable, but a
-                    // dropped reply tells the caller "server stopped" rather than panic.
-                    Err(e) => warn!("cannot begin a snapshot scan: {e}"),
-                }
-            }
+            RaftRequest::Snapshot(reply) => self.answer_snapshot(reply),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
     }
@@ -1017,7 +987,7 @@ impl RaftCore {
                 let result = self.apply_request(&request);
                 let took = started.elapsed();
                 if took > self.settings.warning_apply_duration {
-                    warn_slow_apply(
+                    slow_apply::warn_slow_apply(
                         took,
                         self.settings.warning_apply_duration,
                         &request,
@@ -1157,77 +1127,9 @@ fn fatal(message: &str) -> ! {
 /// etcd `wal.warnSyncDuration`: a WAL fdatasync slower than this logs "slow fdatasync".
 pub const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
 
-/// Most bytes of the request text in "apply request took too long".
-pub const SLOW_APPLY_REQUEST_BYTES_MAX: usize = 1024;
-
-/// etcd `warnOfExpensiveGenericRequest`'s warning for one applied request.
-fn warn_slow_apply(
-    took: Duration,
-    expected: Duration,
-    request: &InternalRaftRequest,
-    result: &Result<Applied, Status>,
-) {
-    let mut text = format!("{request:?}");
-    if text.len() > SLOW_APPLY_REQUEST_BYTES_MAX {
-        let mut cut = SLOW_APPLY_REQUEST_BYTES_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    let error = match result {
-        Ok(_) => String::new(),
-        Err(status) => status.message.clone(),
-    };
-    warn!(
-        took = %crate::logging::go_duration(took),
-        "expected-duration" = %crate::logging::go_duration(expected),
-        prefix = "",
-        request = %text,
-        response = "",
-        error = %error,
-        "apply request took too long"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use net::pb::etcdserverpb::PutRequest;
-
-    #[test]
-    fn slow_apply_warning_has_etcds_fields_and_a_bounded_request() {
-        let request = InternalRaftRequest {
-            put: Some(PutRequest {
-                key: Bytes::from_static(b"k"),
-                value: Bytes::from(vec![b'v'; 4 * SLOW_APPLY_REQUEST_BYTES_MAX]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let lines = crate::logging::tests::capture(|| {
-            warn_slow_apply(
-                Duration::from_millis(150),
-                Duration::from_millis(100),
-                &request,
-                &Err(errors::compacted()),
-            );
-        });
-        assert_eq!(lines.len(), 1);
-        let line = &lines[0].1;
-        assert_eq!(line["level"], "warn");
-        assert_eq!(line["msg"], "apply request took too long");
-        assert_eq!(line["took"], "150ms");
-        assert_eq!(line["expected-duration"], "100ms");
-        assert_eq!(
-            line["error"],
-            "etcdserver: mvcc: required revision has been compacted"
-        );
-        let text = line["request"].as_str().expect("request");
-        assert!(text.ends_with("..."), "{text}");
-        assert!(text.len() <= SLOW_APPLY_REQUEST_BYTES_MAX + 3);
-    }
 
     #[test]
     fn warning_thresholds_are_etcds() {
