@@ -40,6 +40,10 @@ etcd_errors! {
     no_leader => (Unavailable, "etcdserver: no leader");
     /// `ErrGRPCStopped`.
     stopped => (Unavailable, "etcdserver: server stopped");
+    /// `ErrGRPCNoSpace`: a write while the NOSPACE alarm is raised, or past the quota.
+    no_space => (ResourceExhausted, "etcdserver: mvcc: database space exceeded");
+    /// `ErrGRPCCorrupt`: a request while the CORRUPT alarm is raised.
+    corrupt => (DataLoss, "etcdserver: corrupt cluster");
     /// `ErrGRPCTimeout`: a proposal or read not answered within the request timeout.
     timeout => (Unavailable, "etcdserver: request timed out");
     /// `ErrGRPCTimeoutDueToLeaderFail`: as `timeout`, with a leader change meanwhile.

@@ -519,6 +519,9 @@ pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, 
     match path {
         "/etcdserverpb.Lease/LeaseGrant" => {
             let mut r: LeaseGrantRequest = decode(body)?;
+            // etcd's quotaLeaseServer.
+            svc.check_quota(crate::service::QUOTA_LEASE_OVERHEAD_BYTES)
+                .await?;
             if r.id == 0 {
                 r.id = next_lease_id(shared.member_id);
             }

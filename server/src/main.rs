@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod alarm;
 mod api;
 mod cluster;
 mod compactor;

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use net::pb::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashRequest,
-    InternalRaftRequest, PutRequest, RangeRequest, RangeResponse, RequestHeader, StatusRequest,
-    StatusResponse, TxnRequest, TxnResponse,
+    AlarmRequest, CompactionRequest, DefragmentRequest, DefragmentResponse, DeleteRangeRequest,
+    DeleteRangeResponse, HashKvRequest, HashRequest, InternalRaftRequest, PutRequest, RangeRequest,
+    RangeResponse, RequestHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
@@ -80,6 +80,8 @@ const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Maintenance/Status",
     "/etcdserverpb.Maintenance/Hash",
     "/etcdserverpb.Maintenance/HashKV",
+    "/etcdserverpb.Maintenance/Alarm",
+    "/etcdserverpb.Maintenance/Defragment",
 ];
 
 /// Waits for a reply sent from another core (the raft core); a dropped sender means the
@@ -151,6 +153,30 @@ impl EtcdService {
         });
         self.send(RaftRequest::Propose(proposal)).await?;
         await_reply(result).await?
+    }
+
+    /// etcd's quota check (`quotaAlarmer.check`, `backendQuota.Available`): a request
+    /// that would grow the store (`cost` bytes, etcd's estimate) to the quota raises the
+    /// NOSPACE alarm for this member through Raft and fails with `etcdserver: mvcc:
+    /// database space exceeded`. The store's size is [`engine::MvccReader::size_bytes`].
+    pub(crate) async fn check_quota(&self, cost: usize) -> Result<(), Status> {
+        let size = self.shared.reader.size_bytes() as i64;
+        if cost == 0 || size + (cost as i64) < self.config.quota_backend_bytes {
+            return Ok(());
+        }
+        let raise = AlarmRequest {
+            action: crate::alarm::ACTION_ACTIVATE,
+            member_id: self.shared.member_id,
+            alarm: crate::alarm::ALARM_NOSPACE,
+        };
+        // etcd ignores the alarm's own outcome too: the request fails either way.
+        let _ = self
+            .propose(InternalRaftRequest {
+                alarm: Some(raise),
+                ..Default::default()
+            })
+            .await;
+        Err(errors::no_space())
     }
 
     /// Waits until this member has applied everything committed when the call began.
@@ -229,6 +255,7 @@ impl EtcdService {
     /// KV Txn as the gRPC method serves it (read-only txns served locally).
     pub(crate) async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
         kv::check_txn(&r, self.config.txn_ops_max)?;
+        self.check_quota(quota_cost_txn(&r)).await?;
         if kv::txn_is_read_only(&r) {
             if !kv::txn_is_serializable(&r) {
                 self.read_barrier().await?;
@@ -258,6 +285,7 @@ impl EtcdService {
             "/etcdserverpb.KV/Put" => {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;
+                self.check_quota(quota_cost_put(&r)).await?;
                 match self
                     .propose(InternalRaftRequest {
                         put: Some(r),
@@ -298,6 +326,31 @@ impl EtcdService {
                 let _: HashRequest = decode(body)?;
                 Ok(encode(&crate::cluster::hash_answer(&self.shared).await?))
             }
+            "/etcdserverpb.Maintenance/Alarm" => {
+                let r: AlarmRequest = decode(body)?;
+                match self
+                    .propose(InternalRaftRequest {
+                        alarm: Some(r),
+                        ..Default::default()
+                    })
+                    .await?
+                {
+                    Applied::Alarm(mut resp) => {
+                        self.fill(&mut resp.header);
+                        Ok(encode(&resp))
+                    }
+                    other => unreachable!("Alarm applied as {other:?}"),
+                }
+            }
+            "/etcdserverpb.Maintenance/Defragment" => {
+                let _: DefragmentRequest = decode(body)?;
+                let (reply, done) = oneshot::channel();
+                self.send(RaftRequest::Defragment(reply)).await?;
+                await_reply(done).await??;
+                Ok(encode(&DefragmentResponse {
+                    header: Some(self.shared.header(0)),
+                }))
+            }
             "/etcdserverpb.Maintenance/HashKV" => {
                 let r: HashKvRequest = decode(body)?;
                 let resp = crate::cluster::hash_kv_answer(&self.shared, r.revision);
@@ -326,7 +379,13 @@ impl EtcdService {
             raft_index: s.commit_index.load(Ordering::Acquire),
             raft_term: s.term.load(Ordering::Acquire),
             raft_applied_index: s.applied_index.load(Ordering::Acquire),
-            errors: Vec::new(),
+            errors: s
+                .alarms
+                .read()
+                .expect("alarms lock")
+                .iter()
+                .map(crate::alarm::alarm_text)
+                .collect(),
             db_size_in_use: s.reader.size_in_use_bytes() as i64,
             is_learner: s.is_learner.load(Ordering::Acquire),
             storage_version: ETCD_CLUSTER_VERSION.to_string(),
@@ -334,6 +393,30 @@ impl EtcdService {
             ..Default::default()
         }
     }
+}
+
+/// etcd's estimate of a key's metadata in the backend (`quota.go` `kvOverhead`).
+pub const QUOTA_KV_OVERHEAD_BYTES: usize = 256;
+/// etcd's estimate of a lease in the backend (`quota.go` `leaseOverhead`).
+pub const QUOTA_LEASE_OVERHEAD_BYTES: usize = 64;
+
+/// etcd `costPut`.
+pub fn quota_cost_put(r: &PutRequest) -> usize {
+    QUOTA_KV_OVERHEAD_BYTES + r.key.len() + r.value.len()
+}
+
+/// etcd `costTxn`: the larger of the two branches' direct puts.
+pub fn quota_cost_txn(r: &TxnRequest) -> usize {
+    use net::pb::etcdserverpb::request_op::Request;
+    let branch = |ops: &[net::pb::etcdserverpb::RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match &op.request {
+                Some(Request::RequestPut(p)) => quota_cost_put(p),
+                _ => 0,
+            })
+            .sum()
+    };
+    branch(&r.success).max(branch(&r.failure))
 }
 
 /// gRPC metadata a client sets to be refused at once while the member has no leader

@@ -14,11 +14,11 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use net::pb::etcdserverpb::{
-    request_op, CompactionRequest, DeleteRangeRequest, HashKvRequest, HashRequest,
-    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest,
-    LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
-    MemberRemoveRequest, MemberUpdateRequest, MoveLeaderRequest, PutRequest, RangeRequest,
-    RequestOp, StatusRequest, TxnRequest, WatchRequest,
+    request_op, AlarmRequest, CompactionRequest, DefragmentRequest, DeleteRangeRequest,
+    HashKvRequest, HashRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
+    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest,
+    MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, MoveLeaderRequest, PutRequest,
+    RangeRequest, RequestOp, StatusRequest, TxnRequest, WatchRequest,
 };
 use net::pb::{v3electionpb, v3lockpb};
 use net::Status;
@@ -271,6 +271,8 @@ pub fn unary_request(path: &str, body: Bytes, limits: &Limits) -> Result<Validat
         "/etcdserverpb.Maintenance/Hash" => decoded::<HashRequest>(body)?,
         "/etcdserverpb.Maintenance/HashKV" => decoded::<HashKvRequest>(body)?,
         "/etcdserverpb.Maintenance/MoveLeader" => decoded::<MoveLeaderRequest>(body)?,
+        "/etcdserverpb.Maintenance/Alarm" => decoded::<AlarmRequest>(body)?,
+        "/etcdserverpb.Maintenance/Defragment" => decoded::<DefragmentRequest>(body)?,
         "/etcdserverpb.Lease/LeaseTimeToLive" => decoded::<LeaseTimeToLiveRequest>(body)?,
         "/etcdserverpb.Lease/LeaseLeases" => decoded::<LeaseLeasesRequest>(body)?,
         "/v3electionpb.Election/Campaign" => decoded::<CampaignRequest>(body)?,
@@ -312,6 +314,8 @@ pub const UNARY_METHODS: &[&str] = &[
     "/etcdserverpb.Maintenance/Hash",
     "/etcdserverpb.Maintenance/HashKV",
     "/etcdserverpb.Maintenance/MoveLeader",
+    "/etcdserverpb.Maintenance/Alarm",
+    "/etcdserverpb.Maintenance/Defragment",
     "/v3electionpb.Election/Campaign",
     "/v3electionpb.Election/Proclaim",
     "/v3electionpb.Election/Leader",

@@ -175,18 +175,50 @@ impl Mvcc {
         if self.options.gc_live_percent == 0 {
             return;
         }
-        let pct = u64::from(self.options.gc_live_percent);
+        self.plan_rewrites(u64::from(self.options.gc_live_percent));
+    }
+
+    /// Adds to the GC plan every closed segment whose live bytes are below `pct` percent
+    /// of its written bytes (not already planned).
+    fn plan_rewrites(&mut self, pct: u64) {
         let st = self.state.read();
-        let candidates = st.live_bytes.iter().filter(|(seq, live)| {
-            let written = self.tails[*seq] - super::ValueCodec::HEADER_BYTES;
-            **seq != self.active.seq && **live * 100 < written * pct
-        });
-        self.gc = candidates
-            .map(|(seq, _)| GcWork {
-                seq: *seq,
-                offset: super::ValueCodec::HEADER_BYTES,
+        let planned: BTreeSet<u64> = self.gc.iter().map(|w| w.seq).collect();
+        let candidates: Vec<u64> = st
+            .live_bytes
+            .iter()
+            .filter(|(seq, live)| {
+                let written = self.tails[*seq] - super::ValueCodec::HEADER_BYTES;
+                **seq != self.active.seq && **live * 100 < written * pct
             })
+            .map(|(seq, _)| *seq)
+            .filter(|seq| !planned.contains(seq))
             .collect();
+        drop(st);
+        self.gc.extend(candidates.into_iter().map(|seq| GcWork {
+            seq,
+            offset: super::ValueCodec::HEADER_BYTES,
+        }));
+    }
+
+    /// Defragmentation (etcd `Maintenance.Defragment`): plans the rewrite of every closed
+    /// value segment holding any record no longer retained, whatever
+    /// [`super::MvccOptions::gc_live_percent`] says. [`Mvcc::maintain`] then runs it in
+    /// steps (writes interleave); rewritten segments are deleted once two later
+    /// checkpoints no longer reference them.
+    ///
+    /// The active segment is rotated first when it holds such a record, so that it can be
+    /// rewritten too. Errors: `Io` when the new active segment cannot be created.
+    pub fn schedule_defragment(&mut self) -> Result<()> {
+        let active_has_garbage = {
+            let st = self.state.read();
+            let written = self.tail - super::ValueCodec::HEADER_BYTES;
+            st.live_bytes.get(&self.active.seq).copied().unwrap_or(0) < written
+        };
+        if active_has_garbage {
+            self.rotate(0)?;
+        }
+        self.plan_rewrites(100);
+        Ok(())
     }
 
     /// Copies the next [`GC_STEP_RECORDS`] records of the first segment being rewritten

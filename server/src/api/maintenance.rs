@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use engine::etcd_backend::{
-    member_key, revision_key, BackendWriter, StoredLease, StoredMember, BUCKET_CLUSTER, BUCKET_KEY,
-    BUCKET_LEASE, BUCKET_MEMBERS, BUCKET_META, CLUSTER_VERSION_KEY, META_CONSISTENT_INDEX,
-    META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TERM,
+    member_key, revision_key, BackendWriter, StoredAlarm, StoredLease, StoredMember, BUCKET_ALARM,
+    BUCKET_CLUSTER, BUCKET_KEY, BUCKET_LEASE, BUCKET_MEMBERS, BUCKET_META, CLUSTER_VERSION_KEY,
+    META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TERM,
 };
 use futures::channel::oneshot;
 use net::pb::etcdserverpb::{SnapshotRequest, SnapshotResponse};
@@ -185,7 +185,7 @@ fn write_and_read(
 
 /// The bbolt file of a cut: every bucket of etcd 3.4, the `key` bucket from the pinned
 /// scan, `meta` with the consistent index, term and compaction revisions, leases, the
-/// member table and the cluster version. Returns its size in bytes.
+/// member table, the raised alarms and the cluster version. Returns its size in bytes.
 pub fn write_backend(mut cut: SnapshotCut, path: &Path) -> engine::Result<u64> {
     let mut w = BackendWriter::create(path)?;
     let mut failed = None;
@@ -235,6 +235,13 @@ pub fn write_backend(mut cut: SnapshotCut, path: &Path) -> engine::Result<u64> {
         };
         let json = serde_json::to_vec(&stored).expect("a member serializes");
         w.put(BUCKET_MEMBERS, &member_key(m.id), &json)?;
+    }
+    for a in &cut.alarms {
+        let key = StoredAlarm {
+            member_id: a.member_id,
+            alarm: a.alarm,
+        };
+        w.put(BUCKET_ALARM, &key.encode_to_vec(), &[])?;
     }
     w.put(
         BUCKET_CLUSTER,

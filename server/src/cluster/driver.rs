@@ -102,6 +102,8 @@ pub enum RaftRequest {
     SnapshotStatus(u64, bool),
     /// Maintenance.Snapshot: a consistent cut of the state machine at the applied index.
     Snapshot(oneshot::Sender<SnapshotCut>),
+    /// Maintenance.Defragment: answered once the store's garbage is reclaimed.
+    Defragment(oneshot::Sender<Result<(), Status>>),
     /// Finish the current batch, sync, stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -124,6 +126,8 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     /// A member's published name and client URLs (no client waits for it).
     MemberAttributes,
+    /// Alarm (GET, ACTIVATE, DEACTIVATE).
+    Alarm(net::pb::etcdserverpb::AlarmResponse),
 }
 
 /// State every core reads: IDs, Raft progress, members, the MVCC reader.
@@ -152,6 +156,8 @@ pub struct Shared {
     pub reader: MvccReader,
     /// Publishes every applied revision's events to the watch hubs (crate::watch).
     pub watch: crate::watch::WatchPublisher,
+    /// The raised alarms as of the applied index (`/health`, Status.errors).
+    pub alarms: RwLock<Arc<Vec<net::pb::etcdserverpb::AlarmMember>>>,
 }
 
 impl Shared {
@@ -272,6 +278,12 @@ pub struct RaftCore {
     settings: RaftSettings,
     syncer: WalSyncer,
     lessor: Lessor,
+    /// The raised alarms (crate::alarm).
+    alarms: crate::alarm::AlarmStore,
+    /// Defragment calls waiting for the store's garbage collection to finish.
+    defragment: Vec<oneshot::Sender<Result<(), Status>>>,
+    /// When the running defragmentation began.
+    defragment_started: Option<Instant>,
     /// Leader changes seen (etcd's `leader_changes_seen`), to word timeouts as etcd does.
     leader_changes: u64,
     /// The leader change count at the last proposal expiry check.
@@ -453,6 +465,7 @@ pub fn open(
         members: RwLock::new(Arc::new(membership.clone())),
         reader: mvcc.reader(),
         watch: crate::watch::WatchPublisher::new(),
+        alarms: RwLock::new(Arc::new(meta.alarms.list())),
     });
     let timeout = request_timeout(settings.election_timeout());
     let mut core = RaftCore {
@@ -468,6 +481,9 @@ pub fn open(
         settings,
         syncer: WalSyncer::default(),
         lessor,
+        alarms: meta.alarms.clone(),
+        defragment: Vec::new(),
+        defragment_started: None,
         leader_changes: 0,
         leader_changes_at_expiry: 0,
         attributes_proposed_at: None,
@@ -581,6 +597,7 @@ impl RaftCore {
             self.process_ready().await;
             self.pending.flush_replies();
             self.maintain_store();
+            self.maybe_finish_defragment();
             crate::metrics::get()
                 .proposals_pending
                 .set(self.pending.proposals_waiting() as f64);
@@ -670,6 +687,7 @@ impl RaftCore {
                 self.node.report_snapshot(to, failed);
             }
             RaftRequest::Snapshot(reply) => self.answer_snapshot(reply),
+            RaftRequest::Defragment(reply) => self.start_defragment(reply),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
     }
@@ -1041,6 +1059,21 @@ impl RaftCore {
             }
             return Ok(Applied::MemberAttributes);
         }
+        if let Some(alarm) = &request.alarm {
+            let resp = self.alarms.apply(alarm);
+            *self.shared.alarms.write().expect("alarms lock") = Arc::new(self.alarms.list());
+            return Ok(Applied::Alarm(resp));
+        }
+        // etcd's capped and corrupt appliers: raised alarms refuse requests.
+        let writes = request.put.is_some()
+            || request.lease_grant.is_some()
+            || request
+                .txn
+                .as_ref()
+                .is_some_and(|t| crate::alarm::txn_puts(t));
+        if let Some(refused) = self.alarms.refuses(writes) {
+            return Err(refused);
+        }
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
         let metrics = crate::metrics::get();
@@ -1114,6 +1147,7 @@ impl RaftCore {
         StateMeta {
             lessor: self.lessor.encode(),
             membership: Some(self.membership.clone()),
+            alarms: self.alarms.clone(),
         }
     }
 }

@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use engine::etcd_backend::{
-    parse_revision_key, BackendReader, StoredKeyValue, StoredLease, StoredMember, BUCKET_KEY,
-    BUCKET_LEASE, BUCKET_MEMBERS, BUCKET_META, META_CONSISTENT_INDEX, META_FINISHED_COMPACT,
-    META_SCHEDULED_COMPACT, META_TERM,
+    parse_revision_key, BackendReader, StoredAlarm, StoredKeyValue, StoredLease, StoredMember,
+    BUCKET_ALARM, BUCKET_KEY, BUCKET_LEASE, BUCKET_MEMBERS, BUCKET_META, META_CONSISTENT_INDEX,
+    META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TERM,
 };
 use engine::{ImportedRevision, Mvcc, MvccOptions, Wal, WalOptions};
 use prost::Message;
@@ -210,6 +210,7 @@ fn build_store(
         let meta = StateMeta {
             lessor,
             membership: Some(rest.membership.clone()),
+            alarms: rest.alarms.clone(),
         };
         mvcc.checkpoint(rest.consistent_index, &meta.encode())
             .map_err(|e| format!("cannot checkpoint the imported store: {e}"))?;
@@ -237,6 +238,7 @@ struct Rest {
     leases: usize,
     membership: Membership,
     members_from_db: bool,
+    alarms: crate::alarm::AlarmStore,
 }
 
 fn read_rest(
@@ -280,6 +282,14 @@ fn read_rest(
         Ok(())
     })
     .map_err(|e| e.to_string())?;
+    let mut alarms = Vec::new();
+    r.for_each(BUCKET_ALARM, |k, _| {
+        let a = StoredAlarm::decode(k)
+            .map_err(|e| engine::Error::InvalidOptions(format!("bad alarm: {e}")))?;
+        alarms.push((a.member_id, a.alarm));
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
     let members_from_db = !members.is_empty() && !restored_by_etcdctl(member_dir, consistent_index);
     let membership = if members_from_db {
         Membership::new(members)
@@ -296,6 +306,7 @@ fn read_rest(
             leases: lease_count,
             membership,
             members_from_db,
+            alarms: crate::alarm::AlarmStore::from_list(alarms),
         },
         crate::lease::encode_lease_table(leases),
     ))

@@ -88,11 +88,14 @@ pub struct StateMeta {
     pub lessor: Vec<u8>,
     /// The member table, if the checkpoint holds one.
     pub membership: Option<Membership>,
+    /// The raised alarms (none in checkpoints written before alarms existed).
+    pub alarms: crate::alarm::AlarmStore,
 }
 
 impl StateMeta {
-    /// `magic "CAIRNSM1" | lessor_len u32 | lessor | membership_len u32 | membership`
-    /// (little-endian; membership_len 0 = none).
+    /// `magic "CAIRNSM1" | lessor_len u32 | lessor | membership_len u32 | membership |
+    /// alarms_len u32 | alarms` (little-endian; membership_len 0 = none; the alarm part
+    /// is absent in checkpoints written before alarms existed).
     pub fn encode(&self) -> Vec<u8> {
         let members = self.membership.as_ref().map(Membership::encode);
         let members = members.unwrap_or_default();
@@ -102,6 +105,9 @@ impl StateMeta {
         buf.extend_from_slice(&self.lessor);
         buf.put_u32_le(members.len() as u32);
         buf.extend_from_slice(&members);
+        let alarms = self.alarms.encode();
+        buf.put_u32_le(alarms.len() as u32);
+        buf.extend_from_slice(&alarms);
         buf
     }
 
@@ -111,9 +117,14 @@ impl StateMeta {
             return Ok(StateMeta {
                 lessor: meta.to_vec(),
                 membership: None,
+                alarms: Default::default(),
             });
         };
-        let mut part = |what: &str| -> Result<Vec<u8>, String> {
+        // `None` once the bytes are used up (a part the writer's version did not have).
+        let mut part = |what: &str| -> Result<Option<Vec<u8>>, String> {
+            if buf.is_empty() {
+                return Ok(None);
+            }
             if buf.remaining() < 4 {
                 return Err(format!("checkpoint meta: {what} length is truncated"));
             }
@@ -123,16 +134,27 @@ impl StateMeta {
             }
             let bytes = buf[..len].to_vec();
             buf.advance(len);
-            Ok(bytes)
+            Ok(Some(bytes))
         };
-        let lessor = part("lease table")?;
-        let members = part("membership")?;
+        let required = |p: Option<Vec<u8>>, what: &str| {
+            p.ok_or_else(|| format!("checkpoint meta: {what} length is truncated"))
+        };
+        let lessor = required(part("lease table")?, "lease table")?;
+        let members = required(part("membership")?, "membership")?;
         let membership = if members.is_empty() {
             None
         } else {
             Some(Membership::decode(&members)?)
         };
-        Ok(StateMeta { lessor, membership })
+        let alarms = match part("alarms")? {
+            None => crate::alarm::AlarmStore::default(),
+            Some(bytes) => crate::alarm::AlarmStore::decode(&bytes)?,
+        };
+        Ok(StateMeta {
+            lessor,
+            membership,
+            alarms,
+        })
     }
 }
 
@@ -393,6 +415,7 @@ mod tests {
                 client_urls: vec![],
                 is_learner: false,
             }])),
+            alarms: crate::alarm::AlarmStore::from_list([(7, crate::alarm::ALARM_NOSPACE)]),
         };
         assert_eq!(StateMeta::decode(&meta.encode()).unwrap(), meta);
         let legacy = StateMeta::decode(&[1, 0, 0, 0, 0]).unwrap();

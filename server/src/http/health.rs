@@ -207,10 +207,13 @@ impl Checks {
         }
     }
 
-    /// The raised alarms by etcd name (`NOSPACE`, `CORRUPT`). Cairn keeps no alarm list
-    /// yet (no quota enforcement raises NOSPACE), so none is ever raised.
+    /// The raised alarms by etcd name (`NOSPACE`, `CORRUPT`), as of the applied index.
     fn alarms(&self) -> Vec<&'static str> {
-        Vec::new()
+        let raised = self.shared.alarms.read().expect("alarms lock").clone();
+        raised
+            .iter()
+            .map(|a| crate::alarm::alarm_name(a.alarm))
+            .collect()
     }
 
     async fn linearizable_read(&self) -> Result<(), String> {

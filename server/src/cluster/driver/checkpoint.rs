@@ -94,6 +94,14 @@ impl RaftCore {
         if self.applied == self.last_checkpoint && self.mvcc.checkpoint_state().0 == self.applied {
             return;
         }
+        self.checkpoint_forced();
+    }
+
+    /// A checkpoint at the applied index written on this thread even when nothing was
+    /// applied since the last one: Defragment needs two, so that no loadable checkpoint
+    /// references the value segments its garbage collection retired (they are deleted).
+    pub(super) fn checkpoint_forced(&mut self) {
+        self.wait_checkpoint();
         let Some(job) = self.begin_checkpoint() else {
             return;
         };

@@ -1,11 +1,12 @@
 //! Maintenance requests the raft core answers from its state machine: the consistent cut
-//! Maintenance.Snapshot streams (`api/maintenance.rs`).
+//! Maintenance.Snapshot streams (`api/maintenance.rs`), and Defragment.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::channel::oneshot;
-use tracing::warn;
+use net::Status;
+use tracing::{info, warn};
 
 use super::RaftCore;
 use crate::cluster::Membership;
@@ -25,6 +26,8 @@ pub struct SnapshotCut {
     pub leases: Vec<(i64, i64)>,
     /// The member table.
     pub members: Arc<Membership>,
+    /// The raised alarms.
+    pub alarms: Vec<net::pb::etcdserverpb::AlarmMember>,
 }
 
 impl RaftCore {
@@ -39,11 +42,57 @@ impl RaftCore {
                     scan,
                     leases: self.lessor.table(),
                     members: self.shared.membership(),
+                    alarms: self.alarms.list(),
                 });
             }
             // Revision 0 is never compacted nor in the future: unreachable, but a dropped
             // reply tells the caller "server stopped" rather than panic.
             Err(e) => warn!("cannot begin a snapshot scan: {e}"),
+        }
+    }
+}
+
+impl RaftCore {
+    /// Maintenance.Defragment (etcd `backend.Defrag`, which copies the whole bbolt file
+    /// while every write waits): here the store's garbage collection is planned for every
+    /// closed value segment holding a record no longer retained, and runs in bounded steps
+    /// between requests ([`RaftCore::maintain_store`]), so writes go on. The reply goes
+    /// out once it is done ([`RaftCore::maybe_finish_defragment`]).
+    pub(super) fn start_defragment(&mut self, reply: oneshot::Sender<Result<(), Status>>) {
+        if self.defragment.is_empty() {
+            info!(
+                "current-db-size-bytes" = self.shared.reader.size_bytes(),
+                "current-db-size-in-use-bytes" = self.shared.reader.size_in_use_bytes(),
+                "starting defragmentation"
+            );
+            if let Err(e) = self.mvcc.schedule_defragment() {
+                // A value segment that cannot be created: as any failed write, fatal.
+                crate::logging::fatal_storage("failed to defragment", &e);
+            }
+            self.defragment_started = Some(std::time::Instant::now());
+        }
+        self.defragment.push(reply);
+        self.maintenance_due = true;
+    }
+
+    /// Answers the waiting Defragment calls once the garbage collection is done: two
+    /// checkpoints later no loadable checkpoint references the rewritten segments, and
+    /// the store deletes them.
+    pub(super) fn maybe_finish_defragment(&mut self) {
+        if self.defragment.is_empty() || self.mvcc.has_pending_work() {
+            return;
+        }
+        self.checkpoint_forced();
+        self.checkpoint_forced();
+        let took = self.defragment_started.take().map(|t| t.elapsed());
+        info!(
+            "current-db-size-bytes" = self.shared.reader.size_bytes(),
+            "current-db-size-in-use-bytes" = self.shared.reader.size_in_use_bytes(),
+            took = %took.map(crate::logging::go_duration).unwrap_or_default(),
+            "finished defragmenting directory"
+        );
+        for reply in self.defragment.drain(..) {
+            let _ = reply.send(Ok(()));
         }
     }
 }
