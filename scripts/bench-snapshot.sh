@@ -4,7 +4,10 @@
 # server at a time): the save's wall time, the file's size, what `etcdctl snapshot
 # status` reads, and a 1-client put loop running during the save (its max latency is the
 # longest write pause the save caused). Then the file is restored with `cairnctl
-# snapshot restore` (Cairn's) and Cairn's start-up import is timed.
+# snapshot restore` (Cairn's) and Cairn's start-up import is timed. Last, every key is
+# written once more, the store compacted and `etcdctl defrag` timed, with the same
+# 1-client put loop running (its max latency is the longest write pause of the defrag),
+# and the reported dbSize before and after.
 #
 # Environment (all optional):
 #   ETCD_BIN  upstream etcd binary      (default: etcd on PATH; Debian etcd-server)
@@ -77,6 +80,25 @@ for target in cairn etcd; do
     size=$(stat -c %s "$work/$target.snap")
     status=$(etcdctl snapshot status "$work/$target.snap" -w simple)
     rss_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status")
+
+    # Defragmentation after every key was overwritten once and the store compacted.
+    echo "bench-snapshot: overwriting $keys keys on $target for the defrag" >&2
+    "$bench_bin" put --endpoints "$url" --clients 100 --conns 10 --total "$keys" \
+        --key-size 16 --val-size "$val_size" --key-space "$keys" --seq >&2
+    rev=$(etcdctl --endpoints "$url" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')
+    etcdctl --endpoints "$url" --command-timeout=600s compact "$rev" >&2
+    db_before=$(etcdctl --endpoints "$url" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
+    "$bench_bin" put --endpoints "$url" --clients 1 --conns 1 --total "${LOOP_PUTS:-40000}" \
+        --key-size 16 --val-size 64 --key-space 1000 --json >"$work/$target.defrag.json" 2>&1 &
+    loop_pid=$!
+    sleep 1
+    start=$(now_ms)
+    etcdctl --endpoints "$url" --command-timeout=600s defrag >&2
+    defrag_ms=$(( $(now_ms) - start ))
+    wait "$loop_pid"
+    db_after=$(etcdctl --endpoints "$url" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
+    max_save=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_ms"])' "$work/$target.during.json")
+    max_defrag=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_ms"])' "$work/$target.defrag.json")
     kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 
     # Restore with cairnctl and time Cairn's first start (the import).
@@ -94,11 +116,11 @@ for target in cairn etcd; do
     import_ms=$(( $(now_ms) - start ))
     kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
     rm -rf "$work/$target" "$work/$target.restored"
-    rows+=("| $target | $took_ms | $((size / 1048576)) | $status | $((rss_kb / 1024)) | $import_ms |")
-    echo "bench-snapshot: $target done; the put loop during the save:" >&2
-    cat "$work/$target.during.json" >&2 || true
+    rows+=("| $target | $took_ms | $((size / 1048576)) | $status | $max_save | $((rss_kb / 1024)) | $import_ms | $defrag_ms | $((db_before / 1048576)) → $((db_after / 1048576)) | $max_defrag |")
+    echo "bench-snapshot: $target done; the put loops during the save and the defrag:" >&2
+    cat "$work/$target.during.json" "$work/$target.defrag.json" >&2 || true
 done
 
-echo "| server | snapshot save (ms) | file (MiB) | etcdctl snapshot status | server peak RSS (MiB) | Cairn import + start of the file (ms) |"
-echo "|---|---:|---:|---|---:|---:|"
+echo "| server | snapshot save (ms) | file (MiB) | etcdctl snapshot status | max put latency during the save (ms) | server peak RSS (MiB) | Cairn import + start of the file (ms) | defrag (ms) | dbSize before → after (MiB) | max put latency during the defrag (ms) |"
+echo "|---|---:|---:|---|---:|---:|---:|---:|---|---:|"
 printf '%s\n' "${rows[@]}"

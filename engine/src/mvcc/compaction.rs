@@ -101,6 +101,12 @@ impl Mvcc {
         self.garbage_collection_step()
     }
 
+    /// True while value segments rewritten by garbage collection wait for checkpoints that
+    /// no longer reference them before they are deleted.
+    pub fn has_retired_segments(&self) -> bool {
+        !self.retired.is_empty()
+    }
+
     /// True while a compaction's physical part or a garbage collection is pending.
     pub fn has_pending_work(&self) -> bool {
         self.compaction.is_some() || self.gc_due || !self.gc.is_empty()

@@ -58,6 +58,12 @@ impl RaftCore {
         {
             return;
         }
+        self.start_checkpoint();
+    }
+
+    /// Starts a checkpoint at the applied index on a helper thread (the loop records it
+    /// when the thread reports back). The caller checks that none is being written.
+    pub(super) fn start_checkpoint(&mut self) {
         let Some(job) = self.begin_checkpoint() else {
             return;
         };
@@ -94,14 +100,6 @@ impl RaftCore {
         if self.applied == self.last_checkpoint && self.mvcc.checkpoint_state().0 == self.applied {
             return;
         }
-        self.checkpoint_forced();
-    }
-
-    /// A checkpoint at the applied index written on this thread even when nothing was
-    /// applied since the last one: Defragment needs two, so that no loadable checkpoint
-    /// references the value segments its garbage collection retired (they are deleted).
-    pub(super) fn checkpoint_forced(&mut self) {
-        self.wait_checkpoint();
         let Some(job) = self.begin_checkpoint() else {
             return;
         };

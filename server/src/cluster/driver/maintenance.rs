@@ -75,15 +75,20 @@ impl RaftCore {
         self.maintenance_due = true;
     }
 
-    /// Answers the waiting Defragment calls once the garbage collection is done: two
-    /// checkpoints later no loadable checkpoint references the rewritten segments, and
-    /// the store deletes them.
+    /// Answers the waiting Defragment calls once the garbage collection is done and the
+    /// rewritten segments are deleted: that takes two checkpoints begun after it (until
+    /// then a loadable checkpoint references them), written on the helper thread as any
+    /// checkpoint, so the core keeps applying meanwhile.
     pub(super) fn maybe_finish_defragment(&mut self) {
         if self.defragment.is_empty() || self.mvcc.has_pending_work() {
             return;
         }
-        self.checkpoint_forced();
-        self.checkpoint_forced();
+        if self.mvcc.has_retired_segments() {
+            if self.checkpoint.is_none() {
+                self.start_checkpoint();
+            }
+            return;
+        }
         let took = self.defragment_started.take().map(|t| t.elapsed());
         info!(
             "current-db-size-bytes" = self.shared.reader.size_bytes(),
