@@ -39,9 +39,17 @@ pub fn alarm_name(alarm: i32) -> &'static str {
 }
 
 /// An alarm as `Status.errors` and `etcdctl alarm list` print it (the protobuf text form
-/// of `AlarmMember`): `memberID:10276657743932975437 alarm:NOSPACE `.
+/// of `AlarmMember`, zero fields left out): `memberID:10276657743932975437 alarm:NOSPACE `,
+/// `alarm:CORRUPT ` for the corruption check's member ID 0.
 pub fn alarm_text(m: &AlarmMember) -> String {
-    format!("memberID:{} alarm:{} ", m.member_id, alarm_name(m.alarm))
+    let mut text = String::new();
+    if m.member_id != 0 {
+        text.push_str(&format!("memberID:{} ", m.member_id));
+    }
+    if m.alarm != ALARM_NONE {
+        text.push_str(&format!("alarm:{} ", alarm_name(m.alarm)));
+    }
+    text
 }
 
 /// Whether a Txn puts in either branch (etcd's quota cost of a Txn is above 0).

@@ -190,6 +190,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     config.heartbeat_interval_ms * config.election_ticks as u64,
                 ))
             }),
+            corrupt_check_time: config.corrupt_check_time,
             requests: raft_rx.clone(),
             sender: raft_tx.clone(),
             peer_addrs: config.listen_peer_addrs.clone(),
@@ -332,6 +333,8 @@ struct RaftStart {
     /// `--experimental-initial-corrupt-check` on a member with data: the timeout of each
     /// peer's HashKV.
     corrupt_check: Option<Duration>,
+    /// `--corrupt-check-time`: the periodic check's interval (zero: off).
+    corrupt_check_time: Duration,
     requests: flume::Receiver<RaftRequest>,
     /// For the peer handler, which feeds peers' messages to the raft core.
     sender: flume::Sender<RaftRequest>,
@@ -401,6 +404,16 @@ async fn start_raft_core(
     )?;
     let shared = core.shared();
     crate::metrics::get().count_keys(&shared.reader);
+    if !start.corrupt_check_time.is_zero() {
+        glommio::spawn_local(cluster::monitor_kv_hash(
+            shared.clone(),
+            transport.clone(),
+            start.sender.clone(),
+            0,
+            start.corrupt_check_time,
+        ))
+        .detach();
+    }
     let handler = Rc::new(RaftPeerHandler::new(
         shared.clone(),
         start.sender,

@@ -102,6 +102,8 @@ pub enum RaftRequest {
     SnapshotStatus(u64, bool),
     /// Maintenance.Snapshot: a consistent cut of the state machine at the applied index.
     Snapshot(oneshot::Sender<SnapshotCut>),
+    /// Propose an alarm on this member's own account (the periodic corruption check).
+    RaiseAlarm(net::pb::etcdserverpb::AlarmRequest),
     /// Maintenance.Defragment: answered once the store's garbage is reclaimed.
     Defragment(oneshot::Sender<Result<(), Status>>),
     /// Finish the current batch, sync, stop.
@@ -688,6 +690,7 @@ impl RaftCore {
             }
             RaftRequest::Snapshot(reply) => self.answer_snapshot(reply),
             RaftRequest::Defragment(reply) => self.start_defragment(reply),
+            RaftRequest::RaiseAlarm(alarm) => self.propose_alarm(alarm),
             RaftRequest::Shutdown(done) => *shutdown = Some(done),
         }
     }

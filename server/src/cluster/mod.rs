@@ -3,6 +3,7 @@
 //! transport. It may use `engine`, `raft`, `net` and the state machine; it never imports
 //! the gRPC services.
 
+mod corrupt;
 mod driver;
 mod import;
 mod membership;
@@ -12,6 +13,7 @@ mod reconfig;
 mod replies;
 mod storage;
 
+pub use corrupt::monitor_kv_hash;
 pub use driver::{
     encode_entry_data, open, Applied, CoreIdentity, CorePeers, Proposal, RaftRequest, RaftSettings,
     Shared, SnapshotCut, ENTRY_DATA_HEADER_BYTES,

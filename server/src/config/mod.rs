@@ -218,6 +218,12 @@ pub struct Config {
     /// Additional duration of wait before closing a non-responsive connection (0 to disable).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_go_duration)]
     pub grpc_keepalive_timeout: Duration,
+    /// Duration of time between cluster corruption check passes (etcd 3.4/3.5 name).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s", value_parser = parse_go_duration)]
+    pub experimental_corrupt_check_time: Duration,
+    /// Duration of time between cluster corruption check passes (etcd 3.6 name; wins when given).
+    #[arg(long, env = "ETCD_CORRUPT_CHECK_TIME", value_parser = parse_go_duration)]
+    pub corrupt_check_time: Option<Duration>,
     /// Duration of periodic watch progress notifications (etcd 3.4/3.5 name).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_go_duration)]
     pub experimental_watch_progress_notify_interval: Duration,
@@ -509,6 +515,9 @@ pub struct ServerConfig {
     /// `--warning-apply-duration` (or its `experimental-` name): applies slower than this
     /// are logged as slow.
     pub warning_apply_duration: Duration,
+    /// `--corrupt-check-time` (or its `experimental-` name): interval of the leader's
+    /// corruption check against its peers (`cluster::monitor_kv_hash`); zero: off.
+    pub corrupt_check_time: Duration,
     /// `--auto-compaction-mode` with `--auto-compaction-retention`.
     pub auto_compaction: AutoCompaction,
     /// `--max-learners`: learners the member table may hold (etcd 3.6, default 1).
@@ -784,6 +793,9 @@ impl Config {
             warning_apply_duration: self
                 .warning_apply_duration
                 .unwrap_or(self.experimental_warning_apply_duration),
+            corrupt_check_time: self
+                .corrupt_check_time
+                .unwrap_or(self.experimental_corrupt_check_time),
             auto_compaction,
             learners_max: usize::try_from(self.max_learners.max(0)).unwrap_or(usize::MAX),
             config_file: None,

@@ -234,8 +234,8 @@ pub const FLAGS: &[FlagSpec] = &[
     f("distributed-tracing-sampling-rate", Int, "0", V36, No(TRACING)),
     // Experimental and their 3.6 names.
     f("experimental-initial-corrupt-check", Bool, "false", ALL, Yes("ServerConfig.initial_corrupt_check")),
-    f("experimental-corrupt-check-time", Dur, "0s", ALL, No(NOT_YET)),
-    f("corrupt-check-time", Dur, "0s", V36, No(NOT_YET)),
+    f("experimental-corrupt-check-time", Dur, "0s", ALL, Yes("ServerConfig.corrupt_check_time (leader compares HashKV with its peers, CORRUPT alarm)")),
+    f("corrupt-check-time", Dur, "0s", V36, Yes("ServerConfig.corrupt_check_time")),
     f("experimental-compact-hash-check-enabled", Bool, "false", V35_, No(NOT_YET)),
     f("experimental-compact-hash-check-time", Dur, "1m", V35_, No(NOT_YET)),
     f("compact-hash-check-time", Dur, "1m", V36, No(NOT_YET)),

@@ -101,3 +101,18 @@ impl RaftCore {
         }
     }
 }
+
+impl RaftCore {
+    /// Proposes `alarm` with no client waiting (etcd's corruption check does the same from
+    /// a goroutine); a member that cannot propose (no leader) logs it.
+    pub(super) fn propose_alarm(&mut self, alarm: net::pb::etcdserverpb::AlarmRequest) {
+        let request = net::pb::etcdserverpb::InternalRaftRequest {
+            alarm: Some(alarm),
+            ..Default::default()
+        };
+        let data = super::encode_entry_data(self.shared.member_id, 0, &request);
+        if let Err(e) = self.node.propose(bytes::Bytes::new(), data) {
+            warn!("alarm not proposed: {e}");
+        }
+    }
+}
