@@ -47,8 +47,27 @@ pub const EXPIRED_REVOKES_PER_TICK_MAX: usize = 100;
 /// again (etcd `ExpiredLeasesRetryInterval`, its request timeout: 5 s + 2 election timeouts
 /// of 1 s by default).
 pub const EXPIRED_REVOKE_RETRY: Duration = Duration::from_secs(7);
-/// Version byte of the lease table in the checkpoint's meta bytes.
-const META_VERSION: u8 = 1;
+/// Version byte of the lease table in the checkpoint's meta bytes (2: with the remaining
+/// TTL of lease checkpointing; 1, read only: without).
+const META_VERSION: u8 = 2;
+/// etcd's lease checkpoint interval (`lease.defaultLeaseCheckpointInterval`).
+pub const LEASE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Test-only override of [`LEASE_CHECKPOINT_INTERVAL`], in milliseconds (etcd 3.4 has no
+/// flag for it; its tests shorten it the same way).
+pub const LEASE_CHECKPOINT_INTERVAL_ENV: &str = "CAIRN_LEASE_CHECKPOINT_INTERVAL_MS";
+
+/// The lease checkpoint interval: [`LEASE_CHECKPOINT_INTERVAL`] unless
+/// [`LEASE_CHECKPOINT_INTERVAL_ENV`] holds a number of milliseconds above 0.
+pub fn checkpoint_interval() -> Duration {
+    std::env::var(LEASE_CHECKPOINT_INTERVAL_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(LEASE_CHECKPOINT_INTERVAL, Duration::from_millis)
+}
+
+/// Most leases in one LeaseCheckpoint request (etcd `maxLeaseCheckpointBatchSize`).
+pub const LEASE_CHECKPOINTS_PER_REQUEST_MAX: usize = 1000;
 /// Largest number of leases a checkpoint's meta bytes may declare (guards decoding
 /// against a corrupt count before allocating).
 pub const META_LEASES_MAX: usize = 1 << 28;
@@ -109,13 +128,22 @@ struct Lease {
     keys: BTreeSet<Bytes>,
     /// When the leader last proposed revoking it after expiry.
     revoke_proposed: Option<Instant>,
+    /// Seconds left at the last lease checkpoint (etcd `remainingTTL`; 0: none): a new
+    /// leader, or this member after a restart, counts the lease down from it.
+    remaining_ttl: i64,
 }
 
 impl Lease {
     /// Expiry := now + `extend` + TTL (etcd `refresh`); capped at now + 2^32 s when the
     /// sum leaves the monotonic clock's range (MaxLeaseTTL is 285 years).
     fn refresh(&mut self, now: Instant, extend: Duration) {
-        let ttl = Duration::from_secs(self.ttl.max(0) as u64);
+        // etcd `Lease.RemainingTTL`: the checkpointed remainder when there is one.
+        let left = if self.remaining_ttl > 0 {
+            self.remaining_ttl
+        } else {
+            self.ttl
+        };
+        let ttl = Duration::from_secs(left.max(0) as u64);
         self.expiry = Some(
             now.checked_add(extend + ttl)
                 .unwrap_or(now + Duration::from_secs(u32::MAX as u64)),
@@ -173,31 +201,46 @@ pub enum LeaseAnswer {
     Leases(Vec<i64>),
 }
 
-/// `(id, granted TTL in seconds)` pairs as the checkpoint meta bytes of [`Lessor`]'s
-/// format, sorted by ID: what [`Lessor::recover`] reads.
-pub fn encode_lease_table(leases: impl IntoIterator<Item = (i64, i64)>) -> Vec<u8> {
-    let mut leases: Vec<(i64, i64)> = leases.into_iter().collect();
+/// `(id, granted TTL, remaining TTL at the last checkpoint)` triples in seconds (0: no
+/// checkpoint) as the checkpoint meta bytes of [`Lessor`]'s format, sorted by ID: what
+/// [`Lessor::recover`] reads.
+pub fn encode_lease_table(leases: impl IntoIterator<Item = (i64, i64, i64)>) -> Vec<u8> {
+    let mut leases: Vec<(i64, i64, i64)> = leases.into_iter().collect();
     leases.sort_unstable();
-    let mut buf = Vec::with_capacity(5 + 16 * leases.len());
+    let mut buf = Vec::with_capacity(5 + 24 * leases.len());
     buf.put_u8(META_VERSION);
     buf.put_u32_le(leases.len() as u32);
-    for (id, ttl) in leases {
+    for (id, ttl, remaining) in leases {
         buf.put_i64_le(id);
         buf.put_i64_le(ttl);
+        buf.put_i64_le(remaining);
     }
     buf
 }
 
 /// The lease table (etcd's lessor), owned by the raft core.
 ///
-/// Persisted in the MVCC checkpoint's meta bytes ([`Lessor::encode`]):
-/// `version u8 (= 1) | count u32 LE | count × (id i64 LE | ttl i64 LE)`. Attachments are
-/// not stored: they are rebuilt from the keys' `lease` fields at open.
+/// Persisted in the MVCC checkpoint's meta bytes ([`Lessor::encode`]): `version u8 (= 2) |
+/// count u32 LE | count × (id i64 LE | ttl i64 LE | remaining ttl i64 LE)` (version 1,
+/// still read, has no remaining TTL). Attachments are not stored: they are rebuilt from
+/// the keys' `lease` fields at open.
+///
+/// Lease checkpointing (etcd 3.6, `--experimental-enable-lease-checkpoint`): the leader
+/// proposes every lease's remaining TTL every [`LEASE_CHECKPOINT_INTERVAL`]
+/// ([`propose_checkpoints`]); every member records it, keeps it in its checkpoint, and a
+/// new leader (or a restarted one) counts the lease down from it instead of the whole TTL.
 #[derive(Debug)]
 pub struct Lessor {
     leases: HashMap<i64, Lease>,
     min_ttl_seconds: i64,
     primary: bool,
+    /// Lease checkpointing: its interval when enabled.
+    checkpoint_interval: Option<Duration>,
+    /// When the leader proposes the next checkpoints.
+    next_checkpoint: Option<Instant>,
+    /// Leases renewed with a checkpointed remainder: the leader proposes a checkpoint of 0
+    /// for them so that every member forgets it (etcd's `clearRemainingTTL`).
+    clear_remaining: Vec<i64>,
 }
 
 impl Lessor {
@@ -207,7 +250,15 @@ impl Lessor {
             leases: HashMap::new(),
             min_ttl_seconds,
             primary: false,
+            checkpoint_interval: None,
+            next_checkpoint: None,
+            clear_remaining: Vec::new(),
         }
+    }
+
+    /// Turns lease checkpointing on with `interval` (see the type's doc).
+    pub fn enable_checkpoints(&mut self, interval: Duration) {
+        self.checkpoint_interval = Some(interval);
     }
 
     /// Recovers the table at open: leases from the checkpoint's `meta` bytes, attachments
@@ -249,17 +300,21 @@ impl Lessor {
             return Ok(());
         }
         let mut buf = meta;
-        if buf.get_u8() != META_VERSION {
-            return Err(format!(
-                "checkpoint lease table has version {}, want {META_VERSION}",
-                meta[0]
-            ));
-        }
+        let version = buf.get_u8();
+        let entry_bytes = match version {
+            1 => 16,
+            META_VERSION => 24,
+            _ => {
+                return Err(format!(
+                    "checkpoint lease table has version {version}, want 1 or {META_VERSION}"
+                ))
+            }
+        };
         if buf.remaining() < 4 {
             return Err("checkpoint lease table is truncated".into());
         }
         let count = buf.get_u32_le() as usize;
-        if count > META_LEASES_MAX || buf.remaining() != count * 16 {
+        if count > META_LEASES_MAX || buf.remaining() != count * entry_bytes {
             return Err(format!(
                 "checkpoint lease table declares {count} leases but holds {} bytes",
                 buf.remaining()
@@ -268,7 +323,10 @@ impl Lessor {
         for _ in 0..count {
             let id = buf.get_i64_le();
             let ttl = buf.get_i64_le();
-            assert!(id != 0, "checkpoint lease table holds lease 0");
+            let remaining_ttl = if version == 1 { 0 } else { buf.get_i64_le() };
+            if id == 0 {
+                return Err("checkpoint lease table holds lease 0".into());
+            }
             self.leases.insert(
                 id,
                 Lease {
@@ -276,6 +334,7 @@ impl Lessor {
                     expiry: None,
                     keys: BTreeSet::new(),
                     revoke_proposed: None,
+                    remaining_ttl,
                 },
             );
         }
@@ -284,15 +343,71 @@ impl Lessor {
 
     /// The table as checkpoint meta bytes (format in the type's doc), leases by ID.
     pub fn encode(&self) -> Vec<u8> {
-        encode_lease_table(self.leases.iter().map(|(id, l)| (*id, l.ttl)))
+        encode_lease_table(self.table())
     }
 
-    /// Every lease as `(id, granted TTL in seconds)`, by ID (what a snapshot's `lease`
-    /// bucket holds).
-    pub fn table(&self) -> Vec<(i64, i64)> {
-        let mut leases: Vec<(i64, i64)> = self.leases.iter().map(|(id, l)| (*id, l.ttl)).collect();
+    /// Every lease as `(id, granted TTL, remaining TTL at the last checkpoint)` in seconds
+    /// (0: none), by ID: what a snapshot's `lease` bucket holds (`leasepb.Lease`).
+    pub fn table(&self) -> Vec<(i64, i64, i64)> {
+        let mut leases: Vec<(i64, i64, i64)> = self
+            .leases
+            .iter()
+            .map(|(id, l)| (*id, l.ttl, l.remaining_ttl))
+            .collect();
         leases.sort_unstable();
         leases
+    }
+
+    /// Applies a LeaseCheckpoint (etcd `lessor.Checkpoint`): records each lease's
+    /// remaining TTL (0 clears it); unknown leases are skipped.
+    pub fn apply_checkpoint(&mut self, r: &net::pb::etcdserverpb::LeaseCheckpointRequest) {
+        for cp in &r.checkpoints {
+            if let Some(l) = self.leases.get_mut(&cp.id) {
+                l.remaining_ttl = cp.remaining_ttl;
+            }
+        }
+    }
+
+    /// The leader's checkpoints due at `now`: every [`Lessor::enable_checkpoints`]
+    /// interval, each lease whose granted TTL exceeds the interval (etcd
+    /// `scheduleCheckpointIfNeeded`) with its remaining whole seconds, plus a 0 for every
+    /// lease renewed since with a checkpointed remainder; in requests of at most
+    /// [`LEASE_CHECKPOINTS_PER_REQUEST_MAX`].
+    pub fn take_checkpoints(
+        &mut self,
+        now: Instant,
+    ) -> Vec<net::pb::etcdserverpb::LeaseCheckpointRequest> {
+        use net::pb::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest};
+        let Some(interval) = self.checkpoint_interval.filter(|_| self.primary) else {
+            return Vec::new();
+        };
+        let mut checkpoints: Vec<LeaseCheckpoint> = std::mem::take(&mut self.clear_remaining)
+            .into_iter()
+            .map(|id| LeaseCheckpoint {
+                id,
+                remaining_ttl: 0,
+            })
+            .collect();
+        let due = self.next_checkpoint.get_or_insert(now + interval);
+        if *due <= now {
+            *due = now + interval;
+            let mut ids: Vec<(&i64, &Lease)> = self
+                .leases
+                .iter()
+                .filter(|(_, l)| l.ttl as u64 > interval.as_secs() && !l.expired(now))
+                .collect();
+            ids.sort_by_key(|(id, _)| **id);
+            checkpoints.extend(ids.into_iter().map(|(id, l)| LeaseCheckpoint {
+                id: *id,
+                remaining_ttl: l.remaining_seconds(now),
+            }));
+        }
+        checkpoints
+            .chunks(LEASE_CHECKPOINTS_PER_REQUEST_MAX)
+            .map(|c| LeaseCheckpointRequest {
+                checkpoints: c.to_vec(),
+            })
+            .collect()
     }
 
     /// Whether lease `id` exists (the lessor's `Lookup`, used by Put and Txn).
@@ -320,6 +435,7 @@ impl Lessor {
             expiry: None,
             keys: BTreeSet::new(),
             revoke_proposed: None,
+            remaining_ttl: 0,
         };
         if self.primary {
             lease.refresh(Instant::now(), Duration::ZERO);
@@ -446,6 +562,11 @@ impl Lessor {
                 // An expired lease is on its way out (etcd waits for its revoke, then
                 // reports it missing).
                 Some(l) if !l.expired(now) => {
+                    if l.remaining_ttl > 0 {
+                        // etcd's Renew: the whole TTL again, and a checkpoint of 0.
+                        l.remaining_ttl = 0;
+                        self.clear_remaining.push(id);
+                    }
                     l.refresh(now, Duration::ZERO);
                     Ok(LeaseAnswer::Renewed(l.ttl))
                 }
@@ -467,6 +588,24 @@ impl Lessor {
                     },
                 }))
             }
+        }
+    }
+}
+
+/// Proposes the leader's due lease checkpoints ([`Lessor::take_checkpoints`]); no client
+/// waits for them. `member_id` is this member (the entries' origin).
+pub fn propose_checkpoints(
+    lessor: &mut Lessor,
+    node: &mut raft::RawNode<raft::MemStorage>,
+    member_id: u64,
+) {
+    for checkpoint in lessor.take_checkpoints(Instant::now()) {
+        let request = InternalRaftRequest {
+            lease_checkpoint: Some(checkpoint),
+            ..Default::default()
+        };
+        if let Err(e) = node.propose(Bytes::new(), encode_entry_data(member_id, 0, &request)) {
+            debug!("lease checkpoint not proposed: {e}");
         }
     }
 }

@@ -183,6 +183,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                     Some(Box::new(move || log_ready_to_serve(&listeners)))
                 },
                 warning_apply_duration: config.warning_apply_duration,
+                lease_checkpoint_interval: config
+                    .lease_checkpoint
+                    .then(crate::lease::checkpoint_interval),
             },
             boot_id,
             corrupt_check: (config.initial_corrupt_check && member_initialized).then(|| {

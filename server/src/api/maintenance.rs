@@ -213,15 +213,15 @@ pub fn write_backend(mut cut: SnapshotCut, path: &Path) -> engine::Result<u64> {
         w.put(BUCKET_META, META_FINISHED_COMPACT, &rev)?;
         w.put(BUCKET_META, META_SCHEDULED_COMPACT, &rev)?;
     }
-    for (id, ttl) in &cut.leases {
+    for &(id, ttl, remaining_ttl) in &cut.leases {
         let lease = StoredLease {
-            id: *id,
-            ttl: *ttl,
-            remaining_ttl: 0,
+            id,
+            ttl,
+            remaining_ttl,
         };
         w.put(
             BUCKET_LEASE,
-            &(*id as u64).to_be_bytes(),
+            &(id as u64).to_be_bytes(),
             &lease.encode_to_vec(),
         )?;
     }

@@ -27,7 +27,7 @@ use net::pb::etcdserverpb::{
 use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
 use net::Status;
 use prost::Message as _;
-use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole};
+use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage as _};
 use tracing::{debug, error, info, warn};
 
 mod checkpoint;
@@ -128,6 +128,8 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     /// A member's published name and client URLs (no client waits for it).
     MemberAttributes,
+    /// Lease remaining TTLs recorded (no client waits for it).
+    LeaseCheckpoint,
     /// Alarm (GET, ACTIVATE, DEACTIVATE).
     Alarm(net::pb::etcdserverpb::AlarmResponse),
 }
@@ -251,6 +253,9 @@ pub struct RaftSettings {
     /// `--warning-apply-duration`: applying one request slower than this logs "apply
     /// request took too long" and counts in `etcd_server_slow_apply_total` (etcd: 100 ms).
     pub warning_apply_duration: Duration,
+    /// Lease checkpointing's interval (`--experimental-enable-lease-checkpoint`); `None`:
+    /// off.
+    pub lease_checkpoint_interval: Option<Duration>,
 }
 
 impl RaftSettings {
@@ -282,6 +287,10 @@ pub struct RaftCore {
     lessor: Lessor,
     /// The raised alarms (crate::alarm).
     alarms: crate::alarm::AlarmStore,
+    /// The last log index the member restarted with: the log up to it is re-applied first.
+    replay_until: u64,
+    /// Leader before the restart's log was re-applied: the lessor's promotion waits.
+    promote_after_replay: bool,
     /// Defragment calls waiting for the store's garbage collection to finish.
     defragment: Vec<oneshot::Sender<Result<(), Status>>>,
     /// When the running defragmentation began.
@@ -441,7 +450,10 @@ pub fn open(
         member_dir,
     } = recovered;
     let min_ttl = lease::min_ttl_seconds(settings.election_ticks, settings.tick);
-    let lessor = Lessor::recover(&mvcc, &meta.lessor, min_ttl)?;
+    let mut lessor = Lessor::recover(&mvcc, &meta.lessor, min_ttl)?;
+    if let Some(interval) = settings.lease_checkpoint_interval {
+        lessor.enable_checkpoints(interval);
+    }
     let config = raft::Config {
         id: member_id,
         election_tick: settings.election_ticks,
@@ -453,6 +465,9 @@ pub fn open(
         applied,
         seed: member_id ^ boot_id,
     };
+    // Everything in the log at start is applied before the lessor is promoted: a leader
+    // never drops its own entries.
+    let replay_until = storage.last_index().map_err(|e| e.to_string())?;
     let node = RawNode::new(&config, storage).map_err(|e| format!("cannot start Raft: {e}"))?;
     let is_learner = membership.get(member_id).is_some_and(|m| m.is_learner);
     let shared = Arc::new(Shared {
@@ -486,6 +501,8 @@ pub fn open(
         alarms: meta.alarms.clone(),
         defragment: Vec::new(),
         defragment_started: None,
+        replay_until,
+        promote_after_replay: false,
         leader_changes: 0,
         leader_changes_at_expiry: 0,
         attributes_proposed_at: None,
@@ -623,6 +640,7 @@ impl RaftCore {
         }
         self.node.tick();
         lease::propose_expired(&mut self.lessor, &mut self.node, self.shared.member_id);
+        lease::propose_checkpoints(&mut self.lessor, &mut self.node, self.shared.member_id);
         let leader_failed = self.leader_changes != self.leader_changes_at_expiry;
         self.leader_changes_at_expiry = self.leader_changes;
         self.pending.expire(now, leader_failed);
@@ -780,10 +798,15 @@ impl RaftCore {
                         self.publish_due = true;
                     }
                 }
-                self.lessor.set_primary(
-                    ss.raft_state == StateRole::Leader,
-                    self.settings.election_timeout(),
-                );
+                // A lone voter leads before it has re-applied the log it restarted with:
+                // the lessor is promoted once that log is applied, so that it counts
+                // from the state it had (checkpointed remaining TTLs included).
+                let leader = ss.raft_state == StateRole::Leader;
+                self.promote_after_replay = leader && self.applied < self.replay_until;
+                if !self.promote_after_replay {
+                    self.lessor
+                        .set_primary(leader, self.settings.election_timeout());
+                }
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.install_snapshot(snapshot, ready.hard_state);
@@ -849,6 +872,11 @@ impl RaftCore {
             }
             for entry in &ready.committed_entries {
                 self.apply_entry(entry);
+            }
+            if self.promote_after_replay && self.applied >= self.replay_until {
+                self.promote_after_replay = false;
+                self.lessor
+                    .set_primary(true, self.settings.election_timeout());
             }
             for rs in &ready.read_states {
                 self.pending.on_read_state(&rs.request_ctx, rs.index);
@@ -1027,6 +1055,9 @@ impl RaftCore {
     }
 
     fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
+        if let Some(answered) = self.apply_alarms(request) {
+            return answered;
+        }
         let lease_exists = |id: i64| self.lessor.contains(id);
         if let Some(attrs) = &request.cluster_member_attr_set {
             let a = attrs.member_attributes.clone().unwrap_or_default();
@@ -1061,21 +1092,6 @@ impl RaftCore {
                 self.membership_changed();
             }
             return Ok(Applied::MemberAttributes);
-        }
-        if let Some(alarm) = &request.alarm {
-            let resp = self.alarms.apply(alarm);
-            *self.shared.alarms.write().expect("alarms lock") = Arc::new(self.alarms.list());
-            return Ok(Applied::Alarm(resp));
-        }
-        // etcd's capped and corrupt appliers: raised alarms refuse requests.
-        let writes = request.put.is_some()
-            || request.lease_grant.is_some()
-            || request
-                .txn
-                .as_ref()
-                .is_some_and(|t| crate::alarm::txn_puts(t));
-        if let Some(refused) = self.alarms.refuses(writes) {
-            return Err(refused);
         }
         let begin = self.shared.reader.current_revision();
         let compact = self.shared.reader.compact_revision();
@@ -1116,6 +1132,14 @@ impl RaftCore {
                 metrics.lease_granted_total.inc();
             }
             return granted.map(Applied::LeaseGrant);
+        }
+        if let Some(checkpoint) = &request.lease_checkpoint {
+            self.lessor.apply_checkpoint(checkpoint);
+            debug!(
+                leases = checkpoint.checkpoints.len(),
+                "applied lease checkpoint"
+            );
+            return Ok(Applied::LeaseCheckpoint);
         }
         if let Some(revoke) = &request.lease_revoke {
             let view = WriteView::new(self.mvcc.write(), begin, compact);

@@ -264,7 +264,7 @@ fn read_rest(
     r.for_each(BUCKET_LEASE, |_, v| {
         let l = StoredLease::decode(v)
             .map_err(|e| engine::Error::InvalidOptions(format!("bad lease: {e}")))?;
-        leases.push((l.id, l.ttl));
+        leases.push((l.id, l.ttl, l.remaining_ttl));
         Ok(())
     })
     .map_err(|e| e.to_string())?;

@@ -218,6 +218,12 @@ pub struct Config {
     /// Additional duration of wait before closing a non-responsive connection (0 to disable).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_go_duration)]
     pub grpc_keepalive_timeout: Duration,
+    /// Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub experimental_enable_lease_checkpoint: bool,
+    /// Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT_PERSIST", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub experimental_enable_lease_checkpoint_persist: bool,
     /// Duration of time between cluster corruption check passes (etcd 3.4/3.5 name).
     #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s", value_parser = parse_go_duration)]
     pub experimental_corrupt_check_time: Duration,
@@ -515,6 +521,9 @@ pub struct ServerConfig {
     /// `--warning-apply-duration` (or its `experimental-` name): applies slower than this
     /// are logged as slow.
     pub warning_apply_duration: Duration,
+    /// `--experimental-enable-lease-checkpoint` (the `-persist` flag implies it): the leader
+    /// checkpoints every lease's remaining TTL through Raft (`lease::Lessor`).
+    pub lease_checkpoint: bool,
     /// `--corrupt-check-time` (or its `experimental-` name): interval of the leader's
     /// corruption check against its peers (`cluster::monitor_kv_hash`); zero: off.
     pub corrupt_check_time: Duration,
@@ -793,6 +802,8 @@ impl Config {
             warning_apply_duration: self
                 .warning_apply_duration
                 .unwrap_or(self.experimental_warning_apply_duration),
+            lease_checkpoint: self.experimental_enable_lease_checkpoint
+                || self.experimental_enable_lease_checkpoint_persist,
             corrupt_check_time: self
                 .corrupt_check_time
                 .unwrap_or(self.experimental_corrupt_check_time),

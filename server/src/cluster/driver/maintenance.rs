@@ -22,8 +22,9 @@ pub struct SnapshotCut {
     pub term: u64,
     /// The `key` bucket at the cut's revision.
     pub scan: engine::KeyBucketScan,
-    /// Leases as `(id, granted TTL in seconds)`, by ID.
-    pub leases: Vec<(i64, i64)>,
+    /// Leases as `(id, granted TTL, remaining TTL at the last checkpoint)` in seconds, by
+    /// ID.
+    pub leases: Vec<(i64, i64, i64)>,
     /// The member table.
     pub members: Arc<Membership>,
     /// The raised alarms.
@@ -114,5 +115,29 @@ impl RaftCore {
         if let Err(e) = self.node.propose(bytes::Bytes::new(), data) {
             warn!("alarm not proposed: {e}");
         }
+    }
+}
+
+impl RaftCore {
+    /// The alarms' part of applying `request`: an `AlarmRequest` is applied here; any
+    /// other request is refused while a raised alarm forbids it (etcd's capped and corrupt
+    /// appliers; a member's published attributes are not theirs to refuse). `None`: the
+    /// request goes on to the state machine.
+    pub(super) fn apply_alarms(
+        &mut self,
+        request: &net::pb::etcdserverpb::InternalRaftRequest,
+    ) -> Option<Result<super::Applied, Status>> {
+        if let Some(alarm) = &request.alarm {
+            let resp = self.alarms.apply(alarm);
+            *self.shared.alarms.write().expect("alarms lock") = Arc::new(self.alarms.list());
+            return Some(Ok(super::Applied::Alarm(resp)));
+        }
+        if request.cluster_member_attr_set.is_some() {
+            return None;
+        }
+        let writes = request.put.is_some()
+            || request.lease_grant.is_some()
+            || request.txn.as_ref().is_some_and(crate::alarm::txn_puts);
+        self.alarms.refuses(writes).map(Err)
     }
 }

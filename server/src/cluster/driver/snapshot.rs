@@ -154,6 +154,9 @@ impl RaftCore {
         let meta = StateMeta::decode(&meta)?;
         let min_ttl = lease::min_ttl_seconds(self.settings.election_ticks, self.settings.tick);
         self.lessor = Lessor::recover(&self.mvcc, &meta.lessor, min_ttl)?;
+        if let Some(interval) = self.settings.lease_checkpoint_interval {
+            self.lessor.enable_checkpoints(interval);
+        }
         let leader = self.shared.leader.load(Ordering::Acquire) == self.shared.member_id;
         self.lessor
             .set_primary(leader, self.settings.election_timeout());
