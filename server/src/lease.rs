@@ -780,13 +780,61 @@ mod tests {
         for (id, ttl) in [(7, 10), (3, 1)] {
             l.apply_grant(&LeaseGrantRequest { id, ttl }, 1).unwrap();
         }
+        l.apply_checkpoint(&net::pb::etcdserverpb::LeaseCheckpointRequest {
+            checkpoints: vec![net::pb::etcdserverpb::LeaseCheckpoint {
+                id: 7,
+                remaining_ttl: 4,
+            }],
+        });
         let bytes = l.encode();
-        assert_eq!(bytes.len(), 5 + 32);
+        assert_eq!(bytes.len(), 5 + 48);
         let mut back = Lessor::new(2);
         back.decode(&bytes).unwrap();
         assert_eq!(back.leases[&3].ttl, 2);
         assert_eq!(back.leases[&7].ttl, 10);
+        assert_eq!(back.leases[&7].remaining_ttl, 4);
         assert!(back.decode(&bytes[..bytes.len() - 1]).is_err());
+        // Version 1 (before checkpoints): `id | ttl` pairs, no remainder.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&9i64.to_le_bytes());
+        v1.extend_from_slice(&30i64.to_le_bytes());
+        let mut old = Lessor::new(2);
+        old.decode(&v1).unwrap();
+        assert_eq!((old.leases[&9].ttl, old.leases[&9].remaining_ttl), (30, 0));
+    }
+
+    #[test]
+    fn checkpoints_are_due_each_interval_and_renewals_clear_them() {
+        let mut l = Lessor::new(2);
+        l.enable_checkpoints(Duration::from_secs(5));
+        for (id, ttl) in [(1, 60), (2, 3)] {
+            l.apply_grant(&LeaseGrantRequest { id, ttl }, 1).unwrap();
+        }
+        let start = Instant::now();
+        assert!(l.take_checkpoints(start).is_empty(), "not the leader");
+        l.set_primary(true, Duration::ZERO);
+        assert!(
+            l.take_checkpoints(start).is_empty(),
+            "first interval not over"
+        );
+        let due = l.take_checkpoints(start + Duration::from_secs(6));
+        assert_eq!(due.len(), 1);
+        // Lease 2's TTL is not above the interval (etcd schedules none for it).
+        assert_eq!(due[0].checkpoints.len(), 1);
+        assert_eq!(due[0].checkpoints[0].id, 1);
+        l.apply_checkpoint(&due[0]);
+        assert!(l.leases[&1].remaining_ttl > 0);
+        assert!(matches!(
+            l.answer(LeaseQuery::Renew(1), Instant::now()),
+            Ok(LeaseAnswer::Renewed(60))
+        ));
+        assert_eq!(l.leases[&1].remaining_ttl, 0, "renewal clears it here");
+        let clear = l.take_checkpoints(start + Duration::from_secs(7));
+        assert_eq!(
+            clear[0].checkpoints[0].remaining_ttl, 0,
+            "and for every member"
+        );
     }
 
     #[test]
