@@ -6,6 +6,7 @@
 //!   same keys, leases and HashKV;
 //! - an etcd snapshot restored with `etcdctl snapshot restore` starts Cairn (imported on
 //!   first start) with the same keys and HashKV, at the current and older revisions;
+//! - a stopped etcd member's own data dir starts Cairn with etcd's data;
 //! - `cairnctl snapshot restore`, and the refusals: a damaged file, a damaged db;
 //! - the backup drill on a 3-member Cairn cluster.
 //!
@@ -338,6 +339,39 @@ fn etcd_snapshot_restored_with_etcdctl_starts_cairn() {
     assert!(
         stderr.contains("required revision has been compacted"),
         "{stderr}"
+    );
+}
+
+/// A stopped etcd member's own data dir (not a restore): Cairn started on it with the
+/// same flags imports `member/snap/db` and serves what etcd served.
+#[test]
+fn a_stopped_etcd_members_data_dir_starts_cairn() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("member1");
+    let peer = free_port();
+    let mut etcd = Proc::spawn(Path::new("etcd"), "m1", &data, peer);
+    let compact = write_history(&etcd.endpoint());
+    let (revision, kvs) = everything(&etcd.endpoint());
+    let hashes: Vec<(u64, i64)> = (compact + 1..=revision)
+        .map(|rev| hashkv(&etcd.endpoint(), rev))
+        .collect();
+    let leases = lease_ids(&etcd.endpoint());
+    let mut child = etcd.child.take().unwrap();
+    // SAFETY: kill(2) on the child's pid; SIGTERM stops etcd cleanly.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    drop(etcd);
+
+    let cairn = Proc::spawn(&cairn(), "m1", &data, peer);
+    assert!(cairn.log().contains("imported the etcd backend"));
+    assert_eq!(everything(&cairn.endpoint()), (revision, kvs));
+    assert_eq!(lease_ids(&cairn.endpoint()), leases);
+    let ours: Vec<(u64, i64)> = (compact + 1..=revision)
+        .map(|rev| hashkv(&cairn.endpoint(), rev))
+        .collect();
+    assert_eq!(
+        ours, hashes,
+        "HashKV at every revision from the compaction on"
     );
 }
 
