@@ -97,35 +97,31 @@ impl AlarmStore {
     pub fn apply(&mut self, r: &AlarmRequest) -> AlarmResponse {
         let mut resp = AlarmResponse::default();
         let before = self.of_type(r.alarm);
+        let changed = AlarmMember {
+            member_id: r.member_id,
+            alarm: r.alarm,
+        };
         match r.action {
-            ACTION_ACTIVATE if r.alarm != ALARM_NONE => {
-                if self.raised.insert((r.member_id, r.alarm)) {
-                    resp.alarms.push(AlarmMember {
-                        member_id: r.member_id,
-                        alarm: r.alarm,
-                    });
-                    if before == 0 {
-                        warn!(
-                            alarm = alarm_name(r.alarm),
-                            from = %format!("{:x}", r.member_id),
-                            "alarm raised"
-                        );
-                    }
+            ACTION_ACTIVATE
+                if r.alarm != ALARM_NONE && self.raised.insert((r.member_id, r.alarm)) =>
+            {
+                resp.alarms.push(changed);
+                if before == 0 {
+                    warn!(
+                        alarm = alarm_name(r.alarm),
+                        from = %format!("{:x}", r.member_id),
+                        "alarm raised"
+                    );
                 }
             }
-            ACTION_DEACTIVATE => {
-                if self.raised.remove(&(r.member_id, r.alarm)) {
-                    resp.alarms.push(AlarmMember {
-                        member_id: r.member_id,
-                        alarm: r.alarm,
-                    });
-                    if before == 1 {
-                        warn!(
-                            alarm = alarm_name(r.alarm),
-                            from = %format!("{:x}", r.member_id),
-                            "alarm disarmed"
-                        );
-                    }
+            ACTION_DEACTIVATE if self.raised.remove(&(r.member_id, r.alarm)) => {
+                resp.alarms.push(changed);
+                if before == 1 {
+                    warn!(
+                        alarm = alarm_name(r.alarm),
+                        from = %format!("{:x}", r.member_id),
+                        "alarm disarmed"
+                    );
                 }
             }
             ACTION_GET => {
