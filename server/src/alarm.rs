@@ -107,21 +107,13 @@ impl AlarmStore {
             {
                 resp.alarms.push(changed);
                 if before == 0 {
-                    warn!(
-                        alarm = alarm_name(r.alarm),
-                        from = %format!("{:x}", r.member_id),
-                        "alarm raised"
-                    );
+                    warn!(alarm = alarm_name(r.alarm), from = %format!("{:x}", r.member_id), "alarm raised");
                 }
             }
             ACTION_DEACTIVATE if self.raised.remove(&(r.member_id, r.alarm)) => {
                 resp.alarms.push(changed);
                 if before == 1 {
-                    warn!(
-                        alarm = alarm_name(r.alarm),
-                        from = %format!("{:x}", r.member_id),
-                        "alarm disarmed"
-                    );
+                    warn!(alarm = alarm_name(r.alarm), from = %format!("{:x}", r.member_id), "alarm disarmed");
                 }
             }
             ACTION_GET => {

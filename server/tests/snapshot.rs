@@ -222,6 +222,19 @@ fn assert_same_store(a: &str, b: &str, compact: i64) {
     }
 }
 
+/// A Cairn member with [`write_history`]'s history and an `etcdctl snapshot save` of it:
+/// (the member, the compaction revision, the snapshot file).
+fn cairn_with_snapshot(dir: &Path, name: &str) -> (Proc, i64, PathBuf) {
+    let source = Proc::spawn(&cairn(), name, &dir.join(name), free_port());
+    let compact = write_history(&source.endpoint());
+    let file = dir.join(format!("{name}.snap"));
+    ctl(
+        &source.endpoint(),
+        &["snapshot", "save", &file.display().to_string()],
+    );
+    (source, compact, file)
+}
+
 fn restore_with_etcdctl(file: &Path, data_dir: &Path, name: &str, peer_port: u16) {
     let peer = format!("http://127.0.0.1:{peer_port}");
     ok(
@@ -245,13 +258,7 @@ fn restore_with_etcdctl(file: &Path, data_dir: &Path, name: &str, peer_port: u16
 #[test]
 fn cairn_snapshot_is_read_by_etcdctl_and_restored_into_etcd() {
     let dir = tempfile::tempdir().unwrap();
-    let source = Proc::spawn(&cairn(), "c1", &dir.path().join("cairn"), free_port());
-    let compact = write_history(&source.endpoint());
-    let file = dir.path().join("cairn.snap");
-    ctl(
-        &source.endpoint(),
-        &["snapshot", "save", &file.display().to_string()],
-    );
+    let (source, compact, file) = cairn_with_snapshot(dir.path(), "c1");
     assert!(
         source.log().contains("sending database snapshot to client"),
         "etcd's log line"
@@ -378,13 +385,7 @@ fn a_stopped_etcd_members_data_dir_starts_cairn() {
 #[test]
 fn cairnctl_restore_starts_cairn_and_refuses_damaged_input() {
     let dir = tempfile::tempdir().unwrap();
-    let source = Proc::spawn(&cairn(), "c1", &dir.path().join("source"), free_port());
-    let compact = write_history(&source.endpoint());
-    let file = dir.path().join("cairn.snap");
-    ctl(
-        &source.endpoint(),
-        &["snapshot", "save", &file.display().to_string()],
-    );
+    let (source, compact, file) = cairn_with_snapshot(dir.path(), "c1");
 
     let peer = free_port();
     let restored_dir = dir.path().join("restored");

@@ -36,6 +36,26 @@ pub struct ImportedRevision<'a> {
     pub lease: i64,
 }
 
+impl<'a> ImportedRevision<'a> {
+    /// The revision of one `key` bucket entry: its revision key's parts and its decoded
+    /// `mvccpb.KeyValue`.
+    pub fn from_stored(
+        (main, sub, tombstone): (i64, i64, bool),
+        kv: &'a crate::etcd_backend::StoredKeyValue,
+    ) -> ImportedRevision<'a> {
+        ImportedRevision {
+            main,
+            sub,
+            tombstone,
+            key: &kv.key,
+            value: &kv.value,
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease: kv.lease,
+        }
+    }
+}
+
 impl Mvcc {
     /// Adds one revision of an imported history to an empty store (see the module doc).
     /// Returns false when the revision was dropped (a tombstone of a key that has no live
@@ -189,19 +209,10 @@ mod tests {
         {}
         let mut copy = Mvcc::open(&dir.path().join("copy"), MvccOptions::default()).unwrap();
         for (k, v) in &bucket {
-            let (main, sub, tombstone) = crate::etcd_backend::parse_revision_key(k).unwrap();
+            let rev = crate::etcd_backend::parse_revision_key(k).unwrap();
             let kv: crate::etcd_backend::StoredKeyValue = prost::Message::decode(&v[..]).unwrap();
-            copy.import_revision(&ImportedRevision {
-                main,
-                sub,
-                tombstone,
-                key: &kv.key,
-                value: &kv.value,
-                create_revision: kv.create_revision,
-                version: kv.version,
-                lease: kv.lease,
-            })
-            .unwrap();
+            copy.import_revision(&ImportedRevision::from_stored(rev, &kv))
+                .unwrap();
         }
         assert_eq!(copy.finish_import(4).unwrap(), 7);
         let (a, b) = (orig.reader(), copy.reader());

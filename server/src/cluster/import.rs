@@ -180,16 +180,7 @@ fn build_store(
             let kv = StoredKeyValue::decode(v).map_err(|e| {
                 engine::Error::InvalidOptions(format!("revision {main}.{sub}: bad KeyValue: {e}"))
             })?;
-            if mvcc.import_revision(&ImportedRevision {
-                main,
-                sub,
-                tombstone,
-                key: &kv.key,
-                value: &kv.value,
-                create_revision: kv.create_revision,
-                version: kv.version,
-                lease: kv.lease,
-            })? {
+            if mvcc.import_revision(&ImportedRevision::from_stored((main, sub, tombstone), &kv))? {
                 revisions += 1;
             }
             Ok(())
