@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 
 /// Bytes of puts buffered before they are committed as one bbolt transaction: bounds the
 /// writer's memory (bbolt keeps a transaction's dirty pages in memory until commit).
-pub const WRITE_BATCH_BYTES: usize = 16 << 20;
+/// Measured on 383 MB snapshots (300,000 × 1 KiB): 1 MiB and 4 MiB write in about 1.0 s,
+/// 16 MiB in 1.5 s, 128 MiB in 2.3 s (larger dirty trees cost more than commits).
+pub const WRITE_BATCH_BYTES: usize = 4 << 20;
 
 /// Builds a new bbolt file with etcd's buckets ([`BUCKETS`]); puts are buffered and
 /// committed [`WRITE_BATCH_BYTES`] at a time. Keys written in ascending order per bucket

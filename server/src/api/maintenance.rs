@@ -160,7 +160,13 @@ fn write_and_read(
     path: &Path,
     tx: &flume::Sender<Result<Piece, String>>,
 ) -> Result<(), String> {
+    let started = Instant::now();
     let size = write_backend(cut, path).map_err(|e| e.to_string())?;
+    info!(
+        size,
+        took = %crate::logging::go_duration(started.elapsed()),
+        "wrote database snapshot"
+    );
     if tx.send(Ok(Piece::Size(size))).is_err() {
         return Ok(());
     }
