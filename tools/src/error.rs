@@ -54,9 +54,9 @@ pub enum BenchError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// `cairnctl snapshot`: refused input, with etcdctl's text where it has one.
+    /// `cairnctl`: refused input, with etcdctl's text where it has one.
     #[error("{0}")]
-    Snapshot(String),
+    Refused(String),
     /// `cairnctl snapshot`: the snapshot file cannot be read or written as an etcd backend.
     #[error("{0}")]
     Backend(#[from] engine::Error),

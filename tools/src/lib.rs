@@ -22,6 +22,8 @@
 //!   [`render_scale_markdown`]).
 //! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
 //!   commands on etcd backend files.
+//! - [`disk_check`]: `cairnctl check disk`, WAL-style appends + fdatasync latencies
+//!   against etcd's guidance.
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
 //! - [`linearizability`]: a linearizability checker for recorded client histories
 //!   (Wing & Gong with Lowe's memo, as Porcupine), with an etcd KV model, for the
@@ -30,6 +32,7 @@
 
 mod cluster;
 mod compare;
+pub mod disk_check;
 mod error;
 mod failover;
 mod keys;

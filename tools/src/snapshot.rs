@@ -66,7 +66,7 @@ pub fn status(file: &Path) -> Result<BackendStatus> {
     if let Err(e) = std::fs::metadata(file) {
         if e.kind() == std::io::ErrorKind::NotFound {
             // etcdctl's text (Go's os.Stat error).
-            return Err(Error::Snapshot(format!(
+            return Err(Error::Refused(format!(
                 "stat {}: no such file or directory",
                 file.display()
             )));
@@ -146,7 +146,7 @@ fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for entry in s.split(',').filter(|e| !e.is_empty()) {
         let (name, url) = entry.split_once('=').ok_or_else(|| {
-            Error::Snapshot(format!("--initial-cluster entry {entry:?} has no '='"))
+            Error::Refused(format!("--initial-cluster entry {entry:?} has no '='"))
         })?;
         match out.iter_mut().find(|(n, _)| n == name) {
             Some((_, urls)) => urls.push(url.to_string()),
@@ -162,7 +162,7 @@ fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Vec<String>)>> {
 /// damaged database. Nothing is left behind on error.
 pub fn restore(c: &RestoreConfig) -> Result<Restored> {
     if c.data_dir.exists() {
-        return Err(Error::Snapshot(format!(
+        return Err(Error::Refused(format!(
             "data-dir {:?} exists",
             c.data_dir.display().to_string()
         )));
@@ -182,7 +182,7 @@ pub fn restore(c: &RestoreConfig) -> Result<Restored> {
     let mut own_sorted = own.clone();
     own_sorted.sort();
     if listed.as_ref() != Some(&own_sorted) {
-        return Err(Error::Snapshot(format!(
+        return Err(Error::Refused(format!(
             "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={}",
             c.name,
             listed.unwrap_or_default().join(","),
@@ -245,7 +245,7 @@ fn copy_prefix(from: &Path, to: &Path, len: u64) -> Result<()> {
     let copied = std::io::copy(&mut std::io::Read::take(&mut src, len), &mut dst)
         .map_err(io("copy", from))?;
     if copied != len {
-        return Err(Error::Snapshot(format!(
+        return Err(Error::Refused(format!(
             "{}: {copied} of {len} bytes read",
             from.display()
         )));

@@ -5,6 +5,8 @@
 //! cairnctl snapshot restore FILE [--data-dir DIR] [--name NAME]
 //!          [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN]
 //!          [--initial-advertise-peer-urls URL,...] [--skip-hash-check]
+//! cairnctl check disk --data-dir DIR [--writes 1000] [--record-bytes 2048]
+//!          [--writers 4] [--json]
 //! ```
 //!
 //! Both read the bbolt files `etcdctl snapshot save` writes, from Cairn or from etcd
@@ -32,6 +34,32 @@ enum Command {
     /// Manages etcd node snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Checks whether the environment suits a consensus store.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Measures WAL-style appends + fdatasync on a disk (exit status 1 when it fails
+    /// etcd's guidance: p99 under 10 ms).
+    Disk {
+        /// An empty (or missing) directory on the disk to measure.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Appends per writer and mode.
+        #[arg(long, default_value_t = 1000)]
+        writes: usize,
+        /// Bytes per append.
+        #[arg(long, default_value_t = 2048)]
+        record_bytes: usize,
+        /// Concurrent writers of the N-writer runs.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,9 +99,32 @@ enum SnapshotCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ok(Some(true)): a check that ran and failed its verdict (exit status 1).
     let result = match cli.command {
-        Command::Snapshot(SnapshotCommand::Status { file, write_out }) => {
-            snapshot::status(&file).map(|s| print!("{}", snapshot::render_status(&s, write_out)))
+        Command::Snapshot(SnapshotCommand::Status { file, write_out }) => snapshot::status(&file)
+            .map(|s| print!("{}", snapshot::render_status(&s, write_out)))
+            .map(|()| None),
+        Command::Check(CheckCommand::Disk {
+            data_dir,
+            writes,
+            record_bytes,
+            writers,
+            json,
+        }) => {
+            let config = tools::disk_check::CheckDiskConfig {
+                data_dir,
+                writes,
+                record_bytes,
+                writers,
+            };
+            tools::disk_check::check_disk(&config).map(|r| {
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("report serializes"));
+                } else {
+                    print!("{}", tools::disk_check::render_text(&r));
+                }
+                Some(!r.pass)
+            })
         }
         Command::Snapshot(SnapshotCommand::Restore {
             file,
@@ -94,22 +145,29 @@ fn main() -> ExitCode {
                 skip_hash_check,
             };
             snapshot::restore(&config).map(|r| {
-                println!(
-                    "restored snapshot {} into {} (member {:x}, cluster {:x}); start cairn with the same --name, --initial-cluster, --initial-cluster-token and --initial-advertise-peer-urls",
-                    config.snapshot.display(),
-                    r.db.display(),
-                    r.member_id,
-                    r.cluster_id
-                )
+                restored(&config, &r);
+                None
             })
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(true)) => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // etcdctl's ExitWithError: "Error: <message>" on stderr, exit status 1.
             eprintln!("Error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `snapshot restore` prints once done.
+fn restored(config: &RestoreConfig, r: &snapshot::Restored) {
+    println!(
+        "restored snapshot {} into {} (member {:x}, cluster {:x}); start cairn with the same --name, --initial-cluster, --initial-cluster-token and --initial-advertise-peer-urls",
+        config.snapshot.display(),
+        r.db.display(),
+        r.member_id,
+        r.cluster_id
+    );
 }
