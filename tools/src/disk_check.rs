@@ -8,10 +8,13 @@
 //! write + fdatasync into an hdrhistogram:
 //! - `buffered`: `pwrite` through the page cache, then `fdatasync`;
 //! - `direct`: `O_DIRECT` (4 KiB-aligned buffers and offsets), then `fdatasync`;
+//! - `io_uring`: `O_DIRECT` writes and `fdatasync` submitted through io_uring (glommio's
+//!   `DmaFile`, as Cairn's runtime does I/O); when io_uring is unavailable the mode is
+//!   skipped and the report says why;
 //! - each with 1 writer and with [`CheckDiskConfig::writers`] concurrent writers (threads,
-//!   each on its own segment, as several members or a WAL plus a checkpoint would).
+//!   each on its own segment and, for io_uring, its own executor, as several members or a
+//!   WAL plus a checkpoint would).
 //!
-//! Plain syscalls only: the io_uring variant the issue names is not measured yet.
 //! The files live in a fresh directory under the data dir and are removed afterwards; a
 //! data dir that holds anything is refused (the check must never touch a member's data).
 
@@ -49,7 +52,7 @@ pub struct CheckDiskConfig {
 /// One mode's latencies of write + fdatasync, in µs.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ModeResult {
-    /// `buffered` or `direct`.
+    /// `buffered`, `direct` or `io_uring`.
     pub mode: String,
     /// Concurrent writers.
     pub writers: usize,
@@ -74,8 +77,10 @@ pub struct CheckDiskReport {
     pub data_dir: String,
     /// Bytes per append.
     pub record_bytes: usize,
-    /// Every mode.
+    /// Every mode measured.
     pub modes: Vec<ModeResult>,
+    /// Modes that could not run here, with the reason.
+    pub skipped: Vec<String>,
     /// The verdict: the 1-writer buffered run (how a WAL writes) meets the guidance.
     pub pass: bool,
 }
@@ -108,9 +113,17 @@ pub fn check_disk(c: &CheckDiskConfig) -> Result<CheckDiskReport> {
         .tempdir_in(&c.data_dir)
         .map_err(io_err("create temp dir", &c.data_dir))?;
     let mut modes = Vec::new();
-    for direct in [false, true] {
+    let mut skipped = Vec::new();
+    for mode in [Mode::Buffered, Mode::Direct, Mode::IoUring] {
         for writers in [1, c.writers] {
-            modes.push(run_mode(work.path(), c, direct, writers)?);
+            match run_mode(work.path(), c, mode, writers) {
+                Ok(m) => modes.push(m),
+                Err(BenchError::Refused(why)) if mode == Mode::IoUring => {
+                    skipped.push(format!("io_uring: {why}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     drop(work);
@@ -119,17 +132,33 @@ pub fn check_disk(c: &CheckDiskConfig) -> Result<CheckDiskReport> {
         data_dir: c.data_dir.display().to_string(),
         record_bytes: c.record_bytes,
         modes,
+        skipped,
         pass,
     })
 }
 
-fn run_mode(dir: &Path, c: &CheckDiskConfig, direct: bool, writers: usize) -> Result<ModeResult> {
-    let name = if direct { "direct" } else { "buffered" };
+/// How appends reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Buffered,
+    Direct,
+    IoUring,
+}
+
+fn run_mode(dir: &Path, c: &CheckDiskConfig, mode: Mode, writers: usize) -> Result<ModeResult> {
+    let name = match mode {
+        Mode::Buffered => "buffered",
+        Mode::Direct => "direct",
+        Mode::IoUring => "io_uring",
+    };
     let histograms: Vec<Result<Histogram<u64>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
             .map(|w| {
                 let path = dir.join(format!("{name}-{writers}-{w}.seg"));
-                scope.spawn(move || append_and_sync(&path, c, direct))
+                scope.spawn(move || match mode {
+                    Mode::IoUring => append_and_sync_io_uring(&path, c),
+                    _ => append_and_sync(&path, c, mode == Mode::Direct),
+                })
             })
             .collect();
         handles
@@ -206,6 +235,49 @@ fn append_and_sync(path: &Path, c: &CheckDiskConfig, direct: bool) -> Result<His
     Ok(histogram)
 }
 
+/// [`append_and_sync`] through io_uring on a glommio executor of this thread.
+/// Errors: `Refused` when no executor can be made here (io_uring unavailable).
+fn append_and_sync_io_uring(path: &Path, c: &CheckDiskConfig) -> Result<Histogram<u64>> {
+    let executor = glommio::LocalExecutorBuilder::default()
+        .make()
+        .map_err(|e| BenchError::Refused(format!("no io_uring executor: {e}")))?;
+    let io = |op: &'static str| {
+        let path = path.to_path_buf();
+        move |e: glommio::GlommioError<()>| BenchError::Io {
+            op,
+            path,
+            source: std::io::Error::other(e.to_string()),
+        }
+    };
+    executor.run(async {
+        let file = glommio::io::DmaFile::create(path)
+            .await
+            .map_err(io("open"))?;
+        file.pre_allocate(SEGMENT_BYTES, false)
+            .await
+            .map_err(io("fallocate"))?;
+        file.fdatasync().await.map_err(io("fsync"))?;
+        let len = c.record_bytes.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        let mut histogram = new_latency_histogram();
+        let mut offset = 0u64;
+        for _ in 0..c.writes {
+            if offset + len as u64 > SEGMENT_BYTES {
+                offset = 0;
+            }
+            let mut buf = file.alloc_dma_buffer(len);
+            buf.as_bytes_mut().fill(0xa5);
+            let started = Instant::now();
+            file.write_at(buf, offset).await.map_err(io("write"))?;
+            file.fdatasync().await.map_err(io("fdatasync"))?;
+            record_latency_us(&mut histogram, started.elapsed().as_micros() as u64);
+            offset += len as u64;
+        }
+        file.remove().await.map_err(io("remove"))?;
+        file.close().await.map_err(io("close"))?;
+        Ok(histogram)
+    })
+}
+
 /// The report as text: one line per mode and the verdict.
 pub fn render_text(r: &CheckDiskReport) -> String {
     let mut out = format!(
@@ -226,6 +298,9 @@ pub fn render_text(r: &CheckDiskReport) -> String {
             ms(m.max_ms),
             if m.pass { "yes" } else { "no" }
         ));
+    }
+    for why in &r.skipped {
+        out.push_str(&format!("skipped {why}\n"));
     }
     out.push_str(if r.pass {
         "PASS: the WAL's fdatasync p99 is under 10 ms (etcd's guidance)\n"
@@ -249,7 +324,7 @@ mod tests {
             writers: 2,
         };
         let r = check_disk(&c).unwrap();
-        assert_eq!(r.modes.len(), 4);
+        assert_eq!(r.modes.len() + 2 * r.skipped.len(), 6);
         assert_eq!(r.modes[1].appends, 40);
         assert!(r
             .modes
