@@ -35,6 +35,27 @@ pub const ETCD_CLUSTER_VERSION: &str = "3.6.0";
 /// Cairn's own version.
 pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Proposes `$request` as the `$field` of an `InternalRaftRequest`, waits for it to apply
+/// and returns the `Applied::$variant` response with its header filled: the one place the
+/// propose → match → fill plumbing of the write methods lives (DESIGN.md §8).
+macro_rules! applied {
+    ($svc:expr, $field:ident: $request:expr, $variant:ident) => {
+        match $svc
+            .propose(InternalRaftRequest {
+                $field: Some($request),
+                ..Default::default()
+            })
+            .await?
+        {
+            Applied::$variant(mut resp) => {
+                $svc.fill(&mut resp.header);
+                resp
+            }
+            other => unreachable!(concat!(stringify!($variant), " applied as {:?}"), other),
+        }
+    };
+}
+
 /// Per-server settings every core's service reads.
 pub struct ServiceConfig {
     /// `--max-request-bytes`: the largest Raft request accepted.
@@ -237,19 +258,7 @@ impl EtcdService {
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Status> {
         kv::check_delete(&r)?;
-        match self
-            .propose(InternalRaftRequest {
-                delete_range: Some(r),
-                ..Default::default()
-            })
-            .await?
-        {
-            Applied::DeleteRange(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(resp)
-            }
-            other => unreachable!("DeleteRange applied as {other:?}"),
-        }
+        Ok(applied!(self, delete_range: r, DeleteRange))
     }
 
     /// KV Txn as the gRPC method serves it (read-only txns served locally).
@@ -264,19 +273,7 @@ impl EtcdService {
             self.fill(&mut resp.header);
             return Ok(resp);
         }
-        match self
-            .propose(InternalRaftRequest {
-                txn: Some(r),
-                ..Default::default()
-            })
-            .await?
-        {
-            Applied::Txn(mut resp) => {
-                self.fill(&mut resp.header);
-                Ok(resp)
-            }
-            other => unreachable!("Txn applied as {other:?}"),
-        }
+        Ok(applied!(self, txn: r, Txn))
     }
 
     async fn call(&self, path: &str, body: Bytes) -> Result<Bytes, Status> {
@@ -286,37 +283,13 @@ impl EtcdService {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;
                 self.check_quota(quota_cost_put(&r)).await?;
-                match self
-                    .propose(InternalRaftRequest {
-                        put: Some(r),
-                        ..Default::default()
-                    })
-                    .await?
-                {
-                    Applied::Put(mut resp) => {
-                        self.fill(&mut resp.header);
-                        Ok(encode(&resp))
-                    }
-                    other => unreachable!("Put applied as {other:?}"),
-                }
+                Ok(encode(&applied!(self, put: r, Put)))
             }
             "/etcdserverpb.KV/DeleteRange" => Ok(encode(&self.delete_range(decode(body)?).await?)),
             "/etcdserverpb.KV/Txn" => Ok(encode(&self.txn(decode(body)?).await?)),
             "/etcdserverpb.KV/Compact" => {
                 let r: CompactionRequest = decode(body)?;
-                match self
-                    .propose(InternalRaftRequest {
-                        compaction: Some(r),
-                        ..Default::default()
-                    })
-                    .await?
-                {
-                    Applied::Compaction(mut resp) => {
-                        self.fill(&mut resp.header);
-                        Ok(encode(&resp))
-                    }
-                    other => unreachable!("Compaction applied as {other:?}"),
-                }
+                Ok(encode(&applied!(self, compaction: r, Compaction)))
             }
             "/etcdserverpb.Maintenance/Status" => {
                 let _: StatusRequest = decode(body)?;
@@ -328,19 +301,7 @@ impl EtcdService {
             }
             "/etcdserverpb.Maintenance/Alarm" => {
                 let r: AlarmRequest = decode(body)?;
-                match self
-                    .propose(InternalRaftRequest {
-                        alarm: Some(r),
-                        ..Default::default()
-                    })
-                    .await?
-                {
-                    Applied::Alarm(mut resp) => {
-                        self.fill(&mut resp.header);
-                        Ok(encode(&resp))
-                    }
-                    other => unreachable!("Alarm applied as {other:?}"),
-                }
+                Ok(encode(&applied!(self, alarm: r, Alarm)))
             }
             "/etcdserverpb.Maintenance/Defragment" => {
                 let _: DefragmentRequest = decode(body)?;

@@ -39,22 +39,7 @@ impl Proc {
         let peer = format!("http://127.0.0.1:{peer_port}");
         let log = data_dir.with_extension(format!("{port}.log"));
         let file = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(program)
-            .args(["--name", name, "--data-dir"])
-            .arg(data_dir)
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("{name}={peer}")])
+        let child = member_command(program, name, data_dir, &client, &peer)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("clone log"))
             .stderr(file)
@@ -95,6 +80,34 @@ impl Drop for Proc {
             let _ = child.wait();
         }
     }
+}
+
+/// `program` as the only member `name` of a cluster, on `data_dir`, serving clients at
+/// `client` and peers at `peer` (etcd's flags, which Cairn takes too).
+fn member_command(
+    program: &Path,
+    name: &str,
+    data_dir: &Path,
+    client: &str,
+    peer: &str,
+) -> Command {
+    let mut c = Command::new(program);
+    c.args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+        ])
+        .args(["--initial-cluster", &format!("{name}={peer}")]);
+    c
 }
 
 fn cairn() -> PathBuf {
@@ -445,22 +458,7 @@ fn cairnctl_restore_starts_cairn_and_refuses_damaged_input() {
     std::fs::write(data.join("member/snap/db"), &db).unwrap();
     let url = format!("http://127.0.0.1:{}", free_port());
     let client = format!("http://127.0.0.1:{}", free_port());
-    let out = Command::new(cairn())
-        .args(["--name", "b1", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &url,
-            "--initial-advertise-peer-urls",
-            &url,
-        ])
-        .args(["--initial-cluster", &format!("b1={url}")])
+    let out = member_command(&cairn(), "b1", &data, &client, &url)
         .output()
         .unwrap();
     let (code, stdout, stderr) = text(&out);
