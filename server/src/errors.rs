@@ -76,6 +76,42 @@ etcd_errors! {
     member_not_enough_started => (FailedPrecondition, "etcdserver: re-configuration failed due to not enough started members");
     /// `ErrGRPCNotSupportedForLearner`.
     not_supported_for_learner => (Unavailable, "etcdserver: rpc not supported for learner");
+    /// `ErrGRPCRootUserNotExist`: AuthEnable without a `root` user.
+    root_user_not_exist => (FailedPrecondition, "etcdserver: root user does not exist");
+    /// `ErrGRPCRootRoleNotExist`: AuthEnable while `root` lacks the `root` role.
+    root_role_not_exist => (FailedPrecondition, "etcdserver: root user does not have root role");
+    /// `ErrGRPCUserAlreadyExist`.
+    user_already_exist => (FailedPrecondition, "etcdserver: user name already exists");
+    /// `ErrGRPCUserEmpty`: a user name of "" in UserAdd, or a request without a user while
+    /// auth is enabled.
+    user_empty => (InvalidArgument, "etcdserver: user name is empty");
+    /// `ErrGRPCUserNotFound`.
+    user_not_found => (FailedPrecondition, "etcdserver: user name not found");
+    /// `ErrGRPCRoleAlreadyExist`.
+    role_already_exist => (FailedPrecondition, "etcdserver: role name already exists");
+    /// `ErrGRPCRoleNotFound`.
+    role_not_found => (FailedPrecondition, "etcdserver: role name not found");
+    /// `ErrGRPCRoleEmpty`.
+    role_empty => (InvalidArgument, "etcdserver: role name is empty");
+    /// `ErrGRPCAuthFailed`: Authenticate with an unknown user, a wrong password, or a user
+    /// without a password.
+    auth_failed => (InvalidArgument, "etcdserver: authentication failed, invalid user ID or password");
+    /// `ErrGRPCPermissionDenied`.
+    permission_denied => (PermissionDenied, "etcdserver: permission denied");
+    /// `ErrGRPCRoleNotGranted`.
+    role_not_granted => (FailedPrecondition, "etcdserver: role is not granted to the user");
+    /// `ErrGRPCPermissionNotGranted`.
+    permission_not_granted => (FailedPrecondition, "etcdserver: permission is not granted to the role");
+    /// `ErrGRPCAuthNotEnabled`.
+    auth_not_enabled => (FailedPrecondition, "etcdserver: authentication is not enabled");
+    /// `ErrGRPCInvalidAuthToken`: a token that is unknown, expired, or badly signed.
+    invalid_auth_token => (Unauthenticated, "etcdserver: invalid auth token");
+    /// `ErrGRPCInvalidAuthMgmt`: revoking the `root` role from `root` while auth is enabled.
+    invalid_auth_mgmt => (InvalidArgument, "etcdserver: invalid auth management");
+    /// `ErrGRPCAuthOldRevision`: the request was authorized at an auth revision the store
+    /// has since moved past.
+    auth_old_revision => (InvalidArgument, "etcdserver: revision of auth store is old");
+
 }
 
 /// A protobuf message that does not decode: grpc-go's codec error text.

@@ -9,6 +9,7 @@
 
 mod alarm;
 mod api;
+mod auth;
 mod cluster;
 mod compactor;
 mod config;
