@@ -243,7 +243,7 @@ pub(crate) async fn serve_tcp<G: GrpcService, H: HttpHandler>(
     let peer = stream.peer_addr().ok();
     stream.set_nodelay(true)?;
     match tls {
-        None => serve_stream(stream.compat(), peer, grpc, http, limits, shutdown).await,
+        None => serve_stream(stream.compat(), peer, None, grpc, http, limits, shutdown).await,
         // Boxed: a plaintext connection's future need not make room for TLS state.
         Some(tls) => {
             Box::pin(async move {
@@ -254,7 +254,8 @@ pub(crate) async fn serve_tcp<G: GrpcService, H: HttpHandler>(
                         return Ok(());
                     }
                 };
-                serve_stream(io, peer, grpc, http, limits, shutdown).await
+                let common_name = crate::tls::peer_common_name(&io);
+                serve_stream(io, peer, common_name, grpc, http, limits, shutdown).await
             })
             .await
         }
@@ -273,13 +274,15 @@ pub async fn serve_connection<G: GrpcService, H: HttpHandler>(
 }
 
 /// Serves one connection whose bytes `io` carries (plain TCP, or TLS after the handshake);
-/// `peer` is the remote address for logs and [`crate::CallContext`]. The first bytes decide
+/// `peer` is the remote address for logs and [`crate::CallContext`], `common_name` the CN
+/// of the client certificate the TLS handshake verified. The first bytes decide
 /// the protocol: the HTTP/2 client preface (`"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"`) →
 /// gRPC over HTTP/2; anything else → HTTP/1.1 (keep-alive) to `http`. Returns when the
 /// connection ends; `Ok` for an orderly end (client close, GOAWAY), `Err` for socket errors.
 pub async fn serve_stream<T, G, H>(
     mut io: T,
     peer: Option<SocketAddr>,
+    common_name: Option<std::sync::Arc<str>>,
     grpc: Rc<G>,
     http: Rc<H>,
     limits: ServerLimits,
@@ -325,7 +328,7 @@ where
             prefix: head.freeze(),
             inner: io,
         };
-        Box::pin(serve_h2(io, grpc, &limits, &shutdown, peer)).await
+        Box::pin(serve_h2(io, grpc, &limits, &shutdown, peer, common_name)).await
     } else {
         Box::pin(serve_http1(io, head, http, &limits, shutdown, peer)).await
     }
@@ -338,6 +341,7 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
     limits: &ServerLimits,
     shutdown: &Shutdown,
     peer: Option<SocketAddr>,
+    common_name: Option<std::sync::Arc<str>>,
 ) -> io::Result<()> {
     let stream_window = limits.stream_window_bytes.min(H2_WINDOW_BYTES_MAX);
     let mut builder = h2::server::Builder::new();
@@ -397,7 +401,14 @@ pub(crate) async fn serve_h2<G: GrpcService, T: AsyncRead + AsyncWrite + Unpin>(
         match next {
             None => return Ok(()),
             Some(Ok((request, respond))) => {
-                let call = serve_call(grpc.clone(), request, respond, call_limits, peer);
+                let call = serve_call(
+                    grpc.clone(),
+                    request,
+                    respond,
+                    call_limits,
+                    peer,
+                    common_name.clone(),
+                );
                 glommio::spawn_local(call).detach();
             }
             Some(Err(error)) => return connection_end(error),

@@ -42,6 +42,9 @@ pub struct CallContext {
     pub metadata: HeaderMap,
     /// The client's address, when known.
     pub peer: Option<SocketAddr>,
+    /// The subject CommonName of the client certificate the TLS handshake verified
+    /// (`--client-cert-auth`), for etcd's CN authentication; `None` without one.
+    pub common_name: Option<std::sync::Arc<str>>,
 }
 
 /// How a method's messages flow.
@@ -255,6 +258,7 @@ pub(crate) async fn serve_call<G: GrpcService>(
     mut respond: SendResponse<Bytes>,
     limits: CallLimits,
     peer: Option<SocketAddr>,
+    common_name: Option<std::sync::Arc<str>>,
 ) {
     let deadline = match check_request(&request, Instant::now()) {
         Ok(deadline) => deadline,
@@ -277,6 +281,7 @@ pub(crate) async fn serve_call<G: GrpcService>(
         deadline,
         metadata: parts.headers,
         peer,
+        common_name,
     };
     // A client reset ends the call with nothing sent; grpc-go reports it as CANCELLED.
     // A panic in the handler fails this call with INTERNAL (see `crate::panic`).

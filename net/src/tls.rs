@@ -734,6 +734,16 @@ impl TlsAcceptor {
     }
 }
 
+/// The subject CommonName of the client certificate a finished server handshake verified
+/// (the first certificate of the chain, as etcd's `AuthInfoFromTLS` takes
+/// `VerifiedChains[0].Subject.CommonName`); `None` without a client certificate or a CN.
+pub fn peer_common_name<T>(io: &tokio_rustls::server::TlsStream<T>) -> Option<std::sync::Arc<str>> {
+    let der = io.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(std::sync::Arc::from(cn))
+}
+
 /// The client side of the peer transport's TLS, one per core. Files are re-read when they
 /// change.
 pub struct TlsConnector {

@@ -178,15 +178,15 @@ async fn run(
         };
         let started = Instant::now();
         tracing::info!(revision = target, ?policy, "starting auto compaction");
-        let result = service
-            .propose(InternalRaftRequest {
-                compaction: Some(CompactionRequest {
-                    revision: target,
-                    physical: false,
-                }),
-                ..Default::default()
-            })
-            .await;
+        let compaction = InternalRaftRequest {
+            compaction: Some(CompactionRequest {
+                revision: target,
+                physical: false,
+            }),
+            ..Default::default()
+        };
+        let internal = crate::auth::AuthInfo::internal();
+        let result = service.propose_as(&internal, compaction).await;
         let done = match &result {
             Ok(_) => true,
             Err(status) => status.message == crate::errors::compacted().message,

@@ -24,7 +24,7 @@ use net::pb::v3electionpb::{
 };
 use net::{Code, Inbound, Outbound, Status};
 
-use crate::service::{decode, encode, EtcdService};
+use crate::service::{decode, encode, Client};
 use crate::watch::InternalWatch;
 
 /// The unary methods of the Election service, by gRPC path.
@@ -58,7 +58,7 @@ pub fn no_leader() -> Status {
 }
 
 /// Serves one unary Election method (`path` is one of [`UNARY_METHODS`]).
-pub async fn unary(svc: Rc<EtcdService>, path: String, body: Bytes) -> Result<Bytes, Status> {
+pub async fn unary(svc: Rc<Client>, path: String, body: Bytes) -> Result<Bytes, Status> {
     match path.as_str() {
         "/v3electionpb.Election/Campaign" => {
             let r = decode(body)?;
@@ -125,7 +125,7 @@ pub(crate) fn key_prefix(name: &[u8]) -> Vec<u8> {
 
 /// The session's lease (etcd `concurrency.NewSession(WithLease(lease))`): 0 grants a new
 /// lease of [`SESSION_TTL_SECONDS`].
-pub(crate) async fn session_lease(svc: &EtcdService, lease: i64) -> Result<i64, Status> {
+pub(crate) async fn session_lease(svc: &Client, lease: i64) -> Result<i64, Status> {
     if lease != 0 {
         return Ok(lease);
     }
@@ -133,7 +133,13 @@ pub(crate) async fn session_lease(svc: &EtcdService, lease: i64) -> Result<i64, 
         ttl: SESSION_TTL_SECONDS,
         id: 0,
     };
-    let body = crate::lease::unary(svc, "/etcdserverpb.Lease/LeaseGrant", encode(&request)).await?;
+    let body = crate::lease::unary(
+        &svc.svc,
+        &svc.caller,
+        "/etcdserverpb.Lease/LeaseGrant",
+        encode(&request),
+    )
+    .await?;
     let resp: LeaseGrantResponse = decode(body)?;
     if !resp.error.is_empty() {
         return Err(Status::new(Code::Unknown, resp.error));
@@ -245,7 +251,7 @@ async fn wait_delete(key: &[u8], revision: i64) -> Result<(), Status> {
 /// etcd `concurrency.waitDeletes`: waits until no key under `prefix` has a create revision
 /// of at most `max_create_revision`; returns the header of the last (empty) Range.
 pub(crate) async fn wait_deletes(
-    svc: &EtcdService,
+    svc: &Client,
     prefix: &[u8],
     max_create_revision: i64,
 ) -> Result<ResponseHeader, Status> {
@@ -263,13 +269,13 @@ pub(crate) async fn wait_deletes(
 /// Runs a clean-up request (`Resign`/`Unlock` on a canceled call) when dropped armed: etcd
 /// runs it with the client's context after the call's context ended.
 pub(crate) struct CleanupOnDrop {
-    svc: Rc<EtcdService>,
+    svc: Rc<Client>,
     txn: Option<TxnRequest>,
 }
 
 impl CleanupOnDrop {
     /// Arms a clean-up of `txn`.
-    pub(crate) fn new(svc: Rc<EtcdService>, txn: TxnRequest) -> Self {
+    pub(crate) fn new(svc: Rc<Client>, txn: TxnRequest) -> Self {
         CleanupOnDrop {
             svc,
             txn: Some(txn),
@@ -321,7 +327,7 @@ fn resign_txn(key: &[u8], rev: i64) -> TxnRequest {
 
 /// etcd `Election.Proclaim` for a resumed election; the response header of the Txn.
 async fn proclaim_as(
-    svc: &EtcdService,
+    svc: &Client,
     key: &[u8],
     rev: i64,
     lease: i64,
@@ -341,7 +347,7 @@ async fn proclaim_as(
 }
 
 /// Campaign: etcd `Election.Campaign` with the request's session.
-async fn campaign(svc: &Rc<EtcdService>, r: CampaignRequest) -> Result<CampaignResponse, Status> {
+async fn campaign(svc: &Rc<Client>, r: CampaignRequest) -> Result<CampaignResponse, Status> {
     let lease = session_lease(svc, r.lease).await?;
     let prefix = key_prefix(&r.name);
     let key = lease_key(&prefix, lease);
@@ -388,7 +394,7 @@ async fn campaign(svc: &Rc<EtcdService>, r: CampaignRequest) -> Result<CampaignR
 }
 
 /// Proclaim: etcd `Election.Proclaim` on the resumed election.
-async fn proclaim(svc: &EtcdService, r: ProclaimRequest) -> Result<ProclaimResponse, Status> {
+async fn proclaim(svc: &Client, r: ProclaimRequest) -> Result<ProclaimResponse, Status> {
     let leader = r.leader.ok_or_else(missing_leader_key)?;
     let lease = session_lease(svc, leader.lease).await?;
     let header = proclaim_as(svc, &leader.key, leader.rev, lease, r.value).await?;
@@ -399,7 +405,7 @@ async fn proclaim(svc: &EtcdService, r: ProclaimRequest) -> Result<ProclaimRespo
 
 /// Resign: etcd `Election.Resign` on the resumed election (succeeds whether or not the
 /// key was still the leader's).
-async fn resign(svc: &EtcdService, r: ResignRequest) -> Result<ResignResponse, Status> {
+async fn resign(svc: &Client, r: ResignRequest) -> Result<ResignResponse, Status> {
     let leader = r.leader.ok_or_else(missing_leader_key)?;
     session_lease(svc, leader.lease).await?;
     let resp = svc.txn(resign_txn(&leader.key, leader.rev)).await?;
@@ -409,7 +415,7 @@ async fn resign(svc: &EtcdService, r: ResignRequest) -> Result<ResignResponse, S
 }
 
 /// Leader: the first-created key under the election's prefix.
-async fn leader(svc: &EtcdService, r: LeaderRequest) -> Result<LeaderResponse, Status> {
+async fn leader(svc: &Client, r: LeaderRequest) -> Result<LeaderResponse, Status> {
     let prefix = key_prefix(&r.name);
     let resp = svc.range(by_create(&prefix, true, 0)).await?;
     let kv = resp.kvs.into_iter().next().ok_or_else(no_leader)?;
@@ -422,7 +428,7 @@ async fn leader(svc: &EtcdService, r: LeaderRequest) -> Result<LeaderResponse, S
 /// Observe: etcd `Election.observe`, each leader value as one LeaderResponse. Ends OK
 /// when a watch is canceled (compaction) or a read fails, as etcd's channel closes.
 pub async fn observe(
-    svc: Rc<EtcdService>,
+    svc: Rc<Client>,
     mut inbound: Inbound,
     mut outbound: Outbound,
 ) -> Result<(), Status> {

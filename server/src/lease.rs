@@ -410,6 +410,15 @@ impl Lessor {
             .collect()
     }
 
+    /// The keys attached to lease `id` (none for an unknown lease), sorted: the keys
+    /// etcd's auth checks at LeaseRevoke and at a Put naming the lease.
+    pub fn keys_of(&self, id: i64) -> Vec<Bytes> {
+        self.leases
+            .get(&id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether lease `id` exists (the lessor's `Lookup`, used by Put and Txn).
     pub fn contains(&self, id: i64) -> bool {
         self.leases.contains_key(&id)
@@ -612,14 +621,22 @@ pub fn propose_checkpoints(
 
 /// Proposes a LeaseRevoke for each expired lease (at most [`EXPIRED_REVOKES_PER_TICK_MAX`]),
 /// as etcd's leader does from `revokeExpiredLeases`. The entries carry request ID 0: no
-/// client waits for them. `member_id` is this member (the entries' origin).
+/// client waits for them. `member_id` is this member (the entries' origin). They act as
+/// the server itself, so auth never keeps an expired lease alive (etcd 3.5 revokes
+/// expired leases with a root token: `WithRoot`).
 pub fn propose_expired(
     lessor: &mut Lessor,
     node: &mut raft::RawNode<raft::MemStorage>,
     member_id: u64,
 ) {
     for id in lessor.take_expired(Instant::now(), EXPIRED_REVOKES_PER_TICK_MAX) {
+        let internal = crate::auth::AuthInfo::internal();
         let request = InternalRaftRequest {
+            header: Some(net::pb::etcdserverpb::RequestHeader {
+                id: 0,
+                username: internal.username,
+                auth_revision: internal.revision,
+            }),
             lease_revoke: Some(LeaseRevokeRequest { id }),
             ..Default::default()
         };
@@ -649,7 +666,14 @@ async fn query(svc: &EtcdService, query: LeaseQuery) -> Result<LeaseAnswer, Stat
 }
 
 /// Serves one unary Lease method (`path` is one of [`UNARY_METHODS`]).
-pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, Status> {
+/// `caller` proposes LeaseGrant and LeaseRevoke (checked where they apply) and must read
+/// every key a LeaseTimeToLive with `keys` lists (etcd 3.5 `checkLeaseTimeToLive`).
+pub async fn unary(
+    svc: &EtcdService,
+    caller: &crate::auth::AuthInfo,
+    path: &str,
+    body: Bytes,
+) -> Result<Bytes, Status> {
     let shared = svc.shared();
     let fill = |header: &mut Option<ResponseHeader>| {
         let revision = header.as_ref().map_or(0, |h| h.revision);
@@ -668,7 +692,7 @@ pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, 
                 lease_grant: Some(r),
                 ..Default::default()
             };
-            match svc.propose(request).await? {
+            match svc.propose_as(caller, request).await? {
                 Applied::LeaseGrant(mut resp) => {
                     fill(&mut resp.header);
                     Ok(Bytes::from(resp.encode_to_vec()))
@@ -682,7 +706,7 @@ pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, 
                 lease_revoke: Some(r),
                 ..Default::default()
             };
-            match svc.propose(request).await? {
+            match svc.propose_as(caller, request).await? {
                 Applied::LeaseRevoke(mut resp) => {
                     fill(&mut resp.header);
                     Ok(Bytes::from(resp.encode_to_vec()))
@@ -712,6 +736,13 @@ pub async fn unary(svc: &EtcdService, path: &str, body: Bytes) -> Result<Bytes, 
                 Err(e) => return Err(e),
                 Ok(other) => unreachable!("TimeToLive answered {other:?}"),
             };
+            if r.keys {
+                if let Some(auth) = svc.auth_store() {
+                    for key in &resp.keys {
+                        auth.check_op(caller, key, &[], crate::auth::store::Access::Read)?;
+                    }
+                }
+            }
             resp.header = None;
             fill(&mut resp.header);
             Ok(Bytes::from(resp.encode_to_vec()))

@@ -16,13 +16,13 @@ use crate::election::{
     by_create, client_error, create_revision_is, delete, get, header_of, key_prefix, lease_key, op,
     put, range_kvs, session_lease, wait_deletes, CleanupOnDrop,
 };
-use crate::service::{decode, encode, EtcdService};
+use crate::service::{decode, encode, Client};
 
 /// The unary methods of the Lock service, by gRPC path.
 pub const UNARY_METHODS: &[&str] = &["/v3lockpb.Lock/Lock", "/v3lockpb.Lock/Unlock"];
 
 /// Serves one unary Lock method (`path` is one of [`UNARY_METHODS`]).
-pub async fn unary(svc: Rc<EtcdService>, path: String, body: Bytes) -> Result<Bytes, Status> {
+pub async fn unary(svc: Rc<Client>, path: String, body: Bytes) -> Result<Bytes, Status> {
     match path.as_str() {
         "/v3lockpb.Lock/Lock" => {
             let r = decode(body)?;
@@ -42,7 +42,7 @@ pub async fn unary(svc: Rc<EtcdService>, path: String, body: Bytes) -> Result<By
 /// Lock: etcd `Mutex.Lock` with the request's session; waits until every key of the
 /// lock's prefix created before this one is deleted. A failed or canceled wait deletes
 /// this request's key, as etcd's `Unlock` after a failed wait does.
-async fn lock(svc: &Rc<EtcdService>, r: LockRequest) -> Result<LockResponse, Status> {
+async fn lock(svc: &Rc<Client>, r: LockRequest) -> Result<LockResponse, Status> {
     let lease = session_lease(svc, r.lease).await?;
     let prefix = key_prefix(&r.name);
     let key = lease_key(&prefix, lease);
@@ -96,7 +96,7 @@ async fn lock(svc: &Rc<EtcdService>, r: LockRequest) -> Result<LockResponse, Sta
 }
 
 /// Unlock: deletes the lock's key (etcd's `Delete(key)`).
-async fn unlock(svc: &EtcdService, r: UnlockRequest) -> Result<UnlockResponse, Status> {
+async fn unlock(svc: &Client, r: UnlockRequest) -> Result<UnlockResponse, Status> {
     let resp = svc
         .delete_range(DeleteRangeRequest {
             key: r.key,

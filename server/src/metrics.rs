@@ -111,6 +111,8 @@ pub struct Metrics {
     pub debugging_txn_total: IntCounter,
     /// etcd_debugging_lease_granted_total: leases granted (applied).
     pub lease_granted_total: IntCounter,
+    /// etcd_debugging_auth_revision: the auth store's revision (etcd `auth/metrics.go`).
+    pub auth_revision: IntGauge,
     /// etcd_debugging_lease_revoked_total: leases revoked (applied; expiry included).
     pub lease_revoked_total: IntCounter,
     /// etcd_debugging_lease_renewed_total: keep-alives answered by the leader.
@@ -308,6 +310,10 @@ impl Metrics {
                 "etcd_debugging_lease_granted_total",
                 "The total number of granted leases.",
             ),
+            auth_revision: int_gauge(
+                "etcd_debugging_auth_revision",
+                "The current revision of auth store.",
+            ),
             lease_revoked_total: counter(
                 "etcd_debugging_lease_revoked_total",
                 "The total number of revoked leases.",
@@ -418,6 +424,7 @@ impl Metrics {
             Box::new(m.debugging_txn_total.clone()),
             Box::new(m.peer_sent_failures_total.clone()),
             Box::new(m.lease_granted_total.clone()),
+            Box::new(m.auth_revision.clone()),
             Box::new(m.lease_revoked_total.clone()),
             Box::new(m.lease_renewed_total.clone()),
             Box::new(m.put_total.clone()),

@@ -105,7 +105,17 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         watch_progress_notify_interval: config.watch_progress_notify_interval,
         auto_compaction: config.auto_compaction,
         member_dir: identity.member_dir.clone(),
+        client_cert_auth: config.client_tls.client_cert_auth,
+        bcrypt_cost: config.bcrypt_cost,
     });
+    let tokens =
+        crate::auth::token::TokenConfig::parse(&config.auth_token, config.auth_token_ttl.as_secs())
+            .and_then(|c| crate::auth::token::Tokens::new(&c))
+            .map(Arc::new)?;
+    if tokens.kind() == "simple" {
+        // etcd NewTokenProvider's warning.
+        tracing::warn!("simple token is not cryptographically signed");
+    }
     crate::api::maintenance::remove_leftovers(&identity.member_dir)?;
     let connections_max = connections_per_core_max(config.cores);
     let limits = net::ServerLimits {
@@ -186,6 +196,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
                 lease_checkpoint_interval: config
                     .lease_checkpoint
                     .then(crate::lease::checkpoint_interval),
+                tokens: tokens.clone(),
             },
             boot_id,
             corrupt_check: (config.initial_corrupt_check && member_initialized).then(|| {

@@ -21,6 +21,7 @@ use net::pb::etcdserverpb::{
 use net::{CallContext, GrpcService, Inbound, MethodKind, Outbound, Status};
 use prost::Message;
 
+use crate::auth::AuthInfo;
 use crate::cluster::{
     encode_entry_data, Applied, Proposal, ProposalReply, RaftRequest, ReadWaiter, Shared,
     ENTRY_DATA_HEADER_BYTES,
@@ -39,12 +40,15 @@ pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// and returns the `Applied::$variant` response with its header filled: the one place the
 /// propose → match → fill plumbing of the write methods lives (DESIGN.md §8).
 macro_rules! applied {
-    ($svc:expr, $field:ident: $request:expr, $variant:ident) => {
+    ($svc:expr, $caller:expr, $field:ident: $request:expr, $variant:ident) => {
         match $svc
-            .propose(InternalRaftRequest {
-                $field: Some($request),
-                ..Default::default()
-            })
+            .propose_as(
+                $caller,
+                InternalRaftRequest {
+                    $field: Some($request),
+                    ..Default::default()
+                },
+            )
             .await?
         {
             Applied::$variant(mut resp) => {
@@ -76,6 +80,11 @@ pub struct ServiceConfig {
     pub auto_compaction: crate::config::AutoCompaction,
     /// The member's `member/` folder (Maintenance.Snapshot writes its file there).
     pub member_dir: std::path::PathBuf,
+    /// `--client-cert-auth`: a verified client certificate's CommonName is the user of a
+    /// call without a token (etcd's CN authentication).
+    pub client_cert_auth: bool,
+    /// `--bcrypt-cost`: the cost of the password hashes UserAdd and UserChangePassword make.
+    pub bcrypt_cost: u32,
 }
 
 /// One core's gRPC service.
@@ -149,9 +158,11 @@ impl EtcdService {
             .map_err(|_| errors::stopped())
     }
 
-    /// Replicates `request` through Raft and waits for its apply result.
-    pub(crate) async fn propose(
+    /// Replicates `request` through Raft as `caller` (the header's user and auth revision,
+    /// checked where it applies) and waits for its apply result.
+    pub(crate) async fn propose_as(
         &self,
+        caller: &AuthInfo,
         mut request: InternalRaftRequest,
     ) -> Result<Applied, Status> {
         let counter = self.next_id.get();
@@ -159,7 +170,8 @@ impl EtcdService {
         let id = self.id_prefix | counter;
         request.header = Some(RequestHeader {
             id,
-            ..Default::default()
+            username: caller.username.clone(),
+            auth_revision: caller.revision,
         });
         let data = encode_entry_data(self.shared.member_id, id, &request);
         if data.len() - ENTRY_DATA_HEADER_BYTES > self.config.max_request_bytes {
@@ -191,12 +203,11 @@ impl EtcdService {
             alarm: crate::alarm::ALARM_NOSPACE,
         };
         // etcd ignores the alarm's own outcome too: the request fails either way.
-        let _ = self
-            .propose(InternalRaftRequest {
-                alarm: Some(raise),
-                ..Default::default()
-            })
-            .await;
+        let alarm = InternalRaftRequest {
+            alarm: Some(raise),
+            ..Default::default()
+        };
+        let _ = self.propose_as(&AuthInfo::internal(), alarm).await;
         Err(errors::no_space())
     }
 
@@ -222,74 +233,101 @@ impl EtcdService {
         *header = Some(self.shared.header(revision));
     }
 
-    /// KV Range as the gRPC method serves it (validation, read barrier unless serializable).
-    pub(crate) async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+    /// KV Range as the gRPC method serves it (validation, read barrier unless serializable,
+    /// `caller`'s read permission, etcd `doSerialize`).
+    pub(crate) async fn range_as(
+        &self,
+        caller: &AuthInfo,
+        r: RangeRequest,
+    ) -> Result<RangeResponse, Status> {
         kv::check_range(&r)?;
         if !r.serializable {
             self.read_barrier().await?;
         }
+        self.check_read(caller, &r.key, &r.range_end)?;
         let mut resp = kv::range(&kv::Pinned::new(&self.shared.reader), &r)?;
+        self.check_auth_unchanged(caller)?;
         self.fill(&mut resp.header);
         Ok(resp)
     }
 
     /// KV Range as the gRPC method answers it: encoded while scanned when etcd's result
     /// is the index order (`range.rs`), otherwise as [`EtcdService::range`].
-    async fn range_encoded(&self, r: RangeRequest) -> Result<Bytes, Status> {
+    async fn range_encoded(&self, caller: &AuthInfo, r: RangeRequest) -> Result<Bytes, Status> {
         if !crate::range::streams(&r) {
-            return Ok(encode(&self.range(r).await?));
+            return Ok(encode(&self.range_as(caller, r).await?));
         }
         kv::check_range(&r)?;
         if !r.serializable {
             self.read_barrier().await?;
         }
+        self.check_read(caller, &r.key, &r.range_end)?;
         let view = self
             .shared
             .reader
             .view(r.revision.max(0))
             .map_err(|e| errors::from_engine(&e))?;
         let header = self.shared.header(view.current_revision());
-        crate::range::encode_range(&view, &r, header, crate::range::MAX_SEND_MESSAGE_BYTES).await
+        let max = crate::range::MAX_SEND_MESSAGE_BYTES;
+        let encoded = crate::range::encode_range(&view, &r, header, max).await?;
+        self.check_auth_unchanged(caller)?;
+        Ok(encoded)
     }
 
     /// KV DeleteRange as the gRPC method serves it.
-    pub(crate) async fn delete_range(
+    pub(crate) async fn delete_range_as(
         &self,
+        caller: &AuthInfo,
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Status> {
         kv::check_delete(&r)?;
-        Ok(applied!(self, delete_range: r, DeleteRange))
+        Ok(applied!(self, caller, delete_range: r, DeleteRange))
     }
 
     /// KV Txn as the gRPC method serves it (read-only txns served locally).
-    pub(crate) async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+    pub(crate) async fn txn_as(
+        &self,
+        caller: &AuthInfo,
+        r: TxnRequest,
+    ) -> Result<TxnResponse, Status> {
         kv::check_txn(&r, self.config.txn_ops_max)?;
         self.check_quota(quota_cost_txn(&r)).await?;
         if kv::txn_is_read_only(&r) {
             if !kv::txn_is_serializable(&r) {
                 self.read_barrier().await?;
             }
+            self.check_txn(caller, &r)?;
             let mut resp = kv::txn_read_only(&kv::Pinned::new(&self.shared.reader), &r)?;
+            self.check_auth_unchanged(caller)?;
             self.fill(&mut resp.header);
             return Ok(resp);
         }
-        Ok(applied!(self, txn: r, Txn))
+        Ok(applied!(self, caller, txn: r, Txn))
     }
 
-    async fn call(&self, path: &str, body: Bytes) -> Result<Bytes, Status> {
+    async fn call(&self, caller: &AuthInfo, path: &str, body: Bytes) -> Result<Bytes, Status> {
+        if CLUSTER_ADMIN_METHODS.contains(&path) {
+            self.check_admin(caller)?;
+        }
+        if MAINTENANCE_ADMIN_METHODS.contains(&path) {
+            self.check_admin(caller)
+                .map_err(|e| crate::auth::check::as_auth_store_error(&e))?;
+        }
         match path {
-            "/etcdserverpb.KV/Range" => self.range_encoded(decode(body)?).await,
+            "/etcdserverpb.KV/Range" => self.range_encoded(caller, decode(body)?).await,
             "/etcdserverpb.KV/Put" => {
                 let r: PutRequest = decode(body)?;
                 kv::check_put(&r)?;
                 self.check_quota(quota_cost_put(&r)).await?;
-                Ok(encode(&applied!(self, put: r, Put)))
+                Ok(encode(&applied!(self, caller, put: r, Put)))
             }
-            "/etcdserverpb.KV/DeleteRange" => Ok(encode(&self.delete_range(decode(body)?).await?)),
-            "/etcdserverpb.KV/Txn" => Ok(encode(&self.txn(decode(body)?).await?)),
+            "/etcdserverpb.KV/DeleteRange" => {
+                Ok(encode(&self.delete_range_as(caller, decode(body)?).await?))
+            }
+            "/etcdserverpb.KV/Txn" => Ok(encode(&self.txn_as(caller, decode(body)?).await?)),
             "/etcdserverpb.KV/Compact" => {
                 let r: CompactionRequest = decode(body)?;
-                Ok(encode(&applied!(self, compaction: r, Compaction)))
+                Ok(encode(&applied!(self, caller, compaction: r, Compaction)))
             }
             "/etcdserverpb.Maintenance/Status" => {
                 let _: StatusRequest = decode(body)?;
@@ -301,7 +339,12 @@ impl EtcdService {
             }
             "/etcdserverpb.Maintenance/Alarm" => {
                 let r: AlarmRequest = decode(body)?;
-                Ok(encode(&applied!(self, alarm: r, Alarm)))
+                // Listing alarms is open to every user, as in etcd 3.4; raising or
+                // disarming one is the root role's (etcd 3.4 lets anyone).
+                if r.action != crate::alarm::ACTION_GET {
+                    self.check_admin(caller)?;
+                }
+                Ok(encode(&applied!(self, caller, alarm: r, Alarm)))
             }
             "/etcdserverpb.Maintenance/Defragment" => {
                 let _: DefragmentRequest = decode(body)?;
@@ -321,7 +364,10 @@ impl EtcdService {
                 crate::api::cluster::unary(self, p, body).await
             }
             p if crate::lease::UNARY_METHODS.contains(&p) => {
-                crate::lease::unary(self, p, body).await
+                crate::lease::unary(self, caller, p, body).await
+            }
+            p if crate::api::auth::UNARY_METHODS.contains(&p) => {
+                crate::api::auth::unary(self, caller, p, body).await
             }
             _ => Err(Status::new(
                 net::Code::Unimplemented,
@@ -353,6 +399,70 @@ impl EtcdService {
             db_size_quota: self.config.quota_backend_bytes,
             ..Default::default()
         }
+    }
+}
+
+/// Maintenance methods only a user with the `root` role may call while auth is enabled
+/// (etcd 3.4's `authMaintenanceServer`, whose refusals are the auth store's own errors, not
+/// mapped to gRPC ones: UNKNOWN `auth: permission denied`). Maintenance.Snapshot, a
+/// stream, is checked the same way in `streaming`.
+pub(crate) const MAINTENANCE_ADMIN_METHODS: &[&str] = &[
+    "/etcdserverpb.Maintenance/Hash",
+    "/etcdserverpb.Maintenance/HashKV",
+    "/etcdserverpb.Maintenance/Defragment",
+    "/etcdserverpb.Maintenance/MoveLeader",
+    crate::api::maintenance::SNAPSHOT_METHOD,
+];
+
+/// Cluster methods only a user with the `root` role may call while auth is enabled (etcd
+/// `checkMembershipOperationPermission`, errors mapped to etcd's gRPC ones).
+const CLUSTER_ADMIN_METHODS: &[&str] = &[
+    "/etcdserverpb.Cluster/MemberAdd",
+    "/etcdserverpb.Cluster/MemberRemove",
+    "/etcdserverpb.Cluster/MemberUpdate",
+    "/etcdserverpb.Cluster/MemberPromote",
+];
+
+/// The service acting for one caller: the in-process client of Election and Lock (etcd's
+/// v3election and v3lock call the server through a client carrying the caller's token).
+/// Its KV methods are the service's, checked and proposed as the caller; everything else
+/// is the service's own (`Deref`).
+pub(crate) struct Client {
+    /// The service.
+    pub(crate) svc: Rc<EtcdService>,
+    /// Who the calls act as.
+    pub(crate) caller: AuthInfo,
+}
+
+impl Client {
+    /// The service acting as `caller`.
+    pub(crate) fn new(svc: Rc<EtcdService>, caller: AuthInfo) -> Client {
+        Client { svc, caller }
+    }
+
+    /// [`EtcdService::range_as`] as this client's caller.
+    pub(crate) async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        self.svc.range_as(&self.caller, r).await
+    }
+
+    /// [`EtcdService::txn_as`] as this client's caller.
+    pub(crate) async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+        self.svc.txn_as(&self.caller, r).await
+    }
+
+    /// [`EtcdService::delete_range_as`] as this client's caller.
+    pub(crate) async fn delete_range(
+        &self,
+        r: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Status> {
+        self.svc.delete_range_as(&self.caller, r).await
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = EtcdService;
+    fn deref(&self) -> &EtcdService {
+        &self.svc
     }
 }
 
@@ -435,6 +545,7 @@ impl GrpcService for EtcdService {
         (UNARY_METHODS.contains(&path)
             || crate::api::cluster::UNARY_METHODS.contains(&path)
             || crate::lease::UNARY_METHODS.contains(&path)
+            || crate::api::auth::UNARY_METHODS.contains(&path)
             || crate::election::UNARY_METHODS.contains(&path)
             || crate::lock::UNARY_METHODS.contains(&path))
         .then_some(MethodKind::Unary)
@@ -453,15 +564,24 @@ impl GrpcService for EtcdService {
         {
             return Box::pin(async { Err(errors::not_supported_for_learner()) });
         }
-        if crate::election::UNARY_METHODS.contains(&ctx.path.as_str()) {
-            return Box::pin(crate::election::unary(self, ctx.path, request));
-        }
-        if crate::lock::UNARY_METHODS.contains(&ctx.path.as_str()) {
-            return Box::pin(crate::lock::unary(self, ctx.path, request));
-        }
         Box::pin(async move {
+            let caller = match self.caller(&ctx).await {
+                Ok(caller) => caller,
+                Err(e) if MAINTENANCE_ADMIN_METHODS.contains(&ctx.path.as_str()) => {
+                    return Err(crate::auth::check::as_auth_store_error(&e))
+                }
+                Err(e) => return Err(e),
+            };
+            if crate::election::UNARY_METHODS.contains(&ctx.path.as_str()) {
+                let client = Rc::new(Client::new(self, caller));
+                return crate::election::unary(client, ctx.path, request).await;
+            }
+            if crate::lock::UNARY_METHODS.contains(&ctx.path.as_str()) {
+                let client = Rc::new(Client::new(self, caller));
+                return crate::lock::unary(client, ctx.path, request).await;
+            }
             crate::supervise::panic_point!("grpc-unary", ctx.path);
-            self.call(&ctx.path, request).await
+            self.call(&caller, &ctx.path, request).await
         })
     }
 
@@ -478,30 +598,41 @@ impl GrpcService for EtcdService {
             // etcd 3.4 serves no stream on a learner.
             return Box::pin(async { Err(errors::not_supported_for_learner()) });
         }
-        let stream: LocalBoxFuture<'static, Result<(), Status>> =
-            if ctx.path == crate::lease::KEEP_ALIVE_METHOD {
-                Box::pin(crate::lease::keep_alive(self.clone(), _inbound, _outbound))
-            } else if ctx.path == crate::watch::WATCH_METHOD {
-                Box::pin(crate::watch::serve_stream(_inbound, _outbound))
-            } else if ctx.path == crate::election::OBSERVE_METHOD {
-                Box::pin(crate::election::observe(self.clone(), _inbound, _outbound))
-            } else if ctx.path == crate::api::maintenance::SNAPSHOT_METHOD {
-                Box::pin(crate::api::maintenance::snapshot(
-                    self.clone(),
-                    _inbound,
-                    _outbound,
-                ))
+        let needs_leader = requires_leader(&ctx);
+        let svc = self.clone();
+        let stream: LocalBoxFuture<'static, Result<(), Status>> = Box::pin(async move {
+            // Every stream first finds its caller: a bad token ends it at once, as etcd's
+            // interceptors do.
+            let caller = match svc.caller(&ctx).await {
+                Ok(caller) => caller,
+                Err(e) if ctx.path == crate::api::maintenance::SNAPSHOT_METHOD => {
+                    return Err(crate::auth::check::as_auth_store_error(&e))
+                }
+                Err(e) => return Err(e),
+            };
+            let path = ctx.path.as_str();
+            if path == crate::lease::KEEP_ALIVE_METHOD {
+                crate::lease::keep_alive(svc, _inbound, _outbound).await
+            } else if path == crate::watch::WATCH_METHOD {
+                let check: crate::watch::CreateCheck = Box::new(move |c| svc.check_watch(&ctx, c));
+                crate::watch::serve_stream(_inbound, _outbound, check).await
+            } else if path == crate::election::OBSERVE_METHOD {
+                let client = Rc::new(Client::new(svc, caller));
+                crate::election::observe(client, _inbound, _outbound).await
+            } else if path == crate::api::maintenance::SNAPSHOT_METHOD {
+                svc.check_admin(&caller)
+                    .map_err(|e| crate::auth::check::as_auth_store_error(&e))?;
+                crate::api::maintenance::snapshot(svc, _inbound, _outbound).await
             } else {
                 // method_kind reports no other streaming method, so the transport never
                 // calls this.
-                return Box::pin(async move {
-                    Err(Status::new(
-                        net::Code::Unimplemented,
-                        format!("unknown method {}", ctx.path),
-                    ))
-                });
-            };
-        if !requires_leader(&ctx) {
+                Err(Status::new(
+                    net::Code::Unimplemented,
+                    format!("unknown method {path}"),
+                ))
+            }
+        });
+        if !needs_leader {
             return stream;
         }
         // etcd's monitorLeader: a stream that asked for a leader ends with `no leader`

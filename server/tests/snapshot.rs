@@ -535,3 +535,96 @@ fn backup_drill_on_three_members() {
     }
     assert_eq!(first.compact_revision, compact);
 }
+
+/// Users, roles, permissions and the enabled flag as etcdctl sets them up, auth enabled
+/// last; `alice` may read `pub/` only.
+fn set_up_auth(endpoint: &str) {
+    ctl(endpoint, &["put", "pub/a", "1"]);
+    ctl(endpoint, &["put", "secret", "s"]);
+    for (user, password) in [("root", "rootpw"), ("alice", "alicepw")] {
+        ctl(
+            endpoint,
+            &[
+                "user",
+                "add",
+                user,
+                &format!("--new-user-password={password}"),
+                "--interactive=false",
+            ],
+        );
+    }
+    ctl(endpoint, &["user", "grant-role", "root", "root"]);
+    ctl(endpoint, &["role", "add", "reader"]);
+    ctl(
+        endpoint,
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "pub/",
+            "--prefix",
+        ],
+    );
+    ctl(endpoint, &["user", "grant-role", "alice", "reader"]);
+    ctl(endpoint, &["auth", "enable"]);
+}
+
+/// What a server restored from [`set_up_auth`]'s snapshot enforces: the same passwords
+/// (bcrypt hashes travel as they are), roles and permissions, auth still enabled.
+fn assert_auth_restored(endpoint: &str) {
+    let alice = ["--user", "alice:alicepw"];
+    let get = |who: &[&str], key: &str| {
+        let mut args = who.to_vec();
+        args.extend(["get", key]);
+        text(&etcdctl_at(endpoint, &args, ""))
+    };
+    assert_eq!(get(&alice, "pub/a").1, "pub/a\n1\n");
+    let (code, _, stderr) = get(&alice, "secret");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("etcdserver: permission denied"), "{stderr}");
+    let (code, _, stderr) = get(&["--user", "alice:wrong"], "pub/a");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    let (code, _, stderr) = get(&[], "pub/a");
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("user name is empty"),
+        "auth stays enabled: {stderr}"
+    );
+    assert_eq!(get(&["--user", "root:rootpw"], "secret").1, "secret\ns\n");
+    let roles = ctl(
+        endpoint,
+        &["--user", "root:rootpw", "role", "get", "reader"],
+    );
+    assert!(roles.contains("[pub/, pub0) (prefix pub/)"), "{roles}");
+}
+
+#[test]
+fn auth_travels_in_snapshots_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = ["--user", "root:rootpw"];
+    for (from, to) in [
+        (cairn(), PathBuf::from("etcd")),
+        (PathBuf::from("etcd"), cairn()),
+    ] {
+        let tag = if from == cairn() { "c" } else { "e" };
+        let source = Proc::spawn(
+            &from,
+            "s1",
+            &dir.path().join(format!("{tag}-src")),
+            free_port(),
+        );
+        set_up_auth(&source.endpoint());
+        let file = dir.path().join(format!("{tag}.snap"));
+        let mut save = root.to_vec();
+        let f = file.display().to_string();
+        save.extend(["snapshot", "save", &f]);
+        ctl(&source.endpoint(), &save);
+        let restored_dir = dir.path().join(format!("{tag}-restored"));
+        let peer = free_port();
+        restore_with_etcdctl(&file, &restored_dir, "r1", peer);
+        let restored = Proc::spawn(&to, "r1", &restored_dir, peer);
+        assert_auth_restored(&restored.endpoint());
+    }
+}

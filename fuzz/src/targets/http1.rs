@@ -246,6 +246,7 @@ impl Target for Http1 {
             std::panic::AssertUnwindSafe(net::serve_stream(
                 conn,
                 None,
+                None,
                 Rc::new(NoGrpc),
                 Rc::new(Echo),
                 limits,

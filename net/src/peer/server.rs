@@ -262,6 +262,8 @@ impl PeerServer {
             &self.limits,
             &self.shutdown,
             remote,
+            // Peers authenticate by their TLS certificates' names, not as users.
+            None,
         )
         .await
     }

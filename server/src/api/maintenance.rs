@@ -191,7 +191,7 @@ fn write_and_read(
 
 /// The bbolt file of a cut: every bucket of etcd 3.4, the `key` bucket from the pinned
 /// scan, `meta` with the consistent index, term and compaction revisions, leases, the
-/// member table, the raised alarms and the cluster version. Returns its size in bytes.
+/// member table, the raised alarms, the auth store and the cluster version. Returns its size in bytes.
 pub fn write_backend(mut cut: SnapshotCut, path: &Path) -> engine::Result<u64> {
     let mut w = BackendWriter::create(path)?;
     let mut failed = None;
@@ -248,6 +248,9 @@ pub fn write_backend(mut cut: SnapshotCut, path: &Path) -> engine::Result<u64> {
             alarm: a.alarm,
         };
         w.put(BUCKET_ALARM, &key.encode_to_vec(), &[])?;
+    }
+    for (bucket, key, value) in cut.auth.bucket_records() {
+        w.put(bucket, &key, &value)?;
     }
     w.put(
         BUCKET_CLUSTER,

@@ -6,5 +6,6 @@
 //! Election and Lock still live in `service.rs`, `lease.rs`, `watch/`, `election.rs` and
 //! `lock.rs`.
 
+pub mod auth;
 pub mod cluster;
 pub mod maintenance;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use engine::{Mvcc, MvccReader, Wal};
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
@@ -27,9 +27,12 @@ use net::pb::etcdserverpb::{
 use net::pb::membershippb::{Attributes, ClusterMemberAttrSetRequest};
 use net::Status;
 use prost::Message as _;
-use raft::{Entry, EntryType, MemStorage, MessageType, RawNode, StateRole, Storage as _};
+use raft::{MemStorage, MessageType, RawNode, StateRole, Storage as _};
 use tracing::{debug, error, info, warn};
 
+mod apply;
+mod auth;
+pub(crate) use auth::check_txn as check_txn_auth;
 mod checkpoint;
 mod maintenance;
 mod reconfigure;
@@ -48,7 +51,6 @@ use super::storage::{
     REC_HARD_STATE,
 };
 use crate::errors;
-use crate::kv::{self, WriteView};
 use crate::lease::{self, LeaseAnswer, LeaseQuery, Lessor};
 
 /// Entries kept in the log behind a checkpoint so that slightly lagging followers catch up
@@ -132,6 +134,8 @@ pub enum Applied {
     LeaseCheckpoint,
     /// Alarm (GET, ACTIVATE, DEACTIVATE).
     Alarm(net::pb::etcdserverpb::AlarmResponse),
+    /// An Auth request's response, encoded, its header filled (`driver/auth.rs`).
+    Auth(Bytes),
 }
 
 /// State every core reads: IDs, Raft progress, members, the MVCC reader.
@@ -162,6 +166,13 @@ pub struct Shared {
     pub watch: crate::watch::WatchPublisher,
     /// The raised alarms as of the applied index (`/health`, Status.errors).
     pub alarms: RwLock<Arc<Vec<net::pb::etcdserverpb::AlarmMember>>>,
+    /// The auth store as of the applied index (replaced whole on every change).
+    pub auth: RwLock<Arc<crate::auth::store::AuthStore>>,
+    /// Whether auth is enabled as of the applied index: the checks' fast path.
+    pub auth_enabled: AtomicBool,
+    /// The token provider (`--auth-token`): tokens are assigned when Authenticate applies,
+    /// on every member, and checked by every core.
+    pub tokens: Arc<crate::auth::token::Tokens>,
 }
 
 impl Shared {
@@ -256,6 +267,8 @@ pub struct RaftSettings {
     /// Lease checkpointing's interval (`--experimental-enable-lease-checkpoint`); `None`:
     /// off.
     pub lease_checkpoint_interval: Option<Duration>,
+    /// The token provider (`--auth-token`, `--auth-token-ttl`).
+    pub tokens: Arc<crate::auth::token::Tokens>,
 }
 
 impl RaftSettings {
@@ -287,6 +300,8 @@ pub struct RaftCore {
     lessor: Lessor,
     /// The raised alarms (crate::alarm).
     alarms: crate::alarm::AlarmStore,
+    /// The auth store (crate::auth), published to `Shared::auth` on every change.
+    auth: Arc<crate::auth::store::AuthStore>,
     /// The last log index the member restarted with: the log up to it is re-applied first.
     replay_until: u64,
     /// Leader before the restart's log was re-applied: the lessor's promotion waits.
@@ -483,7 +498,16 @@ pub fn open(
         reader: mvcc.reader(),
         watch: crate::watch::WatchPublisher::new(),
         alarms: RwLock::new(Arc::new(meta.alarms.list())),
+        auth: RwLock::new(Arc::new(meta.auth.clone())),
+        auth_enabled: AtomicBool::new(meta.auth.enabled()),
+        tokens: settings.tokens.clone(),
     });
+    if meta.auth.enabled() {
+        settings.tokens.enable();
+    }
+    crate::metrics::get()
+        .auth_revision
+        .set(meta.auth.revision() as i64);
     let timeout = request_timeout(settings.election_timeout());
     let mut core = RaftCore {
         node,
@@ -499,6 +523,7 @@ pub fn open(
         syncer: WalSyncer::default(),
         lessor,
         alarms: meta.alarms.clone(),
+        auth: Arc::new(meta.auth.clone()),
         defragment: Vec::new(),
         defragment_started: None,
         replay_until,
@@ -1002,179 +1027,12 @@ impl RaftCore {
         }
     }
 
-    fn apply_entry(&mut self, entry: &Entry) {
-        let started = Instant::now();
-        assert!(
-            entry.index == self.applied + 1,
-            "applying entry {} after {}",
-            entry.index,
-            self.applied
-        );
-        match entry.entry_type {
-            EntryType::ConfChange => self.apply_conf_change(entry),
-            EntryType::Normal if entry.data.is_empty() => {}
-            EntryType::Normal => {
-                let mut data = entry.data.clone();
-                assert!(
-                    data.len() >= ENTRY_DATA_HEADER_BYTES,
-                    "entry {}: data shorter than its origin and request id",
-                    entry.index
-                );
-                let origin = data.get_u64_le();
-                let id = data.get_u64_le();
-                let mine = origin == self.shared.member_id && id != 0;
-                let (request, reply) = match mine.then(|| self.pending.take_proposal(id)) {
-                    Some(Some((request, reply))) => (request, Some(reply)),
-                    _ => {
-                        let request = InternalRaftRequest::decode(data).unwrap_or_else(|e| {
-                            panic!("entry {}: undecodable request: {e}", entry.index)
-                        });
-                        (request, None)
-                    }
-                };
-                let started = Instant::now();
-                let result = self.apply_request(&request);
-                let took = started.elapsed();
-                if took > self.settings.warning_apply_duration {
-                    slow_apply::warn_slow_apply(
-                        took,
-                        self.settings.warning_apply_duration,
-                        &request,
-                        &result,
-                    );
-                }
-                if let Some(reply) = reply {
-                    self.pending.answer(reply, result);
-                }
-            }
-        }
-        if started.elapsed() > self.settings.warning_apply_duration {
-            crate::metrics::get().slow_apply_total.inc();
-        }
-        self.applied = entry.index;
-    }
-
-    fn apply_request(&mut self, request: &InternalRaftRequest) -> Result<Applied, Status> {
-        if let Some(answered) = self.apply_alarms(request) {
-            return answered;
-        }
-        let lease_exists = |id: i64| self.lessor.contains(id);
-        if let Some(attrs) = &request.cluster_member_attr_set {
-            let a = attrs.member_attributes.clone().unwrap_or_default();
-            if self.membership.set_attributes(
-                attrs.member_id,
-                a.name.clone(),
-                a.client_urls.clone(),
-            ) {
-                if attrs.member_id == self.shared.member_id {
-                    // etcd server.go publish: logged by the member that published.
-                    let id = format!("{:x}", attrs.member_id);
-                    info!(
-                        "local-member-id" = %id,
-                        "local-member-attributes" = %format!(
-                            "{{Name:{} ClientURLs:[{}]}}",
-                            a.name,
-                            a.client_urls.join(" ")
-                        ),
-                        "request-path" = %format!("/0/members/{id}/attributes"),
-                        "cluster-id" = %format!("{:x}", self.shared.cluster_id),
-                        "publish-timeout" = %crate::logging::go_duration(request_timeout(
-                            self.settings.election_timeout()
-                        )),
-                        "published local member to cluster through raft"
-                    );
-                } else {
-                    info!(
-                        member = format!("{:x}", attrs.member_id),
-                        "published member attributes to the cluster through raft"
-                    );
-                }
-                self.membership_changed();
-            }
-            return Ok(Applied::MemberAttributes);
-        }
-        let begin = self.shared.reader.current_revision();
-        let compact = self.shared.reader.compact_revision();
-        let metrics = crate::metrics::get();
-        if let Some(put) = &request.put {
-            metrics.put_total.inc();
-            metrics.debugging_put_total.inc();
-            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
-            let result = kv::put(&mut view, put, &lease_exists);
-            let (_, events) = view.end();
-            self.lessor.apply_events(&events);
-            self.shared.watch.publish(events);
-            return result.map(Applied::Put);
-        }
-        if let Some(delete) = &request.delete_range {
-            metrics.delete_total.inc();
-            metrics.debugging_delete_total.inc();
-            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
-            let result = kv::delete_range(&mut view, delete);
-            let (_, events) = view.end();
-            self.lessor.apply_events(&events);
-            self.shared.watch.publish(events);
-            return result.map(Applied::DeleteRange);
-        }
-        if let Some(txn) = &request.txn {
-            metrics.txn_total.inc();
-            metrics.debugging_txn_total.inc();
-            let mut view = WriteView::new(self.mvcc.write(), begin, compact);
-            let result = kv::txn_write(&mut view, txn, &lease_exists);
-            let (_, events) = view.end();
-            self.lessor.apply_events(&events);
-            self.shared.watch.publish(events);
-            return result.map(Applied::Txn);
-        }
-        if let Some(grant) = &request.lease_grant {
-            let granted = self.lessor.apply_grant(grant, begin);
-            if granted.is_ok() {
-                metrics.lease_granted_total.inc();
-            }
-            return granted.map(Applied::LeaseGrant);
-        }
-        if let Some(checkpoint) = &request.lease_checkpoint {
-            self.lessor.apply_checkpoint(checkpoint);
-            debug!(
-                leases = checkpoint.checkpoints.len(),
-                "applied lease checkpoint"
-            );
-            return Ok(Applied::LeaseCheckpoint);
-        }
-        if let Some(revoke) = &request.lease_revoke {
-            let view = WriteView::new(self.mvcc.write(), begin, compact);
-            let (resp, events) = self.lessor.apply_revoke(revoke, view)?;
-            metrics.lease_revoked_total.inc();
-            self.shared.watch.publish(events);
-            return Ok(Applied::LeaseRevoke(resp));
-        }
-        if let Some(compaction) = &request.compaction {
-            // The physical part runs in steps between later requests (`maintain_store`).
-            return match self.mvcc.schedule_compaction(compaction.revision) {
-                Ok(()) => Ok(Applied::Compaction(CompactionResponse {
-                    header: Some(ResponseHeader {
-                        revision: self.shared.reader.current_revision(),
-                        ..Default::default()
-                    }),
-                })),
-                // A failed write while compaction rewrites values is fatal, as any write.
-                Err(e @ (engine::Error::Io { .. } | engine::Error::Corruption { .. })) => {
-                    fatal_storage("failed to write to a bucket", &e)
-                }
-                Err(e) => Err(errors::from_engine(&e)),
-            };
-        }
-        Err(Status::new(
-            net::Code::Internal,
-            "etcdserver: unsupported request in the Raft log",
-        ))
-    }
-
     fn state_meta(&self) -> StateMeta {
         StateMeta {
             lessor: self.lessor.encode(),
             membership: Some(self.membership.clone()),
             alarms: self.alarms.clone(),
+            auth: (*self.auth).clone(),
         }
     }
 }

@@ -22,8 +22,9 @@ use std::time::Instant;
 
 use engine::etcd_backend::{
     parse_revision_key, BackendReader, StoredAlarm, StoredKeyValue, StoredLease, StoredMember,
-    BUCKET_ALARM, BUCKET_KEY, BUCKET_LEASE, BUCKET_MEMBERS, BUCKET_META, META_CONSISTENT_INDEX,
-    META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, META_TERM,
+    BUCKET_ALARM, BUCKET_AUTH, BUCKET_AUTH_ROLES, BUCKET_AUTH_USERS, BUCKET_KEY, BUCKET_LEASE,
+    BUCKET_MEMBERS, BUCKET_META, META_CONSISTENT_INDEX, META_FINISHED_COMPACT,
+    META_SCHEDULED_COMPACT, META_TERM,
 };
 use engine::{ImportedRevision, Mvcc, MvccOptions, Wal, WalOptions};
 use prost::Message;
@@ -202,6 +203,7 @@ fn build_store(
             lessor,
             membership: Some(rest.membership.clone()),
             alarms: rest.alarms.clone(),
+            auth: rest.auth.clone(),
         };
         mvcc.checkpoint(rest.consistent_index, &meta.encode())
             .map_err(|e| format!("cannot checkpoint the imported store: {e}"))?;
@@ -230,6 +232,7 @@ struct Rest {
     membership: Membership,
     members_from_db: bool,
     alarms: crate::alarm::AlarmStore,
+    auth: crate::auth::store::AuthStore,
 }
 
 fn read_rest(
@@ -281,6 +284,7 @@ fn read_rest(
         Ok(())
     })
     .map_err(|e| e.to_string())?;
+    let auth = read_auth(r)?;
     let members_from_db = !members.is_empty() && !restored_by_etcdctl(member_dir, consistent_index);
     let membership = if members_from_db {
         Membership::new(members)
@@ -298,7 +302,32 @@ fn read_rest(
             membership,
             members_from_db,
             alarms: crate::alarm::AlarmStore::from_list(alarms),
+            auth,
         },
         crate::lease::encode_lease_table(leases),
     ))
+}
+
+/// The auth store from the db's `auth`, `authUsers` and `authRoles` buckets (users,
+/// roles, their bcrypt hashes, whether auth is enabled, the auth revision).
+fn read_auth(r: &BackendReader<'_>) -> Result<crate::auth::store::AuthStore, String> {
+    let collect = |bucket: &'static [u8]| -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        let mut out = Vec::new();
+        if r.has_bucket(bucket) {
+            r.for_each(bucket, |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    };
+    let auth = collect(BUCKET_AUTH)?;
+    let users = collect(BUCKET_AUTH_USERS)?;
+    let roles = collect(BUCKET_AUTH_ROLES)?;
+    crate::auth::store::AuthStore::from_bucket_records(
+        auth.iter().map(|(k, v)| (&k[..], &v[..])),
+        users.iter().map(|(_, v)| &v[..]),
+        roles.iter().map(|(_, v)| &v[..]),
+    )
 }

@@ -14,6 +14,7 @@ mod replies;
 mod storage;
 
 pub use corrupt::monitor_kv_hash;
+pub(crate) use driver::check_txn_auth;
 pub use driver::{
     encode_entry_data, open, Applied, CoreIdentity, CorePeers, Proposal, RaftRequest, RaftSettings,
     Shared, SnapshotCut, ENTRY_DATA_HEADER_BYTES,

@@ -90,12 +90,15 @@ pub struct StateMeta {
     pub membership: Option<Membership>,
     /// The raised alarms (none in checkpoints written before alarms existed).
     pub alarms: crate::alarm::AlarmStore,
+    /// The auth store (empty and disabled in checkpoints written before auth existed).
+    pub auth: crate::auth::store::AuthStore,
 }
 
 impl StateMeta {
     /// `magic "CAIRNSM1" | lessor_len u32 | lessor | membership_len u32 | membership |
-    /// alarms_len u32 | alarms` (little-endian; membership_len 0 = none; the alarm part
-    /// is absent in checkpoints written before alarms existed).
+    /// alarms_len u32 | alarms | auth_len u32 | auth` (little-endian; membership_len 0 =
+    /// none; the alarm and auth parts are absent in checkpoints written before they
+    /// existed; auth as [`crate::auth::store::AuthStore::encode`]).
     pub fn encode(&self) -> Vec<u8> {
         let members = self.membership.as_ref().map(Membership::encode);
         let members = members.unwrap_or_default();
@@ -108,6 +111,9 @@ impl StateMeta {
         let alarms = self.alarms.encode();
         buf.put_u32_le(alarms.len() as u32);
         buf.extend_from_slice(&alarms);
+        let auth = self.auth.encode();
+        buf.put_u32_le(auth.len() as u32);
+        buf.extend_from_slice(&auth);
         buf
     }
 
@@ -118,6 +124,7 @@ impl StateMeta {
                 lessor: meta.to_vec(),
                 membership: None,
                 alarms: Default::default(),
+                auth: Default::default(),
             });
         };
         // `None` once the bytes are used up (a part the writer's version did not have).
@@ -150,10 +157,15 @@ impl StateMeta {
             None => crate::alarm::AlarmStore::default(),
             Some(bytes) => crate::alarm::AlarmStore::decode(&bytes)?,
         };
+        let auth = match part("auth")? {
+            None => crate::auth::store::AuthStore::default(),
+            Some(bytes) => crate::auth::store::AuthStore::decode(&bytes)?,
+        };
         Ok(StateMeta {
             lessor,
             membership,
             alarms,
+            auth,
         })
     }
 }
@@ -416,6 +428,11 @@ mod tests {
                 is_learner: false,
             }])),
             alarms: crate::alarm::AlarmStore::from_list([(7, crate::alarm::ALARM_NOSPACE)]),
+            auth: {
+                let mut auth = crate::auth::store::AuthStore::default();
+                auth.role_add("r").unwrap();
+                auth
+            },
         };
         assert_eq!(StateMeta::decode(&meta.encode()).unwrap(), meta);
         let legacy = StateMeta::decode(&[1, 0, 0, 0, 0]).unwrap();

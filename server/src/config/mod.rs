@@ -218,6 +218,15 @@ pub struct Config {
     /// Additional duration of wait before closing a non-responsive connection (0 to disable).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_go_duration)]
     pub grpc_keepalive_timeout: Duration,
+    /// Specify auth token type and options: `simple` or `jwt,pub-key=...,priv-key=...,sign-method=...,ttl=...`.
+    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+    /// Specify bcrypt algorithm cost factor for auth password hashing.
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = BCRYPT_COST_DEFAULT)]
+    pub bcrypt_cost: u32,
+    /// The lifetime in seconds of the auth token.
+    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
     /// Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.
     #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub experimental_enable_lease_checkpoint: bool,
@@ -524,6 +533,13 @@ pub struct ServerConfig {
     /// `--experimental-enable-lease-checkpoint` (the `-persist` flag implies it): the leader
     /// checkpoints every lease's remaining TTL through Raft (`lease::Lessor`).
     pub lease_checkpoint: bool,
+    /// `--auth-token`: the token provider's type and options (`auth::token`).
+    pub auth_token: String,
+    /// `--auth-token-ttl`: a simple token's idle lifetime.
+    pub auth_token_ttl: Duration,
+    /// `--bcrypt-cost`, within bcrypt's 4..=31 (etcd falls back to its default of 10
+    /// outside it, with a warning; so does Cairn).
+    pub bcrypt_cost: u32,
     /// `--corrupt-check-time` (or its `experimental-` name): interval of the leader's
     /// corruption check against its peers (`cluster::monitor_kv_hash`); zero: off.
     pub corrupt_check_time: Duration,
@@ -746,6 +762,17 @@ impl Config {
                 "Cairn writes zap's JSON layout only".to_string(),
             ));
         }
+        let bcrypt_cost = if (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(&self.bcrypt_cost) {
+            self.bcrypt_cost
+        } else {
+            ignored_flags.push((
+                format!("--bcrypt-cost={}", self.bcrypt_cost),
+                format!(
+                    "outside bcrypt's {BCRYPT_COST_MIN}..={BCRYPT_COST_MAX}; using the default {BCRYPT_COST_DEFAULT}"
+                ),
+            ));
+            BCRYPT_COST_DEFAULT
+        };
         let log_outputs = match &self.log_output {
             Some(deprecated) if self.log_outputs == "default" => deprecated.clone(),
             _ => self.log_outputs.clone(),
@@ -804,6 +831,9 @@ impl Config {
                 .unwrap_or(self.experimental_warning_apply_duration),
             lease_checkpoint: self.experimental_enable_lease_checkpoint
                 || self.experimental_enable_lease_checkpoint_persist,
+            auth_token: self.auth_token.clone(),
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            bcrypt_cost,
             corrupt_check_time: self
                 .corrupt_check_time
                 .unwrap_or(self.experimental_corrupt_check_time),
@@ -934,6 +964,14 @@ pub fn log_given_config(config: &ServerConfig) {
         tracing::warn!(flag = %flag, "{flag} is accepted for etcd compatibility and ignored: {reason}");
     }
 }
+
+/// bcrypt's cost bounds and etcd's default (`golang.org/x/crypto/bcrypt` `MinCost`,
+/// `MaxCost`, `DefaultCost`).
+pub const BCRYPT_COST_MIN: u32 = 4;
+/// See [`BCRYPT_COST_MIN`].
+pub const BCRYPT_COST_MAX: u32 = 31;
+/// See [`BCRYPT_COST_MIN`].
+pub const BCRYPT_COST_DEFAULT: u32 = 10;
 
 /// The whole command: [`Config`]'s flags plus the ignored ones of [`table::FLAGS`].
 pub fn command() -> clap::Command {

@@ -197,9 +197,9 @@ pub const FLAGS: &[FlagSpec] = &[
     f("peer-skip-client-san-verification", Bool, "false", V36, Yes("ServerConfig.peer_tls.skip_client_san_verification")),
     f("experimental-peer-skip-client-san-verification", Bool, "false", ALL, Yes("ServerConfig.peer_tls.skip_client_san_verification")),
     // Auth.
-    f("auth-token", Text, "simple", ALL, No("authentication is not implemented yet")),
-    f("bcrypt-cost", Uint, "10", ALL, No("authentication is not implemented yet")),
-    f("auth-token-ttl", Uint, "300", ALL, No("authentication is not implemented yet")),
+    f("auth-token", Text, "simple", ALL, Yes("ServerConfig.auth_token (auth::token)")),
+    f("bcrypt-cost", Uint, "10", ALL, Yes("ServerConfig.bcrypt_cost")),
+    f("auth-token-ttl", Uint, "300", ALL, Yes("ServerConfig.auth_token_ttl")),
     // Profiling and monitoring.
     f("enable-pprof", Bool, "false", ALL, No("Go runtime profiling has no Cairn counterpart")),
     f("metrics", Text, "basic", ALL, Yes("ServerConfig.metrics")),

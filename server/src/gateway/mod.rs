@@ -206,6 +206,9 @@ impl Gateway {
             deadline: None,
             metadata: metadata(&request),
             peer: None,
+            // etcd ignores the CN of gateway requests (`grpcgateway-accept`): the token in
+            // `Authorization` is the only identity here.
+            common_name: None,
         };
         match self.service.method_kind(method_path) {
             None => error_reply(&net::unknown_method(method_path)),

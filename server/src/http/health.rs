@@ -14,6 +14,8 @@
 //! executor) and fails when one does not answer within [`CORE_PROBE_TIMEOUT_MS`]: a stuck
 //! core fails liveness. Checks run only when asked; nothing polls.
 
+// etcd checkV3Health treats auth refusals as healthy: its probe reads as the server.
+use crate::auth::AuthInfo;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -118,7 +120,7 @@ pub fn serve_core_probes(
         while let Ok(reply) = probes.recv_async().await {
             crate::supervise::panic_point!("core-probe", core);
             let result = service
-                .range(health_range(true))
+                .range_as(&AuthInfo::internal(), health_range(true))
                 .await
                 .map(|_| ())
                 .map_err(|status| status.message);
@@ -218,7 +220,13 @@ impl Checks {
 
     async fn linearizable_read(&self) -> Result<(), String> {
         let bound = crate::cluster::request_timeout(self.service.config().election_timeout);
-        match within(bound, self.service.range(health_range(false))).await {
+        match within(
+            bound,
+            self.service
+                .range_as(&AuthInfo::internal(), health_range(false)),
+        )
+        .await
+        {
             Some(Ok(_)) => Ok(()),
             Some(Err(status)) => Err(status.message),
             None => Err(crate::errors::timeout().message),

@@ -88,7 +88,7 @@ use index::Watchers;
 pub(crate) use internal::InternalWatch;
 use publish::Published;
 pub use publish::{Feed, WatchPublisher};
-pub use stream::serve_stream;
+pub use stream::{serve_stream, CreateCheck};
 
 /// A single-waiter wake-up flag for tasks of one executor.
 #[derive(Default)]
@@ -598,6 +598,23 @@ impl WatchHub {
     }
 
     /// Handles a WatchCreateRequest (etcd `recvLoop` + `watchStream.Watch`).
+    /// Answers a create request the caller may not make (etcd `isWatchPermitted`): created
+    /// and canceled at once, watch ID -1, `reason` as the cancel reason.
+    fn refuse(&self, out: &Rc<StreamOut>, reason: &str) {
+        let current = self.shared.reader.current_revision();
+        out.push(
+            WatchResponse {
+                header: Some(self.shared.header(current)),
+                watch_id: INVALID_WATCH_ID,
+                created: true,
+                canceled: true,
+                cancel_reason: reason.to_string(),
+                ..Default::default()
+            },
+            false,
+        );
+    }
+
     fn create(&self, out: &Rc<StreamOut>, c: WatchCreateRequest) {
         let key = if c.key.is_empty() {
             vec![0]

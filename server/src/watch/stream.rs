@@ -4,7 +4,9 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use net::pb::etcdserverpb::{watch_request::RequestUnion, WatchRequest, WatchResponse};
+use net::pb::etcdserverpb::{
+    watch_request::RequestUnion, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use net::{Inbound, Outbound, Status};
 use prost::Message;
 
@@ -28,8 +30,17 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Serves one Watch stream on this core until the client ends it or the server shuts down.
-pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<(), Status> {
+/// Whether the stream's caller may watch a create request's range: `Err(cancel reason)`
+/// refuses it (auth, `auth/check.rs`).
+pub type CreateCheck = Box<dyn Fn(&WatchCreateRequest) -> Result<(), String>>;
+
+/// Serves one Watch stream on this core until the client ends it or the server shuts down;
+/// every create request first passes `check`.
+pub async fn serve_stream(
+    inbound: Inbound,
+    mut outbound: Outbound,
+    check: CreateCheck,
+) -> Result<(), Status> {
     let hub = HUB
         .with(|h| h.borrow().clone())
         .ok_or_else(errors::stopped)?;
@@ -41,7 +52,7 @@ pub async fn serve_stream(inbound: Inbound, mut outbound: Outbound) -> Result<()
     crate::metrics::get().watch_stream_total.inc();
     let _reader = glommio::spawn_local(contain_reader(
         out.clone(),
-        read_requests(hub.clone(), out.clone(), inbound),
+        read_requests(hub.clone(), out.clone(), inbound, check),
     ));
     loop {
         if let Some(status) = out.failed.borrow_mut().take() {
@@ -144,7 +155,12 @@ async fn contain_reader(out: Rc<StreamOut>, reader: impl std::future::Future<Out
     }
 }
 
-async fn read_requests(hub: Rc<WatchHub>, out: Rc<StreamOut>, mut inbound: Inbound) {
+async fn read_requests(
+    hub: Rc<WatchHub>,
+    out: Rc<StreamOut>,
+    mut inbound: Inbound,
+    check: CreateCheck,
+) {
     while let Some(message) = inbound.next().await {
         let request =
             message.and_then(|body| WatchRequest::decode(body).map_err(errors::decode_failed));
@@ -163,7 +179,10 @@ async fn read_requests(hub: Rc<WatchHub>, out: Rc<StreamOut>, mut inbound: Inbou
         match request.request_union {
             Some(RequestUnion::CreateRequest(c)) => {
                 crate::supervise::panic_point!("watch-create", String::from_utf8_lossy(&c.key));
-                hub.create(&out, c)
+                match check(&c) {
+                    Ok(()) => hub.create(&out, c),
+                    Err(reason) => hub.refuse(&out, &reason),
+                }
             }
             Some(RequestUnion::CancelRequest(c)) => hub.cancel(&out, c.watch_id),
             Some(RequestUnion::ProgressRequest(_)) => hub.progress(&out),

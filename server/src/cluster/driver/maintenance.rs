@@ -29,6 +29,8 @@ pub struct SnapshotCut {
     pub members: Arc<Membership>,
     /// The raised alarms.
     pub alarms: Vec<net::pb::etcdserverpb::AlarmMember>,
+    /// The auth store.
+    pub auth: Arc<crate::auth::store::AuthStore>,
 }
 
 impl RaftCore {
@@ -44,6 +46,7 @@ impl RaftCore {
                     leases: self.lessor.table(),
                     members: self.shared.membership(),
                     alarms: self.alarms.list(),
+                    auth: self.auth.clone(),
                 });
             }
             // Revision 0 is never compacted nor in the future: unreachable, but a dropped

@@ -164,6 +164,7 @@ impl RaftCore {
             self.membership = membership;
             self.membership_changed();
         }
+        self.set_auth(meta.auth);
         Ok(())
     }
 }
