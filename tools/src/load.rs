@@ -88,10 +88,14 @@ pub struct LoadConfig {
     pub tls: ClientTls,
 }
 
-/// Client TLS files, as etcdctl's `--cacert`, `--cert`, `--key` (PEM). Empty: plaintext,
-/// or for `https://` endpoints the server is verified against no CA and fails.
+/// Client TLS files, as etcdctl's `--cacert`, `--cert`, `--key` (PEM), and etcdctl's
+/// `--user` credentials. Empty: plaintext and no user, or for `https://` endpoints the
+/// server is verified against no CA and fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientTls {
+    /// `name:password` to authenticate as (etcdctl's `--user`); every connection gets its
+    /// own token (the client's Authenticate), as etcd's benchmark tool does.
+    pub user: Option<String>,
     /// CA certificates that the server's certificate must chain to.
     pub cacert: Option<std::path::PathBuf>,
     /// Client certificate (mutual TLS); needs `key`.
@@ -242,6 +246,12 @@ pub(crate) fn connect_options(request_timeout_ms: u64, tls: &ClientTls) -> Resul
         .with_timeout(Duration::from_millis(request_timeout_ms));
     if let Some(tls) = tls.options()? {
         options = options.with_tls(tls);
+    }
+    if let Some(user) = &tls.user {
+        let (name, password) = user
+            .split_once(':')
+            .ok_or_else(|| invalid("user", "--user takes name:password"))?;
+        options = options.with_user(name, password);
     }
     Ok(options)
 }

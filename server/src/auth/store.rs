@@ -357,10 +357,7 @@ impl AuthStore {
         if self.users.contains_key(&r.name) {
             return Err(errors::user_already_exist());
         }
-        let options = r
-            .options
-            .clone()
-            .unwrap_or(UserAddOptions { no_password: false });
+        let options = r.options.unwrap_or(UserAddOptions { no_password: false });
         let user = User {
             name: Bytes::copy_from_slice(r.name.as_bytes()),
             password: hashed,

@@ -311,7 +311,8 @@ fn read_rest(
 /// The auth store from the db's `auth`, `authUsers` and `authRoles` buckets (users,
 /// roles, their bcrypt hashes, whether auth is enabled, the auth revision).
 fn read_auth(r: &BackendReader<'_>) -> Result<crate::auth::store::AuthStore, String> {
-    let collect = |bucket: &'static [u8]| -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+    let collect = |bucket: &'static [u8]| -> Result<Records, String> {
         let mut out = Vec::new();
         if r.has_bucket(bucket) {
             r.for_each(bucket, |k, v| {

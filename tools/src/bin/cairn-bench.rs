@@ -323,11 +323,15 @@ struct TlsArgs {
     /// Key of --cert, as etcdctl's.
     #[arg(long)]
     key: Option<std::path::PathBuf>,
+    /// `name:password` to authenticate as, as etcdctl's `--user` (auth enabled).
+    #[arg(long)]
+    user: Option<String>,
 }
 
 impl TlsArgs {
     fn client_tls(&self) -> tools::ClientTls {
         tools::ClientTls {
+            user: self.user.clone(),
             cacert: self.cacert.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
