@@ -112,10 +112,11 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         crate::auth::token::TokenConfig::parse(&config.auth_token, config.auth_token_ttl.as_secs())
             .and_then(|c| crate::auth::token::Tokens::new(&c))
             .map(Arc::new)?;
-    if tokens.kind() == "simple" {
-        // etcd NewTokenProvider's warning.
-        tracing::warn!("simple token is not cryptographically signed");
-    }
+    info!(
+        "auth-token" = tokens.kind(),
+        "bcrypt-cost" = config.bcrypt_cost,
+        "set up the auth token provider"
+    );
     crate::api::maintenance::remove_leftovers(&identity.member_dir)?;
     let connections_max = connections_per_core_max(config.cores);
     let limits = net::ServerLimits {
