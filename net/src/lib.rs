@@ -11,6 +11,8 @@
 //!   method ([`catch_call_panic`]); the connection and the core keep serving.
 //! - [`tls`]: rustls for `https://` listeners ([`serve_with_tls`]) and the peer dialer;
 //!   certificates re-read when their files change.
+//! - [`Client`]: a gRPC client for etcd's API (one endpoint, unary and streaming calls,
+//!   auth token, deadlines), used by `cairnctl`.
 //! - [`peer`]: the transport members use among themselves on `--listen-peer-urls`: a Raft
 //!   message stream per direction, snapshots, unary calls (HTTP/2 on the same gRPC server).
 //!
@@ -22,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod admission;
+mod client;
 mod conn;
 mod error;
 mod framing;
@@ -38,6 +41,7 @@ mod stream;
 mod timeout;
 pub mod tls;
 
+pub use client::{with_deadline, Call, Client, ClientOptions, Endpoint, CLIENT_RECEIVE_BYTES_MAX};
 pub use conn::{
     bind_reuseport, connection_window_bytes, serve, serve_connection, serve_stream, serve_with_tls,
     stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,

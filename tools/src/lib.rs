@@ -20,6 +20,8 @@
 //!   latency, anonymous RSS and disk use, 1-client put latency during a full-prefix
 //!   range, restart time after SIGTERM and kill -9 ([`ScaleReport`],
 //!   [`render_scale_markdown`]).
+//! - [`ctl`]: `cairnctl`'s online commands (etcdctl 3.4's put, get, del, endpoint,
+//!   member, lease, alarm, compaction, defrag, version) over `net::Client`.
 //! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
 //!   commands on etcd backend files.
 //! - [`disk_check`]: `cairnctl check disk`, WAL-style appends + fdatasync latencies
@@ -32,6 +34,7 @@
 
 mod cluster;
 mod compare;
+pub mod ctl;
 pub mod disk_check;
 mod error;
 mod failover;

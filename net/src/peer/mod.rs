@@ -48,7 +48,7 @@
 
 mod server;
 mod transport;
-mod wire;
+pub(crate) mod wire;
 
 use std::time::Duration;
 

@@ -1,4 +1,20 @@
-//! cairnctl: etcdctl's offline commands for Cairn and etcd data.
+//! cairnctl: etcdctl 3.4's commands for Cairn (and etcd), online and offline.
+//!
+//! Online (`tools::ctl`, gRPC through `net::Client`; global flags `--endpoints`,
+//! `--dial-timeout`, `--command-timeout`, `--cacert/--cert/--key`,
+//! `--insecure-skip-tls-verify`, `--user/--password`, `-w`, `--hex` and their `ETCDCTL_*`
+//! variables):
+//!
+//! ```text
+//! cairnctl put|get|del ...            cairnctl version
+//! cairnctl endpoint health|status|hashkv [--cluster]
+//! cairnctl member list|add|remove|update|promote ...
+//! cairnctl compaction [--physical] REV    cairnctl defrag [--cluster]
+//! cairnctl lease grant|revoke|timetolive|list|keep-alive ...
+//! cairnctl alarm list|disarm
+//! ```
+//!
+//! Offline:
 //!
 //! ```text
 //! cairnctl snapshot status FILE [-w simple|table|json]
@@ -9,34 +25,179 @@
 //!          [--writers 4] [--json]
 //! ```
 //!
-//! Both read the bbolt files `etcdctl snapshot save` writes, from Cairn or from etcd
+//! The snapshot commands read the bbolt files `etcdctl snapshot save` writes, from Cairn or from etcd
 //! (`tools::snapshot`); flags, defaults, output and error texts are etcdctl 3.4's.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tools::ctl::kv::{DelArgs, GetArgs, PutArgs};
+use tools::ctl::{self, exit, CtlError, CtlResult, Format, GlobalFlags, Session};
 use tools::snapshot::{self, RestoreConfig, StatusFormat};
 
 #[derive(Parser)]
 #[command(
     name = "cairnctl",
     version,
-    about = "Offline tools for Cairn and etcd data"
+    about = "etcdctl's commands for Cairn and etcd"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalFlags,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Puts the given key into the store.
+    Put(PutArgs),
+    /// Gets the key or a range of keys.
+    Get(GetArgs),
+    /// Removes the specified key or range of keys [key, range_end).
+    Del(DelArgs),
+    /// Prints the version of etcdctl.
+    Version,
+    /// Endpoint related commands.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Membership related commands.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Compacts the event history in etcd.
+    Compaction {
+        /// The revision.
+        args: Vec<String>,
+        /// 'true' to wait for compaction to physically remove all old revisions
+        #[arg(long)]
+        physical: bool,
+    },
+    /// Defragments the storage of the etcd members with given endpoints.
+    Defrag {
+        /// use all endpoints from the cluster member list
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Lease related commands.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// Alarm related commands.
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
     /// Manages etcd node snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Checks whether the environment suits a consensus store.
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum EndpointCommand {
+    /// Checks the healthiness of endpoints specified in `--endpoints` flag.
+    Health {
+        /// use all endpoints from the cluster member list
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Prints out the status of endpoints specified in `--endpoints` flag.
+    Status {
+        /// use all endpoints from the cluster member list
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Prints the KV history hash for each endpoint in --endpoints.
+    Hashkv {
+        /// use all endpoints from the cluster member list
+        #[arg(long)]
+        cluster: bool,
+        /// maximum revision to hash (default: all revisions)
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Adds a member into the cluster.
+    Add {
+        /// The new member's name.
+        args: Vec<String>,
+        /// comma separated peer URLs for the new member.
+        #[arg(long, default_value = "")]
+        peer_urls: String,
+        /// indicates if the new member is raft learner
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Removes a member from the cluster.
+    Remove {
+        /// The member ID in hexadecimal.
+        args: Vec<String>,
+    },
+    /// Updates a member in the cluster.
+    Update {
+        /// The member ID in hexadecimal.
+        args: Vec<String>,
+        /// comma separated peer URLs for the updated member.
+        #[arg(long, default_value = "")]
+        peer_urls: String,
+    },
+    /// Lists all members in the cluster.
+    List,
+    /// Promotes a non-voting member in the cluster.
+    Promote {
+        /// The member ID in hexadecimal.
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Creates leases.
+    Grant {
+        /// The TTL in seconds.
+        args: Vec<String>,
+    },
+    /// Revokes leases.
+    Revoke {
+        /// The lease ID in hexadecimal.
+        args: Vec<String>,
+    },
+    /// Get lease information.
+    Timetolive {
+        /// The lease ID in hexadecimal.
+        args: Vec<String>,
+        /// Get keys attached to this lease
+        #[arg(long)]
+        keys: bool,
+    },
+    /// List all active leases.
+    List,
+    /// Keeps leases alive (renew).
+    #[command(name = "keep-alive")]
+    KeepAlive {
+        /// The lease ID in hexadecimal.
+        args: Vec<String>,
+        /// Resets the keep-alive time to its original value and exits immediately
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlarmCommand {
+    /// Disarms all alarms.
+    Disarm {
+        /// None accepted.
+        args: Vec<String>,
+    },
+    /// Lists all alarms.
+    List {
+        /// None accepted.
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,11 +227,8 @@ enum CheckCommand {
 enum SnapshotCommand {
     /// Gets backend snapshot status of a given file.
     Status {
-        /// The snapshot file.
+        /// The snapshot file (output format: the global `-w`, simple, table or json).
         file: PathBuf,
-        /// Output format (etcdctl's `-w`).
-        #[arg(short = 'w', long = "write-out", value_enum, default_value = "simple")]
-        write_out: StatusFormat,
     },
     /// Restores a member's data directory from a snapshot file.
     Restore {
@@ -99,34 +257,110 @@ enum SnapshotCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Ok(Some(true)): a check that ran and failed its verdict (exit status 1).
+    let global = cli.global;
     let result = match cli.command {
-        Command::Snapshot(SnapshotCommand::Status { file, write_out }) => snapshot::status(&file)
-            .map(|s| print!("{}", snapshot::render_status(&s, write_out)))
-            .map(|()| None),
-        Command::Check(CheckCommand::Disk {
-            data_dir,
-            writes,
-            record_bytes,
-            writers,
-            json,
-        }) => {
-            let config = tools::disk_check::CheckDiskConfig {
-                data_dir,
-                writes,
-                record_bytes,
-                writers,
-            };
-            tools::disk_check::check_disk(&config).map(|r| {
-                if json {
-                    println!("{}", serde_json::to_string(&r).expect("report serializes"));
-                } else {
-                    print!("{}", tools::disk_check::render_text(&r));
-                }
-                Some(!r.pass)
-            })
+        Command::Snapshot(command) => offline_snapshot(command, global.write_out),
+        Command::Check(command) => offline_check(command),
+        online => ctl::block_on(run_online(&global, online)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // etcdctl's ExitWithError: "Error: <message>" on stderr; some commands exit
+            // with a code and no message (endpoint status, defrag).
+            if !e.message.is_empty() {
+                eprintln!("Error: {}", e.message);
+            }
+            ExitCode::from(u8::try_from(e.code).unwrap_or(1))
         }
-        Command::Snapshot(SnapshotCommand::Restore {
+    }
+}
+
+/// The online commands, on this thread's glommio executor.
+async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
+    match command {
+        Command::Version => {
+            print!("{}", ctl::maintenance::version());
+            Ok(())
+        }
+        Command::Endpoint(EndpointCommand::Health { cluster }) => {
+            ctl::maintenance::health(global, cluster).await
+        }
+        Command::Endpoint(EndpointCommand::Status { cluster }) => {
+            ctl::maintenance::status(global, cluster).await
+        }
+        Command::Endpoint(EndpointCommand::Hashkv { cluster, rev }) => {
+            ctl::maintenance::hashkv(global, cluster, rev).await
+        }
+        Command::Defrag { cluster } => ctl::maintenance::defrag(global, cluster).await,
+        command => {
+            let s = Session::connect(global).await?;
+            run_with_session(&s, command).await
+        }
+    }
+}
+
+async fn run_with_session(s: &Session, command: Command) -> CtlResult {
+    use ctl::{kv, lease, maintenance as m};
+    match command {
+        Command::Put(a) => kv::put(s, &a).await,
+        Command::Get(a) => kv::get(s, &a).await,
+        Command::Del(a) => kv::del(s, &a).await,
+        Command::Member(MemberCommand::List) => m::member_list(s).await,
+        Command::Member(MemberCommand::Add {
+            args,
+            peer_urls,
+            learner,
+        }) => m::member_add(s, &args, &peer_urls, learner).await,
+        Command::Member(MemberCommand::Remove { args }) => {
+            m::member_change(s, "remove", &args, "").await
+        }
+        Command::Member(MemberCommand::Update { args, peer_urls }) => {
+            m::member_change(s, "update", &args, &peer_urls).await
+        }
+        Command::Member(MemberCommand::Promote { args }) => {
+            m::member_change(s, "promote", &args, "").await
+        }
+        Command::Compaction { args, physical } => m::compaction(s, &args, physical).await,
+        Command::Lease(LeaseCommand::Grant { args }) => lease::grant(s, &args).await,
+        Command::Lease(LeaseCommand::Revoke { args }) => lease::revoke(s, &args).await,
+        Command::Lease(LeaseCommand::Timetolive { args, keys }) => {
+            lease::timetolive(s, &args, keys).await
+        }
+        Command::Lease(LeaseCommand::List) => lease::list(s).await,
+        Command::Lease(LeaseCommand::KeepAlive { args, once }) => {
+            lease::keep_alive(s, &args, once).await
+        }
+        Command::Alarm(AlarmCommand::List { args }) => m::alarm(s, false, &args).await,
+        Command::Alarm(AlarmCommand::Disarm { args }) => m::alarm(s, true, &args).await,
+        other => unreachable!("{} is not a session command", command_name(&other)),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Snapshot(_) => "snapshot",
+        Command::Check(_) => "check",
+        Command::Version => "version",
+        Command::Endpoint(_) => "endpoint",
+        Command::Defrag { .. } => "defrag",
+        _ => "a session command",
+    }
+}
+
+/// `snapshot status|restore` (offline).
+fn offline_snapshot(command: SnapshotCommand, format: Format) -> CtlResult {
+    let result = match command {
+        SnapshotCommand::Status { file } => {
+            let format = match format {
+                Format::Simple => StatusFormat::Simple,
+                Format::Table => StatusFormat::Table,
+                Format::Json => StatusFormat::Json,
+                other => return Err(CtlError::unsupported(other)),
+            };
+            snapshot::status(&file).map(|s| print!("{}", snapshot::render_status(&s, format)))
+        }
+        SnapshotCommand::Restore {
             file,
             data_dir,
             name,
@@ -134,7 +368,7 @@ fn main() -> ExitCode {
             initial_cluster_token,
             initial_advertise_peer_urls,
             skip_hash_check,
-        }) => {
+        } => {
             let config = RestoreConfig {
                 snapshot: file,
                 data_dir: data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.etcd"))),
@@ -144,20 +378,38 @@ fn main() -> ExitCode {
                 initial_advertise_peer_urls,
                 skip_hash_check,
             };
-            snapshot::restore(&config).map(|r| {
-                restored(&config, &r);
-                None
-            })
+            snapshot::restore(&config).map(|r| restored(&config, &r))
         }
     };
-    match result {
-        Ok(Some(true)) => ExitCode::FAILURE,
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            // etcdctl's ExitWithError: "Error: <message>" on stderr, exit status 1.
-            eprintln!("Error: {e}");
-            ExitCode::FAILURE
-        }
+    result.map_err(|e| CtlError::new(exit::ERROR, e.to_string()))
+}
+
+/// `check disk` (offline): exit status 1 when the disk fails etcd's guidance.
+fn offline_check(command: CheckCommand) -> CtlResult {
+    let CheckCommand::Disk {
+        data_dir,
+        writes,
+        record_bytes,
+        writers,
+        json,
+    } = command;
+    let config = tools::disk_check::CheckDiskConfig {
+        data_dir,
+        writes,
+        record_bytes,
+        writers,
+    };
+    let r = tools::disk_check::check_disk(&config)
+        .map_err(|e| CtlError::new(exit::ERROR, e.to_string()))?;
+    if json {
+        println!("{}", serde_json::to_string(&r).expect("report serializes"));
+    } else {
+        print!("{}", tools::disk_check::render_text(&r));
+    }
+    if r.pass {
+        Ok(())
+    } else {
+        Err(CtlError::new(exit::ERROR, String::new()))
     }
 }
 
