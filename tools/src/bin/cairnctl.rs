@@ -11,7 +11,7 @@
 //! cairnctl member list|add|remove|update|promote ...
 //! cairnctl compaction [--physical] REV    cairnctl defrag [--cluster]
 //! cairnctl lease grant|revoke|timetolive|list|keep-alive ...
-//! cairnctl alarm list|disarm
+//! cairnctl alarm list|disarm          cairnctl txn [-i] < blocks
 //! ```
 //!
 //! Offline:
@@ -82,6 +82,15 @@ enum Command {
     /// Lease related commands.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Txn processes all the requests in one transaction (compares, success and failure
+    /// requests from stdin, each block ended by an empty line).
+    Txn {
+        /// None accepted.
+        args: Vec<String>,
+        /// Input transaction in interactive mode
+        #[arg(short, long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+        interactive: bool,
+    },
     /// Alarm related commands.
     #[command(subcommand)]
     Alarm(AlarmCommand),
@@ -332,6 +341,7 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
             lease::keep_alive(s, &args, once).await
         }
         Command::Alarm(AlarmCommand::List { args }) => m::alarm(s, false, &args).await,
+        Command::Txn { args, interactive } => ctl::txn::txn(s, &args, interactive).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => m::alarm(s, true, &args).await,
         other => unreachable!("{} is not a session command", command_name(&other)),
     }

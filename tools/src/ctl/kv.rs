@@ -137,6 +137,16 @@ fn key_range(args: &[String], prefix: bool, from_key: bool) -> CtlResult<(Vec<u8
 
 /// `put`.
 pub async fn put(s: &Session, a: &PutArgs) -> CtlResult {
+    let request = put_request(a)?;
+    check_format(s.format)?;
+    let r: PutResponse = s.call("/etcdserverpb.KV/Put", &request).await?;
+    write_out(&render_put(s.format, s.hex, &r));
+    Ok(())
+}
+
+/// The request of `put`'s arguments (etcdctl `getPutOp`); the value is read from stdin
+/// when not given.
+pub fn put_request(a: &PutArgs) -> CtlResult<PutRequest> {
     let usage = "put command needs 1 argument and input from stdin or 2 arguments";
     if a.args.is_empty() {
         return Err(CtlError::new(exit::BAD_ARGS, usage));
@@ -176,10 +186,7 @@ pub async fn put(s: &Session, a: &PutArgs) -> CtlResult {
         ignore_value: a.ignore_value,
         ignore_lease: a.ignore_lease,
     };
-    check_format(s.format)?;
-    let r: PutResponse = s.call("/etcdserverpb.KV/Put", &request).await?;
-    write_out(&render_put(s.format, s.hex, &r));
-    Ok(())
+    Ok(request)
 }
 
 /// Go's `strconv` error texts for a refused integer.
@@ -194,6 +201,21 @@ fn go_parse_error(e: &std::num::ParseIntError) -> &'static str {
 
 /// `get`.
 pub async fn get(s: &Session, a: &GetArgs) -> CtlResult {
+    let request = range_request(a)?;
+    check_format(s.format)?;
+    let r: RangeResponse = s.call("/etcdserverpb.KV/Range", &request).await?;
+    if a.print_value_only && s.format != Format::Simple {
+        return Err(CtlError::new(
+            exit::BAD_ARGS,
+            "print-value-only is only for `--write-out=simple`",
+        ));
+    }
+    write_out(&render_get(s.format, s.hex, a.print_value_only, &r));
+    Ok(())
+}
+
+/// The request of `get`'s arguments (etcdctl `getGetOp`).
+pub fn range_request(a: &GetArgs) -> CtlResult<RangeRequest> {
     if a.args.is_empty() {
         return Err(CtlError::new(
             exit::BAD_ARGS,
@@ -260,20 +282,20 @@ pub async fn get(s: &Session, a: &GetArgs) -> CtlResult {
         keys_only: a.keys_only,
         ..Default::default()
     };
-    check_format(s.format)?;
-    let r: RangeResponse = s.call("/etcdserverpb.KV/Range", &request).await?;
-    if a.print_value_only && s.format != Format::Simple {
-        return Err(CtlError::new(
-            exit::BAD_ARGS,
-            "print-value-only is only for `--write-out=simple`",
-        ));
-    }
-    write_out(&render_get(s.format, s.hex, a.print_value_only, &r));
-    Ok(())
+    Ok(request)
 }
 
 /// `del`.
 pub async fn del(s: &Session, a: &DelArgs) -> CtlResult {
+    let request = delete_request(a)?;
+    check_format(s.format)?;
+    let r: DeleteRangeResponse = s.call("/etcdserverpb.KV/DeleteRange", &request).await?;
+    write_out(&render_del(s.format, s.hex, &r));
+    Ok(())
+}
+
+/// The request of `del`'s arguments (etcdctl `getDelOp`).
+pub fn delete_request(a: &DelArgs) -> CtlResult<DeleteRangeRequest> {
     if a.args.is_empty() || a.args.len() > 2 {
         return Err(CtlError::new(
             exit::BAD_ARGS,
@@ -286,10 +308,7 @@ pub async fn del(s: &Session, a: &DelArgs) -> CtlResult {
         range_end: range_end.into(),
         prev_kv: a.prev_kv,
     };
-    check_format(s.format)?;
-    let r: DeleteRangeResponse = s.call("/etcdserverpb.KV/DeleteRange", &request).await?;
-    write_out(&render_del(s.format, s.hex, &r));
-    Ok(())
+    Ok(request)
 }
 
 /// The KV printers have no table form; etcdctl fails after the call, cairnctl before it
@@ -369,6 +388,30 @@ fn json_kvs(kvs: &[KeyValue]) -> Vec<String> {
     kvs.iter().map(|kv| json_kv(kv).encode()).collect()
 }
 
+/// Go JSON of a `PutResponse`.
+pub fn json_put(r: &PutResponse) -> JsonObject {
+    JsonObject::new()
+        .object("header", json_header(r.header.as_ref()))
+        .object("prev_kv", r.prev_kv.as_ref().map(json_kv))
+}
+
+/// Go JSON of a `RangeResponse`.
+pub fn json_range(r: &RangeResponse) -> JsonObject {
+    JsonObject::new()
+        .object("header", json_header(r.header.as_ref()))
+        .array("kvs", json_kvs(&r.kvs))
+        .flag("more", r.more)
+        .num("count", r.count)
+}
+
+/// Go JSON of a `DeleteRangeResponse`.
+pub fn json_delete(r: &DeleteRangeResponse) -> JsonObject {
+    JsonObject::new()
+        .object("header", json_header(r.header.as_ref()))
+        .num("deleted", r.deleted)
+        .array("prev_kvs", json_kvs(&r.prev_kvs))
+}
+
 /// Writes rendered output to stdout as raw bytes.
 pub fn write_out(bytes: &[u8]) {
     use std::io::Write;
@@ -394,10 +437,7 @@ pub fn render_put(format: Format, hex: bool, r: &PutResponse) -> Vec<u8> {
             }
             out.into_bytes()
         }
-        Format::Json => JsonObject::new()
-            .object("header", json_header(r.header.as_ref()))
-            .object("prev_kv", r.prev_kv.as_ref().map(json_kv))
-            .line(),
+        Format::Json => json_put(r).line(),
         Format::Protobuf | Format::Table => r.encode_to_vec(),
     }
 }
@@ -417,12 +457,7 @@ pub fn render_get(format: Format, hex: bool, value_only: bool, r: &RangeResponse
             }
             (out + &format!("\"More\" : {}\n\"Count\" : {}\n", r.more, r.count)).into_bytes()
         }
-        Format::Json => JsonObject::new()
-            .object("header", json_header(r.header.as_ref()))
-            .array("kvs", json_kvs(&r.kvs))
-            .flag("more", r.more)
-            .num("count", r.count)
-            .line(),
+        Format::Json => json_range(r).line(),
         Format::Protobuf | Format::Table => r.encode_to_vec(),
     }
 }
@@ -445,11 +480,7 @@ pub fn render_del(format: Format, hex: bool, r: &DeleteRangeResponse) -> Vec<u8>
             }
             out.into_bytes()
         }
-        Format::Json => JsonObject::new()
-            .object("header", json_header(r.header.as_ref()))
-            .num("deleted", r.deleted)
-            .array("prev_kvs", json_kvs(&r.prev_kvs))
-            .line(),
+        Format::Json => json_delete(r).line(),
         Format::Protobuf | Format::Table => r.encode_to_vec(),
     }
 }

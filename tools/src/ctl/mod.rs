@@ -12,6 +12,7 @@ mod go;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod txn;
 
 use std::path::PathBuf;
 use std::time::Duration;

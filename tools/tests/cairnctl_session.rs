@@ -1,0 +1,406 @@
+//! cairnctl against Debian's etcdctl 3.4: one scripted session of online commands, run
+//! once with each tool, compared byte for byte (stdout, stderr, exit code).
+//!
+//! Both tools must see the same state, revisions included, so the session runs twice
+//! against twin Cairn servers: the same name, data-dir layout, ports and cluster token,
+//! hence the same member and cluster IDs, started fresh, first with etcdctl, then
+//! (after the first server stopped) with cairnctl. Read-only steps also run back to back
+//! on the same server with both tools (`Step::Both`), so every read is also compared on
+//! one server.
+//!
+//! Masked, and why:
+//! - lease IDs: Cairn, like etcd, makes them from the member ID and the time; each
+//!   tool's `lease grant` output gives the ID, which is then replaced by `<LEASE>` in
+//!   its outputs (hex and decimal), and fed to later steps as `{lease}`;
+//! - `took` of `endpoint health`: a measured duration;
+//! - stderr lines starting with `{"level":`: etcdctl's client library logs its retries
+//!   (zap JSON with a timestamp and a random target name); cairnctl has no such log.
+//!
+//! Requires Debian's `etcdctl` 3.4; skipped with a message when it is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first request.
+const START_TIMEOUT_MS: u64 = 30_000;
+
+/// One step of the session.
+enum Step {
+    /// Run with the session's tool only (state-changing, or a read that sees its writes).
+    One(&'static [&'static str]),
+    /// Run with etcdctl then cairnctl on the same server; both outputs must match there
+    /// too (read-only steps).
+    Both(&'static [&'static str]),
+    /// Run with `stdin` as input.
+    Stdin(&'static [&'static str], &'static str),
+    /// `Both` with `stdin` as input.
+    BothStdin(&'static [&'static str], &'static str),
+}
+
+/// Every implemented command, each `-w` format of a few, and refusals.
+fn script() -> Vec<Step> {
+    use Step::*;
+    vec![
+        One(&["put", "foo", "bar"]),
+        One(&["put", "foo", "baz", "--prev-kv"]),
+        One(&["put", "foo", "qux", "--prev-kv", "-w", "json"]),
+        One(&["put", "foo", "quux", "--prev-kv", "-w", "fields"]),
+        Stdin(&["put", "from-stdin"], "line one\nline two\n"),
+        One(&["put", "a/1", "x"]),
+        One(&["put", "a/2", "yy"]),
+        One(&["put", "a/3", "zzz"]),
+        One(&["put", "b", "\u{e9}t\u{e9} \"quoted\" <tag>"]),
+        One(&["put", "foo", "--ignore-value"]),
+        Both(&["get", "foo"]),
+        Both(&["get", "foo", "-w", "json"]),
+        Both(&["get", "foo", "-w", "fields"]),
+        Both(&["get", "foo", "-w", "protobuf"]),
+        Both(&["get", "foo", "-w", "table"]),
+        Both(&["get", "foo", "--hex"]),
+        Both(&["get", "a/", "--prefix"]),
+        Both(&["get", "a/", "--prefix", "--limit", "2", "-w", "json"]),
+        Both(&["get", "a/", "--prefix", "--sort-by", "value", "--order", "descend"]),
+        Both(&["get", "a/", "--prefix", "--sort-by", "create", "-w", "fields"]),
+        Both(&["get", "a/", "--prefix", "--keys-only"]),
+        Both(&["get", "a/", "--prefix", "--print-value-only"]),
+        Both(&["get", "a/1", "a/3"]),
+        Both(&["get", "a/2", "--from-key", "--consistency", "s"]),
+        Both(&["get", "", "--prefix", "--keys-only"]),
+        Both(&["get", "foo", "--rev", "2"]),
+        Both(&["get", "b", "-w", "json"]),
+        Both(&["get", "b", "-w", "fields"]),
+        Both(&["get", "from-stdin"]),
+        Both(&["get", "missing", "-w", "json"]),
+        Both(&["get", "foo", "--rev", "1000"]),
+        Both(&["get"]),
+        Both(&["get", "a", "--prefix", "--from-key"]),
+        Both(&["get", "a", "b", "--prefix"]),
+        Both(&["get", "a", "--consistency", "x"]),
+        Both(&["get", "a", "--order", "sideways"]),
+        Both(&["get", "a", "--sort-by", "size"]),
+        Both(&["get", "a", "--print-value-only", "-w", "json"]),
+        Both(&["put"]),
+        Both(&["put", "k", "--lease", "xyz"]),
+        Both(&["put", "k", "v", "--ignore-value"]),
+        Both(&["put", "k", "v", "--lease", "1234"]),
+        Both(&["del"]),
+        One(&["del", "a/1", "--prev-kv"]),
+        One(&["del", "a/", "--prefix", "--prev-kv", "-w", "json"]),
+        One(&["del", "from-stdin", "-w", "fields"]),
+        One(&["del", "nothing"]),
+        One(&["del", "b", "--from-key"]),
+        Both(&["version"]),
+        // Txn: compares, success and failure blocks on stdin.
+        Stdin(&["txn"], "value(\"foo\") = \"quux\"\nmod(\"foo\") > \"1\"\n\nput t1 x --prev-kv\nget foo\ndel a/3 --prev-kv\n\nget foo\n\n"),
+        Stdin(&["txn", "-w", "json"], "ver(\"foo\") = \"1\"\n\nput t2 x\n\nput t2 y\nget t1 --keys-only\n\n"),
+        Stdin(&["txn", "-w", "fields"], "create(\"t2\") < \"1000\"\n\nput \"t 3\" 'q v'\ndel nothing\n\n\n"),
+        BothStdin(&["txn", "-w", "protobuf"], "val(\"t2\") != \"y\"\n\nget t\n\nget t --prefix\n\n"),
+        BothStdin(&["txn", "-i"], "\n\nget t --prefix --keys-only\n\n\n"),
+        BothStdin(&["txn", "--interactive=false"], "m(\"t1\") = \"0\"\n\nget t1\n\nget \"t 3\"\n\n"),
+        BothStdin(&["txn"], "bogus\n\n\n\n"),
+        BothStdin(&["txn"], "ver(\"a\" = \"x\"\n\n\n\n"),
+        BothStdin(&["txn"], "ver(\"a\") = \"x\"\n\n\n\n"),
+        BothStdin(&["txn"], "weight(\"a\") = \"1\"\n\n\n\n"),
+        BothStdin(&["txn"], "\n\nput\n\n\n"),
+        BothStdin(&["txn"], "\n\nbogus x\n\n\n"),
+        BothStdin(&["txn"], "\n\n"),
+        BothStdin(&["txn", "extra"], ""),
+        // Members, endpoints (before any lease: HashKV hashes lease IDs, which differ
+        // between the twin servers).
+        Both(&["member", "list"]),
+        Both(&["member", "list", "-w", "table"]),
+        Both(&["member", "list", "-w", "json"]),
+        Both(&["member", "list", "-w", "fields"]),
+        Both(&["member", "list", "-w", "protobuf"]),
+        Both(&["member", "remove", "xyz"]),
+        Both(&["member", "remove", "1234"]),
+        Both(&["member", "update", "1234", "--peer-urls", "http://127.0.0.1:1"]),
+        Both(&["member", "update", "1234"]),
+        Both(&["member", "promote", "1234"]),
+        Both(&["member", "add"]),
+        Both(&["member", "add", "n", "http://127.0.0.1:1"]),
+        Both(&["member", "add", "n"]),
+        Both(&["endpoint", "health"]),
+        Both(&["endpoint", "health", "-w", "json"]),
+        Both(&["endpoint", "health", "--cluster"]),
+        Both(&["endpoint", "status"]),
+        Both(&["endpoint", "status", "-w", "table"]),
+        Both(&["endpoint", "status", "-w", "json"]),
+        Both(&["endpoint", "status", "-w", "fields"]),
+        Both(&["endpoint", "status", "--cluster"]),
+        Both(&["endpoint", "hashkv"]),
+        Both(&["endpoint", "hashkv", "-w", "table"]),
+        Both(&["endpoint", "hashkv", "-w", "json"]),
+        Both(&["endpoint", "hashkv", "-w", "fields"]),
+        Both(&["endpoint", "hashkv", "--rev", "5"]),
+        // Leases.
+        One(&["lease", "grant", "100"]),
+        One(&["put", "leased", "v", "--lease", "{lease}"]),
+        Both(&["lease", "timetolive", "{lease}"]),
+        Both(&["lease", "timetolive", "{lease}", "--keys"]),
+        Both(&["lease", "timetolive", "{lease}", "--keys", "-w", "json"]),
+        Both(&["lease", "timetolive", "{lease}", "--keys", "-w", "fields"]),
+        Both(&["lease", "timetolive", "{lease}", "-w", "json"]),
+        Both(&["lease", "list"]),
+        Both(&["lease", "list", "-w", "json"]),
+        Both(&["lease", "list", "-w", "fields"]),
+        Both(&["get", "leased", "-w", "json"]),
+        One(&["lease", "keep-alive", "--once", "{lease}"]),
+        One(&["lease", "keep-alive", "--once", "{lease}", "-w", "json"]),
+        One(&["put", "leased", "w", "--ignore-lease", "--prev-kv", "-w", "fields"]),
+        One(&["lease", "revoke", "{lease}"]),
+        Both(&["lease", "timetolive", "{lease}"]),
+        Both(&["lease", "keep-alive", "--once", "{lease}"]),
+        Both(&["lease", "revoke", "{lease}"]),
+        Both(&["lease", "grant"]),
+        Both(&["lease", "grant", "ten"]),
+        Both(&["lease", "revoke", "zz"]),
+        One(&["lease", "grant", "50", "-w", "json"]),
+        One(&["lease", "grant", "50", "-w", "fields"]),
+        Both(&["lease", "list"]),
+        // Maintenance.
+        Both(&["alarm", "list"]),
+        Both(&["alarm", "list", "-w", "json"]),
+        Both(&["alarm", "list", "extra"]),
+        One(&["alarm", "disarm"]),
+        One(&["compaction", "4"]),
+        Both(&["compaction", "3"]),
+        Both(&["compaction", "four"]),
+        Both(&["compaction"]),
+        Both(&["get", "foo", "--rev", "3"]),
+        One(&["compaction", "--physical", "6"]),
+        One(&["defrag"]),
+        Both(&["endpoint", "hashkv", "--rev", "6"]),
+        Both(&["get", "", "--prefix", "-w", "json"]),
+    ]
+}
+
+/// What one run of a tool gave: exit code, stdout, stderr (masked).
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `target/<profile>/cairn`, built (or found up to date) by cargo.
+fn cairn() -> PathBuf {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-p", "server", "--bin", "cairn"])
+        .status()
+        .expect("cargo build cairn");
+    assert!(built.success(), "building cairn failed");
+    PathBuf::from(env!("CARGO_BIN_EXE_cairnctl")).with_file_name("cairn")
+}
+
+fn start(cairn: &Path, dir: &Path, client: u16, peer: u16) -> Server {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = Command::new(cairn)
+        .args(["--name", "twin", "--data-dir"])
+        .arg(dir)
+        .args(["--listen-client-urls", &client_url])
+        .args(["--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("twin={peer_url}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cairn");
+    let server = Server {
+        child,
+        endpoint: format!("127.0.0.1:{client}"),
+    };
+    let started = Instant::now();
+    loop {
+        let probe = Command::new("etcdctl")
+            .args(["--endpoints", &server.endpoint, "get", "probe"])
+            .output()
+            .unwrap();
+        if probe.status.success() {
+            return server;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(START_TIMEOUT_MS),
+            "cairn did not answer within {START_TIMEOUT_MS} ms"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run(tool: &Path, endpoint: &str, args: &[String], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(tool);
+    c.arg("--endpoints").arg(endpoint).args(args);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run tool");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The leases the session granted, learnt from each `lease grant` output (simple, json
+/// or fields); the first one is fed to later steps as `{lease}`.
+#[derive(Default)]
+struct Leases(Vec<i64>);
+
+impl Leases {
+    fn substitute(&self, args: &[&str]) -> Vec<String> {
+        let id = self
+            .0
+            .first()
+            .map_or("0".to_string(), |id| format!("{id:x}"));
+        args.iter().map(|a| a.replace("{lease}", &id)).collect()
+    }
+
+    fn learn(&mut self, args: &[String], stdout: &str) {
+        if args.len() < 2 || args[0] != "lease" || args[1] != "grant" {
+            return;
+        }
+        let id = if let Some(rest) = stdout.strip_prefix("lease ") {
+            i64::from_str_radix(rest.split(' ').next().unwrap(), 16).ok()
+        } else {
+            ["\"ID\":", "\"ID\" : "].iter().find_map(|tag| {
+                let at = stdout.find(tag)? + tag.len();
+                let digits: String = stdout[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                digits.parse().ok()
+            })
+        };
+        self.0.extend(id);
+    }
+
+    fn mask(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for id in &self.0 {
+            text = text
+                .replace(&format!("{id:016x}"), "<LEASE>")
+                .replace(&format!("{id:x}"), "<LEASE>")
+                .replace(&id.to_string(), "<LEASE>");
+        }
+        text
+    }
+}
+
+/// Masks what legitimately differs (see the file's doc).
+fn mask(lease: &Leases, output: &Output) -> Outcome {
+    let took = |text: String| -> String {
+        text.lines()
+            .map(|line| {
+                let line = match line.find("took = ") {
+                    Some(at) => format!("{}took = <TOOK>", &line[..at]),
+                    None => line.to_string(),
+                };
+                match line.find("\"took\":\"") {
+                    Some(at) => {
+                        let rest = &line[at + 8..];
+                        let end = rest.find('"').unwrap();
+                        format!("{}\"took\":\"<TOOK>\"{}", &line[..at], &rest[end + 1..])
+                    }
+                    None => line,
+                }
+            })
+            .filter(|line| !line.starts_with("{\"level\":"))
+            .map(|line| line + "\n")
+            .collect()
+    };
+    Outcome {
+        code: output.status.code(),
+        stdout: lease.mask(&took(String::from_utf8_lossy(&output.stdout).into_owned())),
+        stderr: lease.mask(&took(String::from_utf8_lossy(&output.stderr).into_owned())),
+    }
+}
+
+/// Runs the session with `tool` on a fresh server; for `Step::Both` also runs `other`
+/// right after on the same server and asserts the same outcome.
+fn session(tool: &Path, other: &Path, cairn: &Path, ports: (u16, u16)) -> Vec<Outcome> {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(cairn, &dir.path().join("data"), ports.0, ports.1);
+    let mut lease = Leases::default();
+    let mut outcomes = Vec::new();
+    for step in script() {
+        let (args, stdin, both) = match step {
+            Step::One(args) => (args, None, false),
+            Step::Both(args) => (args, None, true),
+            Step::Stdin(args, input) => (args, Some(input), false),
+            Step::BothStdin(args, input) => (args, Some(input), true),
+        };
+        let args = lease.substitute(args);
+        let output = run(tool, &server.endpoint, &args, stdin);
+        lease.learn(&args, &String::from_utf8_lossy(&output.stdout));
+        let outcome = mask(&lease, &output);
+        if both {
+            let again = mask(&lease, &run(other, &server.endpoint, &args, stdin));
+            assert_eq!(
+                outcome,
+                again,
+                "{args:?}: {} and {} differ on the same server",
+                tool.display(),
+                other.display()
+            );
+        }
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+fn etcdctl() -> Option<PathBuf> {
+    let found = Command::new("etcdctl").arg("version").output().ok()?;
+    let text = String::from_utf8_lossy(&found.stdout);
+    text.contains("etcdctl version: 3.4")
+        .then(|| PathBuf::from("etcdctl"))
+}
+
+#[test]
+fn cairnctl_prints_what_etcdctl_prints() {
+    let Some(etcdctl) = etcdctl() else {
+        eprintln!("skipped: Debian's etcdctl 3.4 is not installed");
+        return;
+    };
+    let cairn = cairn();
+    let cairnctl = PathBuf::from(env!("CARGO_BIN_EXE_cairnctl"));
+    let ports = (free_port(), free_port());
+    let expected = session(&etcdctl, &cairnctl, &cairn, ports);
+    let actual = session(&cairnctl, &etcdctl, &cairn, ports);
+    let script = script();
+    assert_eq!(expected.len(), actual.len());
+    for ((step, e), a) in script.iter().zip(&expected).zip(&actual) {
+        let args = match step {
+            Step::One(a) | Step::Both(a) | Step::Stdin(a, _) | Step::BothStdin(a, _) => a,
+        };
+        assert_eq!(
+            e, a,
+            "step {args:?}: etcdctl (left) and cairnctl (right) differ"
+        );
+    }
+}
