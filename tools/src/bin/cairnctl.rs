@@ -12,6 +12,7 @@
 //! cairnctl compaction [--physical] REV    cairnctl defrag [--cluster]
 //! cairnctl lease grant|revoke|timetolive|list|keep-alive ...
 //! cairnctl alarm list|disarm          cairnctl txn [-i] < blocks
+//! cairnctl user|role ...               cairnctl auth enable|disable
 //! ```
 //!
 //! Offline:
@@ -82,6 +83,15 @@ enum Command {
     /// Lease related commands.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// User related commands.
+    #[command(subcommand)]
+    User(ctl::auth::UserCommand),
+    /// Role related commands.
+    #[command(subcommand)]
+    Role(ctl::auth::RoleCommand),
+    /// Enable or disable authentication.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Txn processes all the requests in one transaction (compares, success and failure
     /// requests from stdin, each block ended by an empty line).
     Txn {
@@ -192,6 +202,20 @@ enum LeaseCommand {
         /// Resets the keep-alive time to its original value and exits immediately
         #[arg(long)]
         once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Enables authentication.
+    Enable {
+        /// None accepted.
+        args: Vec<String>,
+    },
+    /// Disables authentication.
+    Disable {
+        /// None accepted.
+        args: Vec<String>,
     },
 }
 
@@ -341,6 +365,10 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
             lease::keep_alive(s, &args, once).await
         }
         Command::Alarm(AlarmCommand::List { args }) => m::alarm(s, false, &args).await,
+        Command::User(c) => ctl::auth::user(s, &c).await,
+        Command::Role(c) => ctl::auth::role(s, &c).await,
+        Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
+        Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
         Command::Txn { args, interactive } => ctl::txn::txn(s, &args, interactive).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => m::alarm(s, true, &args).await,
         other => unreachable!("{} is not a session command", command_name(&other)),

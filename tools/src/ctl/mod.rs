@@ -8,6 +8,7 @@
 //! - Output: [`Format`] (`-w`), Go's formatting rules in `go` (JSON, `%q`, tables,
 //!   humanize), the printers of each command group in `kv` and `maintenance`.
 
+pub mod auth;
 mod go;
 pub mod kv;
 pub mod lease;
