@@ -36,7 +36,13 @@ enum Step {
     Stdin(&'static [&'static str], &'static str),
     /// `Both` with `stdin` as input.
     BothStdin(&'static [&'static str], &'static str),
+    /// `Both` for a command that runs until interrupted (`watch`): stopped after
+    /// `WATCH_MS` (exit code then `None`).
+    Watch(&'static [&'static str]),
 }
+
+/// How long a `watch` runs before it is killed.
+const WATCH_MS: u64 = 1500;
 
 /// Every implemented command, each `-w` format of a few, and refusals.
 fn script() -> Vec<Step> {
@@ -190,6 +196,22 @@ fn script() -> Vec<Step> {
         Both(&["endpoint", "hashkv", "-w", "json"]),
         Both(&["endpoint", "hashkv", "-w", "fields"]),
         Both(&["endpoint", "hashkv", "--rev", "5"]),
+        // Snapshots (the file is relative to the session's directory).
+        Both(&["snapshot", "save", "snap.db"]),
+        Both(&["snapshot", "status", "snap.db", "-w", "json"]),
+        Both(&["snapshot", "save"]),
+        Both(&["snapshot", "save", "no-such-dir/snap.db"]),
+        // Leadership, watches.
+        Both(&["move-leader", "1234"]),
+        Both(&["move-leader", "xyz"]),
+        Both(&["move-leader"]),
+        Watch(&["watch", "--rev", "1", "--prefix", "a/"]),
+        Watch(&["watch", "--rev", "1", "foo", "--prev-kv", "-w", "json"]),
+        Watch(&["watch", "--rev", "2", "a/1", "a/9", "-w", "fields"]),
+        Watch(&["watch", "--rev", "1", "b", "--hex"]),
+        Watch(&["watch", "--rev", "1", "from-stdin", "-w", "protobuf"]),
+        Watch(&["watch"]),
+        Watch(&["watch", "a", "b", "--prefix"]),
         // Leases.
         One(&["lease", "grant", "100"]),
         One(&["put", "leased", "v", "--lease", "{lease}"]),
@@ -225,6 +247,7 @@ fn script() -> Vec<Step> {
         Both(&["compaction", "four"]),
         Both(&["compaction"]),
         Both(&["get", "foo", "--rev", "3"]),
+        Watch(&["watch", "--rev", "2", "foo"]),
         One(&["compaction", "--physical", "6"]),
         One(&["defrag"]),
         Both(&["endpoint", "hashkv", "--rev", "6"]),
@@ -260,9 +283,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `target/<profile>/cairn`, built (or found up to date) by cargo.
+/// `target/<profile>/cairn`, built (or found up to date) by cargo. The variables cargo
+/// sets for this test (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...) are removed first: build
+/// scripts that read them would otherwise see a different environment than a plain
+/// `cargo build` and rebuild half the tree each time.
 fn cairn() -> PathBuf {
-    let built = Command::new(env!("CARGO"))
+    let mut build = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
+        if !keep && (name.starts_with("CARGO_") || name == "OUT_DIR") {
+            build.env_remove(&name);
+        }
+    }
+    let built = build
         .args(["build", "-p", "server", "--bin", "cairn"])
         .status()
         .expect("cargo build cairn");
@@ -306,9 +340,22 @@ fn start(cairn: &Path, dir: &Path, client: u16, peer: u16) -> Server {
     }
 }
 
-fn run(tool: &Path, endpoint: &str, args: &[String], stdin: Option<&str>) -> Output {
+fn run(
+    tool: &Path,
+    dir: &Path,
+    endpoint: &str,
+    args: &[String],
+    stdin: Option<&str>,
+    stop_after: Option<Duration>,
+) -> Output {
     let mut c = Command::new(tool);
-    c.arg("--endpoints").arg(endpoint).args(args);
+    // Authentication (bcrypt in a debug build of cairn, on a shared machine) can take
+    // longer than the 2 s default dial timeout, which covers it in etcdctl 3.4.
+    c.current_dir(dir)
+        .arg("--endpoints")
+        .arg(endpoint)
+        .arg("--dial-timeout=20s")
+        .args(args);
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -319,6 +366,16 @@ fn run(tool: &Path, endpoint: &str, args: &[String], stdin: Option<&str>) -> Out
         if let Some(text) = stdin {
             input.write_all(text.as_bytes()).unwrap();
         }
+    }
+    if let Some(after) = stop_after {
+        let started = Instant::now();
+        while started.elapsed() < after {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
     }
     child.wait_with_output().unwrap()
 }
@@ -407,16 +464,27 @@ fn session(tool: &Path, other: &Path, cairn: &Path, ports: (u16, u16)) -> Vec<Ou
     for step in script() {
         let (args, stdin, both) = match step {
             Step::One(args) => (args, None, false),
-            Step::Both(args) => (args, None, true),
+            Step::Both(args) | Step::Watch(args) => (args, None, true),
             Step::Stdin(args, input) => (args, Some(input), false),
             Step::BothStdin(args, input) => (args, Some(input), true),
         };
+        let stop_after = matches!(step, Step::Watch(_)).then(|| Duration::from_millis(WATCH_MS));
         let args = lease.substitute(args);
-        let output = run(tool, &server.endpoint, &args, stdin);
+        let output = run(tool, dir.path(), &server.endpoint, &args, stdin, stop_after);
         lease.learn(&args, &String::from_utf8_lossy(&output.stdout));
         let outcome = mask(&lease, &output);
         if both {
-            let again = mask(&lease, &run(other, &server.endpoint, &args, stdin));
+            let again = mask(
+                &lease,
+                &run(
+                    other,
+                    dir.path(),
+                    &server.endpoint,
+                    &args,
+                    stdin,
+                    stop_after,
+                ),
+            );
             assert_eq!(
                 outcome,
                 again,
@@ -452,7 +520,11 @@ fn cairnctl_prints_what_etcdctl_prints() {
     assert_eq!(expected.len(), actual.len());
     for ((step, e), a) in script.iter().zip(&expected).zip(&actual) {
         let args = match step {
-            Step::One(a) | Step::Both(a) | Step::Stdin(a, _) | Step::BothStdin(a, _) => a,
+            Step::One(a)
+            | Step::Both(a)
+            | Step::Watch(a)
+            | Step::Stdin(a, _)
+            | Step::BothStdin(a, _) => a,
         };
         assert_eq!(
             e, a,

@@ -13,6 +13,8 @@
 //! cairnctl lease grant|revoke|timetolive|list|keep-alive ...
 //! cairnctl alarm list|disarm          cairnctl txn [-i] < blocks
 //! cairnctl user|role ...               cairnctl auth enable|disable
+//! cairnctl move-leader ID               cairnctl snapshot save FILE
+//! cairnctl watch [--prefix] [--rev N] [--prev-kv] KEY [END]
 //! ```
 //!
 //! Offline:
@@ -83,6 +85,14 @@ enum Command {
     /// Lease related commands.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// Transfers leadership to another etcd cluster member.
+    #[command(name = "move-leader")]
+    MoveLeader {
+        /// `<transferee-member-id>` in hexadecimal.
+        args: Vec<String>,
+    },
+    /// Watches events stream on keys or prefixes.
+    Watch(ctl::stream::WatchArgs),
     /// User related commands.
     #[command(subcommand)]
     User(ctl::auth::UserCommand),
@@ -258,6 +268,11 @@ enum CheckCommand {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
+    /// Stores an etcd node backend snapshot to a given file.
+    Save {
+        /// `<filename>`.
+        args: Vec<String>,
+    },
     /// Gets backend snapshot status of a given file.
     Status {
         /// The snapshot file (output format: the global `-w`, simple, table or json).
@@ -292,6 +307,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = cli.global;
     let result = match cli.command {
+        save @ Command::Snapshot(SnapshotCommand::Save { .. }) => {
+            ctl::block_on(run_online(&global, save))
+        }
         Command::Snapshot(command) => offline_snapshot(command, global.write_out),
         Command::Check(command) => offline_check(command),
         online => ctl::block_on(run_online(&global, online)),
@@ -326,6 +344,11 @@ async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
             ctl::maintenance::hashkv(global, cluster, rev).await
         }
         Command::Defrag { cluster } => ctl::maintenance::defrag(global, cluster).await,
+        Command::MoveLeader { args } => ctl::maintenance::move_leader(global, &args).await,
+        Command::Snapshot(SnapshotCommand::Save { args }) => {
+            let s = Session::connect(global).await?;
+            ctl::stream::snapshot_save(&s, &global.endpoints, &args).await
+        }
         command => {
             let s = Session::connect(global).await?;
             run_with_session(&s, command).await
@@ -369,6 +392,7 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
         Command::Role(c) => ctl::auth::role(s, &c).await,
         Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
         Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
+        Command::Watch(a) => ctl::stream::watch(s, &a).await,
         Command::Txn { args, interactive } => ctl::txn::txn(s, &args, interactive).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => m::alarm(s, true, &args).await,
         other => unreachable!("{} is not a session command", command_name(&other)),
@@ -398,6 +422,7 @@ fn offline_snapshot(command: SnapshotCommand, format: Format) -> CtlResult {
             };
             snapshot::status(&file).map(|s| print!("{}", snapshot::render_status(&s, format)))
         }
+        SnapshotCommand::Save { .. } => unreachable!("snapshot save is an online command"),
         SnapshotCommand::Restore {
             file,
             data_dir,

@@ -10,8 +10,8 @@ use net::pb::etcdserverpb::{
     DefragmentRequest, DefragmentResponse, HashKvRequest, HashKvResponse, Member, MemberAddRequest,
     MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
     MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
-    MemberUpdateResponse, RangeRequest, RangeResponse, ResponseHeader, StatusRequest,
-    StatusResponse,
+    MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse, RangeRequest, RangeResponse,
+    ResponseHeader, StatusRequest, StatusResponse,
 };
 use prost::Message;
 
@@ -819,6 +819,68 @@ pub async fn alarm(s: &Session, disarm: bool, args: &[String]) -> CtlResult {
                     })
                     .collect(),
             )
+            .line(),
+        _ => r.encode_to_vec(),
+    };
+    write_out(&out);
+    Ok(())
+}
+
+/// `move-leader <transferee-member-id>`: finds the leader among `--endpoints` (its
+/// Status says it leads) and asks it to transfer leadership.
+pub async fn move_leader(flags: &GlobalFlags, args: &[String]) -> CtlResult {
+    if args.len() != 1 {
+        return Err(CtlError::new(
+            exit::BAD_ARGS,
+            "move-leader command needs 1 argument",
+        ));
+    }
+    let target = u64::from_str_radix(&args[0], 16).map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        CtlError::new(
+            exit::BAD_ARGS,
+            format!("strconv.ParseUint: parsing {}: {why}", go::string(&args[0])),
+        )
+    })?;
+    Session::connect(flags).await?;
+    let mut leader = None;
+    for endpoint in &flags.endpoints {
+        let s = session_to(flags, endpoint.trim()).await?;
+        let r: StatusResponse = s
+            .call("/etcdserverpb.Maintenance/Status", &StatusRequest {})
+            .await?;
+        if r.header.as_ref().map_or(0, |h| h.member_id) == r.leader {
+            leader = Some((s, r.leader));
+            break;
+        }
+    }
+    let Some((s, leader_id)) = leader else {
+        return Err(CtlError::new(
+            exit::BAD_ARGS,
+            format!(
+                "no leader endpoint given at [{}]",
+                flags.endpoints.join(" ")
+            ),
+        ));
+    };
+    if matches!(s.format, Format::Fields | Format::Table) {
+        return Err(CtlError::unsupported(s.format));
+    }
+    let r: MoveLeaderResponse = s
+        .call(
+            "/etcdserverpb.Maintenance/MoveLeader",
+            &MoveLeaderRequest { target_id: target },
+        )
+        .await?;
+    let out = match s.format {
+        Format::Simple => {
+            format!("Leadership transferred from {leader_id:x} to {target:x}\n").into_bytes()
+        }
+        Format::Json => JsonObject::new()
+            .object("header", json_header(r.header.as_ref()))
             .line(),
         _ => r.encode_to_vec(),
     };

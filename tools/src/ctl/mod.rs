@@ -13,6 +13,7 @@ mod go;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod stream;
 pub mod txn;
 
 use std::path::PathBuf;
