@@ -13,6 +13,8 @@
 //!   tool's `lease grant` output gives the ID, which is then replaced by `<LEASE>` in
 //!   its outputs (hex and decimal), and fed to later steps as `{lease}`;
 //! - `took` of `endpoint health`: a measured duration;
+//! - the lease ID that ends lock and election keys (`lk/<id>`, `el/<id>`), for the same
+//!   reason;
 //! - stderr lines starting with `{"level":`: etcdctl's client library logs its retries
 //!   (zap JSON with a timestamp and a random target name); cairnctl has no such log.
 //!
@@ -36,8 +38,8 @@ enum Step {
     Stdin(&'static [&'static str], &'static str),
     /// `Both` with `stdin` as input.
     BothStdin(&'static [&'static str], &'static str),
-    /// `Both` for a command that runs until interrupted (`watch`): stopped after
-    /// `WATCH_MS` (exit code then `None`).
+    /// `Both` for a command that runs until interrupted (`watch`, `lock`, `elect`):
+    /// sent SIGTERM after `WATCH_MS`, SIGKILL if still running `WATCH_MS` later.
     Watch(&'static [&'static str]),
 }
 
@@ -212,7 +214,14 @@ fn script() -> Vec<Step> {
         Watch(&["watch", "--rev", "1", "from-stdin", "-w", "protobuf"]),
         Watch(&["watch"]),
         Watch(&["watch", "a", "b", "--prefix"]),
-        // Leases.
+        // Leases; lock and elect (their keys end in their session's lease ID).
+        Watch(&["lock", "lk"]),
+        Watch(&["lock", "lk", "--ttl", "5", "-w", "json"]),
+        Watch(&["elect", "el", "proposal-1"]),
+        Watch(&["elect", "-l", "el"]),
+        Watch(&["lock"]),
+        Watch(&["elect", "el"]),
+        Watch(&["elect", "-l", "el", "p"]),
         One(&["lease", "grant", "100"]),
         One(&["put", "leased", "v", "--lease", "{lease}"]),
         Both(&["lease", "timetolive", "{lease}"]),
@@ -375,6 +384,13 @@ fn run(
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let stopping = Instant::now();
+        while stopping.elapsed() < after && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = child.kill();
     }
     child.wait_with_output().unwrap()
@@ -444,6 +460,13 @@ fn mask(lease: &Leases, output: &Output) -> Outcome {
                 }
             })
             .filter(|line| !line.starts_with("{\"level\":"))
+            .map(
+                |line| match line.strip_prefix("lk/").or(line.strip_prefix("el/")) {
+                    // A lock or election key: `<name>/<session lease ID>`.
+                    Some(_) => format!("{}<LEASE>", &line[..3]),
+                    None => line,
+                },
+            )
             .map(|line| line + "\n")
             .collect()
     };

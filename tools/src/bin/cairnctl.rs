@@ -15,6 +15,7 @@
 //! cairnctl user|role ...               cairnctl auth enable|disable
 //! cairnctl move-leader ID               cairnctl snapshot save FILE
 //! cairnctl watch [--prefix] [--rev N] [--prev-kv] KEY [END]
+//! cairnctl lock [--ttl N] NAME         cairnctl elect NAME PROPOSAL | elect -l NAME
 //! ```
 //!
 //! Offline:
@@ -90,6 +91,22 @@ enum Command {
     MoveLeader {
         /// `<transferee-member-id>` in hexadecimal.
         args: Vec<String>,
+    },
+    /// Acquires a named lock.
+    Lock {
+        /// `<lockname>`.
+        args: Vec<String>,
+        /// timeout for session
+        #[arg(long, default_value_t = 10)]
+        ttl: i64,
+    },
+    /// Observes and participates in leader election.
+    Elect {
+        /// `<election-name> [proposal]`.
+        args: Vec<String>,
+        /// observation mode
+        #[arg(short, long)]
+        listen: bool,
     },
     /// Watches events stream on keys or prefixes.
     Watch(ctl::stream::WatchArgs),
@@ -393,6 +410,8 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
         Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
         Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
         Command::Watch(a) => ctl::stream::watch(s, &a).await,
+        Command::Lock { args, ttl } => ctl::concurrency::lock(s, &args, ttl).await,
+        Command::Elect { args, listen } => ctl::concurrency::elect(s, &args, listen).await,
         Command::Txn { args, interactive } => ctl::txn::txn(s, &args, interactive).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => m::alarm(s, true, &args).await,
         other => unreachable!("{} is not a session command", command_name(&other)),

@@ -9,6 +9,7 @@
 //!   humanize), the printers of each command group in `kv` and `maintenance`.
 
 pub mod auth;
+pub mod concurrency;
 mod go;
 pub mod kv;
 pub mod lease;

@@ -207,6 +207,24 @@ pub fn render_watch(format: Format, hex: bool, r: &WatchResponse) -> Vec<u8> {
     }
 }
 
+/// Go's `*os.PathError` text: `<op> <path>: <errno text>`, the errno text as Go's
+/// `syscall.Errno` gives it (the C library's, first letter in lower case).
+fn go_path_error(op: &str, path: &str, e: &std::io::Error) -> String {
+    let text = match e.raw_os_error() {
+        Some(code) => {
+            let c = std::io::Error::from_raw_os_error(code).to_string();
+            let plain = c.split(" (os error").next().unwrap_or(&c).to_string();
+            let mut chars = plain.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => plain,
+            }
+        }
+        None => e.to_string(),
+    };
+    format!("{op} {path}: {text}")
+}
+
 /// `snapshot save <file>`: streams Maintenance.Snapshot into `<file>.part` (mode 0600),
 /// checks the trailing hash is there, syncs, renames. Errors exit 5 as etcdctl's.
 pub async fn snapshot_save(s: &Session, endpoints: &[String], args: &[String]) -> CtlResult {
@@ -237,7 +255,12 @@ pub async fn snapshot_save(s: &Session, endpoints: &[String], args: &[String]) -
                 .truncate(true)
                 .mode(0o600)
                 .open(&part)
-                .map_err(|e| interrupted(format!("could not open {part} ({e})")))?
+                .map_err(|e| {
+                    interrupted(format!(
+                        "could not open {part} ({})",
+                        go_path_error("open", &part, &e)
+                    ))
+                })?
         };
         let mut call = s
             .client
