@@ -44,7 +44,9 @@ use tools::snapshot::{self, RestoreConfig, StatusFormat};
 #[command(
     name = "cairnctl",
     version,
-    about = "etcdctl's commands for Cairn and etcd"
+    about = "etcdctl's commands for Cairn and etcd",
+    // pflag semantics: a repeated flag's last value wins.
+    args_override_self = true
 )]
 struct Cli {
     #[command(flatten)]

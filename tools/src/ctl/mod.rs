@@ -140,13 +140,13 @@ pub struct GlobalFlags {
     #[arg(long, global = true, env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_go_duration)]
     pub command_timeout: Duration,
     /// Verify certificates of TLS-enabled secure servers using this CA bundle.
-    #[arg(long, global = true, env = "ETCDCTL_CACERT")]
+    #[arg(long, global = true, env = "ETCDCTL_CACERT", value_parser = any_path())]
     pub cacert: Option<PathBuf>,
     /// Identify secure client using this TLS certificate file.
-    #[arg(long, global = true, env = "ETCDCTL_CERT")]
+    #[arg(long, global = true, env = "ETCDCTL_CERT", value_parser = any_path())]
     pub cert: Option<PathBuf>,
     /// Identify secure client using this TLS key file.
-    #[arg(long, global = true, env = "ETCDCTL_KEY")]
+    #[arg(long, global = true, env = "ETCDCTL_KEY", value_parser = any_path())]
     pub key: Option<PathBuf>,
     /// Skip server certificate verification.
     #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY")]
@@ -170,6 +170,12 @@ pub struct GlobalFlags {
     /// Print byte strings as hex encoded strings.
     #[arg(long, global = true, env = "ETCDCTL_HEX")]
     pub hex: bool,
+}
+
+/// A path flag that accepts an empty value (refused later with etcdctl's message).
+fn any_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
 /// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers with
