@@ -714,7 +714,9 @@ fn cairnctl_speaks_tls_as_etcdctl() {
         .chain(extra.iter().map(|s| s.to_string()))
         .collect()
     };
-    let steps: Vec<(Vec<String>, Vec<(&str, String)>)> = vec![
+    // Arguments and environment variables of each step.
+    type TlsStep<'a> = (Vec<String>, Vec<(&'a str, String)>);
+    let steps: Vec<TlsStep> = vec![
         (with(&["put", "tls-key", "v"]), vec![]),
         (with(&["get", "tls-key", "-w", "json"]), vec![]),
         (with(&["endpoint", "status"]), vec![]),

@@ -496,7 +496,7 @@ pub async fn role(s: &Session, command: &RoleCommand) -> CtlResult {
                         },
                     )
                     .await?;
-                (r.header.clone(), r.encode_to_vec(), "created")
+                (r.header, r.encode_to_vec(), "created")
             } else {
                 let r: AuthRoleDeleteResponse = s
                     .call(
@@ -506,7 +506,7 @@ pub async fn role(s: &Session, command: &RoleCommand) -> CtlResult {
                         },
                     )
                     .await?;
-                (r.header.clone(), r.encode_to_vec(), "deleted")
+                (r.header, r.encode_to_vec(), "deleted")
             };
             let out = header_only(
                 s.format,

@@ -627,7 +627,7 @@ pub async fn member_change(
                 )
                 .await?;
             (
-                r.header.clone(),
+                r.header,
                 r.members.clone(),
                 r.encode_to_vec(),
                 "removed from",
@@ -642,7 +642,7 @@ pub async fn member_change(
                 .call("/etcdserverpb.Cluster/MemberUpdate", &request)
                 .await?;
             (
-                r.header.clone(),
+                r.header,
                 r.members.clone(),
                 r.encode_to_vec(),
                 "updated in",
@@ -656,7 +656,7 @@ pub async fn member_change(
                 )
                 .await?;
             (
-                r.header.clone(),
+                r.header,
                 r.members.clone(),
                 r.encode_to_vec(),
                 "promoted in",
@@ -765,7 +765,7 @@ pub async fn alarm(s: &Session, disarm: bool, args: &[String]) -> CtlResult {
         // last one is printed (etcd's own alarm list if there was none).
         let current = std::mem::take(&mut r.alarms);
         let mut last = AlarmResponse {
-            header: r.header.clone(),
+            header: r.header,
             alarms: Vec::new(),
         };
         for a in current {

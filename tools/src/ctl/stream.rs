@@ -196,7 +196,7 @@ pub fn render_watch(format: Format, hex: bool, r: &WatchResponse) -> Vec<u8> {
                 .line()
         }
         _ => WatchResponse {
-            header: r.header.clone(),
+            header: r.header,
             events: r.events.clone(),
             compact_revision: r.compact_revision,
             canceled: r.canceled,
