@@ -118,6 +118,9 @@ fn script() -> Vec<Step> {
         // user exists: bcrypt salts make the auth bucket differ between the twins).
         Both(&["snapshot", "save", "snap.db"]),
         Both(&["snapshot", "status", "snap.db", "-w", "json"]),
+        Both(&["snapshot", "status", "snap.db", "-w", "fields"]),
+        Both(&["snapshot", "status", "snap.db", "-w", "table"]),
+        Both(&["snapshot", "status", "snap.db"]),
         Both(&["snapshot", "save"]),
         Both(&["snapshot", "save", "no-such-dir/snap.db"]),
         // Users, roles, authentication.

@@ -436,12 +436,20 @@ fn offline_snapshot(command: SnapshotCommand, format: Format) -> CtlResult {
     let result = match command {
         SnapshotCommand::Status { file } => {
             let format = match format {
-                Format::Simple => StatusFormat::Simple,
-                Format::Table => StatusFormat::Table,
-                Format::Json => StatusFormat::Json,
+                Format::Simple => Some(StatusFormat::Simple),
+                Format::Table => Some(StatusFormat::Table),
+                Format::Json => Some(StatusFormat::Json),
+                Format::Fields => None,
                 other => return Err(CtlError::unsupported(other)),
             };
-            snapshot::status(&file).map(|s| print!("{}", snapshot::render_status(&s, format)))
+            snapshot::status(&file).map(|s| match format {
+                Some(format) => print!("{}", snapshot::render_status(&s, format)),
+                // etcdctl's fields printer of `DBStatus`.
+                None => print!(
+                    "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+                    s.hash, s.revision, s.total_key, s.total_size
+                ),
+            })
         }
         SnapshotCommand::Save { .. } => unreachable!("snapshot save is an online command"),
         SnapshotCommand::Restore {

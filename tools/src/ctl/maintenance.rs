@@ -641,12 +641,7 @@ pub async fn member_change(
             let r: MemberUpdateResponse = s
                 .call("/etcdserverpb.Cluster/MemberUpdate", &request)
                 .await?;
-            (
-                r.header,
-                r.members.clone(),
-                r.encode_to_vec(),
-                "updated in",
-            )
+            (r.header, r.members.clone(), r.encode_to_vec(), "updated in")
         }
         _ => {
             let r: MemberPromoteResponse = s
