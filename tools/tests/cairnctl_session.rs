@@ -232,6 +232,7 @@ fn script() -> Vec<Step> {
         Both(&["get", "leased", "-w", "json"]),
         One(&["lease", "keep-alive", "--once", "{lease}"]),
         One(&["lease", "keep-alive", "--once", "{lease}", "-w", "json"]),
+        Watch(&["lease", "keep-alive", "{lease}"]),
         One(&["put", "leased", "w", "--ignore-lease", "--prev-kv", "-w", "fields"]),
         One(&["lease", "revoke", "{lease}"]),
         Both(&["lease", "timetolive", "{lease}"]),
