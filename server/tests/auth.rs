@@ -510,6 +510,17 @@ fn kv_session(s: &mut Session, mode: Mode) {
     );
     s.ok(ROOT, &["role", "delete", "unrelated"]);
 
+    // Lock and Election act as their caller: refused without permission on the name's
+    // keys, allowed with it (the lock's key is put and deleted: two revisions).
+    s.refused(ALICE, &["lock", "mylock", "echo", "locked"]);
+    s.refused(ALICE, &["elect", "myelection", "p1"]);
+    // (alice lost r1 above: a role of its own.)
+    s.ok(ROOT, &["role", "add", "locker"]);
+    let grant = ["role", "grant-permission", "locker", "readwrite"];
+    s.ok(ROOT, &[&grant[..], &["mylock/", "--prefix"]].concat());
+    s.ok(ROOT, &["user", "grant-role", "alice", "locker"]);
+    s.ok(ALICE, &["lock", "mylock", "echo", "locked"]);
+
     // A non-root user may compact (etcd 3.4 checks nothing there).
     s.stricter(
         ALICE,
@@ -525,8 +536,8 @@ fn kv_session(s: &mut Session, mode: Mode) {
     s.ok(Who::Anon, &["user", "list"]);
 }
 
-/// The revision at the end of [`kv_session`]: 26 legitimate writes after the first.
-const KV_FINAL_REVISION: i64 = 27;
+/// The revision at the end of [`kv_session`]: 28 legitimate writes after the first.
+const KV_FINAL_REVISION: i64 = 29;
 /// The expected final state of [`kv_session`] (`key`, `value`).
 const KV_FINAL: &[(&str, &str)] = &[
     ("a1", "a"),
@@ -717,6 +728,7 @@ fn etcdctl_auth_session_matches_etcd() {
             (etcd.join(), theirs.join())
         });
         let (etcd_text, etcd_violations, etcd_dump) = etcd.expect("the etcd session panicked");
+        write_transcript(mode, "etcd", &etcd_text);
         // The script itself is checked against etcd first.
         assert!(
             etcd_violations.is_empty(),
@@ -758,7 +770,6 @@ fn etcdctl_auth_session_matches_etcd() {
                 continue;
             }
         };
-        write_transcript(mode, "etcd", &etcd_text);
         write_transcript(mode, other_name, &other_text);
         if other_text != etcd_text {
             failures.push(divergence(

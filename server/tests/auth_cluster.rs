@@ -216,3 +216,42 @@ fn an_expired_lease_is_revoked_while_auth_is_enabled() {
         }
     });
 }
+
+#[test]
+fn lock_and_election_services_act_as_their_caller() {
+    let cluster = Cluster::start(1);
+    set_up(&cluster);
+    let token = authenticate(&cluster, 0, "alicepw");
+    // alice may only read pub/: the Lock service's put of `pub/l/<lease>` is refused, and
+    // so is an election campaign there.
+    let name = json!({"name": b64("pub/l")});
+    let (status, reply) = post(&cluster, 0, "lock/lock", Some(&token), name);
+    assert_ne!(status, 200, "{reply}");
+    assert_eq!(reply["error"], "etcdserver: permission denied", "{reply}");
+    let campaign = json!({"name": b64("pub/e"), "value": b64("v")});
+    let (status, reply) = post(&cluster, 0, "election/campaign", Some(&token), campaign);
+    assert_ne!(status, 200, "{reply}");
+    assert_eq!(reply["error"], "etcdserver: permission denied", "{reply}");
+    // Reading the election's leader is a read of pub/e/: allowed (and there is none).
+    let (_, reply) = post(
+        &cluster,
+        0,
+        "election/leader",
+        Some(&token),
+        json!({"name": b64("pub/e")}),
+    );
+    assert_eq!(reply["error"], "election: no leader", "{reply}");
+    let keys = ctl(
+        &cluster,
+        0,
+        &[
+            "--user",
+            "root:rootpw",
+            "get",
+            "pub/",
+            "--prefix",
+            "--keys-only",
+        ],
+    );
+    assert_eq!(keys.trim(), "pub/a", "nothing was written");
+}

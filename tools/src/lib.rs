@@ -24,6 +24,8 @@
 //!   member, lease, alarm, compaction, defrag, version) over `net::Client`.
 //! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
 //!   commands on etcd backend files.
+//! - [`check_perf`]: `cairnctl check perf`, etcdctl's rate-limited put check with its
+//!   pass/fail.
 //! - [`disk_check`]: `cairnctl check disk`, WAL-style appends + fdatasync latencies
 //!   against etcd's guidance.
 //! - [`procstat`]: `/proc/<pid>/stat` and `/proc/<pid>/status` parsing.
@@ -32,6 +34,7 @@
 //!   cluster fault tests.
 #![deny(missing_docs)]
 
+pub mod check_perf;
 mod cluster;
 mod compare;
 pub mod ctl;

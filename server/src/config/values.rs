@@ -171,6 +171,14 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("250us"), Ok(Duration::from_micros(250)));
+        // The forms `--auth-token jwt,...,ttl=` takes too (Go's time.ParseDuration).
+        assert_eq!(parse_go_duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("+1h2m3s"), Ok(Duration::from_secs(3723)));
+        assert_eq!(parse_go_duration("1µs"), Ok(Duration::from_micros(1)));
+        assert_eq!(parse_go_duration("7ns"), Ok(Duration::from_nanos(7)));
+        for bad in ["", "10", "m", ".s", "1x", "1.2.3s", "-1s", "1 s", "s1"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(parse_go_duration("250µs"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_go_duration("7ns"), Ok(Duration::from_nanos(7)));
         assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));

@@ -597,24 +597,26 @@ impl WatchHub {
         Some(w)
     }
 
-    /// Handles a WatchCreateRequest (etcd `recvLoop` + `watchStream.Watch`).
-    /// Answers a create request the caller may not make (etcd `isWatchPermitted`): created
-    /// and canceled at once, watch ID -1, `reason` as the cancel reason.
-    fn refuse(&self, out: &Rc<StreamOut>, reason: &str) {
-        let current = self.shared.reader.current_revision();
-        out.push(
-            WatchResponse {
-                header: Some(self.shared.header(current)),
-                watch_id: INVALID_WATCH_ID,
-                created: true,
-                canceled: true,
-                cancel_reason: reason.to_string(),
-                ..Default::default()
-            },
-            false,
-        );
+    /// A create request answered created and canceled at once, watch ID -1, `reason` as
+    /// the cancel reason (etcd's refusals in `recvLoop`).
+    fn rejected(&self, current: i64, reason: &str) -> WatchResponse {
+        WatchResponse {
+            header: Some(self.shared.header(current)),
+            watch_id: INVALID_WATCH_ID,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.to_string(),
+            ..Default::default()
+        }
     }
 
+    /// Answers a create request the caller may not make (etcd `isWatchPermitted`).
+    fn refuse(&self, out: &Rc<StreamOut>, reason: &str) {
+        let current = self.shared.reader.current_revision();
+        out.push(self.rejected(current, reason), false);
+    }
+
+    /// Handles a WatchCreateRequest (etcd `recvLoop` + `watchStream.Watch`).
     fn create(&self, out: &Rc<StreamOut>, c: WatchCreateRequest) {
         let key = if c.key.is_empty() {
             vec![0]
@@ -623,14 +625,7 @@ impl WatchHub {
         };
         let range_end = c.range_end.to_vec();
         let current = self.shared.reader.current_revision();
-        let rejected = |reason: &str| WatchResponse {
-            header: Some(self.shared.header(current)),
-            watch_id: INVALID_WATCH_ID,
-            created: true,
-            canceled: true,
-            cancel_reason: reason.to_string(),
-            ..Default::default()
-        };
+        let rejected = |reason: &str| self.rejected(current, reason);
         if !range_end.is_empty() && range_end != [0] && key >= range_end {
             out.push(rejected(EMPTY_RANGE_REASON), false);
             return;

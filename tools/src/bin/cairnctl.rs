@@ -27,6 +27,8 @@
 //!          [--initial-advertise-peer-urls URL,...] [--skip-hash-check]
 //! cairnctl check disk --data-dir DIR [--writes 1000] [--record-bytes 2048]
 //!          [--writers 4] [--json]
+//! cairnctl check perf [--load s|m|l|xl] [--prefix P] [--auto-compact] [--auto-defrag]
+//!          [--duration-s 60]   (with the global --endpoints, TLS and --user flags)
 //! ```
 //!
 //! The snapshot commands read the bbolt files `etcdctl snapshot save` writes, from Cairn or from etcd
@@ -264,6 +266,26 @@ enum AlarmCommand {
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Checks the performance of the etcd cluster (etcdctl's `check perf`: puts at the
+    /// load's rate for 60 s, then PASS or FAIL; exit status 1 on FAIL).
+    Perf {
+        /// The performance check's workload model. Accepted workloads: s(small), m(medium),
+        /// l(large), xl(xLarge).
+        #[arg(long, default_value = "s")]
+        load: String,
+        /// The prefix for writing the performance check's keys.
+        #[arg(long, default_value = tools::check_perf::CHECK_PERF_PREFIX)]
+        prefix: String,
+        /// Compact storage with last revision after test is finished.
+        #[arg(long)]
+        auto_compact: bool,
+        /// Defragment storage after test is finished.
+        #[arg(long)]
+        auto_defrag: bool,
+        /// How long puts are sent, s (Cairn's own; etcdctl always runs 60 s).
+        #[arg(long, default_value_t = 60)]
+        duration_s: u64,
+    },
     /// Measures WAL-style appends + fdatasync on a disk (exit status 1 when it fails
     /// etcd's guidance: p99 under 10 ms).
     Disk {
@@ -330,6 +352,32 @@ fn main() -> ExitCode {
             ctl::block_on(run_online(&global, save))
         }
         Command::Snapshot(command) => offline_snapshot(command, global.write_out),
+        Command::Check(CheckCommand::Perf {
+            load,
+            prefix,
+            auto_compact,
+            auto_defrag,
+            duration_s,
+        }) => {
+            // The endpoints, TLS files and user are cairnctl's global flags.
+            let user = match (&global.user, &global.password) {
+                (Some(user), Some(password)) => Some(format!("{user}:{password}")),
+                (user, _) => user.clone(),
+            };
+            return check_perf(
+                global.endpoints.clone(),
+                &load,
+                prefix,
+                (auto_compact, auto_defrag),
+                duration_s,
+                tools::ClientTls {
+                    user,
+                    cacert: global.cacert.clone(),
+                    cert: global.cert.clone(),
+                    key: global.key.clone(),
+                },
+            );
+        }
         Command::Check(command) => offline_check(command),
         online => ctl::block_on(run_online(&global, online)),
     };
@@ -484,7 +532,10 @@ fn offline_check(command: CheckCommand) -> CtlResult {
         record_bytes,
         writers,
         json,
-    } = command;
+    } = command
+    else {
+        unreachable!("check perf is handled in main");
+    };
     let config = tools::disk_check::CheckDiskConfig {
         data_dir,
         writes,
@@ -502,6 +553,64 @@ fn offline_check(command: CheckCommand) -> CtlResult {
         Ok(())
     } else {
         Err(CtlError::new(exit::ERROR, String::new()))
+    }
+}
+
+/// etcdctl's exit statuses (`ctlv3/command/error.go`).
+const EXIT_INVALID_INPUT: u8 = 3;
+/// See [`EXIT_INVALID_INPUT`].
+const EXIT_BAD_FEATURE: u8 = 4;
+
+/// `check perf`: etcdctl's progress-free output (the verdict lines, then `PASS`/`FAIL`),
+/// its errors and exit statuses.
+fn check_perf(
+    endpoints: Vec<String>,
+    load: &str,
+    prefix: String,
+    (auto_compact, auto_defrag): (bool, bool),
+    duration_s: u64,
+    tls: tools::ClientTls,
+) -> ExitCode {
+    let mut load = match tools::check_perf::PerfLoad::named(load) {
+        Ok(load) => load,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(EXIT_BAD_FEATURE);
+        }
+    };
+    load.duration = std::time::Duration::from_secs(duration_s.max(1));
+    let config = tools::check_perf::PerfConfig {
+        endpoints,
+        tls,
+        load,
+        prefix,
+        auto_compact,
+        auto_defrag,
+        // etcdctl sends the puts without a deadline; a minute stands for none.
+        request_timeout_ms: 60_000,
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(tools::check_perf::run_check_perf(&config)) {
+        Ok(report) => {
+            let (lines, ok) = report.verdict(&load);
+            for line in lines {
+                println!("{line}");
+            }
+            println!("{}", if ok { "PASS" } else { "FAIL" });
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(tools::BenchError::Refused(why)) => {
+            eprintln!("Error: {why}");
+            ExitCode::from(EXIT_INVALID_INPUT)
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -326,7 +326,8 @@ fn parse_jwt(options: &[(&str, &str)]) -> Result<JwtConfig, String> {
     }
     let ttl = match option("ttl") {
         None => Duration::from_secs(JWT_TTL_DEFAULT_S),
-        Some(text) => parse_go_duration(text)?,
+        Some(text) => crate::config::values::parse_go_duration(text)
+            .map_err(|e| format!("ttl={text}: {e}"))?,
     };
     let read = |name: &str| -> Result<Option<Vec<u8>>, String> {
         match option(name) {
@@ -347,71 +348,6 @@ fn parse_jwt(options: &[(&str, &str)]) -> Result<JwtConfig, String> {
         public_key,
         private_key,
     })
-}
-
-/// Parses a Go `time.ParseDuration` string (`300ms`, `1.5h`, `2h45m`; units ns, us, µs,
-/// ms, s, m, h; `0` alone needs no unit). Negative durations are refused. The error is a
-/// detail for the log.
-fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration {text:?}");
-    let (negative, mut rest) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-    let mut total_ns: u128 = 0;
-    while !rest.is_empty() {
-        let whole = &rest[..digits(rest)];
-        rest = &rest[whole.len()..];
-        let mut fraction = "";
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            fraction = &after_dot[..digits(after_dot)];
-            rest = &after_dot[fraction.len()..];
-        }
-        if whole.is_empty() && fraction.is_empty() {
-            return Err(invalid());
-        }
-        let unit_len = rest
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ns: u128 = match &rest[..unit_len] {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_len..];
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
-        total_ns = whole
-            .checked_mul(unit_ns)
-            .and_then(|ns| total_ns.checked_add(ns))
-            .ok_or_else(invalid)?;
-        if !fraction.is_empty() {
-            let fraction: f64 = format!("0.{fraction}").parse().map_err(|_| invalid())?;
-            total_ns += (fraction * unit_ns as f64) as u128;
-        }
-        if total_ns > i64::MAX as u128 {
-            return Err(invalid());
-        }
-    }
-    if negative && total_ns > 0 {
-        return Err(format!("negative duration {text:?}"));
-    }
-    Ok(Duration::from_nanos(total_ns as u64))
 }
 
 /// The raft index a simple token was issued at: the number after the dot of `PREFIX.INDEX`

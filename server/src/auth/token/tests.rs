@@ -77,26 +77,6 @@ fn parse_jwt_options() {
 }
 
 #[test]
-fn go_durations() {
-    let ok = |text: &str| parse_go_duration(text).unwrap();
-    assert_eq!(ok("0"), Duration::ZERO);
-    assert_eq!(ok("-0"), Duration::ZERO);
-    assert_eq!(ok("10m"), Duration::from_secs(600));
-    assert_eq!(ok("+1h2m3s"), Duration::from_secs(3723));
-    assert_eq!(ok("1.5h"), Duration::from_secs(5400));
-    assert_eq!(ok(".5s"), Duration::from_millis(500));
-    assert_eq!(ok("300ms"), Duration::from_millis(300));
-    assert_eq!(ok("1us"), Duration::from_micros(1));
-    assert_eq!(ok("1µs"), Duration::from_micros(1));
-    assert_eq!(ok("7ns"), Duration::from_nanos(7));
-    for bad in [
-        "", "10", "m", ".s", "1x", "1.2.3s", "-1s", "3000000h", "1 s", "s1",
-    ] {
-        assert!(parse_go_duration(bad).is_err(), "{bad:?}");
-    }
-}
-
-#[test]
 fn sign_method_names() {
     for method in SignMethod::ALL {
         assert_eq!(SignMethod::from_name(method.name()), Some(method));
