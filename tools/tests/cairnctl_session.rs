@@ -757,3 +757,44 @@ fn cairnctl_speaks_tls_as_etcdctl() {
         );
     }
 }
+
+/// Nothing listens: etcdctl 3.4 dials lazily, so a call fails after `--command-timeout`
+/// with exit 1, and only `--user` (authentication at connect) fails with exit 2 after
+/// `--dial-timeout`; the endpoint commands report the endpoint and go on.
+#[test]
+fn unreachable_endpoint_as_etcdctl() {
+    let Some(etcdctl) = etcdctl() else {
+        eprintln!("skipped: Debian's etcdctl 3.4 is not installed");
+        return;
+    };
+    let cairnctl = PathBuf::from(env!("CARGO_BIN_EXE_cairnctl"));
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let steps: &[&[&str]] = &[
+        &["get", "a"],
+        &["put", "a", "b"],
+        &["--user", "a:b", "get", "a"],
+        &["endpoint", "health"],
+        &["endpoint", "status", "-w", "json"],
+        &["endpoint", "hashkv"],
+        &["defrag"],
+    ];
+    for args in steps {
+        let outcomes: Vec<Outcome> = [&etcdctl, &cairnctl]
+            .iter()
+            .map(|tool| {
+                let output = Command::new(tool)
+                    .args(["--endpoints", &endpoint])
+                    .args(["--dial-timeout", "300ms", "--command-timeout", "600ms"])
+                    .args(*args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                mask(&Leases::default(), &output)
+            })
+            .collect();
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "{args:?}: etcdctl (left) and cairnctl (right) differ"
+        );
+    }
+}

@@ -87,6 +87,21 @@ async fn endpoints(flags: &GlobalFlags, s: &Session, cluster: bool) -> CtlResult
     Ok(r.members.into_iter().flat_map(|m| m.client_ur_ls).collect())
 }
 
+/// [`endpoints`] without a connection unless `--cluster` needs one (etcdctl dials
+/// lazily: an unreachable endpoint fails only its own call).
+async fn endpoint_list(flags: &GlobalFlags, cluster: bool) -> CtlResult<Vec<String>> {
+    if cluster {
+        let s = Session::connect(flags).await?;
+        endpoints(flags, &s, true).await
+    } else {
+        Ok(flags
+            .endpoints
+            .iter()
+            .map(|e| e.trim().to_string())
+            .collect())
+    }
+}
+
 /// A session to one endpoint with the global flags otherwise.
 async fn session_to(flags: &GlobalFlags, endpoint: &str) -> CtlResult<Session> {
     let mut one = flags.clone();
@@ -226,10 +241,9 @@ pub async fn status(flags: &GlobalFlags, cluster: bool) -> CtlResult {
     if flags.write_out == Format::Protobuf {
         return Err(CtlError::unsupported(flags.write_out));
     }
-    let s = Session::connect(flags).await?;
     let mut results = Vec::new();
     let mut failed = false;
-    for endpoint in endpoints(flags, &s, cluster).await? {
+    for endpoint in endpoint_list(flags, cluster).await? {
         let r = match session_to(flags, &endpoint).await {
             Ok(one) => {
                 one.call::<_, StatusResponse>("/etcdserverpb.Maintenance/Status", &StatusRequest {})
@@ -346,10 +360,9 @@ pub async fn hashkv(flags: &GlobalFlags, cluster: bool, revision: i64) -> CtlRes
     if flags.write_out == Format::Protobuf {
         return Err(CtlError::unsupported(flags.write_out));
     }
-    let s = Session::connect(flags).await?;
     let mut results = Vec::new();
     let mut error = None;
-    for endpoint in endpoints(flags, &s, cluster).await? {
+    for endpoint in endpoint_list(flags, cluster).await? {
         let r = match session_to(flags, &endpoint).await {
             Ok(one) => {
                 one.call::<_, HashKvResponse>(
@@ -703,9 +716,8 @@ pub async fn compaction(s: &Session, args: &[String], physical: bool) -> CtlResu
 
 /// `defrag [--cluster]`: Maintenance.Defragment of each endpoint; exit 1 if any failed.
 pub async fn defrag(flags: &GlobalFlags, cluster: bool) -> CtlResult {
-    let s = Session::connect(flags).await?;
     let mut failed = false;
-    for endpoint in endpoints(flags, &s, cluster).await? {
+    for endpoint in endpoint_list(flags, cluster).await? {
         let r = match session_to(flags, &endpoint).await {
             Ok(one) => {
                 one.call::<_, DefragmentResponse>(

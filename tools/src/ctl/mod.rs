@@ -236,10 +236,16 @@ pub struct Session {
 impl Session {
     /// Connects to the first reachable endpoint of `flags.endpoints` and, with `--user`,
     /// authenticates (etcd `Auth.Authenticate`; the token goes on every later call).
-    /// Errors (exit 2, as etcdctl's `mustClient`): "context deadline exceeded" when no
-    /// endpoint answers within `--dial-timeout`, the authentication failure.
+    /// Errors: "context deadline exceeded" when no endpoint answers. etcdctl 3.4 dials
+    /// lazily unless it must authenticate: without `--user` the first call fails after
+    /// `--command-timeout` with exit 1; with `--user`, `clientv3.New` fails after
+    /// `--dial-timeout` with exit 2 (`mustClient`), as does a refused authentication.
     pub async fn connect(flags: &GlobalFlags) -> CtlResult<Session> {
-        let options = client_options(flags)?;
+        let lazy = credentials(flags)?.is_none();
+        let mut options = client_options(flags)?;
+        if lazy {
+            options.dial_timeout = flags.command_timeout;
+        }
         let mut last = Status::deadline_exceeded();
         for endpoint in &flags.endpoints {
             let parsed =
@@ -259,7 +265,12 @@ impl Session {
                 Err(status) => last = status,
             }
         }
-        Err(CtlError::new(exit::BAD_CONNECTION, status_text(&last)))
+        let code = if lazy {
+            exit::ERROR
+        } else {
+            exit::BAD_CONNECTION
+        };
+        Err(CtlError::new(code, status_text(&last)))
     }
 
     async fn authenticate(&self, flags: &GlobalFlags) -> CtlResult {
