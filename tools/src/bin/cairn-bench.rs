@@ -48,12 +48,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+#[path = "../cli/load_args.rs"]
+mod load_args;
+use load_args::{LoadCommand, TlsArgs};
 use tools::{
     default_conns, parse_clients_list, render_cluster_markdown, render_markdown,
     render_scale_markdown, render_watch_markdown, run_compare, run_compare_cluster,
-    run_compare_watch, run_failover, run_load, run_mixed, run_scale, run_watch_latency,
-    run_watch_memory, CompareConfig, FailoverConfig, LoadConfig, Mix, MixedConfig, PrefixMode,
-    ScaleConfig, Target, WatchConfig, Workload, CLIENTS_MAX,
+    run_compare_watch, run_failover, run_load_report, run_mixed, run_scale, run_watch_latency,
+    run_watch_memory, CompareConfig, FailoverConfig, Mix, MixedConfig, PrefixMode, ScaleConfig,
+    Target, WatchConfig, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -69,24 +73,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Puts of `--val-size` byte values.
-    Put(LoadArgs),
-    /// Gets of single keys (linearizable unless --serializable).
-    Range {
-        #[command(flatten)]
-        load: LoadArgs,
-        /// Serializable reads (served by the receiving member without consensus).
-        #[arg(long)]
-        serializable: bool,
-    },
-    /// Txns with no compares and --txn-ops puts each.
-    Txn {
-        #[command(flatten)]
-        load: LoadArgs,
-        /// Puts per Txn (1..=128).
-        #[arg(long, default_value_t = 1)]
-        txn_ops: u32,
-    },
+    #[command(flatten)]
+    Load(LoadCommand),
     /// Starts each server in turn and compares put throughput, latency, CPU and RSS.
     Compare(CompareArgs),
     /// Starts a 3-member cluster of each server in turn and compares put throughput,
@@ -311,34 +299,6 @@ struct MixedArgs {
     tls: TlsArgs,
 }
 
-/// etcdctl's TLS flags, for the subcommands that take client URLs.
-#[derive(Args, Debug)]
-struct TlsArgs {
-    /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
-    #[arg(long)]
-    cacert: Option<std::path::PathBuf>,
-    /// Client certificate for mutual TLS, as etcdctl's.
-    #[arg(long)]
-    cert: Option<std::path::PathBuf>,
-    /// Key of --cert, as etcdctl's.
-    #[arg(long)]
-    key: Option<std::path::PathBuf>,
-    /// `name:password` to authenticate as, as etcdctl's `--user` (auth enabled).
-    #[arg(long)]
-    user: Option<String>,
-}
-
-impl TlsArgs {
-    fn client_tls(&self) -> tools::ClientTls {
-        tools::ClientTls {
-            user: self.user.clone(),
-            cacert: self.cacert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        }
-    }
-}
-
 impl MixedArgs {
     fn config(&self) -> tools::Result<MixedConfig> {
         let config = MixedConfig {
@@ -417,64 +377,6 @@ impl WatchArgs {
         };
         config.validate()?;
         Ok(config)
-    }
-}
-
-#[derive(Args, Debug)]
-struct LoadArgs {
-    /// Client URLs, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
-    endpoints: Vec<String>,
-    /// Concurrent clients (1..=10000).
-    #[arg(long, default_value_t = 1)]
-    clients: u32,
-    /// gRPC connections shared by the clients (1..=clients).
-    #[arg(long, default_value_t = 1)]
-    conns: u32,
-    /// Requests in all.
-    #[arg(long, default_value_t = 10_000)]
-    total: u64,
-    /// Key size in bytes.
-    #[arg(long, default_value_t = 8)]
-    key_size: u32,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 256)]
-    val_size: u32,
-    /// Number of distinct keys.
-    #[arg(long, default_value_t = 100_000)]
-    key_space: u64,
-    /// Sequential keys instead of uniformly random ones.
-    #[arg(long)]
-    seq: bool,
-    /// Deadline of one request, ms.
-    #[arg(long, default_value_t = 10_000)]
-    request_timeout_ms: u64,
-    /// Limit on the whole run, s; unsent requests are reported as skipped.
-    #[arg(long, default_value_t = 600)]
-    duration_max_s: u64,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    tls: TlsArgs,
-}
-
-impl LoadArgs {
-    fn config(&self, workload: Workload) -> LoadConfig {
-        LoadConfig {
-            endpoints: self.endpoints.clone(),
-            clients: self.clients,
-            conns: self.conns,
-            total: self.total,
-            key_size: self.key_size,
-            val_size: self.val_size,
-            key_space: self.key_space,
-            seq: self.seq,
-            workload,
-            request_timeout_ms: self.request_timeout_ms,
-            duration_max_s: self.duration_max_s,
-            tls: self.tls.client_tls(),
-        }
     }
 }
 
@@ -612,14 +514,18 @@ impl CompareArgs {
     }
 }
 
-async fn load(args: &LoadArgs, workload: Workload) -> tools::Result<ExitCode> {
-    let summary = run_load(args.config(workload)).await?;
+async fn load(command: &LoadCommand) -> tools::Result<ExitCode> {
+    let (args, config) = command.config()?;
+    let report = run_load_report(config).await?;
     if args.json {
-        println!("{}", summary.to_json());
+        println!("{}", report.to_json());
     } else {
-        print!("{}", summary.to_text());
+        print!("{}", report.to_text());
     }
-    Ok(if summary.ops == 0 {
+    if report.cpu.saturated() {
+        eprintln!("{}", report.cpu.warning());
+    }
+    Ok(if report.summary.ops == 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -778,23 +684,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match &cli.command {
-            Command::Put(args) => load(args, Workload::Put).await,
-            Command::Range {
-                load: args,
-                serializable,
-            } => {
-                load(
-                    args,
-                    Workload::Range {
-                        serializable: *serializable,
-                    },
-                )
-                .await
-            }
-            Command::Txn {
-                load: args,
-                txn_ops,
-            } => load(args, Workload::Txn { ops: *txn_ops }).await,
+            Command::Load(command) => load(command).await,
             Command::Compare(args) => compare(args).await,
             Command::CompareCluster(args) => compare_cluster(args).await,
             Command::Failover(args) => failover(args).await,
