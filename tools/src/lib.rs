@@ -48,6 +48,7 @@ mod server;
 pub mod snapshot;
 mod stats;
 mod watch;
+mod watchbench;
 
 pub use cluster::{
     agreed_leader, cluster_member_args, initial_cluster, leader_index, member_status,
@@ -103,4 +104,7 @@ pub use watch::{
     watch_key, watch_prefix, watcher_prefix, watchers_on_stream, PrefixMode, WatchConfig,
     WatchLatencyReport, WatchMemoryReport, WatchRow, PREFIX_BASE, WATCHERS_MAX, WATCH_EVENTS_MAX,
     WATCH_PUTS_MAX,
+};
+pub use watchbench::{
+    run_watch_bench, WatchBenchConfig, WatchBenchReport, WATCHBENCH_WATCHERS_MAX,
 };

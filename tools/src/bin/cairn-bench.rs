@@ -515,6 +515,19 @@ impl CompareArgs {
 }
 
 async fn load(command: &LoadCommand) -> tools::Result<ExitCode> {
+    if let LoadCommand::Watch(args) = command {
+        let report = tools::run_watch_bench(&args.config()).await?;
+        if args.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(if report.is_complete() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let (args, config) = command.config()?;
     let report = run_load_report(config).await?;
     if args.json {

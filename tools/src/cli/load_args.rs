@@ -153,6 +153,56 @@ impl KubeArgs {
     }
 }
 
+/// The `watch` workload's flags (etcd `watch`).
+#[derive(Args, Debug)]
+pub struct WatchBenchArgs {
+    /// Client URLs, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub endpoints: Vec<String>,
+    /// Watch streams, one connection each.
+    #[arg(long, default_value_t = 10)]
+    pub streams: u32,
+    /// Watchers per stream.
+    #[arg(long, default_value_t = 100)]
+    pub watch_per_stream: u32,
+    /// Distinct watched keys.
+    #[arg(long, default_value_t = 1)]
+    pub watched_key_total: u64,
+    /// Puts once the watchers are open.
+    #[arg(long, default_value_t = 1_000)]
+    pub put_total: u64,
+    /// Key size in bytes.
+    #[arg(long, default_value_t = 8)]
+    pub key_size: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 8)]
+    pub val_size: u32,
+    /// Deadline of one request and of the wait for the last event, ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl WatchBenchArgs {
+    /// The run's parameters.
+    pub fn config(&self) -> tools::WatchBenchConfig {
+        let mut config = tools::WatchBenchConfig::new(self.endpoints.clone());
+        config.streams = self.streams;
+        config.watch_per_stream = self.watch_per_stream;
+        config.watched_key_total = self.watched_key_total;
+        config.put_total = self.put_total;
+        config.key_size = self.key_size;
+        config.val_size = self.val_size;
+        config.request_timeout_ms = self.request_timeout_ms;
+        config.tls = self.tls.client_tls();
+        config
+    }
+}
+
 /// The etcd-benchmark-compatible load subcommands.
 #[derive(Subcommand, Debug)]
 pub enum LoadCommand {
@@ -201,6 +251,9 @@ pub enum LoadCommand {
         #[arg(long, default_value_t = 1)]
         keys_per_txn: u32,
     },
+    /// Watch creation latency (streams × watch-per-stream watchers), then puts to the
+    /// watched keys until every event has arrived.
+    Watch(WatchBenchArgs),
     /// kube-apiserver's pattern: optimistic updates, gets, paginated lists, leased
     /// events, with watchers and compaction beside.
     Kube {
@@ -214,8 +267,10 @@ pub enum LoadCommand {
 impl LoadCommand {
     /// The common flags and the load config of the subcommand.
     /// Errors: a malformed workload flag.
+    /// Panics for [`LoadCommand::Watch`], which has its own runner.
     pub fn config(&self) -> tools::Result<(&LoadArgs, LoadConfig)> {
         Ok(match self {
+            LoadCommand::Watch(_) => unreachable!("watch has its own runner"),
             LoadCommand::Put(load) => (load, load.config(Workload::Put)),
             LoadCommand::Range { load, serializable } => {
                 let serializable = *serializable || load.serializable();
