@@ -30,6 +30,7 @@
 //!   cluster fault tests.
 #![deny(missing_docs)]
 
+mod charts;
 mod cluster;
 mod compare;
 pub mod disk_check;
@@ -39,6 +40,7 @@ mod keys;
 mod kube;
 pub mod linearizability;
 mod load;
+mod matrix;
 mod mixed;
 mod ops;
 pub mod procstat;
@@ -50,6 +52,7 @@ mod stats;
 mod watch;
 mod watchbench;
 
+pub use charts::{write_charts, CHART_SIZE, LATENCY_POINTS};
 pub use cluster::{
     agreed_leader, cluster_member_args, initial_cluster, leader_index, member_status,
     render_cluster_markdown, run_compare_cluster, Cluster, ClusterRow, MemberStatus,
@@ -71,6 +74,10 @@ pub use kube::{
 pub use load::{
     leader_endpoint, run_load, run_load_report, validate_endpoints, Bench, ClientTls, LoadConfig,
     RunReport, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+};
+pub use matrix::{
+    parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun, MetricSpread,
+    MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS, ROUNDS_MAX,
 };
 pub use mixed::{
     parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,

@@ -51,7 +51,7 @@ use clap::{Args, Parser, Subcommand};
 
 #[path = "../cli/load_args.rs"]
 mod load_args;
-use load_args::{LoadCommand, TlsArgs};
+use load_args::{LoadCommand, MatrixArgs, TlsArgs};
 use tools::{
     default_conns, parse_clients_list, render_cluster_markdown, render_markdown,
     render_scale_markdown, render_watch_markdown, run_compare, run_compare_cluster,
@@ -388,9 +388,10 @@ struct CompareArgs {
     /// Upstream etcd binary.
     #[arg(long, default_value = "etcd")]
     etcd_bin: PathBuf,
-    /// Client counts, one put phase each, comma separated.
-    #[arg(long, default_value = "1,100")]
-    clients: String,
+    /// Client counts, one put phase each, comma separated (default 1,100); with the
+    /// workload matrix one count (default 100).
+    #[arg(long)]
+    clients: Option<String>,
     /// Puts per phase.
     #[arg(long, default_value_t = 20_000)]
     total: u64,
@@ -404,17 +405,20 @@ struct CompareArgs {
     #[arg(long, default_value_t = 256)]
     val_size: u32,
     /// Number of distinct keys.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, visible_alias = "key-space-size", default_value_t = 100_000)]
     key_space: u64,
     /// How long a server may take to become healthy, ms.
     #[arg(long, default_value_t = 20_000)]
     startup_timeout_ms: u64,
+    #[command(flatten)]
+    matrix: MatrixArgs,
     /// Limit on one phase, s.
     #[arg(long, default_value_t = 120)]
     phase_duration_max_s: u64,
-    /// Print the rows as a JSON array instead of a markdown table.
-    #[arg(long)]
-    json: bool,
+    /// Print the rows as a JSON array instead of a markdown table; with the workload
+    /// matrix, `--json FILE` writes the whole report to FILE as well.
+    #[arg(long, num_args = 0..=1, value_name = "FILE")]
+    json: Option<Option<PathBuf>>,
     /// Idle window before the put phases, s: server CPU with no client (0 skips it).
     #[arg(long, default_value_t = 10)]
     idle_s: u64,
@@ -500,7 +504,8 @@ impl CompareArgs {
             },
         ];
         let mut config = CompareConfig::new(targets);
-        config.clients = parse_clients_list(&self.clients, CLIENTS_MAX)?;
+        config.clients =
+            parse_clients_list(self.clients.as_deref().unwrap_or("1,100"), CLIENTS_MAX)?;
         config.total = self.total;
         config.conns = self.conns;
         config.key_size = self.key_size;
@@ -545,10 +550,82 @@ async fn load(command: &LoadCommand) -> tools::Result<ExitCode> {
     })
 }
 
+/// The workload matrix of `compare` and `compare-cluster`: the targets, the load flags
+/// of every run, then the report as a table (or JSON), `--json FILE` and charts.
+async fn compare_matrix(args: &CompareArgs, cluster: bool) -> tools::Result<ExitCode> {
+    let targets = vec![
+        Target {
+            name: "cairn".into(),
+            bin: args.cairn_bin.clone(),
+        },
+        Target {
+            name: "etcd".into(),
+            bin: args.etcd_bin.clone(),
+        },
+    ];
+    let clients = parse_clients_list(args.clients.as_deref().unwrap_or("100"), CLIENTS_MAX)?;
+    let [clients] = clients[..] else {
+        return Err(tools::BenchError::InvalidArg {
+            flag: "clients",
+            reason: "the workload matrix takes one client count".into(),
+        });
+    };
+    let mut load =
+        tools::LoadConfig::new(vec!["http://127.0.0.1:2379".into()], tools::Workload::Put);
+    load.clients = clients;
+    load.conns = args
+        .conns
+        .unwrap_or_else(|| default_conns(clients))
+        .min(clients);
+    load.total = args.total;
+    load.key_size = args.key_size;
+    load.val_size = args.val_size;
+    load.key_space = args.key_space;
+    load.duration_max_s = args.phase_duration_max_s;
+    args.matrix.apply(&mut load);
+    let config = tools::MatrixConfig {
+        targets,
+        workloads: args.matrix.workloads()?,
+        rounds: args.matrix.rounds.unwrap_or(1),
+        cluster: cluster || args.matrix.cluster,
+        load,
+        startup_timeout_ms: args.startup_timeout_ms,
+    };
+    let report = tools::run_matrix(&config, |line| eprintln!("{line}")).await?;
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    match &args.json {
+        Some(None) => println!("{json}"),
+        Some(Some(path)) => {
+            std::fs::write(path, &json).map_err(|source| tools::BenchError::Io {
+                op: "write",
+                path: path.clone(),
+                source,
+            })?;
+            print!("{}", report.to_markdown());
+        }
+        None => print!("{}", report.to_markdown()),
+    }
+    if let Some(dir) = &args.matrix.out_dir {
+        std::fs::write(dir.join("compare.md"), report.to_markdown()).ok();
+        for file in tools::write_charts(&report, dir)? {
+            eprintln!("chart: {}", file.display());
+        }
+    }
+    let errors: u64 = report.runs.iter().map(|r| r.errors).sum();
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
+    if args.matrix.is_requested() {
+        return compare_matrix(args, false).await;
+    }
     let config = args.config()?;
     let rows = run_compare(&config, |line| eprintln!("{line}")).await?;
-    if args.json {
+    if args.json.is_some() {
         println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     } else {
         print!("{}", render_markdown(&rows));
@@ -557,9 +634,12 @@ async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
 }
 
 async fn compare_cluster(args: &CompareArgs) -> tools::Result<ExitCode> {
+    if args.matrix.is_requested() {
+        return compare_matrix(args, true).await;
+    }
     let config = args.config()?;
     let rows = run_compare_cluster(&config, |line| eprintln!("{line}")).await?;
-    if args.json {
+    if args.json.is_some() {
         println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     } else {
         print!("{}", render_cluster_markdown(&rows));

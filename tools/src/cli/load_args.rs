@@ -316,3 +316,52 @@ impl LoadCommand {
         })
     }
 }
+
+/// `compare`'s workload-matrix flags; giving any of them selects the matrix.
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Workloads run in order on each fresh server: put, range, range-serializable,
+    /// txn-put, txn-mixed, lease-keepalive, stm, kube (comma separated).
+    #[arg(long)]
+    pub workloads: Option<String>,
+    /// Rounds; each runs every target in turn (cairn, etcd) on fresh data dirs.
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// 3-member loopback clusters instead of one member.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Directory for compare.md and the charts (latency and throughput, PNG and SVG).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Run each workload this many seconds instead of --total requests.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Requests per second over all clients; 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Sequential keys instead of uniformly random ones.
+    #[arg(long = "sequential-keys", visible_alias = "seq")]
+    pub seq: bool,
+}
+
+impl MatrixArgs {
+    /// Whether a matrix flag was given.
+    pub fn is_requested(&self) -> bool {
+        self.workloads.is_some() || self.rounds.is_some() || self.cluster || self.out_dir.is_some()
+    }
+
+    /// The workloads (default: put). Errors: an unknown name.
+    pub fn workloads(&self) -> tools::Result<Vec<Workload>> {
+        tools::parse_workloads(self.workloads.as_deref().unwrap_or("put"))
+    }
+
+    /// Sets the run-shape flags on `load`.
+    pub fn apply(&self, load: &mut LoadConfig) {
+        load.duration_s = self.duration;
+        load.rate = self.rate;
+        load.seq = self.seq;
+        if let Some(duration) = self.duration {
+            load.duration_max_s = load.duration_max_s.max(duration);
+        }
+    }
+}
