@@ -1,12 +1,24 @@
 //! cairn-bench: load generator and side-by-side harness for Cairn and etcd.
 //!
 //! ```text
-//! cairn-bench put   --endpoints URL[,URL] --clients N --conns C --total OPS
+//! cairn-bench put   --endpoints URL[,URL] --clients N --conns C (--total OPS | --duration S)
+//!                   [--rate R] [--target-leader] [--user NAME:PW]
 //!                   [--cacert CA --cert CERT --key KEY]   (https endpoints, as etcdctl)
-//!                   --key-size 8 --val-size 256 --key-space K [--seq] [--json]
-//! cairn-bench range ... [--serializable]
-//! cairn-bench txn   ... [--txn-ops M]
+//!                   --key-size 8 --val-size 256 --key-space-size K [--sequential-keys] [--json]
+//! cairn-bench range ... [--consistency l|s] [--serializable]
+//! cairn-bench txn-put ... [--txn-ops M]                   (`txn` too)
+//! cairn-bench txn-mixed ... [--rw-ratio 1] [--limit 1] [--end-range KEY] [--consistency l|s]
+//! cairn-bench lease-keepalive ...
+//! cairn-bench stm ... [--keys-per-txn 1]   (--keys = --key-space-size)
+//! cairn-bench kube ... [--kube-objects 1000] [--kube-page-size 500] [--kube-event-ttl-s 60]
+//!                   [--kube-watchers 4] [--kube-compact-interval-s 10]
+//!                   [--kube-mix update=50,get=20,list=10,event=20]
+//! cairn-bench watch --endpoints URL --streams 10 --watch-per-stream 100
+//!                   --watched-key-total 1 --put-total 1000 [--json]
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--total N]
+//! cairn-bench compare --cairn-bin PATH --etcd-bin etcd --workloads put,range,txn-put,...
+//!                   [--rounds N] [--cluster] [--clients 100] [--total N | --duration S]
+//!                   [--rate R] [--out-dir DIR] [--json [FILE]]
 //! cairn-bench compare-cluster --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--json]
 //! cairn-bench failover --target cairn|etcd --bin PATH [--kills 10] [--clients 10] [--json]
 //! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
@@ -20,6 +32,30 @@
 //!                   [--keys 1000000] [--value-bytes 1024] [--clients 1000]
 //!                   [--connections 100] [--json FILE]
 //! ```
+//!
+//! The load subcommands follow etcd's `tools/benchmark` (flag names and semantics):
+//! `--rate` limits requests/s over all clients (request n waits for `start + n/rate`),
+//! `--duration` runs for that many seconds instead of `--total` requests,
+//! `--target-leader` sends only to the endpoint whose Status names itself leader, the
+//! older `--key-space` and `--seq` stay as aliases. Each prints throughput and
+//! p50/p90/p99/p99.9/max (hdrhistogram), or one JSON object with `--json` (fields
+//! `op`, `requests`, `ops`, `errors`, `throughput_ops_s`, `p*_ms`, `counters`), and its
+//! own CPU share (getrusage over the run, % of one core and of all cores) with a warning
+//! when it exceeds 90% of a core per tokio worker thread, i.e. the load generator is
+//! the bottleneck. A progress bar is drawn on stderr when it is a terminal, the run
+//! lasts over 2 s and `--json` is not given. `kube` is kube-apiserver's request pattern
+//! (optimistic-concurrency Txns, paginated lists at a revision, leased events, watchers
+//! with prev_kv and progress notify, compaction through `compact_rev_key`); see the
+//! library's `kube` module.
+//!
+//! `compare` with any of `--workloads`, `--rounds`, `--cluster`, `--out-dir` runs the
+//! workload matrix: each round starts each target in turn (cairn, then etcd) on a fresh
+//! data dir, one member or a 3-member loopback cluster, and runs the workloads in the
+//! given order with identical flags; it prints a Markdown table of medians, min–max
+//! and cairn/etcd ratios of ops/s, p50…max, server CPU µs per request and peak server
+//! RSS, writes the report to `--json FILE`, and `compare.md`, `latency.{png,svg}` and
+//! `throughput.{png,svg}` into `--out-dir`. Without those flags `compare` keeps its
+//! put phases per client count.
 //!
 //! `scale` (issue 8) starts each server in turn (etcd only when a binary is found), loads
 //! `--keys` keys, then measures anonymous RSS and disk use, 1-client put latency while a
@@ -606,10 +642,16 @@ async fn compare_matrix(args: &CompareArgs, cluster: bool) -> tools::Result<Exit
         None => print!("{}", report.to_markdown()),
     }
     if let Some(dir) = &args.matrix.out_dir {
-        std::fs::write(dir.join("compare.md"), report.to_markdown()).ok();
         for file in tools::write_charts(&report, dir)? {
             eprintln!("chart: {}", file.display());
         }
+        let table = dir.join("compare.md");
+        std::fs::write(&table, report.to_markdown()).map_err(|source| tools::BenchError::Io {
+            op: "write",
+            path: table.clone(),
+            source,
+        })?;
+        eprintln!("table: {}", table.display());
     }
     let errors: u64 = report.runs.iter().map(|r| r.errors).sum();
     Ok(if errors == 0 {
@@ -827,7 +869,8 @@ mod tests {
         let Command::CompareCluster(args) = cli.command else {
             panic!("not compare-cluster: {:?}", cli.command);
         };
-        assert!(args.json);
+        assert_eq!(args.json, Some(None));
+        assert!(!args.matrix.is_requested());
         let config = args.config().unwrap();
         assert_eq!(config.clients, vec![1, 50]);
         assert_eq!(config.total, 300);
@@ -837,6 +880,66 @@ mod tests {
             parse(&["compare-cluster"]).is_err(),
             "--cairn-bin is required"
         );
+    }
+
+    #[test]
+    fn load_flags_etcd_names_and_old_aliases() {
+        let load = |args: &[&str]| {
+            let Command::Load(command) = parse(args).unwrap().command else {
+                panic!("not a load command: {args:?}");
+            };
+            command.config().unwrap().1
+        };
+        let old = load(&["put", "--key-space", "5", "--seq"]);
+        let new = load(&["put", "--key-space-size", "5", "--sequential-keys"]);
+        assert_eq!(old, new);
+        assert_eq!((new.key_space, new.seq), (5, true));
+        let range = load(&[
+            "range",
+            "--consistency",
+            "s",
+            "--rate",
+            "100",
+            "--target-leader",
+        ]);
+        assert_eq!(
+            range.workload,
+            tools::Workload::Range { serializable: true }
+        );
+        assert_eq!((range.rate, range.target_leader), (100, true));
+        let mixed = load(&["txn-mixed", "--rw-ratio", "3", "--duration", "5"]);
+        assert_eq!(
+            mixed.workload,
+            tools::Workload::TxnMixed {
+                read_per_mille: 750,
+                serializable: false
+            }
+        );
+        assert_eq!(mixed.duration_s, Some(5));
+        assert_eq!(
+            load(&["txn", "--txn-ops", "3"]).workload,
+            tools::Workload::Txn { ops: 3 }
+        );
+        assert!(parse(&["range", "--consistency", "x"]).is_err());
+        let Command::Compare(args) = parse(&[
+            "compare",
+            "--cairn-bin",
+            "cairn",
+            "--workloads",
+            "put,kube",
+            "--rounds",
+            "3",
+            "--json",
+            "out.json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not compare");
+        };
+        assert!(args.matrix.is_requested());
+        assert_eq!(args.matrix.rounds, Some(3));
+        assert_eq!(args.json, Some(Some(PathBuf::from("out.json"))));
     }
 
     #[test]
