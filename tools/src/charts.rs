@@ -97,6 +97,9 @@ fn target_color(index: usize) -> RGBColor {
     COLORS[index % COLORS.len()]
 }
 
+/// One target's curve: (target index, name, (point index, median ms) points).
+type Curve<'a> = (usize, &'a String, Vec<(f64, f64)>);
+
 /// One panel per workload: each target's median latency curve.
 fn draw_latency<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -114,7 +117,7 @@ fn draw_latency<DB: DrawingBackend>(
     let rows = n.div_ceil(cols);
     let panels = root.split_evenly((rows, cols));
     for (workload, panel) in report.workloads.iter().zip(panels.iter()) {
-        let curves: Vec<(usize, &String, Vec<(f64, f64)>)> = report
+        let curves: Vec<Curve<'_>> = report
             .targets
             .iter()
             .enumerate()
