@@ -158,7 +158,8 @@ fn compare_matrix_two_rounds() {
     let etcd = tools::find_binary(std::path::Path::new("etcd")).unwrap_or_else(|| cairn.clone());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("charts");
-    let json_path = dir.path().join("compare.json");
+    // --json FILE inside --out-dir, which the run creates.
+    let json_path = out.join("compare.json");
     let table = bench(&[
         "compare",
         "--cairn-bin",

@@ -628,19 +628,7 @@ async fn compare_matrix(args: &CompareArgs, cluster: bool) -> tools::Result<Exit
         startup_timeout_ms: args.startup_timeout_ms,
     };
     let report = tools::run_matrix(&config, |line| eprintln!("{line}")).await?;
-    let json = serde_json::to_string_pretty(&report).expect("report serializes");
-    match &args.json {
-        Some(None) => println!("{json}"),
-        Some(Some(path)) => {
-            std::fs::write(path, &json).map_err(|source| tools::BenchError::Io {
-                op: "write",
-                path: path.clone(),
-                source,
-            })?;
-            print!("{}", report.to_markdown());
-        }
-        None => print!("{}", report.to_markdown()),
-    }
+    // Charts first: they create --out-dir, where --json FILE often points.
     if let Some(dir) = &args.matrix.out_dir {
         for file in tools::write_charts(&report, dir)? {
             eprintln!("chart: {}", file.display());
@@ -652,6 +640,19 @@ async fn compare_matrix(args: &CompareArgs, cluster: bool) -> tools::Result<Exit
             source,
         })?;
         eprintln!("table: {}", table.display());
+    }
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    match &args.json {
+        Some(None) => println!("{json}"),
+        Some(Some(path)) => {
+            std::fs::write(path, json + "\n").map_err(|source| tools::BenchError::Io {
+                op: "write",
+                path: path.clone(),
+                source,
+            })?;
+            print!("{}", report.to_markdown());
+        }
+        None => print!("{}", report.to_markdown()),
     }
     let errors: u64 = report.runs.iter().map(|r| r.errors).sum();
     Ok(if errors == 0 {
