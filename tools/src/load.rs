@@ -74,7 +74,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// The name printed in reports: "put", "range", "range-serializable", "txn",
+    /// The name printed in reports, etcd benchmark's: "put", "range", "range-serializable", "txn-put",
     /// "txn-mixed", "lease-keepalive", "stm", "kube".
     pub fn name(&self) -> &'static str {
         match self {
@@ -83,7 +83,7 @@ impl Workload {
                 serializable: false,
             } => "range",
             Workload::Range { serializable: true } => "range-serializable",
-            Workload::Txn { .. } => "txn",
+            Workload::Txn { .. } => "txn-put",
             Workload::TxnMixed { .. } => "txn-mixed",
             Workload::LeaseKeepalive => "lease-keepalive",
             Workload::Stm { .. } => "stm",
@@ -739,7 +739,7 @@ mod tests {
             Workload::Range { serializable: true }.name(),
             "range-serializable"
         );
-        assert_eq!(Workload::Txn { ops: 2 }.name(), "txn");
+        assert_eq!(Workload::Txn { ops: 2 }.name(), "txn-put");
     }
 
     #[test]

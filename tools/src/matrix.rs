@@ -146,7 +146,7 @@ pub struct MatrixRun {
 }
 
 /// The metrics compared, as (key, label, higher is better).
-pub const MATRIX_METRICS: [(&str, &str, bool); 8] = [
+pub const MATRIX_METRICS: [(&str, &str, bool); 9] = [
     ("ops_s", "ops/s", true),
     ("p50_ms", "p50 ms", false),
     ("p90_ms", "p90 ms", false),
@@ -155,6 +155,7 @@ pub const MATRIX_METRICS: [(&str, &str, bool); 8] = [
     ("max_ms", "max ms", false),
     ("server_cpu_us_per_op", "server CPU µs/req", false),
     ("peak_rss_mib", "peak RSS MiB", false),
+    ("bench_cpu_pct_of_core", "bench CPU % of a core", false),
 ];
 
 impl MatrixRun {
@@ -169,6 +170,7 @@ impl MatrixRun {
             "max_ms" => self.max_ms,
             "server_cpu_us_per_op" => self.server_cpu_us_per_op,
             "peak_rss_mib" => self.peak_rss_mib,
+            "bench_cpu_pct_of_core" => self.bench_cpu_pct_of_core,
             other => panic!("unknown metric {other}"),
         }
     }

@@ -71,7 +71,7 @@ async fn every_workload_against_cairn() {
             &["--consistency", "s", "--target-leader"],
             "range-serializable",
         ),
-        ("txn-put", &["--txn-ops", "2"], "txn"),
+        ("txn-put", &["--txn-ops", "2"], "txn-put"),
         (
             "txn-mixed",
             &["--rw-ratio", "2", "--limit", "5"],
