@@ -23,6 +23,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 
+# cairn-bench's smoke runs (tools/tests/*_smoke.rs, ~25 s) use the debug server that
+# `cargo test` builds before running any test.
+export CAIRN_BENCH_SMOKE_BIN="${CAIRN_BENCH_SMOKE_BIN:-$PWD/target/debug/cairn}"
 cargo test --workspace "$@"
 # Contained failures: the same server built with fail points (server/tests/containment.rs).
 cargo test -p server --features failpoints --test containment "$@"

@@ -651,12 +651,12 @@ const TLS_FINAL_REVISION: i64 = 7;
 /// The expected final state of [`tls_session`].
 const TLS_FINAL: &[(&str, &str)] = &[("a/2", "y"), ("a/3", "z"), ("pub", "p"), ("secret", "s")];
 
-/// Runs `mode`'s session against a fresh `kind` server.
-fn run_session(
-    kind: Kind,
-    mode: Mode,
-    pki: &Pki,
-) -> (String, Vec<String>, (i64, Vec<(String, String)>)) {
+/// The final revision and the key/value pairs read as root.
+type Dump = (i64, Vec<(String, String)>);
+
+/// Runs `mode`'s session against a fresh `kind` server: its transcript, the steps that
+/// contradicted their expectation, and the final state.
+fn run_session(kind: Kind, mode: Mode, pki: &Pki) -> (String, Vec<String>, Dump) {
     let server = Server::start(kind, mode, pki);
     let mut s = Session::new(&server, pki);
     match mode {
@@ -669,7 +669,7 @@ fn run_session(
 
 /// The revision (of the `-w json` dump) and the key/value pairs (of the plain dump) of
 /// the session's final `get "" --from-key` as root.
-fn final_dump(s: &Session, mode: Mode) -> (i64, Vec<(String, String)>) {
+fn final_dump(s: &Session, mode: Mode) -> Dump {
     let entry = match mode {
         Mode::Tls => s.entries.last(),
         Mode::Simple | Mode::Jwt => s.entries.iter().rev().nth(3),

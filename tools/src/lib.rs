@@ -34,6 +34,7 @@
 //!   cluster fault tests.
 #![deny(missing_docs)]
 
+mod charts;
 pub mod check_perf;
 mod cluster;
 mod compare;
@@ -42,16 +43,22 @@ pub mod disk_check;
 mod error;
 mod failover;
 mod keys;
+mod kube;
 pub mod linearizability;
 mod load;
+mod matrix;
 mod mixed;
+mod ops;
 pub mod procstat;
 mod scale;
+mod selfcpu;
 mod server;
 pub mod snapshot;
 mod stats;
 mod watch;
+mod watchbench;
 
+pub use charts::{write_charts, CHART_SIZE, LATENCY_POINTS};
 pub use cluster::{
     agreed_leader, cluster_member_args, initial_cluster, leader_index, member_status,
     render_cluster_markdown, run_compare_cluster, Cluster, ClusterRow, MemberStatus,
@@ -66,9 +73,17 @@ pub use failover::{
     FAILOVER_CLIENTS_MAX, FAILOVER_PREFIX, KILLS_MAX, RETRY_PAUSE_MS, VERIFY_PAGE_KEYS,
 };
 pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
+pub use kube::{
+    object_key, prefix_end, KubeConfig, COMPACT_REV_KEY, KUBE_EVENTS_PREFIX, KUBE_NAMESPACES,
+    KUBE_PODS_PREFIX, KUBE_WATCH_PREFIX,
+};
 pub use load::{
-    run_load, validate_endpoints, Bench, ClientTls, LoadConfig, Workload, CLIENTS_MAX,
-    CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+    leader_endpoint, run_load, run_load_report, validate_endpoints, Bench, ClientTls, LoadConfig,
+    RunReport, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
+};
+pub use matrix::{
+    parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun, MetricSpread,
+    MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS, ROUNDS_MAX,
 };
 pub use mixed::{
     parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,
@@ -76,6 +91,7 @@ pub use mixed::{
     MIXED_KEY_SPACE_MAX, MIXED_REQUEST_TIMEOUT_MS_MAX, MIX_WEIGHT_MAX, PROGRESS_INTERVAL_S,
     STAMP_BYTES, WATCH_CREATE_TIMEOUT_MS, WATCH_DRAIN_TIMEOUT_MS,
 };
+pub use ops::{Counters, LEASE_KEEPALIVE_TTL_S, STM_ATTEMPTS_MAX};
 pub use scale::{
     disk_use, find_binary, key_value_bytes, range_response_bytes, render_scale_markdown, run_scale,
     scale_key, varint_bytes, DiskUse, ProbePuts, RangeReport, RestartReport, ScaleConfig,
@@ -83,6 +99,9 @@ pub use scale::{
     PROBE_KEY, PROBE_VALUE_BYTES, QUOTA_BACKEND_BYTES_DEFAULT, RANGE_RESPONSE_BYTES_MAX,
     RESTART_ATTEMPT_TIMEOUT_MS, RESTART_POLL_MS, RSS_SAMPLE_MS, SCALE_PREFIX, SETTLE_MS,
     SNAPSHOT_COUNT_DEFAULT, STOP_TIMEOUT_MS,
+};
+pub use selfcpu::{
+    rusage_cpu_us, Progress, SelfCpu, PROGRESS_DELAY_MS, PROGRESS_TICK_MS, SATURATED_PCT_PER_WORKER,
 };
 pub use server::{
     free_port_list, free_ports, is_healthy_response, server_args, ServerProcess, EXIT_POLL_MS,
@@ -98,4 +117,7 @@ pub use watch::{
     watch_key, watch_prefix, watcher_prefix, watchers_on_stream, PrefixMode, WatchConfig,
     WatchLatencyReport, WatchMemoryReport, WatchRow, PREFIX_BASE, WATCHERS_MAX, WATCH_EVENTS_MAX,
     WATCH_PUTS_MAX,
+};
+pub use watchbench::{
+    run_watch_bench, WatchBenchConfig, WatchBenchReport, WATCHBENCH_WATCHERS_MAX,
 };

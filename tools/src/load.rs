@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{Client, ConnectOptions, GetOptions};
 
 use crate::error::{invalid, BenchError, Result};
 use crate::keys::{key_for, make_value, validate_key_shape, KeyPicker};
+pub use crate::ops::RunReport;
+use crate::ops::{ClientOps, Counters};
 use crate::stats::{new_latency_histogram, record_latency_us, Summary};
 
 /// Most concurrent clients one run accepts.
@@ -28,7 +30,8 @@ pub const TXN_OPS_MAX: u32 = 128;
 /// Connect timeout per connection, ms.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
-/// What each request does.
+/// What each request does. The names and semantics follow etcd's `tools/benchmark`
+/// (`cmd/put.go`, `range.go`, `txn_put.go`, `txn_mixed.go`, `lease.go`, `stm.go`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
     /// `Put(key, value)`.
@@ -43,10 +46,36 @@ pub enum Workload {
         /// Puts per Txn, 1..=[`TXN_OPS_MAX`].
         ops: u32,
     },
+    /// etcd `txn-mixed`: each request is a one-op Txn, a Range (read) with probability
+    /// `read_per_mille`/1000 and a Put otherwise; reads use [`LoadConfig::limit`] and
+    /// [`LoadConfig::end_range`].
+    TxnMixed {
+        /// Reads per 1000 requests: `1000 · r / (1 + r)` for etcd's `--rw-ratio r`.
+        read_per_mille: u32,
+        /// Serializable reads (etcd `--consistency=s`).
+        serializable: bool,
+    },
+    /// etcd `lease-keepalive`: each client grants one lease (TTL
+    /// [`crate::LEASE_KEEPALIVE_TTL_S`], not timed) and each request is one keep-alive
+    /// sent and its answer received on the client's stream.
+    LeaseKeepalive,
+    /// etcd `stm` with repeatable-read isolation: each request reads `keys_per_txn`
+    /// distinct random keys and commits a Txn that puts them all if none changed
+    /// (mod_revision compares), retrying on conflict; the request's latency covers
+    /// every attempt.
+    Stm {
+        /// Keys read and written per transaction, 1..=[`TXN_OPS_MAX`].
+        keys_per_txn: u32,
+    },
+    /// kube-apiserver's pattern (see [`crate::kube`]): optimistic-concurrency updates,
+    /// gets, paginated lists at a revision and event puts with leases, with watchers
+    /// (prev_kv, progress notify) and periodic compaction running beside.
+    Kube,
 }
 
 impl Workload {
-    /// The name printed in reports: "put", "range", "range-serializable", "txn".
+    /// The name printed in reports, etcd benchmark's: "put", "range", "range-serializable", "txn-put",
+    /// "txn-mixed", "lease-keepalive", "stm", "kube".
     pub fn name(&self) -> &'static str {
         match self {
             Workload::Put => "put",
@@ -54,7 +83,11 @@ impl Workload {
                 serializable: false,
             } => "range",
             Workload::Range { serializable: true } => "range-serializable",
-            Workload::Txn { .. } => "txn",
+            Workload::Txn { .. } => "txn-put",
+            Workload::TxnMixed { .. } => "txn-mixed",
+            Workload::LeaseKeepalive => "lease-keepalive",
+            Workload::Stm { .. } => "stm",
+            Workload::Kube => "kube",
         }
     }
 }
@@ -84,6 +117,24 @@ pub struct LoadConfig {
     pub request_timeout_ms: u64,
     /// Limit on the whole run, s: requests not yet sent by then are skipped.
     pub duration_max_s: u64,
+    /// Run for this long instead of `total` requests (etcd benchmark `--duration`-like
+    /// runs), s; `None`: stop after `total`.
+    pub duration_s: Option<u64>,
+    /// Requests per second over all clients (etcd `--rate`); 0: no limit. Request n
+    /// is not sent before `start + n / rate`.
+    pub rate: u32,
+    /// Send every request to the leader's endpoint only, found with Maintenance Status
+    /// on each endpoint (etcd `--target-leader`).
+    pub target_leader: bool,
+    /// Most keys returned by a `txn-mixed` read (etcd `--limit`), 0: no limit.
+    pub limit: u32,
+    /// End of the key range a `txn-mixed` read covers (etcd `--end-range`); `None`:
+    /// a single-key read.
+    pub end_range: Option<Vec<u8>>,
+    /// Kube workload parameters (ignored by the other workloads).
+    pub kube: crate::kube::KubeConfig,
+    /// Show an indicatif progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
     /// TLS for `https://` endpoints (etcdctl's `--cacert`, `--cert`, `--key`).
     pub tls: ClientTls,
 }
@@ -151,6 +202,13 @@ impl LoadConfig {
             workload,
             request_timeout_ms: 10_000,
             duration_max_s: 600,
+            duration_s: None,
+            rate: 0,
+            target_leader: false,
+            limit: 0,
+            end_range: None,
+            kube: crate::kube::KubeConfig::default(),
+            progress: false,
             tls: ClientTls::default(),
         }
     }
@@ -183,11 +241,39 @@ impl LoadConfig {
                 format!("{} is outside 0..={VAL_SIZE_MAX}", self.val_size),
             ));
         }
-        if let Workload::Txn { ops } = self.workload {
-            if ops == 0 || ops > TXN_OPS_MAX {
+        match self.workload {
+            Workload::Txn { ops } if ops == 0 || ops > TXN_OPS_MAX => {
                 return Err(invalid(
                     "txn-ops",
                     format!("{ops} is outside 1..={TXN_OPS_MAX}"),
+                ));
+            }
+            Workload::Stm { keys_per_txn } if keys_per_txn == 0 || keys_per_txn > TXN_OPS_MAX => {
+                return Err(invalid(
+                    "keys-per-txn",
+                    format!("{keys_per_txn} is outside 1..={TXN_OPS_MAX}"),
+                ));
+            }
+            Workload::Stm { keys_per_txn } if u64::from(keys_per_txn) > self.key_space => {
+                return Err(invalid(
+                    "keys-per-txn",
+                    format!(
+                        "{keys_per_txn} is more than --key-space-size ({})",
+                        self.key_space
+                    ),
+                ));
+            }
+            Workload::TxnMixed { read_per_mille, .. } if read_per_mille > 1000 => {
+                return Err(invalid("rw-ratio", "reads per mille above 1000"));
+            }
+            Workload::Kube => self.kube.validate()?,
+            _ => {}
+        }
+        if let Some(duration_s) = self.duration_s {
+            if duration_s == 0 || duration_s > 86_400 {
+                return Err(invalid(
+                    "duration",
+                    format!("{duration_s} is outside 1..=86400"),
                 ));
             }
         }
@@ -281,10 +367,10 @@ pub(crate) async fn connect_warm(
     }
 }
 
-/// Connected clients, ready to run the load: one `KvClient` per connection.
+/// Connected clients, ready to run the load: one client per connection.
 pub struct Bench {
     config: LoadConfig,
-    conns: Vec<KvClient>,
+    conns: Vec<Client>,
 }
 
 /// What one client task measured.
@@ -309,6 +395,11 @@ impl ClientResult {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("{what} timed out after {deadline:?}"),
         };
+        self.error(error);
+    }
+
+    /// Counts one failed request; the first error's text is kept.
+    pub(crate) fn error(&mut self, error: String) {
         self.errors += 1;
         self.first_error.get_or_insert(error);
     }
@@ -342,64 +433,144 @@ pub(crate) async fn merge_client_results(
     (histogram, errors, first_error)
 }
 
+/// The endpoint of the leader among `endpoints`: Maintenance Status on each (own
+/// connection), the one whose member ID is the leader its status names.
+///
+/// Errors: [`BenchError::Request`] when no endpoint answers as the leader.
+pub async fn leader_endpoint(endpoints: &[String], options: &ConnectOptions) -> Result<String> {
+    for endpoint in endpoints {
+        let Ok(client) = Client::connect([endpoint.as_str()], Some(options.clone())).await else {
+            continue;
+        };
+        let Ok(status) = client.maintenance_client().status().await else {
+            continue;
+        };
+        let member_id = status.header().map(|h| h.member_id());
+        if member_id == Some(status.leader()) {
+            return Ok(endpoint.clone());
+        }
+    }
+    Err(BenchError::Request(format!(
+        "--target-leader: no endpoint of {} is the leader",
+        endpoints.join(",")
+    )))
+}
+
 impl Bench {
-    /// Validates `config`, opens `config.conns` connections and sends one warm-up
-    /// serializable `Range` on each, so that connection set-up is not timed.
+    /// Validates `config`, opens `config.conns` connections (to the leader's endpoint
+    /// only with `target_leader`) and sends one warm-up serializable `Range` on each, so
+    /// that connection set-up is not timed.
     ///
     /// Errors: [`BenchError::InvalidArg`], [`BenchError::Connect`], or
-    /// [`BenchError::Request`] if a warm-up request fails.
-    pub async fn connect(config: LoadConfig) -> Result<Bench> {
+    /// [`BenchError::Request`] if a warm-up request fails or no leader is found.
+    pub async fn connect(mut config: LoadConfig) -> Result<Bench> {
         config.validate()?;
         let options = connect_options(config.request_timeout_ms, &config.tls)?;
+        if config.target_leader {
+            config.endpoints = vec![leader_endpoint(&config.endpoints, &options).await?];
+        }
         let deadline = Duration::from_millis(config.request_timeout_ms);
         let mut conns = Vec::with_capacity(config.conns as usize);
         for _ in 0..config.conns {
             let warm_up_key = key_for(0, config.key_size);
             let client = connect_warm(&config.endpoints, &options, warm_up_key, deadline).await?;
-            conns.push(client.kv_client());
+            conns.push(client);
         }
         Ok(Bench { config, conns })
     }
 
-    /// The configuration this bench runs.
+    /// The configuration this bench runs (endpoints narrowed to the leader's with
+    /// `target_leader`).
     pub fn config(&self) -> &LoadConfig {
         &self.config
     }
 
-    /// Runs the load to completion: exactly `total` requests unless the duration limit
-    /// stops it first. Failed requests are counted in the summary, not returned as
-    /// errors.
+    /// Runs the load to completion: exactly `total` requests (or for `duration_s`)
+    /// unless the duration limit stops it first. Failed requests are counted in the
+    /// summary, not returned as errors.
     pub async fn run(&self) -> Summary {
+        self.run_report().await.summary
+    }
+
+    /// [`Bench::run`] with the bench process's own CPU use and the workload's counters.
+    pub async fn run_report(&self) -> RunReport {
         let config = &self.config;
         let next = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let value = Arc::new(make_value(config.val_size));
+        let background = match config.workload {
+            Workload::Kube => Some(
+                crate::kube::KubeBackground::start(
+                    self.conns[0].clone(),
+                    config.kube.clone(),
+                    Arc::clone(&counters),
+                )
+                .await,
+            ),
+            _ => None,
+        };
+        let cpu_before = crate::selfcpu::rusage_cpu_us();
         let started = Instant::now();
-        let stop_at = started + Duration::from_secs(config.duration_max_s);
+        let run_s = config.duration_s.unwrap_or(config.duration_max_s);
+        let stop_at = started + Duration::from_secs(run_s.min(config.duration_max_s));
+        let total = self.request_limit();
+        let progress = crate::selfcpu::Progress::start(
+            config.progress,
+            config.duration_s,
+            total,
+            Arc::clone(&next),
+        );
         let mut tasks = Vec::with_capacity(config.clients as usize);
         for client in 0..config.clients {
-            let kv = self.conns[(client % config.conns) as usize].clone();
-            let task = client_loop(
-                kv,
-                config.clone(),
+            let conn = self.conns[(client % config.conns) as usize].clone();
+            let task = client_loop(ClientLoop {
+                ops: ClientOps::new(conn, config, client, Arc::clone(&counters)),
+                config: config.clone(),
                 client,
-                Arc::clone(&next),
-                Arc::clone(&value),
+                total,
+                next: Arc::clone(&next),
+                value: Arc::clone(&value),
+                started,
                 stop_at,
-            );
+            });
             tasks.push(tokio::spawn(task));
         }
         let (histogram, errors, first_error) = merge_client_results(tasks).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
-        let sent = next.load(Ordering::Relaxed).min(config.total);
-        let skipped = config.total - sent;
-        Summary::from_histogram(
+        let cpu = crate::selfcpu::SelfCpu::measured(
+            crate::selfcpu::rusage_cpu_us().saturating_sub(cpu_before),
+            elapsed_us,
+        );
+        progress.finish().await;
+        if let Some(background) = background {
+            background.stop().await;
+        }
+        let sent = next.load(Ordering::Relaxed).min(total);
+        let skipped = match config.duration_s {
+            Some(_) => 0,
+            None => config.total - sent,
+        };
+        let summary = Summary::from_histogram(
             config.workload.name(),
             &histogram,
             errors,
             skipped,
             elapsed_us,
             first_error,
-        )
+        );
+        RunReport {
+            summary,
+            cpu,
+            counters: counters.snapshot(),
+        }
+    }
+
+    /// Requests the run may send: `total`, or [`TOTAL_MAX`] for a timed run.
+    fn request_limit(&self) -> u64 {
+        match self.config.duration_s {
+            Some(_) => TOTAL_MAX,
+            None => self.config.total,
+        }
     }
 }
 
@@ -409,67 +580,66 @@ pub async fn run_load(config: LoadConfig) -> Result<Summary> {
     Ok(bench.run().await)
 }
 
-/// One client: takes request numbers from `next` until `total` or `stop_at`.
-async fn client_loop(
-    mut kv: KvClient,
+/// Connects and runs one load with the full report; see [`Bench::run_report`].
+pub async fn run_load_report(config: LoadConfig) -> Result<RunReport> {
+    let bench = Bench::connect(config).await?;
+    Ok(bench.run_report().await)
+}
+
+/// Everything one client task needs.
+struct ClientLoop {
+    ops: ClientOps,
     config: LoadConfig,
     client: u32,
+    total: u64,
     next: Arc<AtomicU64>,
     value: Arc<Vec<u8>>,
+    started: Instant,
     stop_at: Instant,
-) -> ClientResult {
-    let mut picker = KeyPicker::new(client, config.key_space, config.seq);
+}
+
+/// One client: takes request numbers from `next` until `total` or `stop_at`, each not
+/// before its slot under `rate`.
+async fn client_loop(mut state: ClientLoop) -> ClientResult {
+    let config = &state.config;
+    let mut picker = KeyPicker::new(state.client, config.key_space, config.seq);
     let deadline = Duration::from_millis(config.request_timeout_ms);
     let mut result = ClientResult {
         histogram: new_latency_histogram(),
         errors: 0,
         first_error: None,
     };
+    if let Err(e) = state.ops.prepare(config, &state.value).await {
+        result.error(e);
+        return result;
+    }
     // Bounded: each iteration consumes one request number, at most `total` of them.
     loop {
-        let request = next.fetch_add(1, Ordering::Relaxed);
-        if request >= config.total || Instant::now() >= stop_at {
+        let request = state.next.fetch_add(1, Ordering::Relaxed);
+        if request >= state.total || Instant::now() >= state.stop_at {
             break;
+        }
+        if config.rate > 0 {
+            let slot =
+                state.started + Duration::from_secs_f64(request as f64 / f64::from(config.rate));
+            if slot >= state.stop_at {
+                break;
+            }
+            tokio::time::sleep_until(slot.into()).await;
         }
         let key = key_for(picker.pick(request), config.key_size);
         let sent = Instant::now();
-        let outcome = tokio::time::timeout(deadline, send(&mut kv, &config, key, &value)).await;
+        let send = state.ops.send(config, key, &state.value);
+        let outcome = tokio::time::timeout(deadline, send).await;
         let latency_us = sent.elapsed().as_micros() as u64;
         result.record(outcome, latency_us, "request", deadline);
     }
+    state.ops.finish().await;
     result
 }
 
-/// Sends one request of the configured workload.
-async fn send(
-    kv: &mut KvClient,
-    config: &LoadConfig,
-    key: Vec<u8>,
-    value: &[u8],
-) -> std::result::Result<(), etcd_client::Error> {
-    match config.workload {
-        Workload::Put => kv.put(key, value.to_vec(), None).await.map(drop),
-        Workload::Range { serializable } => {
-            let options = serializable.then(|| GetOptions::new().with_serializable());
-            kv.get(key, options).await.map(drop)
-        }
-        Workload::Txn { ops } => {
-            // Consecutive keys after the picked one, wrapping in the key space, so one
-            // Txn never puts the same key twice (etcd rejects duplicate keys in a Txn).
-            let first = key_index(&key);
-            let puts: Vec<TxnOp> = (0..u64::from(ops))
-                .map(|i| {
-                    let index = (first + i) % config.key_space;
-                    TxnOp::put(key_for(index, config.key_size), value.to_vec(), None)
-                })
-                .collect();
-            kv.txn(Txn::new().and_then(puts)).await.map(drop)
-        }
-    }
-}
-
 /// The key index encoded in a key made by [`key_for`] (its last ≤ 8 bytes, big-endian).
-fn key_index(key: &[u8]) -> u64 {
+pub(crate) fn key_index(key: &[u8]) -> u64 {
     let tail = &key[key.len().saturating_sub(8)..];
     tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
@@ -569,7 +739,7 @@ mod tests {
             Workload::Range { serializable: true }.name(),
             "range-serializable"
         );
-        assert_eq!(Workload::Txn { ops: 2 }.name(), "txn");
+        assert_eq!(Workload::Txn { ops: 2 }.name(), "txn-put");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn us_to_ms(latency_us: u64) -> f64 {
 /// The result of one load run. Latencies count successful requests only, in µs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
-    /// The operation measured: "put", "range", "range-serializable" or "txn".
+    /// The operation measured: "put", "range", "range-serializable", "txn-put", ... ([`crate::Workload::name`]).
     pub op: String,
     /// Requests that succeeded.
     pub ops: u64,

@@ -52,7 +52,7 @@ async fn loads_write_and_read_exactly_what_they_say() {
     let summary = run_load(txn).await.unwrap();
     assert_eq!(
         (summary.op.as_str(), summary.ops, summary.errors),
-        ("txn", 10, 0)
+        ("txn-put", 10, 0)
     );
 
     // Sequential keys 0..300 of 8 bytes each; then 10 txns of keys (n, n+1) for n < 10.

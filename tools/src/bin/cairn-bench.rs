@@ -1,12 +1,24 @@
 //! cairn-bench: load generator and side-by-side harness for Cairn and etcd.
 //!
 //! ```text
-//! cairn-bench put   --endpoints URL[,URL] --clients N --conns C --total OPS
+//! cairn-bench put   --endpoints URL[,URL] --clients N --conns C (--total OPS | --duration S)
+//!                   [--rate R] [--target-leader] [--user NAME:PW]
 //!                   [--cacert CA --cert CERT --key KEY]   (https endpoints, as etcdctl)
-//!                   --key-size 8 --val-size 256 --key-space K [--seq] [--json]
-//! cairn-bench range ... [--serializable]
-//! cairn-bench txn   ... [--txn-ops M]
+//!                   --key-size 8 --val-size 256 --key-space-size K [--sequential-keys] [--json]
+//! cairn-bench range ... [--consistency l|s] [--serializable]
+//! cairn-bench txn-put ... [--txn-ops M]                   (`txn` too)
+//! cairn-bench txn-mixed ... [--rw-ratio 1] [--limit 1] [--end-range KEY] [--consistency l|s]
+//! cairn-bench lease-keepalive ...
+//! cairn-bench stm ... [--keys-per-txn 1]   (--keys = --key-space-size)
+//! cairn-bench kube ... [--kube-objects 1000] [--kube-page-size 500] [--kube-event-ttl-s 60]
+//!                   [--kube-watchers 4] [--kube-compact-interval-s 10]
+//!                   [--kube-mix update=50,get=20,list=10,event=20]
+//! cairn-bench watch --endpoints URL --streams 10 --watch-per-stream 100
+//!                   --watched-key-total 1 --put-total 1000 [--json]
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--total N]
+//! cairn-bench compare --cairn-bin PATH --etcd-bin etcd --workloads put,range,txn-put,...
+//!                   [--rounds N] [--cluster] [--clients 100] [--total N | --duration S]
+//!                   [--rate R] [--out-dir DIR] [--json [FILE]]
 //! cairn-bench compare-cluster --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--json]
 //! cairn-bench failover --target cairn|etcd --bin PATH [--kills 10] [--clients 10] [--json]
 //! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
@@ -20,6 +32,30 @@
 //!                   [--keys 1000000] [--value-bytes 1024] [--clients 1000]
 //!                   [--connections 100] [--json FILE]
 //! ```
+//!
+//! The load subcommands follow etcd's `tools/benchmark` (flag names and semantics):
+//! `--rate` limits requests/s over all clients (request n waits for `start + n/rate`),
+//! `--duration` runs for that many seconds instead of `--total` requests,
+//! `--target-leader` sends only to the endpoint whose Status names itself leader, the
+//! older `--key-space` and `--seq` stay as aliases. Each prints throughput and
+//! p50/p90/p99/p99.9/max (hdrhistogram), or one JSON object with `--json` (fields
+//! `op`, `requests`, `ops`, `errors`, `throughput_ops_s`, `p*_ms`, `counters`), and its
+//! own CPU share (getrusage over the run, % of one core and of all cores) with a warning
+//! when it exceeds 90% of a core per tokio worker thread, i.e. the load generator is
+//! the bottleneck. A progress bar is drawn on stderr when it is a terminal, the run
+//! lasts over 2 s and `--json` is not given. `kube` is kube-apiserver's request pattern
+//! (optimistic-concurrency Txns, paginated lists at a revision, leased events, watchers
+//! with prev_kv and progress notify, compaction through `compact_rev_key`); see the
+//! library's `kube` module.
+//!
+//! `compare` with any of `--workloads`, `--rounds`, `--cluster`, `--out-dir` runs the
+//! workload matrix: each round starts each target in turn (cairn, then etcd) on a fresh
+//! data dir, one member or a 3-member loopback cluster, and runs the workloads in the
+//! given order with identical flags; it prints a Markdown table of medians, min–max
+//! and cairn/etcd ratios of ops/s, p50…max, server CPU µs per request and peak server
+//! RSS, writes the report to `--json FILE`, and `compare.md`, `latency.{png,svg}` and
+//! `throughput.{png,svg}` into `--out-dir`. Without those flags `compare` keeps its
+//! put phases per client count.
 //!
 //! `scale` (issue 8) starts each server in turn (etcd only when a binary is found), loads
 //! `--keys` keys, then measures anonymous RSS and disk use, 1-client put latency while a
@@ -48,12 +84,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+#[path = "../cli/load_args.rs"]
+mod load_args;
+use load_args::{LoadCommand, MatrixArgs, TlsArgs};
 use tools::{
     default_conns, parse_clients_list, render_cluster_markdown, render_markdown,
     render_scale_markdown, render_watch_markdown, run_compare, run_compare_cluster,
-    run_compare_watch, run_failover, run_load, run_mixed, run_scale, run_watch_latency,
-    run_watch_memory, CompareConfig, FailoverConfig, LoadConfig, Mix, MixedConfig, PrefixMode,
-    ScaleConfig, Target, WatchConfig, Workload, CLIENTS_MAX,
+    run_compare_watch, run_failover, run_load_report, run_mixed, run_scale, run_watch_latency,
+    run_watch_memory, CompareConfig, FailoverConfig, Mix, MixedConfig, PrefixMode, ScaleConfig,
+    Target, WatchConfig, CLIENTS_MAX,
 };
 
 #[derive(Parser, Debug)]
@@ -69,24 +109,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Puts of `--val-size` byte values.
-    Put(LoadArgs),
-    /// Gets of single keys (linearizable unless --serializable).
-    Range {
-        #[command(flatten)]
-        load: LoadArgs,
-        /// Serializable reads (served by the receiving member without consensus).
-        #[arg(long)]
-        serializable: bool,
-    },
-    /// Txns with no compares and --txn-ops puts each.
-    Txn {
-        #[command(flatten)]
-        load: LoadArgs,
-        /// Puts per Txn (1..=128).
-        #[arg(long, default_value_t = 1)]
-        txn_ops: u32,
-    },
+    #[command(flatten)]
+    Load(LoadCommand),
     /// Starts each server in turn and compares put throughput, latency, CPU and RSS.
     Compare(CompareArgs),
     /// Starts a 3-member cluster of each server in turn and compares put throughput,
@@ -311,34 +335,6 @@ struct MixedArgs {
     tls: TlsArgs,
 }
 
-/// etcdctl's TLS flags, for the subcommands that take client URLs.
-#[derive(Args, Debug)]
-struct TlsArgs {
-    /// CA bundle that verifies the server's certificate (https endpoints), as etcdctl's.
-    #[arg(long)]
-    cacert: Option<std::path::PathBuf>,
-    /// Client certificate for mutual TLS, as etcdctl's.
-    #[arg(long)]
-    cert: Option<std::path::PathBuf>,
-    /// Key of --cert, as etcdctl's.
-    #[arg(long)]
-    key: Option<std::path::PathBuf>,
-    /// `name:password` to authenticate as, as etcdctl's `--user` (auth enabled).
-    #[arg(long)]
-    user: Option<String>,
-}
-
-impl TlsArgs {
-    fn client_tls(&self) -> tools::ClientTls {
-        tools::ClientTls {
-            user: self.user.clone(),
-            cacert: self.cacert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        }
-    }
-}
-
 impl MixedArgs {
     fn config(&self) -> tools::Result<MixedConfig> {
         let config = MixedConfig {
@@ -421,64 +417,6 @@ impl WatchArgs {
 }
 
 #[derive(Args, Debug)]
-struct LoadArgs {
-    /// Client URLs, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
-    endpoints: Vec<String>,
-    /// Concurrent clients (1..=10000).
-    #[arg(long, default_value_t = 1)]
-    clients: u32,
-    /// gRPC connections shared by the clients (1..=clients).
-    #[arg(long, default_value_t = 1)]
-    conns: u32,
-    /// Requests in all.
-    #[arg(long, default_value_t = 10_000)]
-    total: u64,
-    /// Key size in bytes.
-    #[arg(long, default_value_t = 8)]
-    key_size: u32,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 256)]
-    val_size: u32,
-    /// Number of distinct keys.
-    #[arg(long, default_value_t = 100_000)]
-    key_space: u64,
-    /// Sequential keys instead of uniformly random ones.
-    #[arg(long)]
-    seq: bool,
-    /// Deadline of one request, ms.
-    #[arg(long, default_value_t = 10_000)]
-    request_timeout_ms: u64,
-    /// Limit on the whole run, s; unsent requests are reported as skipped.
-    #[arg(long, default_value_t = 600)]
-    duration_max_s: u64,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    tls: TlsArgs,
-}
-
-impl LoadArgs {
-    fn config(&self, workload: Workload) -> LoadConfig {
-        LoadConfig {
-            endpoints: self.endpoints.clone(),
-            clients: self.clients,
-            conns: self.conns,
-            total: self.total,
-            key_size: self.key_size,
-            val_size: self.val_size,
-            key_space: self.key_space,
-            seq: self.seq,
-            workload,
-            request_timeout_ms: self.request_timeout_ms,
-            duration_max_s: self.duration_max_s,
-            tls: self.tls.client_tls(),
-        }
-    }
-}
-
-#[derive(Args, Debug)]
 struct CompareArgs {
     /// Cairn server binary (e.g. target/release/cairn).
     #[arg(long)]
@@ -486,9 +424,10 @@ struct CompareArgs {
     /// Upstream etcd binary.
     #[arg(long, default_value = "etcd")]
     etcd_bin: PathBuf,
-    /// Client counts, one put phase each, comma separated.
-    #[arg(long, default_value = "1,100")]
-    clients: String,
+    /// Client counts, one put phase each, comma separated (default 1,100); with the
+    /// workload matrix one count (default 100).
+    #[arg(long)]
+    clients: Option<String>,
     /// Puts per phase.
     #[arg(long, default_value_t = 20_000)]
     total: u64,
@@ -502,17 +441,20 @@ struct CompareArgs {
     #[arg(long, default_value_t = 256)]
     val_size: u32,
     /// Number of distinct keys.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, visible_alias = "key-space-size", default_value_t = 100_000)]
     key_space: u64,
     /// How long a server may take to become healthy, ms.
     #[arg(long, default_value_t = 20_000)]
     startup_timeout_ms: u64,
+    #[command(flatten)]
+    matrix: MatrixArgs,
     /// Limit on one phase, s.
     #[arg(long, default_value_t = 120)]
     phase_duration_max_s: u64,
-    /// Print the rows as a JSON array instead of a markdown table.
-    #[arg(long)]
-    json: bool,
+    /// Print the rows as a JSON array instead of a markdown table; with the workload
+    /// matrix, `--json FILE` writes the whole report to FILE as well.
+    #[arg(long, num_args = 0..=1, value_name = "FILE")]
+    json: Option<Option<PathBuf>>,
     /// Idle window before the put phases, s: server CPU with no client (0 skips it).
     #[arg(long, default_value_t = 10)]
     idle_s: u64,
@@ -598,7 +540,8 @@ impl CompareArgs {
             },
         ];
         let mut config = CompareConfig::new(targets);
-        config.clients = parse_clients_list(&self.clients, CLIENTS_MAX)?;
+        config.clients =
+            parse_clients_list(self.clients.as_deref().unwrap_or("1,100"), CLIENTS_MAX)?;
         config.total = self.total;
         config.conns = self.conns;
         config.key_size = self.key_size;
@@ -612,24 +555,120 @@ impl CompareArgs {
     }
 }
 
-async fn load(args: &LoadArgs, workload: Workload) -> tools::Result<ExitCode> {
-    let summary = run_load(args.config(workload)).await?;
-    if args.json {
-        println!("{}", summary.to_json());
-    } else {
-        print!("{}", summary.to_text());
+async fn load(command: &LoadCommand) -> tools::Result<ExitCode> {
+    if let LoadCommand::Watch(args) = command {
+        let report = tools::run_watch_bench(&args.config()).await?;
+        if args.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(if report.is_complete() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
-    Ok(if summary.ops == 0 {
+    let (args, config) = command.config()?;
+    let report = run_load_report(config).await?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.cpu.saturated() {
+        eprintln!("{}", report.cpu.warning());
+    }
+    Ok(if report.summary.ops == 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
 }
 
+/// The workload matrix of `compare` and `compare-cluster`: the targets, the load flags
+/// of every run, then the report as a table (or JSON), `--json FILE` and charts.
+async fn compare_matrix(args: &CompareArgs, cluster: bool) -> tools::Result<ExitCode> {
+    let targets = vec![
+        Target {
+            name: "cairn".into(),
+            bin: args.cairn_bin.clone(),
+        },
+        Target {
+            name: "etcd".into(),
+            bin: args.etcd_bin.clone(),
+        },
+    ];
+    let clients = parse_clients_list(args.clients.as_deref().unwrap_or("100"), CLIENTS_MAX)?;
+    let [clients] = clients[..] else {
+        return Err(tools::BenchError::InvalidArg {
+            flag: "clients",
+            reason: "the workload matrix takes one client count".into(),
+        });
+    };
+    let mut load =
+        tools::LoadConfig::new(vec!["http://127.0.0.1:2379".into()], tools::Workload::Put);
+    load.clients = clients;
+    load.conns = args
+        .conns
+        .unwrap_or_else(|| default_conns(clients))
+        .min(clients);
+    load.total = args.total;
+    load.key_size = args.key_size;
+    load.val_size = args.val_size;
+    load.key_space = args.key_space;
+    load.duration_max_s = args.phase_duration_max_s;
+    args.matrix.apply(&mut load);
+    let config = tools::MatrixConfig {
+        targets,
+        workloads: args.matrix.workloads()?,
+        rounds: args.matrix.rounds.unwrap_or(1),
+        cluster: cluster || args.matrix.cluster,
+        load,
+        startup_timeout_ms: args.startup_timeout_ms,
+    };
+    let report = tools::run_matrix(&config, |line| eprintln!("{line}")).await?;
+    // Charts first: they create --out-dir, where --json FILE often points.
+    if let Some(dir) = &args.matrix.out_dir {
+        for file in tools::write_charts(&report, dir)? {
+            eprintln!("chart: {}", file.display());
+        }
+        let table = dir.join("compare.md");
+        std::fs::write(&table, report.to_markdown()).map_err(|source| tools::BenchError::Io {
+            op: "write",
+            path: table.clone(),
+            source,
+        })?;
+        eprintln!("table: {}", table.display());
+    }
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    match &args.json {
+        Some(None) => println!("{json}"),
+        Some(Some(path)) => {
+            std::fs::write(path, json + "\n").map_err(|source| tools::BenchError::Io {
+                op: "write",
+                path: path.clone(),
+                source,
+            })?;
+            print!("{}", report.to_markdown());
+        }
+        None => print!("{}", report.to_markdown()),
+    }
+    let errors: u64 = report.runs.iter().map(|r| r.errors).sum();
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
+    if args.matrix.is_requested() {
+        return compare_matrix(args, false).await;
+    }
     let config = args.config()?;
     let rows = run_compare(&config, |line| eprintln!("{line}")).await?;
-    if args.json {
+    if args.json.is_some() {
         println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     } else {
         print!("{}", render_markdown(&rows));
@@ -638,9 +677,12 @@ async fn compare(args: &CompareArgs) -> tools::Result<ExitCode> {
 }
 
 async fn compare_cluster(args: &CompareArgs) -> tools::Result<ExitCode> {
+    if args.matrix.is_requested() {
+        return compare_matrix(args, true).await;
+    }
     let config = args.config()?;
     let rows = run_compare_cluster(&config, |line| eprintln!("{line}")).await?;
-    if args.json {
+    if args.json.is_some() {
         println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     } else {
         print!("{}", render_cluster_markdown(&rows));
@@ -778,23 +820,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match &cli.command {
-            Command::Put(args) => load(args, Workload::Put).await,
-            Command::Range {
-                load: args,
-                serializable,
-            } => {
-                load(
-                    args,
-                    Workload::Range {
-                        serializable: *serializable,
-                    },
-                )
-                .await
-            }
-            Command::Txn {
-                load: args,
-                txn_ops,
-            } => load(args, Workload::Txn { ops: *txn_ops }).await,
+            Command::Load(command) => load(command).await,
             Command::Compare(args) => compare(args).await,
             Command::CompareCluster(args) => compare_cluster(args).await,
             Command::Failover(args) => failover(args).await,
@@ -844,7 +870,8 @@ mod tests {
         let Command::CompareCluster(args) = cli.command else {
             panic!("not compare-cluster: {:?}", cli.command);
         };
-        assert!(args.json);
+        assert_eq!(args.json, Some(None));
+        assert!(!args.matrix.is_requested());
         let config = args.config().unwrap();
         assert_eq!(config.clients, vec![1, 50]);
         assert_eq!(config.total, 300);
@@ -854,6 +881,66 @@ mod tests {
             parse(&["compare-cluster"]).is_err(),
             "--cairn-bin is required"
         );
+    }
+
+    #[test]
+    fn load_flags_etcd_names_and_old_aliases() {
+        let load = |args: &[&str]| {
+            let Command::Load(command) = parse(args).unwrap().command else {
+                panic!("not a load command: {args:?}");
+            };
+            command.config().unwrap().1
+        };
+        let old = load(&["put", "--key-space", "5", "--seq"]);
+        let new = load(&["put", "--key-space-size", "5", "--sequential-keys"]);
+        assert_eq!(old, new);
+        assert_eq!((new.key_space, new.seq), (5, true));
+        let range = load(&[
+            "range",
+            "--consistency",
+            "s",
+            "--rate",
+            "100",
+            "--target-leader",
+        ]);
+        assert_eq!(
+            range.workload,
+            tools::Workload::Range { serializable: true }
+        );
+        assert_eq!((range.rate, range.target_leader), (100, true));
+        let mixed = load(&["txn-mixed", "--rw-ratio", "3", "--duration", "5"]);
+        assert_eq!(
+            mixed.workload,
+            tools::Workload::TxnMixed {
+                read_per_mille: 750,
+                serializable: false
+            }
+        );
+        assert_eq!(mixed.duration_s, Some(5));
+        assert_eq!(
+            load(&["txn", "--txn-ops", "3"]).workload,
+            tools::Workload::Txn { ops: 3 }
+        );
+        assert!(parse(&["range", "--consistency", "x"]).is_err());
+        let Command::Compare(args) = parse(&[
+            "compare",
+            "--cairn-bin",
+            "cairn",
+            "--workloads",
+            "put,kube",
+            "--rounds",
+            "3",
+            "--json",
+            "out.json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not compare");
+        };
+        assert!(args.matrix.is_requested());
+        assert_eq!(args.matrix.rounds, Some(3));
+        assert_eq!(args.json, Some(Some(PathBuf::from("out.json"))));
     }
 
     #[test]
