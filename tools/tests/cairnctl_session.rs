@@ -268,6 +268,10 @@ fn script() -> Vec<Step> {
         Watch(&["lock"]),
         Watch(&["elect", "el"]),
         Watch(&["elect", "-l", "el", "p"]),
+        // lock running a command: its environment, its exit status, a missing program.
+        One(&["lock", "lx", "--", "sh", "-c", "echo held ${ETCD_LOCK_KEY%/*}"]),
+        One(&["lock", "lx", "--", "sh", "-c", "exit 3"]),
+        One(&["lock", "lx", "--", "nosuchcmd"]),
     ]
 }
 

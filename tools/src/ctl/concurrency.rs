@@ -116,12 +116,6 @@ pub async fn lock(s: &Session, args: &[String], ttl: i64) -> CtlResult {
             "lock takes a lock name argument and an optional command to execute",
         ));
     }
-    if args.len() > 1 {
-        return Err(CtlError::new(
-            exit::BAD_ARGS,
-            "cairnctl lock does not run a command; give only the lock name",
-        ));
-    }
     let flag = interrupt_flag()?;
     let lease = session_lease(s, ttl).await?;
     let request = LockRequest {
@@ -137,12 +131,57 @@ pub async fn lock(s: &Session, args: &[String], ttl: i64) -> CtlResult {
         ),
     )
     .await?;
+    if args.len() > 1 {
+        return run_locked(s, &args[1..], held).await;
+    }
     print_key(s, &held.key).await?;
     interrupted(&flag).await;
     let _: UnlockResponse = s
         .call("/v3lockpb.Lock/Unlock", &UnlockRequest { key: held.key })
         .await?;
     Ok(())
+}
+
+/// `lock <name> <command> [args...]`: runs the command while the lock is held, with
+/// `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` in its environment and this process's stdout and
+/// stderr, then unlocks (etcdctl `lockUntilSignal`). The child is waited for on glommio's
+/// blocking thread, so the session's keep-alives go on. A command that fails is etcdctl's
+/// `Error: exit status N` (exit 1), after the unlock.
+async fn run_locked(s: &Session, command: &[String], held: LockResponse) -> CtlResult {
+    let revision = held.header.as_ref().map_or(0, |h| h.revision);
+    let mut child = std::process::Command::new(&command[0]);
+    child
+        .args(&command[1..])
+        .env(
+            "ETCD_LOCK_KEY",
+            String::from_utf8_lossy(&held.key).into_owned(),
+        )
+        .env("ETCD_LOCK_REV", revision.to_string());
+    let status = glommio::executor()
+        .spawn_blocking(move || child.status())
+        .await;
+    let _: UnlockResponse = s
+        .call("/v3lockpb.Lock/Unlock", &UnlockRequest { key: held.key })
+        .await?;
+    // Go's exec.Cmd.Run error texts.
+    let text = match status {
+        Ok(st) if st.success() => return Ok(()),
+        Ok(st) => match (
+            st.code(),
+            std::os::unix::process::ExitStatusExt::signal(&st),
+        ) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(9)) => "signal: killed".to_string(),
+            (None, Some(15)) => "signal: terminated".to_string(),
+            (None, Some(2)) => "signal: interrupt".to_string(),
+            (None, signal) => format!("signal: {}", signal.unwrap_or(0)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("exec: {:?}: executable file not found in $PATH", command[0])
+        }
+        Err(e) => format!("exec: {e}"),
+    };
+    Err(CtlError::new(exit::ERROR, text))
 }
 
 /// `elect <name> <proposal>` (campaign, print the leader key, hold until interrupted,
