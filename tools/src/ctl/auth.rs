@@ -128,6 +128,38 @@ fn bad_args(message: &str) -> CtlError {
 
 /// The printers that have a method for this response: `fields` only where etcdctl's
 /// fields printer has one, never `table`.
+/// `user list` / `role list` (etcdctl's printers): one name a line; `-w json` as
+/// `{"header":…,"<key>":[…]}`; `-w fields` (role list only) as `"Roles" : "a" "b"`;
+/// `-w protobuf` as the encoded response.
+fn names_out(
+    format: Format,
+    header: Option<&ResponseHeader>,
+    key: &str,
+    names: &[String],
+    encoded: impl FnOnce() -> Vec<u8>,
+) -> Vec<u8> {
+    match format {
+        Format::Simple => names
+            .iter()
+            .map(|x| format!("{x}\n"))
+            .collect::<String>()
+            .into_bytes(),
+        Format::Fields => {
+            let quoted: String = names
+                .iter()
+                .map(|x| format!(" {}", go::quote(x.as_bytes())))
+                .collect();
+            let label = format!("{}{}", key[..1].to_uppercase(), &key[1..]);
+            format!("{}\"{label}\" :{quoted}\n", fields_header(header)).into_bytes()
+        }
+        Format::Json => JsonObject::new()
+            .object("header", json_header(header))
+            .array(key, names.iter().map(|x| go::string(x)).collect())
+            .line(),
+        _ => encoded(),
+    }
+}
+
 fn check_format(format: Format, has_fields: bool) -> CtlResult {
     match format {
         Format::Table => Err(CtlError::unsupported(format)),
@@ -268,19 +300,9 @@ pub async fn user(s: &Session, command: &UserCommand) -> CtlResult {
             let r: AuthUserListResponse = s
                 .call("/etcdserverpb.Auth/UserList", &AuthUserListRequest {})
                 .await?;
-            let out = match s.format {
-                Format::Simple => r
-                    .users
-                    .iter()
-                    .map(|u| format!("{u}\n"))
-                    .collect::<String>()
-                    .into_bytes(),
-                Format::Json => JsonObject::new()
-                    .object("header", json_header(r.header.as_ref()))
-                    .array("users", r.users.iter().map(|x| go::string(x)).collect())
-                    .line(),
-                _ => r.encode_to_vec(),
-            };
+            let out = names_out(s.format, r.header.as_ref(), "users", &r.users, || {
+                r.encode_to_vec()
+            });
             write_out(&out);
         }
         UserCommand::Passwd { args, interactive } => {
@@ -532,28 +554,9 @@ pub async fn role(s: &Session, command: &RoleCommand) -> CtlResult {
             let r: AuthRoleListResponse = s
                 .call("/etcdserverpb.Auth/RoleList", &AuthRoleListRequest {})
                 .await?;
-            let out = match s.format {
-                Format::Simple => r
-                    .roles
-                    .iter()
-                    .map(|x| format!("{x}\n"))
-                    .collect::<String>()
-                    .into_bytes(),
-                Format::Fields => {
-                    let quoted: String = r
-                        .roles
-                        .iter()
-                        .map(|x| format!(" {}", go::quote(x.as_bytes())))
-                        .collect();
-                    format!("{}\"Roles\" :{quoted}\n", fields_header(r.header.as_ref()))
-                        .into_bytes()
-                }
-                Format::Json => JsonObject::new()
-                    .object("header", json_header(r.header.as_ref()))
-                    .array("roles", r.roles.iter().map(|x| go::string(x)).collect())
-                    .line(),
-                _ => r.encode_to_vec(),
-            };
+            let out = names_out(s.format, r.header.as_ref(), "roles", &r.roles, || {
+                r.encode_to_vec()
+            });
             write_out(&out);
         }
         RoleCommand::GrantPermission {
