@@ -272,26 +272,10 @@ fn draw_throughput<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::MatrixRun;
 
     #[test]
     fn charts_are_written_and_parse_as_png_and_svg() {
-        let run = |round, target: &str, workload: &str, ops_s| MatrixRun {
-            round,
-            target: target.into(),
-            workload: workload.into(),
-            requests: 10,
-            errors: 0,
-            ops_s,
-            p50_ms: 1.0,
-            p90_ms: 2.0,
-            p99_ms: 3.0,
-            p999_ms: 4.0,
-            max_ms: 5.0,
-            server_cpu_us_per_op: 10.0,
-            peak_rss_mib: 20.0,
-            bench_cpu_pct_of_core: 30.0,
-        };
+        let run = crate::matrix::sample_run;
         let runs = vec![
             run(1, "cairn", "put", 100.0),
             run(1, "etcd", "put", 80.0),

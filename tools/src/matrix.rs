@@ -491,27 +491,33 @@ pub async fn run_matrix(
     ))
 }
 
+/// A run with fixed latencies and `ops_s`, for the tests of this module and of charts.
+#[cfg(test)]
+pub(crate) fn sample_run(round: u32, target: &str, workload: &str, ops_s: f64) -> MatrixRun {
+    MatrixRun {
+        round,
+        target: target.into(),
+        workload: workload.into(),
+        requests: 10,
+        errors: 0,
+        ops_s,
+        p50_ms: 1.0,
+        p90_ms: 2.0,
+        p99_ms: 3.0,
+        p999_ms: 4.0,
+        max_ms: 5.0,
+        server_cpu_us_per_op: 10.0,
+        peak_rss_mib: 20.0,
+        bench_cpu_pct_of_core: 30.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(round: u32, target: &str, ops_s: f64) -> MatrixRun {
-        MatrixRun {
-            round,
-            target: target.into(),
-            workload: "put".into(),
-            requests: 10,
-            errors: 0,
-            ops_s,
-            p50_ms: 1.0,
-            p90_ms: 2.0,
-            p99_ms: 3.0,
-            p999_ms: 4.0,
-            max_ms: 5.0,
-            server_cpu_us_per_op: 10.0,
-            peak_rss_mib: 20.0,
-            bench_cpu_pct_of_core: 30.0,
-        }
+        sample_run(round, target, "put", ops_s)
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::keys::{key_for, SplitMix64};
 use crate::kube::KubeClient;
 use crate::load::{key_index, LoadConfig, Workload};
 use crate::selfcpu::SelfCpu;
-use crate::stats::{us_to_ms, Summary};
+use crate::stats::{Summary, SummaryJson};
 
 /// TTL of the lease each `lease-keepalive` client keeps alive, s (etcd
 /// `tools/benchmark/cmd/lease.go` grants 100).
@@ -82,27 +82,17 @@ pub struct RunReport {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// The JSON shape of a [`RunReport`]: latencies in ms, throughput in requests/s.
+/// The JSON shape of a [`RunReport`]: the summary's fields (latencies in ms, throughput
+/// in requests/s) and the report's own.
 #[derive(Debug, Serialize)]
 struct RunReportJson<'a> {
-    op: &'a str,
     requests: u64,
-    ops: u64,
-    errors: u64,
-    skipped: u64,
-    elapsed_s: f64,
-    throughput_ops_s: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    mean_ms: f64,
+    #[serde(flatten)]
+    summary: SummaryJson<'a>,
     bench_cpu_pct_of_core: f64,
     bench_cpu_pct_of_all_cores: f64,
     bench_cpu_saturated: bool,
     counters: &'a BTreeMap<String, u64>,
-    first_error: Option<&'a str>,
 }
 
 impl RunReport {
@@ -124,26 +114,13 @@ impl RunReport {
 
     /// One JSON object (see the fields of `RunReportJson`: latencies in ms).
     pub fn to_json(&self) -> String {
-        let s = &self.summary;
         let json = RunReportJson {
-            op: &s.op,
             requests: self.requests(),
-            ops: s.ops,
-            errors: s.errors,
-            skipped: s.skipped,
-            elapsed_s: s.elapsed_us as f64 / 1_000_000.0,
-            throughput_ops_s: s.throughput_ops_s(),
-            p50_ms: us_to_ms(s.p50_us),
-            p90_ms: us_to_ms(s.p90_us),
-            p99_ms: us_to_ms(s.p99_us),
-            p999_ms: us_to_ms(s.p999_us),
-            max_ms: us_to_ms(s.max_us),
-            mean_ms: us_to_ms(s.mean_us),
+            summary: self.summary.json_fields(),
             bench_cpu_pct_of_core: self.cpu.pct_of_core(),
             bench_cpu_pct_of_all_cores: self.cpu.pct_of_all_cores(),
             bench_cpu_saturated: self.cpu.saturated(),
             counters: &self.counters,
-            first_error: s.first_error.as_deref(),
         };
         serde_json::to_string(&json).expect("report serializes")
     }

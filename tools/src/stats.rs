@@ -64,7 +64,7 @@ pub struct Summary {
 
 /// The JSON shape of a [`Summary`]: latencies in ms, throughput in ops/s.
 #[derive(Debug, Serialize)]
-struct SummaryJson<'a> {
+pub(crate) struct SummaryJson<'a> {
     op: &'a str,
     ops: u64,
     errors: u64,
@@ -151,7 +151,12 @@ impl Summary {
 
     /// The same report as one JSON object (latencies in ms, `elapsed_s` in seconds).
     pub fn to_json(&self) -> String {
-        let json = SummaryJson {
+        serde_json::to_string(&self.json_fields()).expect("summary serializes")
+    }
+
+    /// The fields of [`Summary::to_json`], for reports that add their own.
+    pub(crate) fn json_fields(&self) -> SummaryJson<'_> {
+        SummaryJson {
             op: &self.op,
             ops: self.ops,
             errors: self.errors,
@@ -165,8 +170,7 @@ impl Summary {
             max_ms: us_to_ms(self.max_us),
             mean_ms: us_to_ms(self.mean_us),
             first_error: self.first_error.as_deref(),
-        };
-        serde_json::to_string(&json).expect("summary serializes")
+        }
     }
 }
 
