@@ -87,16 +87,8 @@ pub async fn grant(s: &Session, args: &[String]) -> CtlResult {
         Format::Simple => {
             format!("lease {:016x} granted with TTL({}s)\n", r.id, r.ttl).into_bytes()
         }
-        Format::Fields => format!(
-            "{}\"ID\" : {}\n\"TTL\" : {}\n",
-            fields_header(r.header.as_ref()),
-            r.id,
-            r.ttl
-        )
-        .into_bytes(),
-        Format::Json => inline_header(r.header.as_ref())
-            .raw("ID", r.id.to_string())
-            .raw("TTL", r.ttl.to_string())
+        Format::Fields => id_ttl_fields(r.header.as_ref(), r.id, r.ttl),
+        Format::Json => id_ttl_json(r.header.as_ref(), r.id, r.ttl)
             .raw("Error", go::string(&r.error))
             .line(),
         _ => r.encode_to_vec(),
@@ -268,22 +260,25 @@ pub async fn list(s: &Session) -> CtlResult {
     Ok(())
 }
 
+/// etcdctl's `-w fields` of a lease grant or keep-alive: the header, `"ID"`, `"TTL"`.
+fn id_ttl_fields(header: Option<&ResponseHeader>, id: i64, ttl: i64) -> Vec<u8> {
+    format!("{}\"ID\" : {id}\n\"TTL\" : {ttl}\n", fields_header(header)).into_bytes()
+}
+
+/// etcdctl's `-w json` of a lease grant or keep-alive, before any further field.
+fn id_ttl_json(header: Option<&ResponseHeader>, id: i64, ttl: i64) -> JsonObject {
+    inline_header(header)
+        .raw("ID", id.to_string())
+        .raw("TTL", ttl.to_string())
+}
+
 fn render_keepalive(format: Format, r: &LeaseKeepAliveResponse) -> Vec<u8> {
     match format {
         Format::Simple => {
             format!("lease {:016x} keepalived with TTL({})\n", r.id, r.ttl).into_bytes()
         }
-        Format::Fields => format!(
-            "{}\"ID\" : {}\n\"TTL\" : {}\n",
-            fields_header(r.header.as_ref()),
-            r.id,
-            r.ttl
-        )
-        .into_bytes(),
-        Format::Json => inline_header(r.header.as_ref())
-            .raw("ID", r.id.to_string())
-            .raw("TTL", r.ttl.to_string())
-            .line(),
+        Format::Fields => id_ttl_fields(r.header.as_ref(), r.id, r.ttl),
+        Format::Json => id_ttl_json(r.header.as_ref(), r.id, r.ttl).line(),
         _ => r.encode_to_vec(),
     }
 }
