@@ -104,9 +104,12 @@ pub(crate) fn mutate_bundle(input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &m
         _ => {
             // Splice donors: the same file in other inputs.
             let name = bundle.files[i].0.clone();
+            // Never from a resealed input: its checksums were made by the harness, and
+            // this child may be checked as one whose files were not tampered with.
             let donors: Vec<Vec<u8>> = corpus
                 .iter()
                 .filter_map(|c| crate::Bundle::decode(c))
+                .filter(|b| !b.files.iter().any(|(n, _)| n == reseal::MARKER))
                 .filter_map(|b| b.files.into_iter().find(|(n, _)| *n == name))
                 .map(|(_, bytes)| bytes)
                 .take(4)

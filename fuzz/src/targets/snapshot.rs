@@ -8,7 +8,10 @@
 //! inside recomputed (`super::reseal`), marked by the high bit. Properties: the receiver
 //! refuses a bad archive with an error; an archive it finishes installs (the received
 //! store opens) and, unless the files inside were resealed, every key it serves was
-//! written by the history the archive came from.
+//! written by the history the archive came from. A resealed input's children stay resealed,
+//! and splices never take bytes from a resealed input: either would let records with
+//! checksums made by the harness into an input whose values are checked (the first
+//! finding of this target was exactly that, not an engine fault).
 
 use std::collections::HashSet;
 
@@ -69,6 +72,9 @@ fn entries(archive: &[u8]) -> Vec<(Vec<u8>, u64, std::ops::Range<usize>)> {
 /// High bit of the first input byte: the files inside the archive were resealed.
 const RESEALED_INSIDE: u8 = 0x80;
 
+/// Corpus inputs drawn per mutation as splice donors (those not resealed inside are used).
+const DONORS_MAX: usize = 4;
+
 /// Recomputes the archive's trailing CRC.
 fn reseal(archive: &mut [u8]) {
     let len = archive.len();
@@ -114,14 +120,32 @@ impl Target for Snapshot {
     }
 
     fn mutate(&mut self, input: &mut Vec<u8>, corpus: &[Vec<u8>], mutator: &mut crate::Mutator) {
-        mutator.mutate(input, corpus);
-        if input.len() > 1 && mutator.rng().gen::<bool>() {
-            if mutator.rng().gen::<bool>() {
-                input[0] |= RESEALED_INSIDE;
-                reseal_inside(&mut input[1..]);
-            }
-            reseal(&mut input[1..]);
+        let flags = input.first().copied().unwrap_or(0);
+        let mut archive = input.split_off(input.len().min(1));
+        // The flags byte is not mutated as data: a resealed child must stay marked (its
+        // records' checksums were made by the harness, so its values are not checked), and
+        // splices take bytes only from archives whose files inside were never resealed.
+        let donors: Vec<Vec<u8>> = (0..DONORS_MAX)
+            .filter_map(|_| corpus.get(mutator.rng().gen_range(0..corpus.len().max(1))))
+            .filter(|c| c.first().is_some_and(|f| f & RESEALED_INSIDE == 0))
+            .map(|c| c[1..].to_vec())
+            .collect();
+        mutator.mutate(&mut archive, &donors);
+        let mut resealed_inside = flags & RESEALED_INSIDE != 0;
+        let mut split = flags & !RESEALED_INSIDE;
+        if mutator.rng().gen_range(0..8) == 0 {
+            split = mutator.rng().gen::<u8>() & !RESEALED_INSIDE;
         }
+        if resealed_inside || mutator.rng().gen::<bool>() {
+            if resealed_inside || mutator.rng().gen::<bool>() {
+                resealed_inside = true;
+                reseal_inside(&mut archive);
+            }
+            reseal(&mut archive);
+        }
+        input.clear();
+        input.push(split | if resealed_inside { RESEALED_INSIDE } else { 0 });
+        input.extend_from_slice(&archive);
     }
 
     fn execute(&mut self, input: &[u8]) -> Result<Verdict, String> {
@@ -159,12 +183,57 @@ impl Target for Snapshot {
             for kv in &all.kvs {
                 if !self.written.contains(&(kv.key.to_vec(), kv.value.to_vec())) {
                     return Err(format!(
-                        "installed snapshot serves a value never written for {:?}",
-                        String::from_utf8_lossy(&kv.key)
+                        "installed snapshot serves a value never written for {:?} at \
+                         revision {} ({} bytes: {:?})",
+                        String::from_utf8_lossy(&kv.key),
+                        kv.mod_revision,
+                        kv.value.len(),
+                        String::from_utf8_lossy(&kv.value[..kv.value.len().min(24)])
                     ));
                 }
             }
         }
         Ok(Verdict::Accepted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Target;
+
+    /// The flags byte is the harness's, not data: a child of a resealed input stays
+    /// resealed, and a child of an input never resealed inside takes no bytes from a
+    /// resealed one (the corpus here holds only a resealed input with a marked value).
+    #[test]
+    fn resealing_is_never_lost_by_a_child() {
+        let mut target = Snapshot::new();
+        let seed = target.seeds().remove(0);
+        let mut mutator = crate::Mutator::new(11);
+        let mut resealed = seed.clone();
+        resealed[0] |= RESEALED_INSIDE;
+        let marked = b"harness-made";
+        let at = resealed.len() / 2;
+        resealed[at..at + marked.len()].copy_from_slice(marked);
+        let corpus = vec![resealed.clone()];
+        for _ in 0..2000 {
+            let mut child = resealed.clone();
+            target.mutate(&mut child, &corpus, &mut mutator);
+            assert_ne!(
+                child[0] & RESEALED_INSIDE,
+                0,
+                "a resealed child lost its mark"
+            );
+            let mut child = seed.clone();
+            child[0] &= !RESEALED_INSIDE;
+            target.mutate(&mut child, &corpus, &mut mutator);
+            if child[0] & RESEALED_INSIDE == 0 {
+                let spliced = child.windows(marked.len()).any(|w| w == marked);
+                assert!(
+                    !spliced,
+                    "bytes of a resealed input reached a checked child"
+                );
+            }
+        }
     }
 }
