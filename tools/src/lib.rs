@@ -24,6 +24,8 @@
 //!   member, lease, alarm, compaction, defrag, version) over `net::Client`.
 //! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
 //!   commands on etcd backend files.
+//! - [`check_datascale`]: `cairnctl check datascale`, etcdctl's memory check (puts a
+//!   load's keys and reads the server's resident memory from `/metrics`).
 //! - [`check_perf`]: `cairnctl check perf`, etcdctl's rate-limited put check with its
 //!   pass/fail.
 //! - [`disk_check`]: `cairnctl check disk`, WAL-style appends + fdatasync latencies
@@ -35,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod charts;
+pub mod check_datascale;
 pub mod check_perf;
 mod cluster;
 mod compare;
