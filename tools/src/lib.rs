@@ -77,8 +77,9 @@ pub use failover::{
 };
 pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
 pub use kube::{
-    object_key, prefix_end, KubeConfig, COMPACT_REV_KEY, KUBE_EVENTS_PREFIX, KUBE_NAMESPACES,
-    KUBE_PODS_PREFIX, KUBE_WATCH_PREFIX,
+    object_key, object_updates, object_value, prefix_end, KubeConfig, COMPACT_REV_KEY,
+    KUBE_COUNTER_BYTES, KUBE_EVENTS_PREFIX, KUBE_NAMESPACES, KUBE_PODS_PREFIX,
+    KUBE_UPDATE_ATTEMPTS_MAX, KUBE_WATCH_PREFIX,
 };
 pub use load::{
     leader_endpoint, run_load, run_load_report, validate_endpoints, Bench, ClientTls, LoadConfig,

@@ -44,7 +44,8 @@
 //! when it exceeds 90% of a core per tokio worker thread, i.e. the load generator is
 //! the bottleneck. A progress bar is drawn on stderr when it is a terminal, the run
 //! lasts over 2 s and `--json` is not given. `kube` is kube-apiserver's request pattern
-//! (optimistic-concurrency Txns, paginated lists at a revision, leased events, watchers
+//! (optimistic-concurrency Txns retried on conflict as `GuaranteedUpdate` does, paginated
+//! lists at a revision, leased events, watchers
 //! with prev_kv and progress notify, compaction through `compact_rev_key`); see the
 //! library's `kube` module.
 //!
