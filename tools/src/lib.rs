@@ -86,8 +86,9 @@ pub use load::{
     RunReport, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
 };
 pub use matrix::{
-    parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun, MetricSpread,
-    MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS, ROUNDS_MAX,
+    metric_label, parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun,
+    MatrixWorkload, MetricSpread, MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS,
+    ROUNDS_MAX,
 };
 pub use mixed::{
     parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,

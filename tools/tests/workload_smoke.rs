@@ -2,8 +2,8 @@
 //! consistencies, txn-put, txn-mixed, lease-keepalive, stm, kube, watch) against a real
 //! cairn binary with tiny sizes, checking the `--json` fields (requests == total,
 //! errors == 0) and, for kube, that conflicts were retried and no update was lost; and
-//! of `compare --rounds 2` with the workload matrix, checking the table, the JSON file
-//! and the charts (PNG magic, SVG as XML). Runs only when
+//! of `compare --rounds 2` with the workload matrix (load and watch workloads), checking
+//! the table, the JSON file and the charts (PNG magic, SVG as XML). Runs only when
 //! `CAIRN_BENCH_SMOKE_BIN` names a cairn binary (this crate cannot build the server);
 //! compare uses `etcd` on PATH as its second target, or the cairn binary again.
 //!
@@ -209,7 +209,9 @@ fn compare_matrix_two_rounds() {
         "--etcd-bin",
         etcd.to_str().unwrap(),
         "--workloads",
-        "put,range,kube",
+        "put,range,kube,txn-mixed,watch,watch-latency",
+        "--rw-ratio",
+        "3",
         "--rounds",
         "2",
         "--total",
@@ -229,16 +231,28 @@ fn compare_matrix_two_rounds() {
         "| put | ops/s |",
         "| range | p99.9 ms |",
         "| kube | peak RSS MiB |",
+        "| txn-mixed | p99 ms |",
+        "| watch | events/s |",
+        "| watch | create p99 ms |",
+        "| watch-latency | events/s |",
+        "| watch-latency | event p99 ms |",
+        "| watch-latency | server CPU µs/event |",
     ] {
         assert!(table.contains(row), "{row} missing: {table}");
     }
     let report = json(&std::fs::read_to_string(&json_path).unwrap());
     assert_eq!(report["rounds"], 2);
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2 * 2 * 3, "{report}");
+    assert!(
+        !table.contains("| watch-latency | event p90 ms |"),
+        "watch-latency measures no p90: {table}"
+    );
+    assert_eq!(runs.len(), 2 * 2 * 6, "{report}");
     for run in runs {
+        // The watch workloads: 50 puts, no failed put, no missing or duplicate event.
         assert_eq!(run["requests"], 50, "{run}");
         assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["ops_s"].as_f64().unwrap() > 0.0, "{run}");
         assert!(run["peak_rss_mib"].as_f64().unwrap() > 0.0, "{run}");
     }
     let rounds: Vec<(u64, &str)> = runs
