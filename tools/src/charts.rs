@@ -3,8 +3,9 @@
 //! fontconfig is needed) and SVG (text as `<text>` elements).
 //!
 //! `latency.{png,svg}`: one panel per workload, each target's median latency at p50,
-//! p90, p99, p99.9 and max (ms), side by side. `throughput.{png,svg}`: median ops/s
-//! per workload and target as bars, with min–max whiskers over the rounds.
+//! p90, p99, p99.9 and max (ms; the points a workload measures), side by side.
+//! `throughput.{png,svg}`: median ops/s (events/s for the watch workloads) per workload
+//! and target as bars, with min–max whiskers over the rounds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -140,8 +141,13 @@ fn draw_latency<DB: DrawingBackend>(
             .fold(0.0f64, f64::max)
             .max(0.001)
             * 1.1;
+        // watch: watch creation latency; watch-latency: put→event latency.
+        let caption = match crate::matrix::metric_label(workload, "p50_ms").split_once(' ') {
+            Some((kind @ ("create" | "event"), _)) => format!("{workload} ({kind} latency)"),
+            _ => workload.clone(),
+        };
         let mut chart = ChartBuilder::on(panel)
-            .caption(workload, ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(50)
@@ -183,7 +189,8 @@ fn draw_latency<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Median ops/s per workload and target as bars with min–max whiskers.
+/// Median ops/s (events/s for the watch workloads) per workload and target as bars with
+/// min–max whiskers.
 fn draw_throughput<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     report: &MatrixReport,
@@ -216,7 +223,15 @@ fn draw_throughput<DB: DrawingBackend>(
         .y_label_area_size(70)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)
         .map_err(e)?;
-    let names = report.workloads.clone();
+    // The watch workloads count events: their bars say so under the name.
+    let names: Vec<String> = report
+        .workloads
+        .iter()
+        .map(|w| match crate::matrix::metric_label(w, "ops_s").as_str() {
+            "ops/s" => w.clone(),
+            unit => format!("{w} ({unit})"),
+        })
+        .collect();
     chart
         .configure_mesh()
         .disable_x_mesh()

@@ -3,9 +3,14 @@
 //!
 //! Each request is, by weight ([`KubeConfig`]):
 //! - update: `GuaranteedUpdate`'s optimistic put, a Txn
-//!   `If(mod_revision(key) == cached) Then(Put) Else(Get)`; a failed compare refreshes
-//!   the cached mod_revision from the Else branch (a conflict, counted) — the first
-//!   update of a key is its create (`mod_revision == 0`);
+//!   `If(mod_revision(key) == cached) Then(Put(updated object)) Else(Get)`, starting from
+//!   the client's cached copy (the apiserver's watch cache); a failed compare (a
+//!   conflict, counted) takes the current object from the Else branch's Range response
+//!   and retries the update on it (counted as a retry), at most
+//!   [`KUBE_UPDATE_ATTEMPTS_MAX`] times — the first update of a key is its create
+//!   (`mod_revision == 0`). The update is `tryUpdate` of a counter: an object's value
+//!   starts with the number of successful updates it has had ([`object_value`]), so
+//!   every object's value equals its etcd version when no update was lost;
 //! - get: a linearizable Range of one object (a quorum read);
 //! - list: one page of a paginated list of the whole `/registry/pods/` prefix with
 //!   `--kube-page-size` keys; later pages are read at the first page's revision from
@@ -38,6 +43,11 @@ pub const KUBE_WATCH_PREFIX: &str = "/registry/";
 pub const COMPACT_REV_KEY: &str = "compact_rev_key";
 /// Namespaces the objects are spread over.
 pub const KUBE_NAMESPACES: u64 = 10;
+/// Most Txns of one update (the first and its retries) before it counts as an error.
+/// kube-apiserver's `GuaranteedUpdate` loops until it succeeds; a bench run must end.
+pub const KUBE_UPDATE_ATTEMPTS_MAX: u32 = 100;
+/// Bytes of the update counter that starts every object's value (decimal, zero-padded).
+pub const KUBE_COUNTER_BYTES: usize = 20;
 
 /// Parameters of the `kube` workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +145,22 @@ pub fn object_key(index: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An object's value after its `updates`-th successful update: the counter in
+/// [`KUBE_COUNTER_BYTES`] decimal digits, then `filler` past that many bytes (so the
+/// value keeps `--val-size` when it is larger).
+pub fn object_value(updates: u64, filler: &[u8]) -> Vec<u8> {
+    let mut value = format!("{updates:0width$}", width = KUBE_COUNTER_BYTES).into_bytes();
+    value.extend(filler.iter().skip(KUBE_COUNTER_BYTES));
+    value
+}
+
+/// The update counter of an object's value ([`object_value`]); `None` for a value this
+/// workload did not write.
+pub fn object_updates(value: &[u8]) -> Option<u64> {
+    let digits = value.get(..KUBE_COUNTER_BYTES)?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// The end of the range covering every key that starts with `prefix` (etcd's
 /// `GetPrefixRangeEnd`).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -148,13 +174,40 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// What a client knows of one object: its mod_revision (0: absent) and update counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ObjectState {
+    mod_revision: i64,
+    updates: u64,
+}
+
+impl ObjectState {
+    /// The state of `kv` (`None`: the object does not exist). Errors: a value this
+    /// workload did not write.
+    fn of(kv: Option<&etcd_client::KeyValue>) -> std::result::Result<ObjectState, String> {
+        let Some(kv) = kv else {
+            return Ok(ObjectState::default());
+        };
+        let updates = object_updates(kv.value()).ok_or_else(|| {
+            format!(
+                "object {} holds a value the kube workload did not write",
+                String::from_utf8_lossy(kv.key())
+            )
+        })?;
+        Ok(ObjectState {
+            mod_revision: kv.mod_revision(),
+            updates,
+        })
+    }
+}
+
 /// One kube client's state between requests.
 pub(crate) struct KubeClient {
     index: u32,
     config: KubeConfig,
     counters: Arc<Counters>,
-    /// Last mod_revision seen per object (absent: not seen, expected not to exist).
-    mod_revisions: HashMap<u64, i64>,
+    /// Last state seen per object (absent: not seen, expected not to exist).
+    objects: HashMap<u64, ObjectState>,
     /// Next list page: (start key, revision of the list).
     cursor: Option<(Vec<u8>, i64)>,
     /// Event lease: (id, granted at).
@@ -169,7 +222,7 @@ impl KubeClient {
             index,
             config,
             counters,
-            mod_revisions: HashMap::new(),
+            objects: HashMap::new(),
             cursor: None,
             lease: None,
             events: 0,
@@ -194,54 +247,74 @@ impl KubeClient {
             draw -= w;
         }
         let object = rng.below(self.config.objects);
-        let result = match kind {
+        match kind {
             0 => self.update(client, object, value).await,
             1 => self.get(client, object).await,
-            2 => self.list(client).await,
-            _ => self.event(client, value).await,
-        };
-        result.map_err(|e| e.to_string())
+            2 => self.list(client).await.map_err(|e| e.to_string()),
+            _ => self.event(client, value).await.map_err(|e| e.to_string()),
+        }
     }
 
+    /// kube-apiserver's `GuaranteedUpdate` (storage/etcd3 `store.go`): the update of the
+    /// cached state in a Txn guarded by its mod_revision; on a failed compare the Else
+    /// branch's Range gives the current state (`getState`, `origStateIsCurrent = true`)
+    /// and the update is tried again on it. Errors: a failed Txn, a value this workload
+    /// did not write, or [`KUBE_UPDATE_ATTEMPTS_MAX`] conflicts in a row.
     async fn update(
         &mut self,
         client: &Client,
         object: u64,
         value: &[u8],
-    ) -> std::result::Result<(), etcd_client::Error> {
+    ) -> std::result::Result<(), String> {
         let key = object_key(object);
-        let expected = self.mod_revisions.get(&object).copied().unwrap_or(0);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                expected,
-            )])
-            .and_then([TxnOp::put(key.clone(), value.to_vec(), None)])
-            .or_else([TxnOp::get(key, None)]);
-        let answer = client.kv_client().txn(txn).await?;
-        if answer.succeeded() {
-            let revision = answer.header().map_or(0, |h| h.revision());
-            self.mod_revisions.insert(object, revision);
-        } else {
+        let mut state = self.objects.get(&object).copied().unwrap_or_default();
+        for attempt in 0..KUBE_UPDATE_ATTEMPTS_MAX {
+            if attempt > 0 {
+                Counters::bump(&self.counters.kube_retries);
+            }
+            let updated = object_value(state.updates + 1, value);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    state.mod_revision,
+                )])
+                .and_then([TxnOp::put(key.clone(), updated, None)])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let answer = client
+                .kv_client()
+                .txn(txn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if answer.succeeded() {
+                let revision = answer.header().map_or(0, |h| h.revision());
+                let done = ObjectState {
+                    mod_revision: revision,
+                    updates: state.updates + 1,
+                };
+                self.objects.insert(object, done);
+                Counters::bump(&self.counters.kube_updates);
+                return Ok(());
+            }
             Counters::bump(&self.counters.kube_conflicts);
             let responses = answer.op_responses();
-            let current = first_range_kvs(&responses)
-                .and_then(|kvs| kvs.first())
-                .map_or(0, |kv| kv.mod_revision());
-            self.mod_revisions.insert(object, current);
+            state = ObjectState::of(first_range_kvs(&responses).and_then(|kvs| kvs.first()))?;
+            self.objects.insert(object, state);
         }
-        Ok(())
+        Err(format!(
+            "update of {}: {KUBE_UPDATE_ATTEMPTS_MAX} conflicts in a row",
+            String::from_utf8_lossy(&key)
+        ))
     }
 
-    async fn get(
-        &mut self,
-        client: &Client,
-        object: u64,
-    ) -> std::result::Result<(), etcd_client::Error> {
-        let answer = client.kv_client().get(object_key(object), None).await?;
-        let current = answer.kvs().first().map_or(0, |kv| kv.mod_revision());
-        self.mod_revisions.insert(object, current);
+    async fn get(&mut self, client: &Client, object: u64) -> std::result::Result<(), String> {
+        let answer = client
+            .kv_client()
+            .get(object_key(object), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = ObjectState::of(answer.kvs().first())?;
+        self.objects.insert(object, state);
         Ok(())
     }
 
@@ -418,6 +491,16 @@ mod tests {
         assert_eq!(prefix_end(b"/registry/pods/"), b"/registry/pods0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn object_values_carry_the_update_counter() {
+        let value = object_value(7, &[b'x'; 25]);
+        assert_eq!(value, b"00000000000000000007xxxxx".to_vec());
+        assert_eq!(object_updates(&value), Some(7));
+        assert_eq!(object_value(3, b"short").len(), KUBE_COUNTER_BYTES);
+        assert_eq!(object_updates(b"123"), None);
+        assert_eq!(object_updates(&[b'z'; 30]), None);
     }
 
     #[test]

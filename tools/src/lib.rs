@@ -24,6 +24,8 @@
 //!   member, lease, alarm, compaction, defrag, version) over `net::Client`.
 //! - [`snapshot`]: `cairnctl snapshot status|restore`, etcdctl's offline snapshot
 //!   commands on etcd backend files.
+//! - [`check_datascale`]: `cairnctl check datascale`, etcdctl's memory check (puts a
+//!   load's keys and reads the server's resident memory from `/metrics`).
 //! - [`check_perf`]: `cairnctl check perf`, etcdctl's rate-limited put check with its
 //!   pass/fail.
 //! - [`disk_check`]: `cairnctl check disk`, WAL-style appends + fdatasync latencies
@@ -35,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod charts;
+pub mod check_datascale;
 pub mod check_perf;
 mod cluster;
 mod compare;
@@ -74,16 +77,18 @@ pub use failover::{
 };
 pub use keys::{key_for, make_value, validate_key_shape, KeyPicker, SplitMix64, KEY_SIZE_MAX};
 pub use kube::{
-    object_key, prefix_end, KubeConfig, COMPACT_REV_KEY, KUBE_EVENTS_PREFIX, KUBE_NAMESPACES,
-    KUBE_PODS_PREFIX, KUBE_WATCH_PREFIX,
+    object_key, object_updates, object_value, prefix_end, KubeConfig, COMPACT_REV_KEY,
+    KUBE_COUNTER_BYTES, KUBE_EVENTS_PREFIX, KUBE_NAMESPACES, KUBE_PODS_PREFIX,
+    KUBE_UPDATE_ATTEMPTS_MAX, KUBE_WATCH_PREFIX,
 };
 pub use load::{
     leader_endpoint, run_load, run_load_report, validate_endpoints, Bench, ClientTls, LoadConfig,
     RunReport, Workload, CLIENTS_MAX, CONNECT_TIMEOUT_MS, TOTAL_MAX, TXN_OPS_MAX, VAL_SIZE_MAX,
 };
 pub use matrix::{
-    parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun, MetricSpread,
-    MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS, ROUNDS_MAX,
+    metric_label, parse_workloads, run_matrix, MatrixConfig, MatrixLine, MatrixReport, MatrixRun,
+    MatrixWorkload, MetricSpread, MATRIX_METRICS, MATRIX_RSS_SAMPLE_MS, MATRIX_WORKLOADS,
+    ROUNDS_MAX,
 };
 pub use mixed::{
     parse_stamp, run_mixed, stamp_value, Mix, MixChooser, MixOp, MixedConfig, MixedReport, Op,

@@ -3,6 +3,12 @@
 //! run on a fresh data dir with identical flags, one member or a 3-member loopback
 //! cluster; medians, spread (min–max) and ratios of throughput, latency percentiles,
 //! server CPU per request and peak server RSS; a Markdown table, JSON and charts.
+//!
+//! Beside the load workloads the matrix runs two watch workloads, measured in events:
+//! `watch` (etcd's watch benchmark: `--conns` streams holding `--clients` watchers on one
+//! key, then `--total` puts; events/s delivered and the watch creation latencies) and
+//! `watch-latency` (`--clients` watchers on `--conns` streams on the writer's prefix,
+//! `--total` sequential puts; events/s and put→event latency p50, p99 and max).
 
 use std::time::Duration;
 
@@ -14,8 +20,11 @@ use crate::error::{invalid, BenchError, Result};
 use crate::failover::median;
 use crate::load::{Bench, LoadConfig, Workload};
 use crate::procstat;
+use crate::selfcpu::{rusage_cpu_us, SelfCpu};
 use crate::server::ServerProcess;
-use crate::stats::us_to_ms;
+use crate::stats::{us_to_ms, Summary};
+use crate::watch::{run_watch_latency, PrefixMode, WatchConfig};
+use crate::watchbench::{run_watch_bench, WatchBenchConfig};
 
 /// Most rounds one comparison accepts.
 pub const ROUNDS_MAX: u32 = 100;
@@ -23,7 +32,7 @@ pub const ROUNDS_MAX: u32 = 100;
 pub const MATRIX_RSS_SAMPLE_MS: u64 = 100;
 
 /// The workload names `--workloads` accepts, in etcd benchmark's spelling.
-pub const MATRIX_WORKLOADS: [&str; 8] = [
+pub const MATRIX_WORKLOADS: [&str; 10] = [
     "put",
     "range",
     "range-serializable",
@@ -32,14 +41,56 @@ pub const MATRIX_WORKLOADS: [&str; 8] = [
     "lease-keepalive",
     "stm",
     "kube",
+    "watch",
+    "watch-latency",
 ];
 
-/// Parses a `--workloads` list such as `put,range,txn-put` (names of
-/// [`MATRIX_WORKLOADS`]; `txn` means `txn-put`). Errors name the unknown entry.
-pub fn parse_workloads(text: &str) -> Result<Vec<Workload>> {
+/// One workload of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixWorkload {
+    /// A load generator workload: requests/s and request latency.
+    Load(Workload),
+    /// etcd's `watch` benchmark: events/s delivered, watch creation latency.
+    Watch,
+    /// Put→event latency: events/s and event latency p50, p99, max.
+    WatchLatency,
+}
+
+impl MatrixWorkload {
+    /// The name in reports ([`Workload::name`] for load workloads).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MatrixWorkload::Load(workload) => workload.name(),
+            MatrixWorkload::Watch => "watch",
+            MatrixWorkload::WatchLatency => "watch-latency",
+        }
+    }
+}
+
+/// The label of metric `key` ([`MATRIX_METRICS`]) for workload `name`: the watch
+/// workloads count events, not requests, and `watch`'s latencies are of watch creation.
+pub fn metric_label(workload: &str, key: &str) -> String {
+    let label = MATRIX_METRICS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(key, |(_, l, _)| l);
+    let latency = key.ends_with("_ms");
+    match workload {
+        "watch" | "watch-latency" if key == "ops_s" => "events/s".into(),
+        "watch" | "watch-latency" if key == "server_cpu_us_per_op" => "server CPU µs/event".into(),
+        "watch" if latency => format!("create {label}"),
+        "watch-latency" if latency => format!("event {label}"),
+        _ => label.to_string(),
+    }
+}
+
+/// Parses a `--workloads` list such as `put,range,txn-put,watch` (names of
+/// [`MATRIX_WORKLOADS`]; `txn` means `txn-put`). `txn-mixed` reads `read_per_mille`
+/// of its requests. Errors name the unknown entry.
+pub fn parse_workloads(text: &str, read_per_mille: u32) -> Result<Vec<MatrixWorkload>> {
     let mut workloads = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        workloads.push(match name {
+        let load = match name {
             "put" => Workload::Put,
             "range" => Workload::Range {
                 serializable: false,
@@ -47,12 +98,20 @@ pub fn parse_workloads(text: &str) -> Result<Vec<Workload>> {
             "range-serializable" | "range-s" => Workload::Range { serializable: true },
             "txn-put" | "txn" => Workload::Txn { ops: 1 },
             "txn-mixed" => Workload::TxnMixed {
-                read_per_mille: 500,
+                read_per_mille,
                 serializable: false,
             },
             "lease-keepalive" => Workload::LeaseKeepalive,
             "stm" => Workload::Stm { keys_per_txn: 1 },
             "kube" => Workload::Kube,
+            "watch" => {
+                workloads.push(MatrixWorkload::Watch);
+                continue;
+            }
+            "watch-latency" => {
+                workloads.push(MatrixWorkload::WatchLatency);
+                continue;
+            }
             other => {
                 return Err(invalid(
                     "workloads",
@@ -62,7 +121,8 @@ pub fn parse_workloads(text: &str) -> Result<Vec<Workload>> {
                     ),
                 ))
             }
-        });
+        };
+        workloads.push(MatrixWorkload::Load(load));
     }
     if workloads.is_empty() {
         return Err(invalid("workloads", "at least one workload"));
@@ -77,7 +137,7 @@ pub struct MatrixConfig {
     pub targets: Vec<Target>,
     /// Workloads, run in this order on the same fresh server in every round (so a
     /// `put` first fills the key space the reads then find).
-    pub workloads: Vec<Workload>,
+    pub workloads: Vec<MatrixWorkload>,
     /// Rounds, 1..=[`ROUNDS_MAX`].
     pub rounds: u32,
     /// 3-member loopback clusters instead of one member; clients spread over all.
@@ -104,9 +164,15 @@ impl MatrixConfig {
             return Err(invalid("workloads", "at least one workload"));
         }
         for &workload in &self.workloads {
-            let mut load = self.load.clone();
-            load.workload = workload;
-            load.validate()?;
+            match workload {
+                MatrixWorkload::Load(workload) => {
+                    let mut load = self.load.clone();
+                    load.workload = workload;
+                    load.validate()?;
+                }
+                MatrixWorkload::Watch => watch_bench_config(&self.load).validate()?,
+                MatrixWorkload::WatchLatency => watch_latency_config(&self.load).validate()?,
+            }
         }
         Ok(())
     }
@@ -129,12 +195,12 @@ pub struct MatrixRun {
     pub ops_s: f64,
     /// Latency percentiles, ms.
     pub p50_ms: f64,
-    /// 90th percentile, ms.
-    pub p90_ms: f64,
+    /// 90th percentile, ms (`None`: not measured, `watch-latency`).
+    pub p90_ms: Option<f64>,
     /// 99th percentile, ms.
     pub p99_ms: f64,
-    /// 99.9th percentile, ms.
-    pub p999_ms: f64,
+    /// 99.9th percentile, ms (`None`: not measured, `watch-latency`).
+    pub p999_ms: Option<f64>,
     /// Largest latency, ms.
     pub max_ms: f64,
     /// Server CPU (all members) per successful request, µs.
@@ -159,20 +225,20 @@ pub const MATRIX_METRICS: [(&str, &str, bool); 9] = [
 ];
 
 impl MatrixRun {
-    /// The value of metric `key` of [`MATRIX_METRICS`].
-    pub fn metric(&self, key: &str) -> f64 {
-        match key {
+    /// The value of metric `key` of [`MATRIX_METRICS`], `None` when not measured.
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        Some(match key {
             "ops_s" => self.ops_s,
             "p50_ms" => self.p50_ms,
-            "p90_ms" => self.p90_ms,
+            "p90_ms" => return self.p90_ms,
             "p99_ms" => self.p99_ms,
-            "p999_ms" => self.p999_ms,
+            "p999_ms" => return self.p999_ms,
             "max_ms" => self.max_ms,
             "server_cpu_us_per_op" => self.server_cpu_us_per_op,
             "peak_rss_mib" => self.peak_rss_mib,
             "bench_cpu_pct_of_core" => self.bench_cpu_pct_of_core,
             other => panic!("unknown metric {other}"),
-        }
+        })
     }
 }
 
@@ -236,7 +302,7 @@ impl MatrixReport {
                         let values: Vec<f64> = runs
                             .iter()
                             .filter(|r| &r.target == target && &r.workload == workload)
-                            .map(|r| r.metric(key))
+                            .filter_map(|r| r.metric(key))
                             .collect();
                         let median = median(&values)?;
                         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -244,6 +310,9 @@ impl MatrixReport {
                         Some((target.clone(), MetricSpread { median, min, max }))
                     })
                     .collect();
+                if spreads.is_empty() {
+                    continue;
+                }
                 let ratio = match spreads.as_slice() {
                     [a, b, ..] if b.1.median != 0.0 => Some(a.1.median / b.1.median),
                     _ => None,
@@ -295,10 +364,7 @@ impl MatrixReport {
         out.push_str(&"---:|".repeat(self.targets.len() + 1));
         out.push('\n');
         for line in &self.lines {
-            let label = MATRIX_METRICS
-                .iter()
-                .find(|(k, _, _)| *k == line.metric)
-                .map_or(line.metric.as_str(), |(_, l, _)| l);
+            let label = metric_label(&line.workload, &line.metric);
             out.push_str(&format!("| {} | {label} |", line.workload));
             for target in &self.targets {
                 match line.targets.iter().find(|(t, _)| t == target) {
@@ -430,47 +496,46 @@ pub async fn run_matrix(
             members = deployment.members();
             for &workload in &config.workloads {
                 let mut load = config.load.clone();
-                load.workload = workload;
                 load.endpoints = deployment.endpoints();
                 load.progress = false;
-                let bench = Bench::connect(load).await?;
                 let pids = deployment.pids();
                 let (sampler, stop) = rss_sampler(pids.clone());
                 let before = cpu_us(&pids)?;
-                let report = bench.run_report().await;
+                let m = measure(workload, load).await?;
                 let after = cpu_us(&pids).map_err(|_| BenchError::Server {
                     name: target.name.clone(),
                     reason: format!("exited during {}", workload.name()),
                 })?;
                 let _ = stop.send(());
                 let peak_rss = sampler.await.unwrap_or(0);
-                let s = &report.summary;
                 progress(&format!(
-                    "round {round}: {}: {}: {:.0} ops/s, p99 {:.3} ms, {} errors",
+                    "round {round}: {}: {}: {:.0} {}, {} {:.3}, {} errors",
                     target.name,
                     workload.name(),
-                    s.throughput_ops_s(),
-                    us_to_ms(s.p99_us),
-                    s.errors
+                    m.per_s,
+                    metric_label(workload.name(), "ops_s"),
+                    metric_label(workload.name(), "p99_ms"),
+                    m.p99_ms,
+                    m.errors
                 ));
-                if report.cpu.saturated() {
-                    progress(&report.cpu.warning());
+                if m.cpu.saturated() {
+                    progress(&m.cpu.warning());
                 }
                 runs.push(MatrixRun {
                     round,
                     target: target.name.clone(),
                     workload: workload.name().to_string(),
-                    requests: report.requests(),
-                    errors: s.errors,
-                    ops_s: s.throughput_ops_s(),
-                    p50_ms: us_to_ms(s.p50_us),
-                    p90_ms: us_to_ms(s.p90_us),
-                    p99_ms: us_to_ms(s.p99_us),
-                    p999_ms: us_to_ms(s.p999_us),
-                    max_ms: us_to_ms(s.max_us),
-                    server_cpu_us_per_op: cpu_us_per_op(before, after, s.ops),
+                    requests: m.requests,
+                    errors: m.errors,
+                    ops_s: m.per_s,
+                    p50_ms: m.p50_ms,
+                    p90_ms: m.p90_ms,
+                    p99_ms: m.p99_ms,
+                    p999_ms: m.p999_ms,
+                    max_ms: m.max_ms,
+                    server_cpu_us_per_op: cpu_us_per_op(before, after, m.ops),
                     peak_rss_mib: peak_rss as f64 / (1024.0 * 1024.0),
-                    bench_cpu_pct_of_core: report.cpu.pct_of_core(),
+                    bench_cpu_pct_of_core: m.cpu.pct_of_core(),
                 });
             }
             drop(deployment);
@@ -491,6 +556,129 @@ pub async fn run_matrix(
     ))
 }
 
+/// What one workload run measured, before the server's CPU and RSS.
+struct Measured {
+    /// Requests sent (puts for the watch workloads).
+    requests: u64,
+    /// Failed requests, and for the watch workloads missing or duplicate events.
+    errors: u64,
+    /// Successful requests, or events received: the divisor of server CPU.
+    ops: u64,
+    /// `ops` per second.
+    per_s: f64,
+    p50_ms: f64,
+    p90_ms: Option<f64>,
+    p99_ms: f64,
+    p999_ms: Option<f64>,
+    max_ms: f64,
+    /// The bench process's CPU over the run.
+    cpu: SelfCpu,
+}
+
+impl Measured {
+    /// Requests/s and latency of `summary`, `requests` sent in all.
+    fn of_summary(summary: &Summary, requests: u64, cpu: SelfCpu) -> Measured {
+        Measured {
+            requests,
+            errors: summary.errors,
+            ops: summary.ops,
+            per_s: summary.throughput_ops_s(),
+            p50_ms: us_to_ms(summary.p50_us),
+            p90_ms: Some(us_to_ms(summary.p90_us)),
+            p99_ms: us_to_ms(summary.p99_us),
+            p999_ms: Some(us_to_ms(summary.p999_us)),
+            max_ms: us_to_ms(summary.max_us),
+            cpu,
+        }
+    }
+}
+
+/// The `watch` run of the matrix's load flags: `--conns` streams, `--clients` watchers
+/// spread over them (at least one each) on one key, `--total` puts.
+fn watch_bench_config(load: &LoadConfig) -> WatchBenchConfig {
+    let mut config = WatchBenchConfig::new(load.endpoints.clone());
+    config.streams = load.conns;
+    config.watch_per_stream = (load.clients / load.conns.max(1)).max(1);
+    config.put_total = load.total;
+    config.key_size = load.key_size;
+    config.val_size = load.val_size;
+    config.request_timeout_ms = load.request_timeout_ms;
+    config.tls = load.tls.clone();
+    config
+}
+
+/// The `watch-latency` run of the matrix's load flags: `--clients` watchers on `--conns`
+/// streams on the writer's prefix, `--total` puts of `--val-size` bytes.
+fn watch_latency_config(load: &LoadConfig) -> WatchConfig {
+    let mut config = WatchConfig::new(load.endpoints.clone());
+    config.watchers = load.clients;
+    config.streams = load.conns.min(load.clients);
+    config.puts = load.total;
+    config.mode = PrefixMode::Shared;
+    config.val_size = load.val_size;
+    config.request_timeout_ms = load.request_timeout_ms;
+    config.duration_max_s = load.duration_max_s;
+    config
+}
+
+/// Runs `workload` with the load flags `load` (endpoints set).
+async fn measure(workload: MatrixWorkload, mut load: LoadConfig) -> Result<Measured> {
+    match workload {
+        MatrixWorkload::Load(workload) => {
+            load.workload = workload;
+            let report = Bench::connect(load).await?.run_report().await;
+            let requests = report.requests();
+            Ok(Measured::of_summary(&report.summary, requests, report.cpu))
+        }
+        MatrixWorkload::Watch => {
+            let report = run_watch_bench(&watch_bench_config(&load)).await?;
+            let create = &report.create;
+            let missing = report.expected_events.saturating_sub(report.events);
+            let delivery_s = report.delivery_us as f64 / 1e6;
+            Ok(Measured {
+                requests: report.put.ops + report.put.errors,
+                errors: report.put.errors + create.errors + missing,
+                ops: report.events,
+                per_s: if delivery_s > 0.0 {
+                    report.events as f64 / delivery_s
+                } else {
+                    0.0
+                },
+                ..Measured::of_summary(create, 0, report.cpu)
+            })
+        }
+        MatrixWorkload::WatchLatency => {
+            let cpu_before = rusage_cpu_us();
+            let started = std::time::Instant::now();
+            let report = run_watch_latency(&watch_latency_config(&load), |_| {}).await?;
+            let cpu = SelfCpu::measured(
+                rusage_cpu_us().saturating_sub(cpu_before),
+                started.elapsed().as_micros() as u64,
+            );
+            let received = report.events_received;
+            Ok(Measured {
+                requests: report.puts_acked + report.put_errors + report.puts_skipped,
+                errors: report.put_errors
+                    + report.puts_skipped
+                    + report.events_missing
+                    + report.events_duplicate,
+                ops: received,
+                per_s: if report.write_s > 0.0 {
+                    received as f64 / report.write_s
+                } else {
+                    0.0
+                },
+                p50_ms: report.p50_ms,
+                p90_ms: None,
+                p99_ms: report.p99_ms,
+                p999_ms: None,
+                max_ms: report.max_ms,
+                cpu,
+            })
+        }
+    }
+}
+
 /// A run with fixed latencies and `ops_s`, for the tests of this module and of charts.
 #[cfg(test)]
 pub(crate) fn sample_run(round: u32, target: &str, workload: &str, ops_s: f64) -> MatrixRun {
@@ -502,9 +690,9 @@ pub(crate) fn sample_run(round: u32, target: &str, workload: &str, ops_s: f64) -
         errors: 0,
         ops_s,
         p50_ms: 1.0,
-        p90_ms: 2.0,
+        p90_ms: Some(2.0),
         p99_ms: 3.0,
-        p999_ms: 4.0,
+        p999_ms: Some(4.0),
         max_ms: 5.0,
         server_cpu_us_per_op: 10.0,
         peak_rss_mib: 20.0,
@@ -550,16 +738,48 @@ mod tests {
     }
 
     #[test]
+    fn watch_latency_rows_leave_out_unmeasured_percentiles() {
+        let mut watch = sample_run(1, "cairn", "watch-latency", 5000.0);
+        watch.p90_ms = None;
+        watch.p999_ms = None;
+        let report = MatrixReport::new(
+            vec!["cairn".into()],
+            vec!["watch-latency".into()],
+            1,
+            1,
+            vec![watch],
+        );
+        assert_eq!(report.lines.len(), MATRIX_METRICS.len() - 2);
+        assert!(report.spread("watch-latency", "p90_ms", "cairn").is_none());
+        let table = report.to_markdown();
+        assert!(table.contains("| watch-latency | events/s | 5000 (5000–5000) |"));
+        assert!(table.contains("| watch-latency | event p99 ms | 3.00 (3.00–3.00) |"));
+        assert!(!table.contains("p90"), "{table}");
+        assert_eq!(metric_label("watch", "p50_ms"), "create p50 ms");
+        assert_eq!(metric_label("put", "ops_s"), "ops/s");
+    }
+
+    #[test]
     fn workload_lists() {
         assert_eq!(
-            parse_workloads("put,txn").unwrap(),
-            vec![Workload::Put, Workload::Txn { ops: 1 }]
+            parse_workloads("put,txn,watch,txn-mixed", 250).unwrap(),
+            vec![
+                MatrixWorkload::Load(Workload::Put),
+                MatrixWorkload::Load(Workload::Txn { ops: 1 }),
+                MatrixWorkload::Watch,
+                MatrixWorkload::Load(Workload::TxnMixed {
+                    read_per_mille: 250,
+                    serializable: false
+                }),
+            ]
         );
-        assert!(parse_workloads("put,nope").is_err());
-        assert!(parse_workloads("").is_err());
+        assert!(parse_workloads("put,nope", 500).is_err());
+        assert!(parse_workloads("", 500).is_err());
         assert_eq!(
-            parse_workloads(&MATRIX_WORKLOADS.join(",")).unwrap().len(),
-            8
+            parse_workloads(&MATRIX_WORKLOADS.join(","), 500)
+                .unwrap()
+                .len(),
+            MATRIX_WORKLOADS.len()
         );
     }
 }

@@ -1,5 +1,5 @@
 //! One client's requests for each [`Workload`], with the state a client keeps between
-//! them (a lease and its keep-alive stream, kube's cached mod_revisions and list
+//! them (a lease and its keep-alive stream, kube's cached object states and list
 //! cursor), and the counters a run reports beside its latencies.
 
 use std::collections::BTreeMap;
@@ -29,9 +29,13 @@ pub const STM_ATTEMPTS_MAX: u32 = 100;
 pub struct Counters {
     /// `stm`: commits that failed their compares and were retried.
     pub stm_retries: AtomicU64,
-    /// `kube`: optimistic updates whose compare failed (the Else get refreshed the
-    /// cached mod_revision), as kube-apiserver's GuaranteedUpdate conflicts.
+    /// `kube`: optimistic update Txns whose compare failed (the Else get gave the
+    /// current object), as kube-apiserver's GuaranteedUpdate conflicts.
     pub kube_conflicts: AtomicU64,
+    /// `kube`: update Txns sent again on the current object after a conflict.
+    pub kube_retries: AtomicU64,
+    /// `kube`: updates that succeeded (one put of the object each).
+    pub kube_updates: AtomicU64,
     /// `kube`: list pages served.
     pub kube_list_pages: AtomicU64,
     /// `kube`: paginated lists restarted because their revision was compacted.
@@ -57,6 +61,8 @@ impl Counters {
         let all = [
             ("stm_retries", &self.stm_retries),
             ("kube_conflicts", &self.kube_conflicts),
+            ("kube_retries", &self.kube_retries),
+            ("kube_updates", &self.kube_updates),
             ("kube_list_pages", &self.kube_list_pages),
             ("kube_list_restarts", &self.kube_list_restarts),
             ("kube_leases", &self.kube_leases),

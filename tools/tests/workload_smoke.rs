@@ -1,8 +1,9 @@
 //! Smoke runs of every etcd-benchmark workload of `cairn-bench` (put, range both
 //! consistencies, txn-put, txn-mixed, lease-keepalive, stm, kube, watch) against a real
 //! cairn binary with tiny sizes, checking the `--json` fields (requests == total,
-//! errors == 0), and of `compare --rounds 2` with the workload matrix, checking the
-//! table, the JSON file and the charts (PNG magic, SVG as XML). Runs only when
+//! errors == 0) and, for kube, that conflicts were retried and no update was lost; and
+//! of `compare --rounds 2` with the workload matrix (load and watch workloads), checking
+//! the table, the JSON file and the charts (PNG magic, SVG as XML). Runs only when
 //! `CAIRN_BENCH_SMOKE_BIN` names a cairn binary (this crate cannot build the server);
 //! compare uses `etcd` on PATH as its second target, or the cairn binary again.
 //!
@@ -42,6 +43,46 @@ fn bench(args: &[&str]) -> String {
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// After the kube run: conflicts were retried, and every object's value counts its
+/// successful updates — its update counter equals its etcd version (one put per
+/// successful update; a lost update would leave the counter behind), and the counters
+/// sum to the report's successful updates.
+async fn check_kube_objects(endpoint: &str, report: &Value) {
+    let counter = |name: &str| report["counters"][name].as_u64().unwrap_or(0);
+    assert!(counter("kube_updates") > 0, "{report}");
+    assert!(
+        counter("kube_retries") > 0,
+        "no conflict was retried: {report}"
+    );
+    assert!(
+        counter("kube_retries") <= counter("kube_conflicts"),
+        "{report}"
+    );
+    let mut client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .unwrap();
+    let objects = client
+        .get(
+            tools::KUBE_PODS_PREFIX,
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    let mut sum = 0;
+    for kv in objects.kvs() {
+        let updates = tools::object_updates(kv.value()).expect("a kube object value");
+        assert_eq!(
+            updates,
+            kv.version() as u64,
+            "{}: counter {updates} but {} puts",
+            kv.key_str().unwrap(),
+            kv.version()
+        );
+        sum += updates;
+    }
+    assert_eq!(sum, counter("kube_updates"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,6 +156,7 @@ async fn every_workload_against_cairn() {
                 report["counters"]["kube_watch_events"].as_u64().unwrap() > 0,
                 "{report}"
             );
+            check_kube_objects(&server.client_url(), &report).await;
         }
         if extra.contains(&"--rate") {
             // 60 requests at 200/s cannot finish before request 59's slot, 295 ms.
@@ -167,7 +209,9 @@ fn compare_matrix_two_rounds() {
         "--etcd-bin",
         etcd.to_str().unwrap(),
         "--workloads",
-        "put,range,kube",
+        "put,range,kube,txn-mixed,watch,watch-latency",
+        "--rw-ratio",
+        "3",
         "--rounds",
         "2",
         "--total",
@@ -187,16 +231,28 @@ fn compare_matrix_two_rounds() {
         "| put | ops/s |",
         "| range | p99.9 ms |",
         "| kube | peak RSS MiB |",
+        "| txn-mixed | p99 ms |",
+        "| watch | events/s |",
+        "| watch | create p99 ms |",
+        "| watch-latency | events/s |",
+        "| watch-latency | event p99 ms |",
+        "| watch-latency | server CPU µs/event |",
     ] {
         assert!(table.contains(row), "{row} missing: {table}");
     }
     let report = json(&std::fs::read_to_string(&json_path).unwrap());
     assert_eq!(report["rounds"], 2);
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2 * 2 * 3, "{report}");
+    assert!(
+        !table.contains("| watch-latency | event p90 ms |"),
+        "watch-latency measures no p90: {table}"
+    );
+    assert_eq!(runs.len(), 2 * 2 * 6, "{report}");
     for run in runs {
+        // The watch workloads: 50 puts, no failed put, no missing or duplicate event.
         assert_eq!(run["requests"], 50, "{run}");
         assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["ops_s"].as_f64().unwrap() > 0.0, "{run}");
         assert!(run["peak_rss_mib"].as_f64().unwrap() > 0.0, "{run}");
     }
     let rounds: Vec<(u64, &str)> = runs

@@ -18,7 +18,8 @@
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--total N]
 //! cairn-bench compare --cairn-bin PATH --etcd-bin etcd --workloads put,range,txn-put,...
 //!                   [--rounds N] [--cluster] [--clients 100] [--total N | --duration S]
-//!                   [--rate R] [--out-dir DIR] [--json [FILE]]
+//!                   [--rate R] [--rw-ratio 1 --limit 1 --end-range KEY] [--out-dir DIR]
+//!                   [--json [FILE]]
 //! cairn-bench compare-cluster --cairn-bin PATH --etcd-bin etcd [--clients 1,100] [--json]
 //! cairn-bench failover --target cairn|etcd --bin PATH [--kills 10] [--clients 10] [--json]
 //! cairn-bench watch-latency --endpoints URL --watchers 1000 --streams 10 --puts 2000
@@ -44,7 +45,8 @@
 //! when it exceeds 90% of a core per tokio worker thread, i.e. the load generator is
 //! the bottleneck. A progress bar is drawn on stderr when it is a terminal, the run
 //! lasts over 2 s and `--json` is not given. `kube` is kube-apiserver's request pattern
-//! (optimistic-concurrency Txns, paginated lists at a revision, leased events, watchers
+//! (optimistic-concurrency Txns retried on conflict as `GuaranteedUpdate` does, paginated
+//! lists at a revision, leased events, watchers
 //! with prev_kv and progress notify, compaction through `compact_rev_key`); see the
 //! library's `kube` module.
 //!
@@ -53,8 +55,9 @@
 //! data dir, one member or a 3-member loopback cluster, and runs the workloads in the
 //! given order with identical flags; it prints a Markdown table of medians, min–max
 //! and cairn/etcd ratios of ops/s, p50…max, server CPU µs per request and peak server
-//! RSS, writes the report to `--json FILE`, and `compare.md`, `latency.{png,svg}` and
-//! `throughput.{png,svg}` into `--out-dir`. Without those flags `compare` keeps its
+//! RSS (`watch` and `watch-latency` count events: events/s, watch creation or
+//! put→event latency, server CPU µs per event), writes the report to `--json FILE`,
+//! and `compare.md`, `latency.{png,svg}` and `throughput.{png,svg}` into `--out-dir`. Without those flags `compare` keeps its
 //! put phases per client count.
 //!
 //! `scale` (issue 8) starts each server in turn (etcd only when a binary is found), loads
@@ -941,6 +944,55 @@ mod tests {
         assert!(args.matrix.is_requested());
         assert_eq!(args.matrix.rounds, Some(3));
         assert_eq!(args.json, Some(Some(PathBuf::from("out.json"))));
+    }
+
+    #[test]
+    fn compare_sets_txn_mixed_and_takes_watch_workloads() {
+        let compare = |extra: &[&str]| {
+            let mut argv = vec!["compare", "--cairn-bin", "cairn"];
+            argv.extend(extra);
+            match parse(&argv).map(|cli| cli.command) {
+                Ok(Command::Compare(args)) => Ok(args),
+                Ok(_) => panic!("not compare"),
+                Err(e) => Err(e),
+            }
+        };
+        let args = compare(&[
+            "--workloads",
+            "txn-mixed,watch,watch-latency",
+            "--rw-ratio",
+            "3",
+            "--limit",
+            "5",
+            "--end-range",
+            "zz",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.matrix.workloads().unwrap(),
+            [
+                tools::MatrixWorkload::Load(tools::Workload::TxnMixed {
+                    read_per_mille: 750,
+                    serializable: false,
+                }),
+                tools::MatrixWorkload::Watch,
+                tools::MatrixWorkload::WatchLatency,
+            ]
+        );
+        let mut load = tools::LoadConfig::new(vec![], tools::Workload::Put);
+        args.matrix.apply(&mut load);
+        assert_eq!(load.limit, 5);
+        assert_eq!(load.end_range, Some(b"zz".to_vec()));
+        let defaults = compare(&["--workloads", "txn-mixed"]).unwrap();
+        assert_eq!(
+            defaults.matrix.workloads().unwrap(),
+            [tools::MatrixWorkload::Load(tools::Workload::TxnMixed {
+                read_per_mille: 500,
+                serializable: false,
+            })]
+        );
+        let bad = compare(&["--workloads", "txn-mixed", "--rw-ratio=-1"]).unwrap();
+        assert!(bad.matrix.workloads().is_err());
     }
 
     #[test]

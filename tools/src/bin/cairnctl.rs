@@ -29,6 +29,7 @@
 //!          [--writers 4] [--json]
 //! cairnctl check perf [--load s|m|l|xl] [--prefix P] [--auto-compact] [--auto-defrag]
 //!          [--duration-s 60]   (with the global --endpoints, TLS and --user flags)
+//! cairnctl check datascale [--load s|m|l|xl] [--prefix P] [--auto-compact] [--auto-defrag]
 //! ```
 //!
 //! The snapshot commands read the bbolt files `etcdctl snapshot save` writes, from Cairn or from etcd
@@ -286,6 +287,23 @@ enum CheckCommand {
         #[arg(long, default_value_t = 60)]
         duration_s: u64,
     },
+    /// Check the memory usage of holding data for different workloads on a given server
+    /// endpoint (etcdctl's `check datascale`; the first endpoint's /metrics is read).
+    Datascale {
+        /// The datascale check's workload model. Accepted workloads: s(small), m(medium),
+        /// l(large), xl(xLarge).
+        #[arg(long, default_value = "s")]
+        load: String,
+        /// The prefix for writing the datascale check's keys.
+        #[arg(long, default_value = tools::check_datascale::DATASCALE_PREFIX)]
+        prefix: String,
+        /// Compact storage with last revision after test is finished.
+        #[arg(long)]
+        auto_compact: bool,
+        /// Defragment storage after test is finished.
+        #[arg(long)]
+        auto_defrag: bool,
+    },
     /// Measures WAL-style appends + fdatasync on a disk (exit status 1 when it fails
     /// etcd's guidance: p99 under 10 ms).
     Disk {
@@ -359,24 +377,18 @@ fn main() -> ExitCode {
             auto_defrag,
             duration_s,
         }) => {
-            // The endpoints, TLS files and user are cairnctl's global flags.
-            let user = match (&global.user, &global.password) {
-                (Some(user), Some(password)) => Some(format!("{user}:{password}")),
-                (user, _) => user.clone(),
-            };
-            return check_perf(
-                global.endpoints.clone(),
-                &load,
-                prefix,
-                (auto_compact, auto_defrag),
-                duration_s,
-                tools::ClientTls {
-                    user,
-                    cacert: global.cacert.clone(),
-                    cert: global.cert.clone(),
-                    key: global.key.clone(),
-                },
-            );
+            let flags = check_flags(&global, load, prefix, (auto_compact, auto_defrag));
+            let duration = std::time::Duration::from_secs(duration_s.max(1));
+            tools::check_perf::check_perf_command(&flags, duration)
+        }
+        Command::Check(CheckCommand::Datascale {
+            load,
+            prefix,
+            auto_compact,
+            auto_defrag,
+        }) => {
+            let flags = check_flags(&global, load, prefix, (auto_compact, auto_defrag));
+            tools::check_datascale::check_datascale_command(&flags)
         }
         Command::Check(command) => offline_check(command),
         online => ctl::block_on(run_online(&global, online)),
@@ -534,7 +546,7 @@ fn offline_check(command: CheckCommand) -> CtlResult {
         json,
     } = command
     else {
-        unreachable!("check perf is handled in main");
+        unreachable!("check perf and datascale are handled in main");
     };
     let config = tools::disk_check::CheckDiskConfig {
         data_dir,
@@ -556,61 +568,31 @@ fn offline_check(command: CheckCommand) -> CtlResult {
     }
 }
 
-/// etcdctl's exit statuses (`ctlv3/command/error.go`).
-const EXIT_INVALID_INPUT: u8 = 3;
-/// See [`EXIT_INVALID_INPUT`].
-const EXIT_BAD_FEATURE: u8 = 4;
-
-/// `check perf`: etcdctl's progress-free output (the verdict lines, then `PASS`/`FAIL`),
-/// its errors and exit statuses.
-fn check_perf(
-    endpoints: Vec<String>,
-    load: &str,
+/// The flags of `check perf` and `check datascale` with the global ones they use
+/// (endpoints, TLS files, `--user`/`--password`).
+fn check_flags(
+    global: &GlobalFlags,
+    load: String,
     prefix: String,
     (auto_compact, auto_defrag): (bool, bool),
-    duration_s: u64,
-    tls: tools::ClientTls,
-) -> ExitCode {
-    let mut load = match tools::check_perf::PerfLoad::named(load) {
-        Ok(load) => load,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return ExitCode::from(EXIT_BAD_FEATURE);
-        }
+) -> tools::check_perf::CheckFlags {
+    let user = match (&global.user, &global.password) {
+        (Some(user), Some(password)) => Some(format!("{user}:{password}")),
+        (user, _) => user.clone(),
     };
-    load.duration = std::time::Duration::from_secs(duration_s.max(1));
-    let config = tools::check_perf::PerfConfig {
-        endpoints,
-        tls,
+    tools::check_perf::CheckFlags {
+        endpoints: global.endpoints.clone(),
+        tls: tools::ClientTls {
+            user,
+            cacert: global.cacert.clone(),
+            cert: global.cert.clone(),
+            key: global.key.clone(),
+        },
+        insecure_skip_tls_verify: global.insecure_skip_tls_verify,
         load,
         prefix,
         auto_compact,
         auto_defrag,
-        // etcdctl sends the puts without a deadline; a minute stands for none.
-        request_timeout_ms: 60_000,
-    };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(tools::check_perf::run_check_perf(&config)) {
-        Ok(report) => {
-            let (lines, ok) = report.verdict(&load);
-            for line in lines {
-                println!("{line}");
-            }
-            println!("{}", if ok { "PASS" } else { "FAIL" });
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(tools::BenchError::Refused(why)) => {
-            eprintln!("Error: {why}");
-            ExitCode::from(EXIT_INVALID_INPUT)
-        }
-        Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

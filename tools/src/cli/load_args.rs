@@ -285,15 +285,8 @@ impl LoadCommand {
                 limit,
                 end_range,
             } => {
-                if !rw_ratio.is_finite() || *rw_ratio < 0.0 {
-                    return Err(tools::BenchError::InvalidArg {
-                        flag: "rw-ratio",
-                        reason: format!("{rw_ratio} is not a ratio >= 0"),
-                    });
-                }
-                let read_per_mille = (1000.0 * rw_ratio / (1.0 + rw_ratio)).round() as u32;
                 let workload = Workload::TxnMixed {
-                    read_per_mille,
+                    read_per_mille: read_per_mille(*rw_ratio)?,
                     serializable: load.serializable(),
                 };
                 let mut config = load.config(workload);
@@ -317,11 +310,25 @@ impl LoadCommand {
     }
 }
 
+/// Reads per 1000 txn-mixed requests for etcd's `--rw-ratio r` (reads per write):
+/// `1000 · r / (1 + r)`. Errors: a ratio that is negative or not finite.
+fn read_per_mille(rw_ratio: f64) -> tools::Result<u32> {
+    if !rw_ratio.is_finite() || rw_ratio < 0.0 {
+        return Err(tools::BenchError::InvalidArg {
+            flag: "rw-ratio",
+            reason: format!("{rw_ratio} is not a ratio >= 0"),
+        });
+    }
+    Ok((1000.0 * rw_ratio / (1.0 + rw_ratio)).round() as u32)
+}
+
 /// `compare`'s workload-matrix flags; giving any of them selects the matrix.
 #[derive(Args, Debug)]
 pub struct MatrixArgs {
     /// Workloads run in order on each fresh server: put, range, range-serializable,
-    /// txn-put, txn-mixed, lease-keepalive, stm, kube (comma separated).
+    /// txn-put, txn-mixed, lease-keepalive, stm, kube, watch, watch-latency (comma
+    /// separated). watch: --conns streams holding --clients watchers on one key, --total
+    /// puts; watch-latency: --clients watchers on --conns streams, --total puts.
     #[arg(long)]
     pub workloads: Option<String>,
     /// Rounds; each runs every target in turn (cairn, etcd) on fresh data dirs.
@@ -342,6 +349,15 @@ pub struct MatrixArgs {
     /// Sequential keys instead of uniformly random ones.
     #[arg(long = "sequential-keys", visible_alias = "seq")]
     pub seq: bool,
+    /// txn-mixed: reads per write.
+    #[arg(long, default_value_t = 1.0)]
+    pub rw_ratio: f64,
+    /// txn-mixed: most keys a read returns (0: no limit).
+    #[arg(long, default_value_t = 1)]
+    pub limit: u32,
+    /// txn-mixed: end of a read's key range (empty: single-key reads).
+    #[arg(long)]
+    pub end_range: Option<String>,
 }
 
 impl MatrixArgs {
@@ -350,16 +366,22 @@ impl MatrixArgs {
         self.workloads.is_some() || self.rounds.is_some() || self.cluster || self.out_dir.is_some()
     }
 
-    /// The workloads (default: put). Errors: an unknown name.
-    pub fn workloads(&self) -> tools::Result<Vec<Workload>> {
-        tools::parse_workloads(self.workloads.as_deref().unwrap_or("put"))
+    /// The workloads (default: put), txn-mixed with `--rw-ratio`. Errors: an unknown
+    /// name, a bad ratio.
+    pub fn workloads(&self) -> tools::Result<Vec<tools::MatrixWorkload>> {
+        tools::parse_workloads(
+            self.workloads.as_deref().unwrap_or("put"),
+            read_per_mille(self.rw_ratio)?,
+        )
     }
 
-    /// Sets the run-shape flags on `load`.
+    /// Sets the run-shape flags and txn-mixed's read shape on `load`.
     pub fn apply(&self, load: &mut LoadConfig) {
         load.duration_s = self.duration;
         load.rate = self.rate;
         load.seq = self.seq;
+        load.limit = self.limit;
+        load.end_range = self.end_range.as_ref().map(|e| e.clone().into_bytes());
         if let Some(duration) = self.duration {
             load.duration_max_s = load.duration_max_s.max(duration);
         }
