@@ -794,16 +794,22 @@ pub fn parse_go_bool(value: &str) -> Result<bool, String> {
 }
 
 /// `cmd` parsing as etcdctl's cobra/pflag does, recursively: a unique prefix names a
-/// sub-command (`cobra.EnablePrefixMatching`, set in etcdctl's `ctl.go`), and every bool
-/// flag also takes `--flag=<Go bool>` (`--prefix=false`), as pflag's `NoOptDefVal` "true".
+/// sub-command (`cobra.EnablePrefixMatching`, set in etcdctl's `ctl.go`), every bool
+/// flag also takes `--flag=<Go bool>` (`--prefix=false`), as pflag's `NoOptDefVal` "true",
+/// and a value-taking flag takes the next word even when it starts with `-`.
 pub fn cobra_parsing(cmd: Command) -> Command {
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|c| c.get_name().to_string())
         .collect();
     let cmd = cmd.mut_args(|arg| {
-        if inferred_go_type(&arg) != GoType::Bool {
+        let is_flag = arg.get_long().is_some() || arg.get_short().is_some();
+        if !is_flag || matches!(arg.get_action(), ArgAction::Help | ArgAction::Version) {
             return arg;
+        }
+        if inferred_go_type(&arg) != GoType::Bool {
+            // pflag takes the next word as the value, whatever it starts with.
+            return arg.allow_hyphen_values(true);
         }
         let has_default =
             !arg.get_default_values().is_empty() && !matches!(arg.get_action(), ArgAction::SetTrue);
