@@ -38,7 +38,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tools::ctl::kv::{DelArgs, GetArgs, PutArgs};
 use tools::ctl::{self, exit, CtlError, CtlResult, Format, GlobalFlags, Session};
 use tools::snapshot::{self, RestoreConfig, StatusFormat};
@@ -49,7 +49,9 @@ use tools::snapshot::{self, RestoreConfig, StatusFormat};
     version,
     about = "etcdctl's commands for Cairn and etcd",
     // pflag semantics: a repeated flag's last value wins.
-    args_override_self = true
+    args_override_self = true,
+    // etcdctl's own help template and cobra's errors (`ctl::usage`).
+    disable_version_flag = true
 )]
 struct Cli {
     #[command(flatten)]
@@ -363,7 +365,21 @@ enum SnapshotCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parse as cobra/pflag would (Go bools take `=false`); errors and help as etcdctl.
+    let command = ctl::usage::cobra_parsing(Cli::command());
+    let parsed = command
+        .clone()
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            let args: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return ctl::usage::report(&command, &e, &args);
+        }
+    };
     let global = cli.global;
     let result = match cli.command {
         save @ Command::Snapshot(SnapshotCommand::Save { .. }) => {
@@ -605,4 +621,19 @@ fn restored(config: &RestoreConfig, r: &snapshot::Restored) {
         r.member_id,
         r.cluster_id
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command and flag has etcdctl's text and Go type (`ctl::usage`), except
+    /// cairnctl's own commands.
+    #[test]
+    fn every_command_and_flag_has_etcdctl_text() {
+        let command = ctl::usage::cobra_parsing(Cli::command());
+        let own = ["check disk", "check perf --duration-s"];
+        let problems = ctl::usage::tree_problems(&command, &own);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

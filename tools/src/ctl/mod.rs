@@ -7,6 +7,8 @@
 //!   and its exit code ([`exit`]).
 //! - Output: [`Format`] (`-w`), Go's formatting rules in `go` (JSON, `%q`, tables,
 //!   humanize), the printers of each command group in `kv` and `maintenance`.
+//! - Help and usage errors: `usage`, etcdctl's help template and cobra/pflag's error texts
+//!   for cairnctl's clap tree.
 
 pub mod auth;
 pub mod concurrency;
@@ -16,6 +18,8 @@ pub mod lease;
 pub mod maintenance;
 pub mod stream;
 pub mod txn;
+pub mod usage;
+mod usage_text;
 
 use std::path::PathBuf;
 use std::time::Duration;
