@@ -7,7 +7,8 @@
 //!   lines are dropped from etcdctl's output. The alignment of the remaining lines does not
 //!   depend on them (the widest global flag, `--insecure-skip-tls-verify`, is in both).
 //! - commands only one of them has (`CAIRNCTL_ONLY`, `ETCDCTL_ONLY`): their lines in the
-//!   root's COMMANDS list are dropped, and cairnctl-only commands' help is not compared.
+//!   COMMANDS lists (the root's, their group's) are dropped, and cairnctl-only commands'
+//!   help is not compared.
 //! - `endpoint --help`: etcdctl's `--cluster` is a persistent flag of `endpoint`, listed in
 //!   the group's OPTIONS; cairnctl defines it on each sub-command (whose help lists it
 //!   under GLOBAL OPTIONS as etcdctl's does), so the group's own help lacks it.
@@ -48,11 +49,6 @@ const CAIRNCTL_ONLY_FLAGS: &[(&str, &str)] = &[
 /// Help that cannot be compared, with the reason.
 const NOT_COMPARED: &[(&str, &str)] = &[
     (
-        "check",
-        "the group lists etcdctl's `check datascale` and cairnctl's `check disk`, whose \
-         widths set the column",
-    ),
-    (
         "watch",
         "cairnctl's watch has no `-i/--interactive`, whose width sets the OPTIONS column",
     ),
@@ -63,7 +59,6 @@ const CAIRNCTL_ONLY: &[(&str, &str)] = &[("check disk", "cairnctl's WAL fdatasyn
 
 /// etcdctl's commands cairnctl does not implement.
 const ETCDCTL_ONLY: &[&str] = &[
-    "check datascale",
     "completion bash",
     "completion fish",
     "completion powershell",
@@ -115,15 +110,20 @@ fn without_etcdctl_only(path: &str, text: &str) -> String {
         .collect()
 }
 
-/// cairnctl's text (of `path`) without the root's COMMANDS lines of `CAIRNCTL_ONLY` and
+/// cairnctl's text (of `path`) without the COMMANDS lines of `CAIRNCTL_ONLY` and
 /// the lines of `CAIRNCTL_ONLY_FLAGS`.
 fn without_cairnctl_only(path: &str, text: &str) -> String {
     text.split_inclusive('\n')
         .filter(|line| !is_flag_of(CAIRNCTL_ONLY_FLAGS, path, line))
         .filter(|line| {
-            !CAIRNCTL_ONLY
-                .iter()
-                .any(|(c, _)| line.starts_with(&format!("\t{c}\t")))
+            // Listed in the root's COMMANDS by full path, in its group's by the rest.
+            !CAIRNCTL_ONLY.iter().any(|(c, _)| {
+                let listed = match c.strip_prefix(path).and_then(|r| r.strip_prefix(' ')) {
+                    Some(rest) => rest,
+                    None => c,
+                };
+                line.starts_with(&format!("\t{listed}\t"))
+            })
         })
         .collect()
 }
