@@ -15,6 +15,7 @@ fn options(dial_timeout: Duration) -> ClientOptions {
     ClientOptions {
         tls: None,
         dial_timeout,
+        keepalive: None,
     }
 }
 

@@ -1,9 +1,11 @@
 //! cairnctl: etcdctl 3.4's commands for Cairn (and etcd), online and offline.
 //!
-//! Online (`tools::ctl`, gRPC through `net::Client`; global flags `--endpoints`,
-//! `--dial-timeout`, `--command-timeout`, `--cacert/--cert/--key`,
-//! `--insecure-skip-tls-verify`, `--user/--password`, `-w`, `--hex` and their `ETCDCTL_*`
-//! variables):
+//! Online (`tools::ctl`, gRPC through `net::Client`; etcdctl's global flags `--endpoints`,
+//! `--dial-timeout`, `--command-timeout`, `--keepalive-time/--keepalive-timeout`,
+//! `--cacert/--cert/--key`, `--insecure-transport`, `--insecure-skip-tls-verify`,
+//! `-d/--discovery-srv`, `--discovery-srv-name`, `--insecure-discovery`,
+//! `--user/--password` (a prompt for the password), `--debug`, `-w`, `--hex` and their
+//! `ETCDCTL_*` variables):
 //!
 //! ```text
 //! cairnctl put|get|del ...            cairnctl version
@@ -16,6 +18,7 @@
 //! cairnctl move-leader ID               cairnctl snapshot save FILE
 //! cairnctl watch [--prefix] [--rev N] [--prev-kv] KEY [END]
 //! cairnctl lock [--ttl N] NAME         cairnctl elect NAME PROPOSAL | elect -l NAME
+//! cairnctl make-mirror [--prefix P] [--dest-prefix Q | --no-dest-prefix] [--dest-*] DEST
 //! ```
 //!
 //! Offline:
@@ -114,6 +117,9 @@ enum Command {
     },
     /// Watches events stream on keys or prefixes.
     Watch(ctl::stream::WatchArgs),
+    /// Makes a mirror at the destination etcd cluster.
+    #[command(name = "make-mirror")]
+    MakeMirror(ctl::mirror::MirrorArgs),
     /// User related commands.
     #[command(subcommand)]
     User(ctl::auth::UserCommand),
@@ -345,12 +351,18 @@ enum SnapshotCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    for (name, zero) in ctl::unparsable_env() {
+        // Before any other thread starts, so no one reads the environment meanwhile.
+        std::env::set_var(name, zero);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return flag_error(e),
+    };
     let global = cli.global;
     let result = match cli.command {
-        save @ Command::Snapshot(SnapshotCommand::Save { .. }) => {
-            ctl::block_on(run_online(&global, save))
-        }
+        save @ Command::Snapshot(SnapshotCommand::Save { .. }) => prepare_online(global, &save)
+            .and_then(|(global, _)| ctl::block_on(run_online(&global, save, None))),
         Command::Snapshot(command) => offline_snapshot(command, global.write_out),
         Command::Check(CheckCommand::Perf {
             load,
@@ -379,7 +391,12 @@ fn main() -> ExitCode {
             );
         }
         Command::Check(command) => offline_check(command),
-        online => ctl::block_on(run_online(&global, online)),
+        Command::Version => {
+            print!("{}", ctl::maintenance::version());
+            Ok(())
+        }
+        online => prepare_online(global, &online)
+            .and_then(|(global, password)| ctl::block_on(run_online(&global, online, password))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -394,13 +411,54 @@ fn main() -> ExitCode {
     }
 }
 
-/// The online commands, on this thread's glommio executor.
-async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
-    match command {
-        Command::Version => {
-            print!("{}", ctl::maintenance::version());
-            Ok(())
+/// What etcdctl reads before it dials, in its order: the password `user add|passwd`
+/// asks for, then the global flags' `--debug` lines, discovery and `--user` prompt
+/// ([`ctl::global::resolve`]).
+fn prepare_online(
+    global: GlobalFlags,
+    command: &Command,
+) -> CtlResult<(GlobalFlags, Option<String>)> {
+    let password = match command {
+        Command::User(c) => ctl::auth::user_password(c)?,
+        _ => None,
+    };
+    Ok((ctl::global::resolve(global)?, password))
+}
+
+/// A command line clap refuses. A flag value that does not parse gets cobra's and
+/// etcdctl's lines on stderr (`Error: invalid argument "V" for "--F" flag: <why>`, an
+/// empty line, the same line again; cobra's usage text is not printed) and exit 1;
+/// anything else, clap's own message.
+fn flag_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let arg = e.get(ContextKind::InvalidArg);
+    let value = e.get(ContextKind::InvalidValue);
+    let why = std::error::Error::source(&e).map(|s| s.to_string());
+    match (e.kind(), arg, value, why) {
+        (
+            ErrorKind::ValueValidation,
+            Some(ContextValue::String(arg)),
+            Some(ContextValue::String(value)),
+            Some(why),
+        ) => {
+            // clap names the flag as `--keepalive-time <KEEPALIVE_TIME>` or `--debug[=..]`.
+            let flag = arg.split([' ', '[', '=']).next().unwrap_or(arg);
+            let line = format!(
+                "Error: invalid argument {} for {} flag: {why}",
+                ctl::go_quote(value),
+                ctl::go_quote(flag)
+            );
+            eprintln!("{line}\n\n{line}");
+            ExitCode::from(1)
         }
+        _ => e.exit(),
+    }
+}
+
+/// The online commands, on this thread's glommio executor; `password`: what
+/// [`prepare_online`] asked for.
+async fn run_online(global: &GlobalFlags, command: Command, password: Option<String>) -> CtlResult {
+    match command {
         Command::Endpoint(EndpointCommand::Health { cluster }) => {
             ctl::maintenance::health(global, cluster).await
         }
@@ -416,14 +474,15 @@ async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
             let s = Session::connect(global).await?;
             ctl::stream::snapshot_save(&s, &global.endpoints, &args).await
         }
+        Command::MakeMirror(a) => ctl::mirror::make_mirror(global, &a).await,
         command => {
             let s = Session::connect(global).await?;
-            run_with_session(&s, command).await
+            run_with_session(&s, command, password).await
         }
     }
 }
 
-async fn run_with_session(s: &Session, command: Command) -> CtlResult {
+async fn run_with_session(s: &Session, command: Command, password: Option<String>) -> CtlResult {
     use ctl::{kv, lease, maintenance as m};
     match command {
         Command::Put(a) => kv::put(s, &a).await,
@@ -455,7 +514,7 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
             lease::keep_alive(s, &args, once).await
         }
         Command::Alarm(AlarmCommand::List { args }) => m::alarm(s, false, &args).await,
-        Command::User(c) => ctl::auth::user(s, &c).await,
+        Command::User(c) => ctl::auth::user(s, &c, password).await,
         Command::Role(c) => ctl::auth::role(s, &c).await,
         Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
         Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
@@ -475,6 +534,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Version => "version",
         Command::Endpoint(_) => "endpoint",
         Command::Defrag { .. } => "defrag",
+        Command::MakeMirror(_) => "make-mirror",
         _ => "a session command",
     }
 }
