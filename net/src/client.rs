@@ -52,12 +52,12 @@ pub struct ClientOptions {
 }
 
 /// grpc-go's client keepalive (`keepalive.ClientParameters` as clientv3 sets it, with
-/// `PermitWithoutStream` false): while at least one call is open, a PING every
-/// `time` (raised to [`KEEPALIVE_TIME_MIN_MS`], as grpc-go does); a PING not answered
-/// within `timeout` closes the connection, and its calls fail with UNAVAILABLE.
+/// `PermitWithoutStream` false): while at least one call is open, a PING every `time`
+/// (grpc-go raises it to [`KEEPALIVE_TIME_MIN_MS`]; callers that mimic it do so); a PING
+/// not answered within `timeout` closes the connection, and its calls fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
-    /// Pause between PINGs (etcdctl default 2 s, used as 10 s).
+    /// Pause between PINGs.
     pub time: Duration,
     /// How long a PING may wait for its answer (etcdctl default 6 s).
     pub timeout: Duration,
@@ -309,11 +309,8 @@ async fn keep_alive(
     keepalive: Keepalive,
     open_calls: Rc<Cell<usize>>,
 ) {
-    let every = keepalive
-        .time
-        .max(Duration::from_millis(KEEPALIVE_TIME_MIN_MS));
     loop {
-        glommio::timer::sleep(every).await;
+        glommio::timer::sleep(keepalive.time).await;
         if open_calls.get() == 0 {
             continue;
         }

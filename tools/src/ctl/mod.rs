@@ -471,9 +471,15 @@ fn client_options(flags: &GlobalFlags) -> CtlResult<(ClientOptions, bool)> {
     Ok((options, tls.configured))
 }
 
-/// clientv3's keepalive: none when `time` is zero (`DialKeepAliveTime > 0`).
+/// clientv3's keepalive: none when `time` is zero (`DialKeepAliveTime > 0`); an interval
+/// under grpc-go's floor ([`net::KEEPALIVE_TIME_MIN_MS`], 10 s) is raised to it, as
+/// grpc-go does for etcdctl's default 2 s.
 pub fn keepalive(time: Duration, timeout: Duration) -> Option<Keepalive> {
-    (!time.is_zero()).then_some(Keepalive { time, timeout })
+    let floor = Duration::from_millis(net::KEEPALIVE_TIME_MIN_MS);
+    (!time.is_zero()).then_some(Keepalive {
+        time: time.max(floor),
+        timeout,
+    })
 }
 
 /// The TLS side of one client's flags (the global ones, or make-mirror's `--dest-*`),
