@@ -101,7 +101,7 @@ pub async fn make_mirror(global: &GlobalFlags, a: &MirrorArgs) -> CtlResult {
     let first: Result<RangeResponse, CtlError> = call(
         &source,
         "/etcdserverpb.KV/Range",
-        &range(b"foo".to_vec(), Vec::new(), 0),
+        &range(b"foo".to_vec(), Vec::new(), 0, 0),
     )
     .await;
     if a.no_dest_prefix && !a.dest_prefix.is_empty() {
@@ -132,12 +132,14 @@ where
         .map_err(CtlError::rpc)
 }
 
-fn range(key: Vec<u8>, range_end: Vec<u8>, revision: i64) -> RangeRequest {
+/// A Range of `[key, range_end)` at `revision` (0: the current one), at most `limit`
+/// keys (0: all).
+fn range(key: Vec<u8>, range_end: Vec<u8>, revision: i64, limit: i64) -> RangeRequest {
     RangeRequest {
         key: Bytes::from(key),
         range_end: Bytes::from(range_end),
         revision,
-        limit: if revision == 0 { 0 } else { SYNC_PAGE_KEYS },
+        limit,
         ..Default::default()
     }
 }
@@ -178,7 +180,7 @@ async fn copy_base(
         let page: RangeResponse = call(
             source,
             "/etcdserverpb.KV/Range",
-            &range(key, end.clone(), rev),
+            &range(key, end.clone(), rev, SYNC_PAGE_KEYS),
         )
         .await?;
         for kv in &page.kvs {
