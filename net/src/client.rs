@@ -9,9 +9,10 @@
 //! passes is DEADLINE_EXCEEDED "context deadline exceeded" (Go's `context` text, which
 //! etcdctl prints).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,26 @@ pub struct ClientOptions {
     /// Time allowed for TCP connect, TLS and the HTTP/2 handshake (etcdctl
     /// `--dial-timeout`, default 2 s).
     pub dial_timeout: Duration,
+    /// HTTP/2 PING keepalive (etcdctl `--keepalive-time`/`--keepalive-timeout`); `None`:
+    /// no pings (etcdctl's `--keepalive-time 0`).
+    pub keepalive: Option<Keepalive>,
 }
+
+/// grpc-go's client keepalive (`keepalive.ClientParameters` as clientv3 sets it, with
+/// `PermitWithoutStream` false): while at least one call is open, a PING every `time`
+/// (grpc-go raises it to [`KEEPALIVE_TIME_MIN_MS`]; callers that mimic it do so); a PING
+/// not answered within `timeout` closes the connection, and its calls fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Pause between PINGs.
+    pub time: Duration,
+    /// How long a PING may wait for its answer (etcdctl default 6 s).
+    pub timeout: Duration,
+}
+
+/// grpc-go's floor on the keepalive interval ("Adjusting keepalive ping interval to
+/// minimum period of 10s"), in milliseconds.
+pub const KEEPALIVE_TIME_MIN_MS: u64 = 10_000;
 
 /// One endpoint as etcdctl accepts it: `host:port`, `http://host:port` or
 /// `https://host:port`.
@@ -85,13 +105,16 @@ pub struct Client {
     authority: Authority,
     tls: bool,
     token: RefCell<Option<String>>,
+    /// Calls open on the connection (the keepalive pings only while some are).
+    open_calls: Rc<Cell<usize>>,
 }
 
 impl Client {
-    /// Connects within `options.dial_timeout`. Errors: UNAVAILABLE with the reason (no
-    /// TLS configured for `https://`, connect, TLS or HTTP/2 handshake failure),
-    /// DEADLINE_EXCEEDED "context deadline exceeded" when the dial timeout passes (what
-    /// etcdctl 3.4 reports for an endpoint it cannot reach).
+    /// Connects within `options.dial_timeout`, trying again after a refused connection or
+    /// a failed TLS handshake, as grpc-go. Errors: UNAVAILABLE with the reason (no TLS
+    /// configured for `https://`, an HTTP/2 handshake failure), DEADLINE_EXCEEDED
+    /// "context deadline exceeded" when the dial timeout passes (what etcdctl 3.4
+    /// reports for an endpoint it cannot reach or whose certificate does not verify).
     pub async fn connect(endpoint: &Endpoint, options: &ClientOptions) -> Result<Client, Status> {
         match with_deadline(options.dial_timeout, dial(endpoint, options)).await {
             Some(result) => result,
@@ -154,6 +177,7 @@ impl Client {
             .send_request(request, false)
             .map_err(|e| status_from_h2(&e))?;
         Ok(Call {
+            _open: OpenCall::new(&self.open_calls),
             send,
             response: Some(response),
             body: None,
@@ -198,6 +222,7 @@ impl Client {
 /// One open call: messages out with [`Call::send`], in with [`Call::message`], the
 /// status with [`Call::finish`].
 pub struct Call {
+    _open: OpenCall,
     send: SendStream<Bytes>,
     response: Option<h2::client::ResponseFuture>,
     body: Option<RecvStream>,
@@ -260,6 +285,52 @@ impl Call {
     }
 }
 
+/// Counts a [`Call`] in its client's open calls while it lives.
+struct OpenCall(Rc<Cell<usize>>);
+
+impl OpenCall {
+    fn new(count: &Rc<Cell<usize>>) -> OpenCall {
+        count.set(count.get() + 1);
+        OpenCall(count.clone())
+    }
+}
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// Sends [`Keepalive`] PINGs on `ping_pong`'s connection while `open_calls` is not
+/// zero; returns when a PING fails or goes unanswered for `keepalive.timeout` (the
+/// caller then drops the connection).
+async fn keep_alive(
+    mut ping_pong: h2::PingPong,
+    keepalive: Keepalive,
+    open_calls: Rc<Cell<usize>>,
+) {
+    loop {
+        glommio::timer::sleep(keepalive.time).await;
+        if open_calls.get() == 0 {
+            continue;
+        }
+        match with_deadline(keepalive.timeout, ping_pong.ping(h2::Ping::opaque())).await {
+            Some(Ok(_pong)) => {}
+            Some(Err(error)) => {
+                tracing::debug!(%error, "client: keepalive PING failed");
+                return;
+            }
+            None => {
+                tracing::debug!(
+                    timeout_ms = keepalive.timeout.as_millis() as u64,
+                    "client: keepalive PING not answered; closing the connection"
+                );
+                return;
+            }
+        }
+    }
+}
+
 /// `f`, or `None` if `duration` passes first.
 pub async fn with_deadline<F: std::future::Future>(duration: Duration, f: F) -> Option<F::Output> {
     let timer = glommio::timer::sleep(duration);
@@ -274,6 +345,19 @@ const DIAL_RETRY_MS: u64 = 100;
 
 /// Most addresses of one host name tried per dial.
 const RESOLVED_ADDRS_MAX: usize = 8;
+
+/// A TCP connection to the first of `addrs` that accepts, trying again every
+/// [`DIAL_RETRY_MS`] (the caller bounds the wait).
+async fn connect_any(addrs: &[SocketAddr]) -> TcpStream {
+    loop {
+        for addr in addrs {
+            if let Ok(stream) = TcpStream::connect(*addr).await {
+                return stream;
+            }
+        }
+        glommio::timer::sleep(Duration::from_millis(DIAL_RETRY_MS)).await;
+    }
+}
 
 async fn dial(endpoint: &Endpoint, options: &ClientOptions) -> Result<Client, Status> {
     let unavailable = |message: String| Status::new(Code::Unavailable, message);
@@ -292,49 +376,62 @@ async fn dial(endpoint: &Endpoint, options: &ClientOptions) -> Result<Client, St
                 .map_err(|e| unavailable(format!("resolving {} failed: {e}", url.text)))?
         }
     };
-    // grpc-go keeps dialing until the dial deadline (the caller's `with_deadline`), so a
-    // refused connection ends as etcdctl's does: "context deadline exceeded".
-    let stream = loop {
-        let mut connected = None;
-        for addr in &addrs {
-            if let Ok(s) = TcpStream::connect(*addr).await {
-                connected = Some(s);
-                break;
-            }
+    let tls = match (url.tls, options.tls.clone()) {
+        (false, _) => None,
+        (true, Some(config)) => {
+            let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|e| unavailable(format!("invalid TLS server name {:?}: {e}", url.host)))?;
+            Some((tokio_rustls::TlsConnector::from(config), name))
         }
-        match connected {
-            Some(s) => break s,
-            None => glommio::timer::sleep(Duration::from_millis(DIAL_RETRY_MS)).await,
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let io = if url.tls {
-        let Some(config) = options.tls.clone() else {
+        (true, None) => {
             return Err(unavailable(format!(
                 "{} needs TLS, which is not configured",
                 url.text
-            )));
-        };
-        let name = rustls_pki_types::ServerName::try_from(url.host.clone())
-            .map_err(|e| unavailable(format!("invalid TLS server name {:?}: {e}", url.host)))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, stream.compat())
-            .await
-            .map_err(|e| unavailable(format!("TLS handshake with {} failed: {e}", url.text)))?;
-        MaybeTls::Tls(Box::new(tls))
-    } else {
-        MaybeTls::Plain(stream.compat())
+            )))
+        }
     };
-    let (send_request, connection) = h2::client::Builder::new()
+    // grpc-go keeps dialing until the dial deadline (the caller's `with_deadline`), after
+    // a refused connection as after a failed TLS handshake (a server certificate that
+    // does not verify), so both end as etcdctl's do: "context deadline exceeded".
+    let io = loop {
+        let stream = connect_any(&addrs).await;
+        let _ = stream.set_nodelay(true);
+        let Some((connector, name)) = &tls else {
+            break MaybeTls::Plain(stream.compat());
+        };
+        match connector.connect(name.clone(), stream.compat()).await {
+            Ok(tls) => break MaybeTls::Tls(Box::new(tls)),
+            Err(error) => {
+                tracing::debug!(%error, endpoint = %url.text, "client: TLS handshake failed");
+                glommio::timer::sleep(Duration::from_millis(DIAL_RETRY_MS)).await;
+            }
+        }
+    };
+    let (send_request, mut connection) = h2::client::Builder::new()
         .enable_push(false)
         .initial_window_size(1 << 20)
         .initial_connection_window_size(1 << 24)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| unavailable(format!("HTTP/2 handshake with {} failed: {e}", url.text)))?;
+    let open_calls = Rc::new(Cell::new(0));
+    let pinging = match (options.keepalive, connection.ping_pong()) {
+        (Some(keepalive), Some(ping_pong)) => Some((keepalive, ping_pong)),
+        _ => None,
+    };
+    let calls = open_calls.clone();
     glommio::spawn_local(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "client: HTTP/2 connection ended");
+        let run = async {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "client: HTTP/2 connection ended");
+            }
+        };
+        match pinging {
+            // The first to end wins: the connection, or a failed keepalive, which drops it.
+            Some((keepalive, ping_pong)) => {
+                select(pin!(run), pin!(keep_alive(ping_pong, keepalive, calls))).await;
+            }
+            None => run.await,
         }
     })
     .detach();
@@ -343,6 +440,7 @@ async fn dial(endpoint: &Endpoint, options: &ClientOptions) -> Result<Client, St
         authority: url.authority.clone(),
         tls: url.tls,
         token: RefCell::new(None),
+        open_calls,
     })
 }
 

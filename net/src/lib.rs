@@ -41,7 +41,10 @@ mod stream;
 mod timeout;
 pub mod tls;
 
-pub use client::{with_deadline, Call, Client, ClientOptions, Endpoint, CLIENT_RECEIVE_BYTES_MAX};
+pub use client::{
+    with_deadline, Call, Client, ClientOptions, Endpoint, Keepalive, CLIENT_RECEIVE_BYTES_MAX,
+    KEEPALIVE_TIME_MIN_MS,
+};
 pub use conn::{
     bind_reuseport, connection_window_bytes, serve, serve_connection, serve_stream, serve_with_tls,
     stream_window_for_messages, ServerLimits, H2_WINDOW_BYTES_MAX,

@@ -332,6 +332,11 @@ pub struct ClientTlsSettings {
     /// because no CA can vouch for them: the connection is encrypted but the peer is not
     /// authenticated. Cairn does the same for `--peer-auto-tls`.
     pub insecure_skip_verify: bool,
+    /// Without `trusted_ca_file`, verify the server against the system's root
+    /// certificates (rustls-native-certs: `SSL_CERT_FILE`/`SSL_CERT_DIR` or the OS store),
+    /// as Go's `crypto/tls` does for a client with no `RootCAs` (etcdctl's `https://`
+    /// endpoints without `--cacert`). `false`: a CA file is required (the peer transport).
+    pub system_roots: bool,
     /// Cipher suites and versions.
     pub params: TlsParams,
 }
@@ -361,12 +366,14 @@ impl ClientTlsSettings {
                     algorithms: provider.signature_verification_algorithms,
                 }))
         } else {
-            let Some(ca_file) = &self.trusted_ca_file else {
-                return Err(TlsError(
+            let roots = match &self.trusted_ca_file {
+                Some(ca_file) => load_roots(ca_file)?,
+                None if self.system_roots => system_roots(),
+                None => return Err(TlsError(
                     "https peer URLs need a trusted CA file (--peer-trusted-ca-file) or --peer-auto-tls".into(),
-                ));
+                )),
             };
-            builder.with_root_certificates(load_roots(ca_file)?)
+            builder.with_root_certificates(roots)
         };
         let mut config = match (&self.cert_file, &self.key_file) {
             (Some(cert_file), Some(key_file)) => {
@@ -444,6 +451,16 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
         })?;
     }
     Ok(roots)
+}
+
+/// The system's root certificates (rustls-native-certs). Certificates the store holds
+/// but webpki cannot parse are skipped, as Go's `SystemCertPool` skips them; with none
+/// found the store is empty and every server fails verification at the handshake, as
+/// in Go.
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
 }
 
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use net::pb::etcdserverpb::PutRequest;
-use net::{Client, ClientOptions, Code, Endpoint};
+use net::{Client, ClientOptions, Code, Endpoint, Keepalive};
 
 fn options(dial_timeout: Duration) -> ClientOptions {
     ClientOptions {
         tls: None,
         dial_timeout,
+        keepalive: None,
     }
 }
 
@@ -121,4 +122,44 @@ fn unreachable_endpoint_fails_at_the_dial_timeout() {
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert!(started.elapsed() < Duration::from_secs(3));
     });
+}
+
+/// A peer that accepts the connection and then never reads nor writes: without
+/// keepalive a call waits for its deadline; with it, the unanswered PING closes the
+/// connection and the open call fails first, with the connection's error.
+#[test]
+fn unanswered_keepalive_ping_closes_the_connection() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = Endpoint::parse(&silent.local_addr().unwrap().to_string()).unwrap();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        for _ in 0..2 {
+            accepted.push(silent.accept().unwrap().0);
+        }
+        // Both connections stay open, silent, until the client side is done.
+        let _ = finished.recv();
+    });
+    let call_timeout = Duration::from_millis(1500);
+    on_glommio(async {
+        let mut plain = options(Duration::from_secs(5));
+        let client = Client::connect(&endpoint, &plain).await.unwrap();
+        let error = client
+            .unary::<_, PutRequest>("/test.Echo/Unary", &put("k"), call_timeout)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, Code::DeadlineExceeded, "{error:?}");
+        plain.keepalive = Some(Keepalive {
+            time: Duration::from_millis(50),
+            timeout: Duration::from_millis(100),
+        });
+        let client = Client::connect(&endpoint, &plain).await.unwrap();
+        let error = client
+            .unary::<_, PutRequest>("/test.Echo/Unary", &put("k"), call_timeout)
+            .await
+            .unwrap_err();
+        assert_ne!(error.code, Code::DeadlineExceeded, "{error:?}");
+    });
+    done.send(()).unwrap();
+    holder.join().unwrap();
 }

@@ -129,6 +129,7 @@ pub fn prepare(config: &ServerConfig) -> Result<TlsSetup, String> {
                     key_file: Some(key_file.clone()),
                     trusted_ca_file,
                     insecure_skip_verify,
+                    system_roots: false,
                     params: params.clone(),
                 });
             }

@@ -100,6 +100,8 @@ pub fn endpoint_memory_bytes(
             key_file: Some(key.clone()),
             trusted_ca_file: flags.tls.cacert.clone(),
             insecure_skip_verify: flags.insecure_skip_tls_verify,
+            // Go's http client verifies against the system's roots without a CA file.
+            system_roots: true,
             params: Default::default(),
         };
         let mut config = (*settings

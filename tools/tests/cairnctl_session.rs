@@ -15,17 +15,19 @@
 //! - `took` of `endpoint health`: a measured duration;
 //! - the lease ID that ends lock and election keys (`lk/<id>`, `el/<id>`), for the same
 //!   reason;
-//! - stderr lines starting with `{"level":`: etcdctl's client library logs its retries
-//!   (zap JSON with a timestamp and a random target name); cairnctl has no such log.
+//! - stderr lines of etcdctl's logs (`ctl_common::etcdctl_log`): its client library's retries (zap
+//!   JSON with a timestamp and a random target name), grpc-go's `--debug` log, and
+//!   `stty`'s complaints under a password prompt without a terminal; cairnctl has none.
 //!
 //! Requires Debian's `etcdctl` 3.4; skipped with a message when it is missing.
 
+mod ctl_common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long a server may take to answer its first request.
-const START_TIMEOUT_MS: u64 = 30_000;
+use ctl_common::*;
 
 /// One step of the session.
 enum Step {
@@ -272,114 +274,23 @@ fn script() -> Vec<Step> {
         One(&["lock", "lx", "--", "sh", "-c", "echo held ${ETCD_LOCK_KEY%/*}"]),
         One(&["lock", "lx", "--", "sh", "-c", "exit 3"]),
         One(&["lock", "lx", "--", "nosuchcmd"]),
+        // ctlflags: the rest of etcdctl's global flags (accepted, TLS-less here) and the
+        // password prompts with stdin from a pipe (speakeasy then reads one line per
+        // prompt; etcdctl's `stty` complaints and `--debug`'s grpc log are masked).
+        Both(&["--keepalive-time", "5s", "--keepalive-timeout", "3s", "get", "foo"]),
+        Both(&["--keepalive-time=0s", "--insecure-transport=false", "get", "foo"]),
+        Both(&["--insecure-skip-tls-verify", "--insecure-discovery=false", "get", "foo"]),
+        Both(&["--debug", "get", "foo"]),
+        Both(&["--debug=false", "--insecure-transport=0", "get", "foo", "-w", "json"]),
+        Stdin(&["user", "add", "dave"], "pw1\npw1\n"),
+        BothStdin(&["user", "add", "erin"], "pw1\npw2\n"),
+        BothStdin(&["user", "add", "erin"], ""),
+        BothStdin(&["user", "add", "erin"], "   \n"),
+        Stdin(&["user", "passwd", "dave", "-w", "json"], " pw2 \npw2\n"),
+        BothStdin(&["user", "passwd", "dave"], "pw3\n"),
+        BothStdin(&["--user", "dave", "get", "foo"], "pw2\n"),
+        One(&["user", "delete", "dave"]),
     ]
-}
-
-/// What one run of a tool gave: exit code, stdout, stderr (masked).
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-struct Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `target/<profile>/cairn`, built (or found up to date) by cargo. The variables cargo
-/// sets for this test (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...) are removed first: build
-/// scripts that read them would otherwise see a different environment than a plain
-/// `cargo build` and rebuild half the tree each time.
-fn cairn() -> PathBuf {
-    let mut build = Command::new(env!("CARGO"));
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
-        if !keep && (name.starts_with("CARGO_") || name == "OUT_DIR") {
-            build.env_remove(&name);
-        }
-    }
-    let built = build
-        .args(["build", "-p", "server", "--bin", "cairn"])
-        .status()
-        .expect("cargo build cairn");
-    assert!(built.success(), "building cairn failed");
-    PathBuf::from(env!("CARGO_BIN_EXE_cairnctl")).with_file_name("cairn")
-}
-
-fn start(cairn: &Path, dir: &Path, client: u16, peer: u16) -> Server {
-    start_with(cairn, dir, client, peer, &[], &[])
-}
-
-/// Starts cairn with `extra` flags (`tls`: https client URLs) and waits until etcdctl
-/// (with `probe` flags) reads from it.
-fn start_with(
-    cairn: &Path,
-    dir: &Path,
-    client: u16,
-    peer: u16,
-    extra: &[String],
-    probe: &[String],
-) -> Server {
-    let scheme = if extra.is_empty() { "http" } else { "https" };
-    let client_url = format!("{scheme}://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = Command::new(cairn)
-        .args(["--name", "twin", "--data-dir"])
-        .arg(dir)
-        .args(["--listen-client-urls", &client_url])
-        .args(["--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("twin={peer_url}")])
-        .args(["--bcrypt-cost", "4"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start cairn");
-    let server = Server {
-        child,
-        endpoint: if extra.is_empty() {
-            format!("127.0.0.1:{client}")
-        } else {
-            client_url.clone()
-        },
-    };
-    let started = Instant::now();
-    loop {
-        let probe = Command::new("etcdctl")
-            .args(["--endpoints", &server.endpoint])
-            .args(probe)
-            .args(["get", "probe"])
-            .output()
-            .unwrap();
-        if probe.status.success() {
-            return server;
-        }
-        assert!(
-            started.elapsed() < Duration::from_millis(START_TIMEOUT_MS),
-            "cairn did not answer within {START_TIMEOUT_MS} ms"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn run(
@@ -429,87 +340,6 @@ fn run(
     child.wait_with_output().unwrap()
 }
 
-/// The leases the session granted, learnt from each `lease grant` output (simple, json
-/// or fields); the first one is fed to later steps as `{lease}`.
-#[derive(Default)]
-struct Leases(Vec<i64>);
-
-impl Leases {
-    fn substitute(&self, args: &[&str]) -> Vec<String> {
-        let id = self
-            .0
-            .first()
-            .map_or("0".to_string(), |id| format!("{id:x}"));
-        args.iter().map(|a| a.replace("{lease}", &id)).collect()
-    }
-
-    fn learn(&mut self, args: &[String], stdout: &str) {
-        if args.len() < 2 || args[0] != "lease" || args[1] != "grant" {
-            return;
-        }
-        let id = if let Some(rest) = stdout.strip_prefix("lease ") {
-            i64::from_str_radix(rest.split(' ').next().unwrap(), 16).ok()
-        } else {
-            ["\"ID\":", "\"ID\" : "].iter().find_map(|tag| {
-                let at = stdout.find(tag)? + tag.len();
-                let digits: String = stdout[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit())
-                    .collect();
-                digits.parse().ok()
-            })
-        };
-        self.0.extend(id);
-    }
-
-    fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for id in &self.0 {
-            text = text
-                .replace(&format!("{id:016x}"), "<LEASE>")
-                .replace(&format!("{id:x}"), "<LEASE>")
-                .replace(&id.to_string(), "<LEASE>");
-        }
-        text
-    }
-}
-
-/// Masks what legitimately differs (see the file's doc).
-fn mask(lease: &Leases, output: &Output) -> Outcome {
-    let took = |text: String| -> String {
-        text.lines()
-            .map(|line| {
-                let line = match line.find("took = ") {
-                    Some(at) => format!("{}took = <TOOK>", &line[..at]),
-                    None => line.to_string(),
-                };
-                match line.find("\"took\":\"") {
-                    Some(at) => {
-                        let rest = &line[at + 8..];
-                        let end = rest.find('"').unwrap();
-                        format!("{}\"took\":\"<TOOK>\"{}", &line[..at], &rest[end + 1..])
-                    }
-                    None => line,
-                }
-            })
-            .filter(|line| !line.starts_with("{\"level\":"))
-            .map(
-                |line| match line.strip_prefix("lk/").or(line.strip_prefix("el/")) {
-                    // A lock or election key: `<name>/<session lease ID>`.
-                    Some(_) => format!("{}<LEASE>", &line[..3]),
-                    None => line,
-                },
-            )
-            .map(|line| line + "\n")
-            .collect()
-    };
-    Outcome {
-        code: output.status.code(),
-        stdout: lease.mask(&took(String::from_utf8_lossy(&output.stdout).into_owned())),
-        stderr: lease.mask(&took(String::from_utf8_lossy(&output.stderr).into_owned())),
-    }
-}
-
 /// Runs the session with `tool` on a fresh server; for `Step::Both` also runs `other`
 /// right after on the same server and asserts the same outcome.
 fn session(tool: &Path, other: &Path, cairn: &Path, ports: (u16, u16)) -> Vec<Outcome> {
@@ -554,13 +384,6 @@ fn session(tool: &Path, other: &Path, cairn: &Path, ports: (u16, u16)) -> Vec<Ou
     outcomes
 }
 
-fn etcdctl() -> Option<PathBuf> {
-    let found = Command::new("etcdctl").arg("version").output().ok()?;
-    let text = String::from_utf8_lossy(&found.stdout);
-    text.contains("etcdctl version: 3.4")
-        .then(|| PathBuf::from("etcdctl"))
-}
-
 #[test]
 fn cairnctl_prints_what_etcdctl_prints() {
     let Some(etcdctl) = etcdctl() else {
@@ -585,85 +408,6 @@ fn cairnctl_prints_what_etcdctl_prints() {
         assert_eq!(
             e, a,
             "step {args:?}: etcdctl (left) and cairnctl (right) differ"
-        );
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// ca.{crt,key}, server.{crt,key} (SAN 127.0.0.1), client.{crt,key} (CN root), EC P-256.
-fn make_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req", "-x509", "-days", "3650", "-keyout", "ca.key", "-out", "ca.crt",
-    ];
-    ca.extend(ec);
-    ca.extend([
-        "-subj",
-        "/CN=cairnctl-test-ca",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    for (name, cn, ext) in [
-        (
-            "server",
-            "127.0.0.1",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth",
-        ),
-        ("client", "root", "extendedKeyUsage=clientAuth"),
-    ] {
-        let (key, csr, crt, extfile) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr];
-        req.extend(ec);
-        let subject = format!("/CN={cn}");
-        req.extend(["-subj", subject.as_str()]);
-        openssl(dir, &req);
-        std::fs::write(dir.join(&extfile), ext.replace("\\n", "\n")).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "3650",
-                "-out",
-                &crt,
-                "-extfile",
-                &extfile,
-            ],
         );
     }
 }

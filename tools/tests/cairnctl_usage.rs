@@ -3,9 +3,6 @@
 //! dials.
 //!
 //! Differences the comparison removes, each for a stated reason:
-//! - etcdctl's global flags cairnctl does not have (`MISSING_GLOBALS`): their OPTIONS
-//!   lines are dropped from etcdctl's output. The alignment of the remaining lines does not
-//!   depend on them (the widest global flag, `--insecure-skip-tls-verify`, is in both).
 //! - commands only one of them has (`CAIRNCTL_ONLY`, `ETCDCTL_ONLY`): their lines in the
 //!   COMMANDS lists (the root's, their group's) are dropped, and cairnctl-only commands'
 //!   help is not compared.
@@ -18,17 +15,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// etcdctl's global flags cairnctl lacks (`ctlv3/ctl.go`): DNS discovery, client-side
-/// debug logging, keepalive settings and the insecure-transport switch.
-const MISSING_GLOBALS: &[&str] = &[
-    "--debug[",
-    "-d, --discovery-srv=",
-    "--discovery-srv-name=",
-    "--insecure-discovery[",
-    "--insecure-transport[",
-    "--keepalive-time=",
-    "--keepalive-timeout=",
-];
 
 /// Flags of one command that only one of them has, as (command, start of the OPTIONS
 /// line): dropped from that one's help. The widest flag of each block is in both, so the
@@ -63,7 +49,6 @@ const ETCDCTL_ONLY: &[&str] = &[
     "completion fish",
     "completion powershell",
     "completion zsh",
-    "make-mirror",
     "migrate",
 ];
 
@@ -96,11 +81,9 @@ fn is_flag_of(flags: &[(&str, &str)], path: &str, line: &str) -> bool {
     flags.iter().any(|(c, f)| *c == path && line.starts_with(f))
 }
 
-/// etcdctl's text (of `path`) without the lines of `MISSING_GLOBALS`, `ETCDCTL_ONLY` and
-/// `ETCDCTL_ONLY_FLAGS`.
+/// etcdctl's text (of `path`) without the lines of `ETCDCTL_ONLY` and `ETCDCTL_ONLY_FLAGS`.
 fn without_etcdctl_only(path: &str, text: &str) -> String {
     text.split_inclusive('\n')
-        .filter(|line| !MISSING_GLOBALS.iter().any(|f| line.contains(f)))
         .filter(|line| !is_flag_of(ETCDCTL_ONLY_FLAGS, path, line))
         .filter(|line| {
             !ETCDCTL_ONLY

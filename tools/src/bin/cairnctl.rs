@@ -1,9 +1,11 @@
 //! cairnctl: etcdctl 3.4's commands for Cairn (and etcd), online and offline.
 //!
-//! Online (`tools::ctl`, gRPC through `net::Client`; global flags `--endpoints`,
-//! `--dial-timeout`, `--command-timeout`, `--cacert/--cert/--key`,
-//! `--insecure-skip-tls-verify`, `--user/--password`, `-w`, `--hex` and their `ETCDCTL_*`
-//! variables):
+//! Online (`tools::ctl`, gRPC through `net::Client`; etcdctl's global flags `--endpoints`,
+//! `--dial-timeout`, `--command-timeout`, `--keepalive-time/--keepalive-timeout`,
+//! `--cacert/--cert/--key`, `--insecure-transport`, `--insecure-skip-tls-verify`,
+//! `-d/--discovery-srv`, `--discovery-srv-name`, `--insecure-discovery`,
+//! `--user/--password` (a prompt for the password), `--debug`, `-w`, `--hex` and their
+//! `ETCDCTL_*` variables):
 //!
 //! ```text
 //! cairnctl put|get|del ...            cairnctl version
@@ -16,6 +18,7 @@
 //! cairnctl move-leader ID               cairnctl snapshot save FILE
 //! cairnctl watch [--prefix] [--rev N] [--prev-kv] KEY [END]
 //! cairnctl lock [--ttl N] NAME         cairnctl elect NAME PROPOSAL | elect -l NAME
+//! cairnctl make-mirror [--prefix P] [--dest-prefix Q | --no-dest-prefix] [--dest-*] DEST
 //! ```
 //!
 //! Offline:
@@ -117,6 +120,9 @@ enum Command {
     },
     /// Watches events stream on keys or prefixes.
     Watch(ctl::stream::WatchArgs),
+    /// Makes a mirror at the destination etcd cluster.
+    #[command(name = "make-mirror")]
+    MakeMirror(ctl::mirror::MirrorArgs),
     /// User related commands.
     #[command(subcommand)]
     User(ctl::auth::UserCommand),
@@ -365,6 +371,10 @@ enum SnapshotCommand {
 }
 
 fn main() -> ExitCode {
+    for (name, zero) in ctl::unparsable_env() {
+        // Before any other thread starts, so no one reads the environment meanwhile.
+        std::env::set_var(name, zero);
+    }
     // Parse as cobra/pflag would (Go bools take `=false`); errors and help as etcdctl.
     let command = ctl::usage::cobra_parsing(Cli::command());
     let parsed = command
@@ -382,9 +392,8 @@ fn main() -> ExitCode {
     };
     let global = cli.global;
     let result = match cli.command {
-        save @ Command::Snapshot(SnapshotCommand::Save { .. }) => {
-            ctl::block_on(run_online(&global, save))
-        }
+        save @ Command::Snapshot(SnapshotCommand::Save { .. }) => prepare_online(global, &save)
+            .and_then(|(global, _)| ctl::block_on(run_online(&global, save, None))),
         Command::Snapshot(command) => offline_snapshot(command, global.write_out),
         Command::Check(CheckCommand::Perf {
             load,
@@ -407,7 +416,12 @@ fn main() -> ExitCode {
             tools::check_datascale::check_datascale_command(&flags)
         }
         Command::Check(command) => offline_check(command),
-        online => ctl::block_on(run_online(&global, online)),
+        Command::Version => {
+            print!("{}", ctl::maintenance::version());
+            Ok(())
+        }
+        online => prepare_online(global, &online)
+            .and_then(|(global, password)| ctl::block_on(run_online(&global, online, password))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -422,13 +436,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// The online commands, on this thread's glommio executor.
-async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
+/// What etcdctl reads before it dials, in its order: the password `user add|passwd`
+/// asks for, then the global flags' `--debug` lines, discovery and `--user` prompt
+/// ([`ctl::global::resolve`]).
+fn prepare_online(
+    global: GlobalFlags,
+    command: &Command,
+) -> CtlResult<(GlobalFlags, Option<String>)> {
+    let password = match command {
+        Command::User(c) => ctl::auth::user_password(c)?,
+        _ => None,
+    };
+    Ok((ctl::global::resolve(global)?, password))
+}
+
+/// The online commands, on this thread's glommio executor; `password`: what
+/// [`prepare_online`] asked for.
+async fn run_online(global: &GlobalFlags, command: Command, password: Option<String>) -> CtlResult {
     match command {
-        Command::Version => {
-            print!("{}", ctl::maintenance::version());
-            Ok(())
-        }
         Command::Endpoint(EndpointCommand::Health { cluster }) => {
             ctl::maintenance::health(global, cluster).await
         }
@@ -444,14 +469,15 @@ async fn run_online(global: &GlobalFlags, command: Command) -> CtlResult {
             let s = Session::connect(global).await?;
             ctl::stream::snapshot_save(&s, &global.endpoints, &args).await
         }
+        Command::MakeMirror(a) => ctl::mirror::make_mirror(global, &a).await,
         command => {
             let s = Session::connect(global).await?;
-            run_with_session(&s, command).await
+            run_with_session(&s, command, password).await
         }
     }
 }
 
-async fn run_with_session(s: &Session, command: Command) -> CtlResult {
+async fn run_with_session(s: &Session, command: Command, password: Option<String>) -> CtlResult {
     use ctl::{kv, lease, maintenance as m};
     match command {
         Command::Put(a) => kv::put(s, &a).await,
@@ -483,7 +509,7 @@ async fn run_with_session(s: &Session, command: Command) -> CtlResult {
             lease::keep_alive(s, &args, once).await
         }
         Command::Alarm(AlarmCommand::List { args }) => m::alarm(s, false, &args).await,
-        Command::User(c) => ctl::auth::user(s, &c).await,
+        Command::User(c) => ctl::auth::user(s, &c, password).await,
         Command::Role(c) => ctl::auth::role(s, &c).await,
         Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
         Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
@@ -503,6 +529,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Version => "version",
         Command::Endpoint(_) => "endpoint",
         Command::Defrag { .. } => "defrag",
+        Command::MakeMirror(_) => "make-mirror",
         _ => "a session command",
     }
 }

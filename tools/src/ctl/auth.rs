@@ -2,8 +2,9 @@
 //! grant-permission|revoke-permission`, `auth enable|disable`: etcdctl 3.4's
 //! `user_command.go`, `role_command.go`, `auth_command.go` and their printers.
 //!
-//! Passwords come from `name:password`, `--new-user-password`, or (`--interactive=false`)
-//! the first word of stdin; cairnctl has no terminal prompt.
+//! Passwords come from `name:password`, `--new-user-password`, the terminal prompt (twice,
+//! `Password of NAME: `) or (`--interactive=false`) the first word of stdin, read by
+//! [`user_password`] before the connection is made, as etcdctl reads them.
 
 use std::io::Read;
 
@@ -193,14 +194,42 @@ fn password_from_stdin() -> String {
     input.split_whitespace().next().unwrap_or("").to_string()
 }
 
-/// `user ...`.
-pub async fn user(s: &Session, command: &UserCommand) -> CtlResult {
-    match command {
+/// The password `user add` / `user passwd` read from the terminal or stdin, before
+/// etcdctl dials (`userAddCommandFunc`, `userChangePasswordCommandFunc`): `None` when
+/// the command takes it from its arguments or flags, or has the wrong arguments (then
+/// [`user`] refuses them). Errors as [`super::global::ask_new_password`].
+pub fn user_password(command: &UserCommand) -> CtlResult<Option<String>> {
+    let (name, interactive) = match command {
         UserCommand::Add {
             args,
             interactive,
             new_user_password,
             no_password,
+        } if args.len() == 1
+            && !no_password
+            && new_user_password.is_empty()
+            && !args[0].contains(':') =>
+        {
+            (&args[0], *interactive)
+        }
+        UserCommand::Passwd { args, interactive } if args.len() == 1 => (&args[0], *interactive),
+        _ => return Ok(None),
+    };
+    if interactive {
+        super::global::ask_new_password(name).map(Some)
+    } else {
+        Ok(Some(password_from_stdin()))
+    }
+}
+
+/// `user ...`; `password`: what [`user_password`] read.
+pub async fn user(s: &Session, command: &UserCommand, password: Option<String>) -> CtlResult {
+    match command {
+        UserCommand::Add {
+            args,
+            new_user_password,
+            no_password,
+            ..
         } => {
             if args.len() != 1 {
                 return Err(bad_args(
@@ -216,12 +245,9 @@ pub async fn user(s: &Session, command: &UserCommand) -> CtlResult {
                     return Err(bad_args("empty user name is not allowed"));
                 }
                 (name.to_string(), password.to_string())
-            } else if !interactive {
-                (args[0].clone(), password_from_stdin())
             } else {
-                return Err(bad_args(
-                    "failed to ask password: no terminal prompt in cairnctl; use name:password, --new-user-password or --interactive=false",
-                ));
+                let password = password.expect("user_password read the password");
+                (args[0].clone(), password)
             };
             check_format(s.format, true)?;
             let request = AuthUserAddRequest {
@@ -305,18 +331,13 @@ pub async fn user(s: &Session, command: &UserCommand) -> CtlResult {
             });
             write_out(&out);
         }
-        UserCommand::Passwd { args, interactive } => {
+        UserCommand::Passwd { args, .. } => {
             if args.len() != 1 {
                 return Err(bad_args(
                     "user passwd command requires user name as its argument",
                 ));
             }
-            if *interactive {
-                return Err(bad_args(
-                    "failed to ask password: no terminal prompt in cairnctl; use --interactive=false",
-                ));
-            }
-            let password = password_from_stdin();
+            let password = password.expect("user_password read the password");
             check_format(s.format, true)?;
             let request = AuthUserChangePasswordRequest {
                 name: args[0].clone(),

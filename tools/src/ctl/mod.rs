@@ -12,10 +12,12 @@
 
 pub mod auth;
 pub mod concurrency;
+pub mod global;
 mod go;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod mirror;
 pub mod stream;
 pub mod txn;
 pub mod usage;
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use net::pb::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
-use net::{Client, ClientOptions, Code, Endpoint, Status};
+use net::{Client, ClientOptions, Code, Endpoint, Keepalive, Status};
 
 /// etcdctl's exit codes (`etcdctl/ctlv3/command/error.go`).
 pub mod exit {
@@ -152,9 +154,46 @@ pub struct GlobalFlags {
     /// Identify secure client using this TLS key file.
     #[arg(long, global = true, env = "ETCDCTL_KEY", value_parser = any_path())]
     pub key: Option<PathBuf>,
-    /// Skip server certificate verification.
-    #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY")]
+    /// Skip server certificate verification (CAUTION: this option should be enabled only
+    /// for testing purposes). As etcdctl, it applies only when a TLS configuration is made:
+    /// with `--cacert`, `--cert`, `--key`, secure discovery or `--insecure-transport=false`.
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool, action = clap::ArgAction::Set)]
     pub insecure_skip_tls_verify: bool,
+    /// Disable transport security for client connections (`false`: TLS against the
+    /// system's roots even without `--cacert`).
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_TRANSPORT", num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = parse_go_bool, action = clap::ArgAction::Set)]
+    pub insecure_transport: bool,
+    /// Accept insecure SRV records describing cluster endpoints (`false`: `http://`
+    /// endpoints found by `--discovery-srv` are ignored).
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_DISCOVERY", num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = parse_go_bool, action = clap::ArgAction::Set)]
+    pub insecure_discovery: bool,
+    /// Domain name to query for SRV records describing cluster endpoints.
+    #[arg(
+        short = 'd',
+        long,
+        global = true,
+        env = "ETCDCTL_DISCOVERY_SRV",
+        default_value = ""
+    )]
+    pub discovery_srv: String,
+    /// Service name to query when using DNS discovery.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_DISCOVERY_SRV_NAME",
+        default_value = ""
+    )]
+    pub discovery_srv_name: String,
+    /// Keepalive time for client connections (HTTP/2 PING interval; `0`: none).
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIME", default_value = "2s", value_parser = parse_go_duration)]
+    pub keepalive_time: Duration,
+    /// Keepalive timeout for client connections.
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s", value_parser = parse_go_duration)]
+    pub keepalive_timeout: Duration,
+    /// Enable client-side debug logging (cairnctl prints the flags' values as etcdctl
+    /// does, not grpc-go's log).
+    #[arg(long, global = true, env = "ETCDCTL_DEBUG", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool, action = clap::ArgAction::Set)]
+    pub debug: bool,
     /// username[:password] for authentication (prompt if password is not supplied).
     #[arg(long, global = true, env = "ETCDCTL_USER")]
     pub user: Option<String>,
@@ -176,20 +215,74 @@ pub struct GlobalFlags {
     pub hex: bool,
 }
 
+/// The `ETCDCTL_*` variables of the duration and boolean global flags whose values do
+/// not parse, each with the value etcdctl uses instead: pflag's `Set` stores the zero
+/// value its parser returned with the error (`0s`, `false`), and etcdctl drops the error
+/// of `flags.SetPflagsFromEnv`. Set these in the environment before parsing.
+pub fn unparsable_env() -> Vec<(&'static str, &'static str)> {
+    let durations = [
+        "ETCDCTL_DIAL_TIMEOUT",
+        "ETCDCTL_COMMAND_TIMEOUT",
+        "ETCDCTL_KEEPALIVE_TIME",
+        "ETCDCTL_KEEPALIVE_TIMEOUT",
+    ];
+    let bools = [
+        "ETCDCTL_DEBUG",
+        "ETCDCTL_INSECURE_TRANSPORT",
+        "ETCDCTL_INSECURE_DISCOVERY",
+        "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
+    ];
+    let value = |name: &str| std::env::var(name).ok();
+    let bad_durations = durations
+        .into_iter()
+        .filter(|name| value(name).is_some_and(|v| parse_go_duration(&v).is_err()))
+        .map(|name| (name, "0s"));
+    let bad_bools = bools
+        .into_iter()
+        .filter(|name| value(name).is_some_and(|v| parse_go_bool(&v).is_err()))
+        .map(|name| (name, "false"));
+    bad_durations.chain(bad_bools).collect()
+}
+
 /// A path flag that accepts an empty value (refused later with etcdctl's message).
 fn any_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     use clap::builder::TypedValueParser;
     clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
-/// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers with
-/// units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, e.g. `2s`, `1m30s`, `500ms`; `0` alone.
+/// Go's `%q` of a string (for messages built outside this module).
+pub fn go_quote(text: &str) -> String {
+    go::quote(text.as_bytes())
+}
+
+/// Parses a Go boolean flag value (`strconv.ParseBool`): `1 t T TRUE true True`,
+/// `0 f F FALSE false False`.
+pub fn parse_go_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {}: invalid syntax",
+            go::quote(text.as_bytes())
+        )),
+    }
+}
+
+/// Parses a Go duration (`time.ParseDuration`): an optional sign, then a sequence of
+/// decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, e.g. `2s`, `1m30s`,
+/// `500ms`; `0` alone. A negative duration is zero here: etcdctl treats both alike (an
+/// expired deadline, no keepalive).
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("time: invalid duration \"{text}\"");
-    if text == "0" {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if unsigned == "0" {
         return Ok(Duration::ZERO);
     }
-    let mut rest = text;
+    let mut rest = unsigned;
     let mut total = 0f64;
     if rest.is_empty() {
         return Err(bad());
@@ -219,6 +312,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         total += value * seconds;
         rest = &rest[unit_len..];
     }
+    if negative {
+        return Ok(Duration::ZERO);
+    }
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -246,14 +342,13 @@ impl Session {
     /// `--dial-timeout` with exit 2 (`mustClient`), as does a refused authentication.
     pub async fn connect(flags: &GlobalFlags) -> CtlResult<Session> {
         let lazy = credentials(flags)?.is_none();
-        let mut options = client_options(flags)?;
+        let (mut options, tls_configured) = client_options(flags)?;
         if lazy {
             options.dial_timeout = flags.command_timeout;
         }
         let mut last = Status::deadline_exceeded();
         for endpoint in &flags.endpoints {
-            let parsed =
-                Endpoint::parse(endpoint.trim()).map_err(|e| CtlError::new(exit::BAD_ARGS, e))?;
+            let parsed = parse_endpoint(endpoint.trim(), tls_configured)?;
             match Client::connect(&parsed, &options).await {
                 Ok(client) => {
                     let session = Session {
@@ -282,12 +377,16 @@ impl Session {
             return Ok(());
         };
         let request = AuthenticateRequest { name, password };
-        let response: AuthenticateResponse = self
+        let answer: Result<AuthenticateResponse, Status> = self
             .client
             .unary("/etcdserverpb.Auth/Authenticate", &request, self.timeout)
-            .await
-            .map_err(|s| CtlError::new(exit::BAD_CONNECTION, status_text(&s)))?;
-        self.client.set_token(Some(response.token));
+            .await;
+        match answer {
+            Ok(response) => self.client.set_token(Some(response.token)),
+            // clientv3 `dialWithBalancer`: a server without auth is no error; no token.
+            Err(s) if s.message == AUTH_NOT_ENABLED => {}
+            Err(s) => return Err(CtlError::new(exit::BAD_CONNECTION, status_text(&s))),
+        }
         Ok(())
     }
 
@@ -304,25 +403,48 @@ impl Session {
     }
 }
 
-/// `--user name[:password]` / `--password` as etcdctl's `authCfgFromCmd`. A password
-/// prompt is not offered (cairnctl is for scripts): `--user name` alone is refused.
+/// etcd's `rpctypes.ErrAuthNotEnabled` text, which clientv3 ignores when authenticating.
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+
+/// `--user name[:password]` / `--password` as etcdctl's `authCfgFromCmd`; the prompt for
+/// `--user name` alone is [`global::resolve`]'s, which leaves `name:password` here (a
+/// caller that skipped it gets `--user name` refused).
 fn credentials(flags: &GlobalFlags) -> CtlResult<Option<(String, String)>> {
     let Some(user) = flags.user.as_deref().filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    match flags.password.as_deref().filter(|p| !p.is_empty()) {
-        Some(password) => Ok(Some((user.to_string(), password.to_string()))),
+    let (name, password) = match flags.password.as_deref().filter(|p| !p.is_empty()) {
+        Some(password) => (user, password),
         None => match user.split_once(':') {
-            Some((name, password)) => Ok(Some((name.to_string(), password.to_string()))),
-            None => Err(CtlError::new(
-                exit::ERROR,
-                "no password given: use --user name:password or --password",
-            )),
+            Some(pair) => pair,
+            None => {
+                return Err(CtlError::new(
+                    exit::ERROR,
+                    "no password given: use --user name:password or --password",
+                ))
+            }
         },
+    };
+    // clientv3 authenticates only with both (`cfg.Username != "" && cfg.Password != ""`).
+    if name.is_empty() || password.is_empty() {
+        return Ok(None);
     }
+    Ok(Some((name.to_string(), password.to_string())))
 }
 
-fn client_options(flags: &GlobalFlags) -> CtlResult<ClientOptions> {
+/// An endpoint as clientv3 dials it: `https://` and `http://` as said; without a scheme,
+/// TLS when the flags make a TLS configuration (`Client.directDialCreds`).
+fn parse_endpoint(text: &str, tls_configured: bool) -> CtlResult<Endpoint> {
+    let full = if tls_configured && !text.contains("://") {
+        format!("https://{text}")
+    } else {
+        text.to_string()
+    };
+    Endpoint::parse(&full).map_err(|e| CtlError::new(exit::BAD_ARGS, e))
+}
+
+/// The client's options and whether the flags make a TLS configuration.
+fn client_options(flags: &GlobalFlags) -> CtlResult<(ClientOptions, bool)> {
     for (name, value) in [
         ("cert", &flags.cert),
         ("key", &flags.key),
@@ -335,30 +457,84 @@ fn client_options(flags: &GlobalFlags) -> CtlResult<ClientOptions> {
             ));
         }
     }
-    let wants_tls = flags.cacert.is_some()
-        || flags.cert.is_some()
-        || flags.insecure_skip_tls_verify
-        || flags.endpoints.iter().any(|e| e.starts_with("https://"));
-    let tls = if wants_tls {
+    let secure_discovery = !flags.insecure_discovery && !flags.discovery_srv.is_empty();
+    let files = flags.cacert.is_some() || flags.cert.is_some() || flags.key.is_some();
+    let https = flags.endpoints.iter().any(|e| e.starts_with("https://"));
+    let tls = TlsFlags {
+        cacert: flags.cacert.clone(),
+        cert: flags.cert.clone(),
+        key: flags.key.clone(),
+        configured: files || secure_discovery || !flags.insecure_transport,
+        insecure_skip_verify: flags.insecure_skip_tls_verify,
+    };
+    let options = tls.options(
+        https,
+        flags.dial_timeout,
+        keepalive(flags.keepalive_time, flags.keepalive_timeout),
+    )?;
+    Ok((options, tls.configured))
+}
+
+/// clientv3's keepalive: none when `time` is zero (`DialKeepAliveTime > 0`); an interval
+/// under grpc-go's floor ([`net::KEEPALIVE_TIME_MIN_MS`], 10 s) is raised to it, as
+/// grpc-go does for etcdctl's default 2 s.
+pub fn keepalive(time: Duration, timeout: Duration) -> Option<Keepalive> {
+    let floor = Duration::from_millis(net::KEEPALIVE_TIME_MIN_MS);
+    (!time.is_zero()).then_some(Keepalive {
+        time: time.max(floor),
+        timeout,
+    })
+}
+
+/// The TLS side of one client's flags (the global ones, or make-mirror's `--dest-*`),
+/// as etcdctl's `newClientCfg` reads them.
+pub struct TlsFlags {
+    /// `--cacert`: roots; `None`: the system's.
+    pub cacert: Option<PathBuf>,
+    /// `--cert`: the client certificate.
+    pub cert: Option<PathBuf>,
+    /// `--key`: its key.
+    pub key: Option<PathBuf>,
+    /// Whether etcdctl makes a TLS configuration: a file flag, secure discovery, or
+    /// `--insecure-transport=false`.
+    pub configured: bool,
+    /// `--insecure-skip-tls-verify`, which etcdctl applies only to a made configuration:
+    /// an `https://` endpoint without one gets grpc's default TLS, which verifies.
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsFlags {
+    /// The client's options: TLS for `https://` endpoints (none when not needed: no
+    /// TLS flags and no `https://` endpoint), `dial_timeout` and `keepalive`. Unreadable
+    /// files exit 128 as etcdctl's `mustClient`.
+    pub fn options(
+        &self,
+        https: bool,
+        dial_timeout: Duration,
+        keepalive: Option<Keepalive>,
+    ) -> CtlResult<ClientOptions> {
+        let mut options = ClientOptions {
+            tls: None,
+            dial_timeout,
+            keepalive,
+        };
+        if !self.configured && !https {
+            return Ok(options);
+        }
         let settings = net::tls::ClientTlsSettings {
-            cert_file: flags.cert.clone(),
-            key_file: flags.key.clone(),
-            trusted_ca_file: flags.cacert.clone(),
-            insecure_skip_verify: flags.insecure_skip_tls_verify,
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+            trusted_ca_file: self.cacert.clone(),
+            insecure_skip_verify: self.insecure_skip_verify && self.configured,
+            system_roots: true,
             params: Default::default(),
         };
-        Some(
-            settings
-                .build()
-                .map_err(|e| CtlError::new(exit::BAD_ARGS, e.0))?,
-        )
-    } else {
-        None
-    };
-    Ok(ClientOptions {
-        tls,
-        dial_timeout: flags.dial_timeout,
-    })
+        let config = settings
+            .build()
+            .map_err(|e| CtlError::new(exit::BAD_ARGS, e.0))?;
+        options.tls = Some(config);
+        Ok(options)
+    }
 }
 
 /// Runs `f` on a glommio executor of this thread (the client is per-core).
