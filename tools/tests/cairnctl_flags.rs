@@ -85,6 +85,18 @@ fn global_flags_before_dialing_as_etcdctl() {
         (with(&["user", "add", "x"]), vec![], ""),
         (with(&["user", "add", "x"]), vec![], "a\nb\n"),
         (with(&["user", "passwd", "x"]), vec![], "\n"),
+        // A command's arguments are checked before dialing (the endpoint has no server):
+        // the argument error, not "context deadline exceeded".
+        (with(&["put"]), vec![], ""),
+        (with(&["put", "--lease", "--prev-kv"]), vec![], ""),
+        (with(&["--user", "u:p", "get"]), vec![], ""),
+        (with(&["del"]), vec![], ""),
+        (with(&["compaction", "x"]), vec![], ""),
+        (with(&["lease", "grant"]), vec![], ""),
+        (with(&["lease", "timetolive", "zz"]), vec![], ""),
+        (with(&["member", "remove"]), vec![], ""),
+        (with(&["snapshot", "save"]), vec![], ""),
+        (with(&["role", "grant-permission", "r"]), vec![], ""),
     ];
     for (args, env, stdin) in &steps {
         let etcdctl_out = run_plain(&etcdctl, args, env, stdin);

@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-
 /// Flags of one command that only one of them has, as (command, start of the OPTIONS
 /// line): dropped from that one's help. The widest flag of each block is in both, so the
 /// alignment of the other lines does not change.
@@ -33,12 +32,10 @@ const CAIRNCTL_ONLY_FLAGS: &[(&str, &str)] = &[
 ];
 
 /// Help that cannot be compared, with the reason.
-const NOT_COMPARED: &[(&str, &str)] = &[
-    (
-        "watch",
-        "cairnctl's watch has no `-i/--interactive`, whose width sets the OPTIONS column",
-    ),
-];
+const NOT_COMPARED: &[(&str, &str)] = &[(
+    "watch",
+    "cairnctl's watch has no `-i/--interactive`, whose width sets the OPTIONS column",
+)];
 
 /// cairnctl's own commands, with the reason etcdctl has no text for them.
 const CAIRNCTL_ONLY: &[(&str, &str)] = &[("check disk", "cairnctl's WAL fdatasync check")];

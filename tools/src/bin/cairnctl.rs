@@ -466,12 +466,12 @@ async fn run_online(global: &GlobalFlags, command: Command, password: Option<Str
         Command::Defrag { cluster } => ctl::maintenance::defrag(global, cluster).await,
         Command::MoveLeader { args } => ctl::maintenance::move_leader(global, &args).await,
         Command::Snapshot(SnapshotCommand::Save { args }) => {
-            let s = Session::connect(global).await?;
+            let s = Session::lazy(global);
             ctl::stream::snapshot_save(&s, &global.endpoints, &args).await
         }
         Command::MakeMirror(a) => ctl::mirror::make_mirror(global, &a).await,
         command => {
-            let s = Session::connect(global).await?;
+            let s = Session::lazy(global);
             run_with_session(&s, command, password).await
         }
     }

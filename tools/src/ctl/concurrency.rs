@@ -54,7 +54,8 @@ async fn session_lease(s: &Session, ttl: i64) -> CtlResult<i64> {
         )
         .await?;
     let mut call = s
-        .client
+        .client()
+        .await?
         .open("/etcdserverpb.Lease/LeaseKeepAlive", None)
         .await
         .map_err(CtlError::rpc)?;
@@ -124,7 +125,7 @@ pub async fn lock(s: &Session, args: &[String], ttl: i64) -> CtlResult {
     };
     let held: LockResponse = unless_interrupted(
         &flag,
-        s.client.unary(
+        s.client().await?.unary(
             "/v3lockpb.Lock/Lock",
             &request,
             Duration::from_secs(u32::MAX as u64),
@@ -210,7 +211,8 @@ pub async fn elect(s: &Session, args: &[String], listen: bool) -> CtlResult {
     if listen {
         let _lease = session_lease(s, SESSION_TTL_DEFAULT_S).await?;
         let mut call = s
-            .client
+            .client()
+            .await?
             .open("/v3electionpb.Election/Observe", None)
             .await
             .map_err(CtlError::rpc)?;
@@ -243,7 +245,7 @@ pub async fn elect(s: &Session, args: &[String], listen: bool) -> CtlResult {
     };
     let won: CampaignResponse = unless_interrupted(
         &flag,
-        s.client.unary(
+        s.client().await?.unary(
             "/v3electionpb.Election/Campaign",
             &request,
             Duration::from_secs(u32::MAX as u64),

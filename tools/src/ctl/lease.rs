@@ -70,7 +70,8 @@ pub async fn grant(s: &Session, args: &[String]) -> CtlResult {
     })?;
     no_table(s.format)?;
     let r: LeaseGrantResponse = s
-        .client
+        .client()
+        .await?
         .unary(
             "/etcdserverpb.Lease/LeaseGrant",
             &LeaseGrantRequest { ttl, id: 0 },
@@ -108,7 +109,8 @@ pub async fn revoke(s: &Session, args: &[String]) -> CtlResult {
     let id = lease_id(&args[0])?;
     no_table(s.format)?;
     let r: LeaseRevokeResponse = s
-        .client
+        .client()
+        .await?
         .unary(
             "/etcdserverpb.Lease/LeaseRevoke",
             &LeaseRevokeRequest { id },
@@ -144,7 +146,8 @@ pub async fn timetolive(s: &Session, args: &[String], keys: bool) -> CtlResult {
     let id = lease_id(&args[0])?;
     no_table(s.format)?;
     let r: LeaseTimeToLiveResponse = s
-        .client
+        .client()
+        .await?
         .unary(
             "/etcdserverpb.Lease/LeaseTimeToLive",
             &LeaseTimeToLiveRequest { id, keys },
@@ -216,7 +219,8 @@ pub async fn timetolive(s: &Session, args: &[String], keys: bool) -> CtlResult {
 pub async fn list(s: &Session) -> CtlResult {
     no_table(s.format)?;
     let r: LeaseLeasesResponse = s
-        .client
+        .client()
+        .await?
         .unary(
             "/etcdserverpb.Lease/LeaseLeases",
             &LeaseLeasesRequest {},
@@ -296,7 +300,8 @@ pub async fn keep_alive(s: &Session, args: &[String], once: bool) -> CtlResult {
     no_table(s.format)?;
     let failed = |st: net::Status| CtlError::new(exit::BAD_CONNECTION, status_text(&st));
     let mut call = s
-        .client
+        .client()
+        .await?
         .open("/etcdserverpb.Lease/LeaseKeepAlive", None)
         .await
         .map_err(failed)?;

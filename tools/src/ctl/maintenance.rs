@@ -68,7 +68,8 @@ async fn endpoints(flags: &GlobalFlags, s: &Session, cluster: bool) -> CtlResult
             .collect());
     }
     let r: MemberListResponse = s
-        .client
+        .client()
+        .await?
         .unary(
             "/etcdserverpb.Cluster/MemberList",
             &MemberListRequest::default(),

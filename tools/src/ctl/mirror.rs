@@ -126,7 +126,8 @@ where
     Req: prost::Message,
     Resp: prost::Message + Default,
 {
-    s.client
+    s.client()
+        .await?
         .unary(path, request, NO_DEADLINE)
         .await
         .map_err(CtlError::rpc)
@@ -210,7 +211,8 @@ async fn follow(
     total: &Cell<u64>,
 ) -> CtlResult {
     let mut watch = source
-        .client
+        .client()
+        .await?
         .open("/etcdserverpb.Watch/Watch", None)
         .await
         .map_err(CtlError::rpc)?;

@@ -319,12 +319,11 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The connection of one command: the first endpoint that answers, the command timeout,
-/// the output settings.
+/// the output settings. Dialed on first use ([`Session::client`]), as etcdctl makes its
+/// client only after it has checked the command's arguments.
 pub struct Session {
-    /// The connection.
-    pub client: Client,
-    /// The endpoint connected to, as given.
-    pub endpoint: String,
+    flags: GlobalFlags,
+    connection: std::cell::OnceCell<Client>,
     /// `--command-timeout`: each call's deadline.
     pub timeout: Duration,
     /// `-w`.
@@ -334,60 +333,38 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to the first reachable endpoint of `flags.endpoints` and, with `--user`,
-    /// authenticates (etcd `Auth.Authenticate`; the token goes on every later call).
-    /// Errors: "context deadline exceeded" when no endpoint answers. etcdctl 3.4 dials
-    /// lazily unless it must authenticate: without `--user` the first call fails after
-    /// `--command-timeout` with exit 1; with `--user`, `clientv3.New` fails after
-    /// `--dial-timeout` with exit 2 (`mustClient`), as does a refused authentication.
-    pub async fn connect(flags: &GlobalFlags) -> CtlResult<Session> {
-        let lazy = credentials(flags)?.is_none();
-        let (mut options, tls_configured) = client_options(flags)?;
-        if lazy {
-            options.dial_timeout = flags.command_timeout;
+    /// A session that dials on its first call.
+    pub fn lazy(flags: &GlobalFlags) -> Session {
+        Session {
+            flags: flags.clone(),
+            connection: std::cell::OnceCell::new(),
+            timeout: flags.command_timeout,
+            format: flags.write_out,
+            hex: flags.hex,
         }
-        let mut last = Status::deadline_exceeded();
-        for endpoint in &flags.endpoints {
-            let parsed = parse_endpoint(endpoint.trim(), tls_configured)?;
-            match Client::connect(&parsed, &options).await {
-                Ok(client) => {
-                    let session = Session {
-                        client,
-                        endpoint: endpoint.trim().to_string(),
-                        timeout: flags.command_timeout,
-                        format: flags.write_out,
-                        hex: flags.hex,
-                    };
-                    session.authenticate(flags).await?;
-                    return Ok(session);
-                }
-                Err(status) => last = status,
-            }
-        }
-        let code = if lazy {
-            exit::ERROR
-        } else {
-            exit::BAD_CONNECTION
-        };
-        Err(CtlError::new(code, status_text(&last)))
     }
 
-    async fn authenticate(&self, flags: &GlobalFlags) -> CtlResult {
-        let Some((name, password)) = credentials(flags)? else {
-            return Ok(());
-        };
-        let request = AuthenticateRequest { name, password };
-        let answer: Result<AuthenticateResponse, Status> = self
-            .client
-            .unary("/etcdserverpb.Auth/Authenticate", &request, self.timeout)
-            .await;
-        match answer {
-            Ok(response) => self.client.set_token(Some(response.token)),
-            // clientv3 `dialWithBalancer`: a server without auth is no error; no token.
-            Err(s) if s.message == AUTH_NOT_ENABLED => {}
-            Err(s) => return Err(CtlError::new(exit::BAD_CONNECTION, status_text(&s))),
+    /// A session dialed now. Errors as [`Session::client`].
+    pub async fn connect(flags: &GlobalFlags) -> CtlResult<Session> {
+        let session = Session::lazy(flags);
+        session.client().await?;
+        Ok(session)
+    }
+
+    /// The connection, dialed on the first call: the first reachable endpoint of
+    /// `--endpoints` and, with `--user`, authenticated (etcd `Auth.Authenticate`; the
+    /// token goes on every later call). Errors: bad TLS or endpoint flags (exit 128);
+    /// "context deadline exceeded" when no endpoint answers. etcdctl 3.4 dials lazily
+    /// unless it must authenticate: without `--user` the first call fails after
+    /// `--command-timeout` with exit 1; with `--user`, `clientv3.New` fails after
+    /// `--dial-timeout` with exit 2 (`mustClient`), as does a refused authentication.
+    pub async fn client(&self) -> CtlResult<&Client> {
+        if let Some(client) = self.connection.get() {
+            return Ok(client);
         }
-        Ok(())
+        let client = dial(&self.flags).await?;
+        authenticate(&client, &self.flags, self.timeout).await?;
+        Ok(self.connection.get_or_init(|| client))
     }
 
     /// A unary call with the command timeout; failures as clientv3 words them (exit 1).
@@ -396,11 +373,53 @@ impl Session {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        self.client
+        self.client()
+            .await?
             .unary(path, request, self.timeout)
             .await
             .map_err(CtlError::rpc)
     }
+}
+
+/// Connects to the first reachable endpoint of `flags.endpoints` (see [`Session::client`]).
+async fn dial(flags: &GlobalFlags) -> CtlResult<Client> {
+    let lazy = credentials(flags)?.is_none();
+    let (mut options, tls_configured) = client_options(flags)?;
+    if lazy {
+        options.dial_timeout = flags.command_timeout;
+    }
+    let mut last = Status::deadline_exceeded();
+    for endpoint in &flags.endpoints {
+        let parsed = parse_endpoint(endpoint.trim(), tls_configured)?;
+        match Client::connect(&parsed, &options).await {
+            Ok(client) => return Ok(client),
+            Err(status) => last = status,
+        }
+    }
+    let code = if lazy {
+        exit::ERROR
+    } else {
+        exit::BAD_CONNECTION
+    };
+    Err(CtlError::new(code, status_text(&last)))
+}
+
+/// With `--user`, authenticates on `client` and sets the token it gets.
+async fn authenticate(client: &Client, flags: &GlobalFlags, timeout: Duration) -> CtlResult {
+    let Some((name, password)) = credentials(flags)? else {
+        return Ok(());
+    };
+    let request = AuthenticateRequest { name, password };
+    let answer: Result<AuthenticateResponse, Status> = client
+        .unary("/etcdserverpb.Auth/Authenticate", &request, timeout)
+        .await;
+    match answer {
+        Ok(response) => client.set_token(Some(response.token)),
+        // clientv3 `dialWithBalancer`: a server without auth is no error; no token.
+        Err(s) if s.message == AUTH_NOT_ENABLED => {}
+        Err(s) => return Err(CtlError::new(exit::BAD_CONNECTION, status_text(&s))),
+    }
+    Ok(())
 }
 
 /// etcd's `rpctypes.ErrAuthNotEnabled` text, which clientv3 ignores when authenticating.

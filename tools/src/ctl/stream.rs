@@ -83,7 +83,8 @@ pub async fn watch(s: &Session, a: &WatchArgs) -> CtlResult {
     }
     let failed = |st: net::Status| CtlError::new(exit::BAD_CONNECTION, status_text(&st));
     let mut call = s
-        .client
+        .client()
+        .await?
         .open("/etcdserverpb.Watch/Watch", None)
         .await
         .map_err(failed)?;
@@ -263,7 +264,8 @@ pub async fn snapshot_save(s: &Session, endpoints: &[String], args: &[String]) -
                 })?
         };
         let mut call = s
-            .client
+            .client()
+            .await?
             .open("/etcdserverpb.Maintenance/Snapshot", None)
             .await
             .map_err(|st| interrupted(status_text(&st)))?;
