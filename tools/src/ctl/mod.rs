@@ -16,6 +16,8 @@ pub mod lease;
 pub mod maintenance;
 pub mod stream;
 pub mod txn;
+pub mod watch;
+pub mod watch_args;
 
 use std::path::PathBuf;
 use std::time::Duration;
