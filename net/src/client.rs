@@ -105,6 +105,11 @@ impl Client {
         *self.token.borrow_mut() = token;
     }
 
+    /// The auth token sent on every call, if any.
+    pub fn token(&self) -> Option<String> {
+        self.token.borrow().clone()
+    }
+
     /// A unary call to `path` (e.g. `/etcdserverpb.KV/Range`) that must end within
     /// `timeout`. Errors: the server's status, DEADLINE_EXCEEDED "context deadline
     /// exceeded", CANCELLED for a reset stream, UNAVAILABLE for a broken connection,

@@ -233,6 +233,8 @@ pub struct Session {
     pub format: Format,
     /// `--hex`.
     pub hex: bool,
+    /// How [`Session::client`] was dialed, for [`Session::redial`].
+    dialed: (Endpoint, ClientOptions),
 }
 
 impl Session {
@@ -260,6 +262,7 @@ impl Session {
                         timeout: flags.command_timeout,
                         format: flags.write_out,
                         hex: flags.hex,
+                        dialed: (parsed, options.clone()),
                     };
                     session.authenticate(flags).await?;
                     return Ok(session);
@@ -273,6 +276,16 @@ impl Session {
             exit::BAD_CONNECTION
         };
         Err(CtlError::new(code, status_text(&last)))
+    }
+
+    /// A new connection to the same endpoint, with the same options and auth token (for
+    /// a stream that outlives its connection: grpc-go redials a lost one). Errors as
+    /// [`Client::connect`].
+    pub async fn redial(&self) -> Result<Client, Status> {
+        let (endpoint, options) = &self.dialed;
+        let client = Client::connect(endpoint, options).await?;
+        client.set_token(self.client.token());
+        Ok(client)
     }
 
     async fn authenticate(&self, flags: &GlobalFlags) -> CtlResult {

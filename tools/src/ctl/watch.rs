@@ -13,7 +13,8 @@
 //! The stream carries `hasleader: true` (clientv3 `WithRequireLeader`). When it ends,
 //! its status decides as clientv3's `watchGrpcStream.run`: UNAVAILABLE or INTERNAL
 //! (except `etcdserver: no leader`) reopen it and re-create every watch from the
-//! revision after the last one it delivered; any other end (a clean end is Go's `EOF`)
+//! revision after the last one it delivered (on a new connection if the old one is
+//! gone, as grpc-go redials); any other end (a clean end is Go's `EOF`)
 //! cancels every watch: `watch was canceled (<error>)`. With no watch left, the
 //! command line form ends with `Error: watch is canceled by the server`, exit 5.
 //! Argument rules: [`super::watch_args`].
@@ -225,6 +226,8 @@ struct Watcher {
 /// etcdctl's `printWatchCh` prints its channel.
 struct WatchStream<'a> {
     s: &'a Session,
+    /// A connection of its own once the session's was lost (see [`WatchStream::on_end`]).
+    redialed: Option<net::Client>,
     /// The open call, `None` before the first watch and after the last one ended.
     call: Option<Call>,
     /// Indexed by local number; `None` once ended.
@@ -242,6 +245,7 @@ impl<'a> WatchStream<'a> {
     fn new(s: &'a Session) -> WatchStream<'a> {
         WatchStream {
             s,
+            redialed: None,
             call: None,
             watchers: Vec::new(),
             resuming: VecDeque::new(),
@@ -267,9 +271,8 @@ impl<'a> WatchStream<'a> {
     /// The call, opened with `hasleader: true` if none is open.
     async fn call(&mut self) -> CtlResult<&mut Call> {
         if self.call.is_none() {
-            let call = self
-                .s
-                .client
+            let client = self.redialed.as_ref().unwrap_or(&self.s.client);
+            let call = client
                 .open_with_metadata(WATCH_METHOD, None, &[REQUIRE_LEADER])
                 .await
                 .map_err(Self::failed)?;
@@ -496,7 +499,13 @@ impl<'a> WatchStream<'a> {
             }
             match self.call().await {
                 Ok(_) => break,
-                Err(_) => last = Some(Status::new(Code::Unavailable, "reopening the watch stream")),
+                Err(_) => {
+                    // The connection is gone: grpc-go dials it again, so do we.
+                    if let Ok(client) = self.s.redial().await {
+                        self.redialed = Some(client);
+                    }
+                    last = Some(Status::new(Code::Unavailable, "reopening the watch stream"))
+                }
             }
         }
         // Every live watch is created again, from the revision after its last one.
