@@ -128,6 +128,11 @@ impl Client {
         *self.token.borrow_mut() = token;
     }
 
+    /// The auth token sent on every call, if any.
+    pub fn token(&self) -> Option<String> {
+        self.token.borrow().clone()
+    }
+
     /// A unary call to `path` (e.g. `/etcdserverpb.KV/Range`) that must end within
     /// `timeout`. Errors: the server's status, DEADLINE_EXCEEDED "context deadline
     /// exceeded", CANCELLED for a reset stream, UNAVAILABLE for a broken connection,
@@ -166,7 +171,25 @@ impl Client {
     /// `timeout` bounds the whole call on the server (`grpc-timeout`), `None` for calls
     /// that last until closed (Watch). Errors as [`Client::unary`].
     pub async fn open(&self, path: &str, timeout: Option<Duration>) -> Result<Call, Status> {
-        let request = self.request(path, timeout)?;
+        self.open_with_metadata(path, timeout, &[]).await
+    }
+
+    /// [`Client::open`] with extra gRPC metadata on the call, as `(name, value)` pairs
+    /// (lower-case ASCII names), e.g. etcd's `hasleader: true`
+    /// (`clientv3.WithRequireLeader`). Errors as [`Client::open`]; INTERNAL for a name
+    /// or value HTTP/2 cannot carry.
+    pub async fn open_with_metadata(
+        &self,
+        path: &str,
+        timeout: Option<Duration>,
+        metadata: &[(&'static str, &str)],
+    ) -> Result<Call, Status> {
+        let mut request = self.request(path, timeout)?;
+        for (name, value) in metadata {
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| Status::new(Code::Internal, format!("bad metadata {name}: {e}")))?;
+            request.headers_mut().insert(*name, value);
+        }
         let mut send_request = self
             .send_request
             .clone()
@@ -247,9 +270,13 @@ impl Call {
 
     /// The next response message; `Ok(None)` once the server ended its messages (then
     /// [`Call::finish`] gives the status). A Trailers-Only error answer is returned here.
+    /// Cancel-safe: a future dropped before it completes loses no message (so it can be
+    /// raced against other input, as `cairnctl watch -i` does).
     pub async fn message<M: prost::Message + Default>(&mut self) -> Result<Option<M>, Status> {
-        if let Some(response) = self.response.take() {
-            let response = response.await.map_err(|e| status_from_h2(&e))?;
+        if let Some(pending) = self.response.as_mut() {
+            let response = pending.await;
+            self.response = None;
+            let response = response.map_err(|e| status_from_h2(&e))?;
             if let Some(status) = status_in(response.headers()) {
                 if status.code != Code::Ok {
                     return Err(status);

@@ -24,7 +24,7 @@
 mod ctl_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ctl_common::*;
@@ -43,6 +43,15 @@ enum Step {
     /// `Both` for a command that runs until interrupted (`watch`, `lock`, `elect`):
     /// sent SIGTERM after `WATCH_MS`, SIGKILL if still running `WATCH_MS` later.
     Watch(&'static [&'static str]),
+    /// `Watch` with these environment variables set.
+    WatchEnv(
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    ),
+    /// `Both` for an interactive command (`watch -i`): `stdin` is written and kept open
+    /// for `WATCH_MS`, then closed (the end of input ends the command); SIGKILL if still
+    /// running `WATCH_MS` later.
+    WatchStdin(&'static [&'static str], &'static str),
 }
 
 /// How long a `watch` runs before it is killed.
@@ -220,6 +229,25 @@ fn script() -> Vec<Step> {
         Watch(&["watch", "--rev", "1", "from-stdin", "-w", "protobuf"]),
         Watch(&["watch"]),
         Watch(&["watch", "a", "b", "--prefix"]),
+        // watch's exec form, environment key and interactive mode (one block: only the
+        // exec form and one interactive session run until stopped, to keep the time).
+        // Key `b` has two events and a value with quotes, for ETCD_WATCH_VALUE's %q.
+        Watch(&["watch", "--rev", "1", "b", "--", "sh", "-c", "echo $ETCD_WATCH_KEY $ETCD_WATCH_VALUE $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_REVISION"]),
+        Watch(&["watch", "--rev", "1", "b", "--prev-kv", "-w", "json", "--", "sh", "-c", "exit 3"]),
+        Watch(&["watch", "--rev", "1", "b", "--", "nosuchcmd", "x"]),
+        Watch(&["watch", "b", "--"]),
+        Watch(&["watch", "--"]),
+        Watch(&["watch", "b", "c", "d", "--rev", "1", "--", "false"]),
+        WatchEnv(&[("ETCDCTL_WATCH_KEY", "b")], &["watch", "--rev", "1", "--", "sh", "-c", "echo $ETCD_WATCH_KEY; exit 2"]),
+        WatchEnv(&[("ETCDCTL_WATCH_KEY", "b")], &["watch", "b", "--", "echo", "1"]),
+        WatchEnv(&[("ETCDCTL_WATCH_KEY", "b")], &["watch", "b"]),
+        WatchEnv(&[("ETCDCTL_WATCH_RANGE_END", "c")], &["watch", "b"]),
+        WatchStdin(&["watch", "-i"], "\nbogus x\nwatch\nwatch --prefix a/ b\nwatch -- echo\nwatch \"zz\\x41\"\nprogress\n"),
+        WatchStdin(&["watch", "-i"], "progress\nwatch --rev 1 b -- sh -c \"echo $ETCD_WATCH_KEY; exit 4\"\n"),
+        WatchStdin(&["watch", "-i"], "watch --rev=x b\n"),
+        WatchStdin(&["watch", "-i"], "watch --bogus b\n"),
+        WatchStdin(&["watch", "-i"], "watch --prefix\n"),
+        WatchStdin(&["watch", "-i"], "watch b --\n"),
         // Leases.
         One(&["lease", "grant", "100"]),
         One(&["put", "leased", "v", "--lease", "{lease}"]),
@@ -293,14 +321,8 @@ fn script() -> Vec<Step> {
     ]
 }
 
-fn run(
-    tool: &Path,
-    dir: &Path,
-    endpoint: &str,
-    args: &[String],
-    stdin: Option<&str>,
-    stop_after: Option<Duration>,
-) -> Output {
+/// Runs `tool` with `args` against `endpoint` in `dir`, as `how` says.
+fn run(tool: &Path, dir: &Path, endpoint: &str, args: &[String], how: &How) -> Output {
     let mut c = Command::new(tool);
     // Authentication (bcrypt in a debug build of cairn, on a shared machine) can take
     // longer than the 2 s default dial timeout, which covers it in etcdctl 3.4.
@@ -308,36 +330,66 @@ fn run(
         .arg("--endpoints")
         .arg(endpoint)
         .arg("--dial-timeout=20s")
-        .args(args);
+        .args(args)
+        .envs(how.env.iter().copied());
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("run tool");
-    {
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = how.stdin {
         use std::io::Write;
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
+        input.write_all(text.as_bytes()).unwrap();
     }
-    if let Some(after) = stop_after {
+    let after = Duration::from_millis(WATCH_MS);
+    // Waits up to `after` for the child to end by itself.
+    let wait = |child: &mut Child| {
         let started = Instant::now();
-        while started.elapsed() < after {
-            if child.try_wait().unwrap().is_some() {
-                break;
+        while started.elapsed() < after && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    match how.stop {
+        None => drop(input),
+        Some(Stop::Signal) => {
+            drop(input);
+            wait(&mut child);
+            if child.try_wait().unwrap().is_none() {
+                let pid = child.id() as libc::pid_t;
+                // SAFETY: kill(2) on our own child's pid (not reaped yet: it cannot be
+                // another process's); no memory is involved.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                wait(&mut child);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let _ = child.kill();
         }
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let stopping = Instant::now();
-        while stopping.elapsed() < after && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
+        Some(Stop::EndOfInput) => {
+            wait(&mut child);
+            drop(input);
+            wait(&mut child);
+            let _ = child.kill();
         }
-        let _ = child.kill();
     }
     child.wait_with_output().unwrap()
+}
+
+/// How a step's command is run: its input, environment, and how it is stopped.
+struct How<'a> {
+    /// Written to its stdin.
+    stdin: Option<&'a str>,
+    /// Environment variables added.
+    env: &'a [(&'static str, &'static str)],
+    /// `None`: runs to its end.
+    stop: Option<Stop>,
+}
+
+/// How a command that runs until stopped is stopped, `WATCH_MS` after its start.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGTERM (SIGKILL `WATCH_MS` later).
+    Signal,
+    /// Its stdin is closed (SIGKILL `WATCH_MS` later).
+    EndOfInput,
 }
 
 /// Runs the session with `tool` on a fresh server; for `Step::Both` also runs `other`
@@ -350,26 +402,30 @@ fn session(tool: &Path, other: &Path, cairn: &Path, ports: (u16, u16)) -> Vec<Ou
     for step in script() {
         let (args, stdin, both) = match step {
             Step::One(args) => (args, None, false),
-            Step::Both(args) | Step::Watch(args) => (args, None, true),
+            Step::Both(args) | Step::Watch(args) | Step::WatchEnv(_, args) => (args, None, true),
             Step::Stdin(args, input) => (args, Some(input), false),
-            Step::BothStdin(args, input) => (args, Some(input), true),
+            Step::BothStdin(args, input) | Step::WatchStdin(args, input) => {
+                (args, Some(input), true)
+            }
         };
-        let stop_after = matches!(step, Step::Watch(_)).then(|| Duration::from_millis(WATCH_MS));
+        let env = match step {
+            Step::WatchEnv(env, _) => env,
+            _ => &[],
+        };
+        let stop = match step {
+            Step::Watch(_) | Step::WatchEnv(..) => Some(Stop::Signal),
+            Step::WatchStdin(..) => Some(Stop::EndOfInput),
+            _ => None,
+        };
         let args = lease.substitute(args);
-        let output = run(tool, dir.path(), &server.endpoint, &args, stdin, stop_after);
+        let how = How { stdin, env, stop };
+        let output = run(tool, dir.path(), &server.endpoint, &args, &how);
         lease.learn(&args, &String::from_utf8_lossy(&output.stdout));
         let outcome = mask(&lease, &output);
         if both {
             let again = mask(
                 &lease,
-                &run(
-                    other,
-                    dir.path(),
-                    &server.endpoint,
-                    &args,
-                    stdin,
-                    stop_after,
-                ),
+                &run(other, dir.path(), &server.endpoint, &args, &how),
             );
             assert_eq!(
                 outcome,
@@ -402,8 +458,10 @@ fn cairnctl_prints_what_etcdctl_prints() {
             Step::One(a)
             | Step::Both(a)
             | Step::Watch(a)
+            | Step::WatchEnv(_, a)
             | Step::Stdin(a, _)
-            | Step::BothStdin(a, _) => a,
+            | Step::BothStdin(a, _)
+            | Step::WatchStdin(a, _) => a,
         };
         assert_eq!(
             e, a,

@@ -16,7 +16,8 @@
 //! cairnctl alarm list|disarm          cairnctl txn [-i] < blocks
 //! cairnctl user|role ...               cairnctl auth enable|disable
 //! cairnctl move-leader ID               cairnctl snapshot save FILE
-//! cairnctl watch [--prefix] [--rev N] [--prev-kv] KEY [END]
+//! cairnctl watch [--prefix] [--rev N] [--prev-kv] [KEY [END]] [-- CMD ARGS...]
+//! cairnctl watch -i  < "watch ..." / "progress" lines
 //! cairnctl lock [--ttl N] NAME         cairnctl elect NAME PROPOSAL | elect -l NAME
 //! cairnctl make-mirror [--prefix P] [--dest-prefix Q | --no-dest-prefix] [--dest-*] DEST
 //! ```
@@ -119,7 +120,7 @@ enum Command {
         listen: bool,
     },
     /// Watches events stream on keys or prefixes.
-    Watch(ctl::stream::WatchArgs),
+    Watch(ctl::watch::WatchArgs),
     /// Makes a mirror at the destination etcd cluster.
     #[command(name = "make-mirror")]
     MakeMirror(ctl::mirror::MirrorArgs),
@@ -513,7 +514,10 @@ async fn run_with_session(s: &Session, command: Command, password: Option<String
         Command::Role(c) => ctl::auth::role(s, &c).await,
         Command::Auth(AuthCommand::Enable { args }) => ctl::auth::auth(s, true, &args).await,
         Command::Auth(AuthCommand::Disable { args }) => ctl::auth::auth(s, false, &args).await,
-        Command::Watch(a) => ctl::stream::watch(s, &a).await,
+        Command::Watch(a) => {
+            let os_args: Vec<String> = std::env::args().collect();
+            ctl::watch::watch(s, &a, &os_args).await
+        }
         Command::Lock { args, ttl } => ctl::concurrency::lock(s, &args, ttl).await,
         Command::Elect { args, listen } => ctl::concurrency::elect(s, &args, listen).await,
         Command::Txn { args, interactive } => ctl::txn::txn(s, &args, interactive).await,

@@ -164,25 +164,10 @@ async fn run_locked(s: &Session, command: &[String], held: LockResponse) -> CtlR
     let _: UnlockResponse = s
         .call("/v3lockpb.Lock/Unlock", &UnlockRequest { key: held.key })
         .await?;
-    // Go's exec.Cmd.Run error texts.
-    let text = match status {
-        Ok(st) if st.success() => return Ok(()),
-        Ok(st) => match (
-            st.code(),
-            std::os::unix::process::ExitStatusExt::signal(&st),
-        ) {
-            (Some(code), _) => format!("exit status {code}"),
-            (None, Some(9)) => "signal: killed".to_string(),
-            (None, Some(15)) => "signal: terminated".to_string(),
-            (None, Some(2)) => "signal: interrupt".to_string(),
-            (None, signal) => format!("signal: {}", signal.unwrap_or(0)),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            format!("exec: {:?}: executable file not found in $PATH", command[0])
-        }
-        Err(e) => format!("exec: {e}"),
-    };
-    Err(CtlError::new(exit::ERROR, text))
+    match super::go::exec_error(&command[0], &status) {
+        None => Ok(()),
+        Some(text) => Err(CtlError::new(exit::ERROR, text)),
+    }
 }
 
 /// `elect <name> <proposal>` (campaign, print the leader key, hold until interrupted,

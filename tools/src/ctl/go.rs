@@ -1,7 +1,8 @@
 //! Go's formatting, as etcdctl's output depends on it: `encoding/json` of gogoproto
 //! structs (fields in declaration order, `omitempty`, bytes as base64), `%q`
 //! (`strconv.Quote`), olekukonko/tablewriter's tables with `ALIGN_RIGHT`, and
-//! go-humanize's `Bytes`.
+//! go-humanize's `Bytes`; and the texts of a few Go library errors etcdctl prints
+//! (`strconv` parsing, `os/exec`).
 
 use base64::Engine;
 
@@ -153,6 +154,146 @@ pub fn quote(bytes: &[u8]) -> String {
     out
 }
 
+/// Go's `strconv.Unquote` of a double-quoted literal (`"..."` with Go escapes: `\a \b
+/// \f \n \r \t \v \\ \"`, `\xNN`, octal `\NNN`, `\uNNNN`, `\UNNNNNNNN`), as bytes.
+/// `None` where Go fails with `invalid syntax`: no surrounding quotes, an unknown escape,
+/// an unescaped `"` or newline inside, a `\u` value that is not a Unicode scalar.
+pub fn unquote(text: &str) -> Option<Vec<u8>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = Vec::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let hex = |chars: &mut std::str::Chars, digits: usize| -> Option<u32> {
+        let mut value = 0u32;
+        for _ in 0..digits {
+            value = value * 16 + chars.next()?.to_digit(16)?;
+        }
+        Some(value)
+    };
+    while let Some(c) = chars.next() {
+        let mut utf8 = [0u8; 4];
+        match c {
+            '"' | '\n' => return None,
+            '\\' => match chars.next()? {
+                'a' => out.push(7),
+                'b' => out.push(8),
+                'f' => out.push(0xc),
+                'n' => out.push(b'\n'),
+                'r' => out.push(b'\r'),
+                't' => out.push(b'\t'),
+                'v' => out.push(0xb),
+                '\\' => out.push(b'\\'),
+                '"' => out.push(b'"'),
+                'x' => out.push(u8::try_from(hex(&mut chars, 2)?).ok()?),
+                'u' => out.extend(
+                    char::from_u32(hex(&mut chars, 4)?)?
+                        .encode_utf8(&mut utf8)
+                        .as_bytes(),
+                ),
+                'U' => out.extend(
+                    char::from_u32(hex(&mut chars, 8)?)?
+                        .encode_utf8(&mut utf8)
+                        .as_bytes(),
+                ),
+                first @ '0'..='7' => {
+                    let mut value = first.to_digit(8)?;
+                    for _ in 0..2 {
+                        value = value * 8 + chars.next()?.to_digit(8)?;
+                    }
+                    out.push(u8::try_from(value).ok()?);
+                }
+                _ => return None,
+            },
+            c => out.extend(c.encode_utf8(&mut utf8).as_bytes()),
+        }
+    }
+    Some(out)
+}
+
+/// Go's `strconv.ParseInt(text, 0, 64)` (what pflag's `Int64` flags use): an optional
+/// sign, then `0x`/`0o`/`0b`/`0` prefixed or decimal digits, `_` between digits after a
+/// prefix. Errors as Go words them: `strconv.ParseInt: parsing "<text>": invalid syntax`
+/// or `... value out of range`.
+pub fn parse_int(text: &str) -> Result<i64, String> {
+    let fail = |why: &str| {
+        format!(
+            "strconv.ParseInt: parsing {}: {why}",
+            quote(text.as_bytes())
+        )
+    };
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_string(), true)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_string(), true)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_string(), true)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_string(), true)
+    } else {
+        (10, lower.clone(), false)
+    };
+    let underscores_ok =
+        prefixed && !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+    if digits.is_empty() || (digits.contains('_') && !underscores_ok) {
+        return Err(fail("invalid syntax"));
+    }
+    let digits = digits.replace('_', "");
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(fail("invalid syntax"));
+    }
+    let magnitude = u128::from_str_radix(&digits, radix).map_err(|_| fail("value out of range"))?;
+    let value = if negative {
+        -(magnitude as i128)
+    } else {
+        magnitude as i128
+    };
+    i64::try_from(value).map_err(|_| fail("value out of range"))
+}
+
+/// Go's `strconv.ParseBool` (pflag's `Bool` flags with `=value`): `1 t T TRUE true
+/// True`, `0 f F FALSE false False`; otherwise `strconv.ParseBool: parsing "<text>":
+/// invalid syntax`.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {}: invalid syntax",
+            quote(text.as_bytes())
+        )),
+    }
+}
+
+/// The text of Go's `exec.Cmd.Run` error for `program`'s outcome, `None` on success:
+/// `exit status N`, `signal: killed` (and the other signal names Go prints for 2, 9, 15,
+/// else the number), `exec: "<program>": executable file not found in $PATH`.
+pub fn exec_error(
+    program: &str,
+    outcome: &std::io::Result<std::process::ExitStatus>,
+) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    match outcome {
+        Ok(st) if st.success() => None,
+        Ok(st) => Some(match (st.code(), st.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(9)) => "signal: killed".to_string(),
+            (None, Some(15)) => "signal: terminated".to_string(),
+            (None, Some(2)) => "signal: interrupt".to_string(),
+            (None, signal) => format!("signal: {}", signal.unwrap_or(0)),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "exec: {}: executable file not found in $PATH",
+            quote(program.as_bytes())
+        )),
+        Err(e) => Some(format!("exec: {e}")),
+    }
+}
+
 /// etcdctl's `--hex` form of a byte string: `\x` before every two hex digits.
 pub fn hex_escaped(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
@@ -242,6 +383,34 @@ mod tests {
         assert_eq!(quote(b"lk"), "\"lk\"");
         assert_eq!(quote(b"a\"b\\\n\x00\x7f"), r#""a\"b\\\n\x00\x7f""#);
         assert_eq!(quote(b"\xff\xc3\xa9"), r#""\xffé""#);
+    }
+
+    #[test]
+    fn go_unquote() {
+        assert_eq!(unquote(r#""fo\x41o""#).unwrap(), b"foAo");
+        assert_eq!(unquote(r#""a\tb\101\u00e9""#).unwrap(), "a\tbAé".as_bytes());
+        assert_eq!(unquote(r#""\q""#), None);
+        assert_eq!(unquote(r#""\'""#), None);
+        assert_eq!(unquote("\"x"), None);
+    }
+
+    #[test]
+    fn go_parse_int_and_bool() {
+        assert_eq!(parse_int("12"), Ok(12));
+        assert_eq!(parse_int("-0x10"), Ok(-16));
+        assert_eq!(parse_int("010"), Ok(8));
+        assert_eq!(parse_int("0b1_1"), Ok(3));
+        assert_eq!(
+            parse_int("abc").unwrap_err(),
+            "strconv.ParseInt: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            parse_int("99999999999999999999").unwrap_err(),
+            "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"
+        );
+        assert!(parse_int("1_0").unwrap_err().ends_with("invalid syntax"));
+        assert_eq!(parse_bool("T"), Ok(true));
+        assert!(parse_bool("yes").is_err());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod stream;
 pub mod txn;
 pub mod usage;
 mod usage_text;
+pub mod watch;
+pub mod watch_args;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -323,7 +325,7 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
 /// client only after it has checked the command's arguments.
 pub struct Session {
     flags: GlobalFlags,
-    connection: std::cell::OnceCell<Client>,
+    connection: std::cell::OnceCell<Connection>,
     /// `--command-timeout`: each call's deadline.
     pub timeout: Duration,
     /// `-w`.
@@ -359,12 +361,27 @@ impl Session {
     /// `--command-timeout` with exit 1; with `--user`, `clientv3.New` fails after
     /// `--dial-timeout` with exit 2 (`mustClient`), as does a refused authentication.
     pub async fn client(&self) -> CtlResult<&Client> {
-        if let Some(client) = self.connection.get() {
-            return Ok(client);
+        if let Some(connection) = self.connection.get() {
+            return Ok(&connection.client);
         }
-        let client = dial(&self.flags).await?;
-        authenticate(&client, &self.flags, self.timeout).await?;
-        Ok(self.connection.get_or_init(|| client))
+        let connection = dial(&self.flags).await?;
+        authenticate(&connection.client, &self.flags, self.timeout).await?;
+        Ok(&self.connection.get_or_init(|| connection).client)
+    }
+
+    /// A new connection to the endpoint [`Session::client`] reached, with the same options
+    /// and auth token (for a stream that outlives its connection: grpc-go redials a lost
+    /// one). Errors as [`Client::connect`]; UNAVAILABLE before the first dial.
+    pub async fn redial(&self) -> Result<Client, Status> {
+        let Some(connection) = self.connection.get() else {
+            return Err(Status::new(
+                Code::Unavailable,
+                "cairn: redial before the first dial",
+            ));
+        };
+        let client = Client::connect(&connection.endpoint, &connection.options).await?;
+        client.set_token(connection.client.token());
+        Ok(client)
     }
 
     /// A unary call with the command timeout; failures as clientv3 words them (exit 1).
@@ -381,8 +398,15 @@ impl Session {
     }
 }
 
+/// A session's connection and how it was made (for [`Session::redial`]).
+struct Connection {
+    client: Client,
+    endpoint: Endpoint,
+    options: ClientOptions,
+}
+
 /// Connects to the first reachable endpoint of `flags.endpoints` (see [`Session::client`]).
-async fn dial(flags: &GlobalFlags) -> CtlResult<Client> {
+async fn dial(flags: &GlobalFlags) -> CtlResult<Connection> {
     let lazy = credentials(flags)?.is_none();
     let (mut options, tls_configured) = client_options(flags)?;
     if lazy {
@@ -392,7 +416,13 @@ async fn dial(flags: &GlobalFlags) -> CtlResult<Client> {
     for endpoint in &flags.endpoints {
         let parsed = parse_endpoint(endpoint.trim(), tls_configured)?;
         match Client::connect(&parsed, &options).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                return Ok(Connection {
+                    client,
+                    endpoint: parsed,
+                    options,
+                })
+            }
             Err(status) => last = status,
         }
     }
