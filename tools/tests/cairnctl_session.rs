@@ -9,6 +9,7 @@
 //! one server.
 //!
 //! Masked, and why:
+//! - `lease timetolive`'s remaining TTL: it counts down between two runs of a step;
 //! - lease IDs: Cairn, like etcd, makes them from the member ID and the time; each
 //!   tool's `lease grant` output gives the ID, which is then replaced by `<LEASE>` in
 //!   its outputs (hex and decimal), and fed to later steps as `{lease}`;

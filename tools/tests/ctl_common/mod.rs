@@ -196,9 +196,33 @@ pub fn mask(lease: &Leases, output: &Output) -> Outcome {
     };
     Outcome {
         code: output.status.code(),
-        stdout: lease.mask(&took(String::from_utf8_lossy(&output.stdout).into_owned())),
+        stdout: lease.mask(&remaining_ttl(&took(
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))),
         stderr: lease.mask(&took(String::from_utf8_lossy(&output.stderr).into_owned())),
     }
+}
+
+/// `lease timetolive`'s remaining TTL replaced by `<TTL>` (simple `remaining(Ns)`, json
+/// `"ttl":N`, fields `"TTL" : N` beside `"GrantedTTL"`): it counts down between two runs,
+/// and a run on a loaded machine can cross a second (99 vs 98). The granted TTL stays.
+fn remaining_ttl(text: &str) -> String {
+    let digits_after = |line: &str, marker: &str| -> Option<String> {
+        let at = line.find(marker)? + marker.len();
+        let len = line[at..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(line.len() - at);
+        Some(format!("{}<TTL>{}", &line[..at], &line[at + len..]))
+    };
+    let fields = text.contains("\"GrantedTTL\" : ");
+    text.split_inclusive('\n')
+        .map(|line| {
+            digits_after(line, "remaining(")
+                .or_else(|| digits_after(line, "\"ttl\":"))
+                .or_else(|| fields.then(|| digits_after(line, "\"TTL\" : ")).flatten())
+                .unwrap_or_else(|| line.to_string())
+        })
+        .collect()
 }
 
 /// Lines only etcdctl writes, on stderr: its client library's zap JSON log (retries,
