@@ -159,6 +159,15 @@ fn replace_first(key: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `[key, range_end)` of every key under `prefix`: clientv3 `WithPrefix`, where the
+/// empty prefix means every key (`\0` with end `\0`).
+fn prefix_interval(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    match prefix {
+        [] => (vec![0u8], vec![0u8]),
+        p => (p.to_vec(), prefix_range_end(p)),
+    }
+}
+
 /// The keys under `prefix` at `rev`, page by page (from `\0` with no end for all keys),
 /// each Put on the destination.
 async fn copy_base(
@@ -169,14 +178,7 @@ async fn copy_base(
     rename: &impl Fn(&[u8]) -> Vec<u8>,
     total: &Cell<u64>,
 ) -> CtlResult {
-    let (mut key, end) = if prefix.is_empty() {
-        (vec![0u8], vec![0u8])
-    } else {
-        (
-            prefix.as_bytes().to_vec(),
-            prefix_range_end(prefix.as_bytes()),
-        )
-    };
+    let (mut key, end) = prefix_interval(prefix.as_bytes());
     loop {
         let page: RangeResponse = call(
             source,
@@ -216,11 +218,7 @@ async fn follow(
         .open("/etcdserverpb.Watch/Watch", None)
         .await
         .map_err(CtlError::rpc)?;
-    // clientv3 `WithPrefix` on the empty key watches every key: `\0` with end `\0`.
-    let (key, range_end) = match prefix.as_bytes() {
-        [] => (vec![0u8], vec![0u8]),
-        p => (p.to_vec(), prefix_range_end(p)),
-    };
+    let (key, range_end) = prefix_interval(prefix.as_bytes());
     let create = WatchCreateRequest {
         key: Bytes::from(key),
         range_end: Bytes::from(range_end),

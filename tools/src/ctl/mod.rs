@@ -258,17 +258,8 @@ pub fn go_quote(text: &str) -> String {
 }
 
 /// Parses a Go boolean flag value (`strconv.ParseBool`): `1 t T TRUE true True`,
-/// `0 f F FALSE false False`.
-pub fn parse_go_bool(text: &str) -> Result<bool, String> {
-    match text {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {}: invalid syntax",
-            go::quote(text.as_bytes())
-        )),
-    }
-}
+/// `0 f F FALSE false False`; otherwise Go's error text.
+pub use go::parse_bool as parse_go_bool;
 
 /// Parses a Go duration (`time.ParseDuration`): an optional sign, then a sequence of
 /// decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, e.g. `2s`, `1m30s`,

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, Command};
 
-use super::go;
 use super::usage_text::{COMMANDS, GLOBAL_FLAGS};
+use super::{go, parse_go_bool};
 
 /// The program name etcdctl's texts use (`etcdctl get ...`, `unknown command "x" for
 /// "etcdctl"`): cairnctl prints etcdctl's output byte for byte.
@@ -778,18 +778,6 @@ pub fn go_parse_error(go: GoType, value: &str) -> Option<String> {
             .then(|| format!("strconv.ParseBool: parsing {quoted}: invalid syntax")),
         GoType::Duration => super::parse_go_duration(value).err(),
         GoType::String | GoType::StringSlice => None,
-    }
-}
-
-/// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
-pub fn parse_go_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {}: invalid syntax",
-            go::quote(value.as_bytes())
-        )),
     }
 }
 
