@@ -252,11 +252,6 @@ fn any_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
-/// Go's `%q` of a string (for messages built outside this module).
-pub fn go_quote(text: &str) -> String {
-    go::quote(text.as_bytes())
-}
-
 /// Parses a Go boolean flag value (`strconv.ParseBool`): `1 t T TRUE true True`,
 /// `0 f F FALSE false False`; otherwise Go's error text.
 pub use go::parse_bool as parse_go_bool;
